@@ -39,7 +39,17 @@ const VAR_PATHS: Record<string, string> = {
   "sys.implementation.name": "implementation_name",
 };
 
-const PLATFORMS = ["win32", "cygwin", "darwin", "linux", "aix", "emscripten", "wasi", "ios", "android"];
+const PLATFORMS = [
+  "win32",
+  "cygwin",
+  "darwin",
+  "linux",
+  "aix",
+  "emscripten",
+  "wasi",
+  "ios",
+  "android",
+];
 
 function cmp(name: string, op: "==" | "!=" | "<" | "<=" | ">" | ">=", value: string): Marker {
   return { kind: "compare", left: { kind: "var", name }, op, right: { kind: "str", value } };
@@ -49,7 +59,14 @@ function known(m: Marker | undefined): Cond {
   return m ? { t: m, f: markerNot(m), tcTrue: false, tcFalse: false } : UNKNOWN;
 }
 
-const FLIP: Record<string, string> = { "<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!=" };
+const FLIP: Record<string, string> = {
+  "<": ">",
+  ">": "<",
+  "<=": ">=",
+  ">=": "<=",
+  "==": "==",
+  "!=": "!=",
+};
 
 class CondParser {
   constructor(
@@ -205,7 +222,7 @@ class CondParser {
         break;
       }
     }
-    if (ok && this.i < this.end && (ints.length > 0) !== (strs.length > 0)) {
+    if (ok && this.i < this.end && ints.length > 0 !== strs.length > 0) {
       this.i++;
       return ints.length ? { kind: "tuple", values: ints } : { kind: "strs", values: strs };
     }
@@ -262,7 +279,11 @@ class CondParser {
         if (close === this.i + 1) {
           text += "()";
           this.i = close + 1;
-        } else if (/\.startswith$/.test(text) && close === this.i + 2 && tk.kind[this.i + 1] === Tok.String) {
+        } else if (
+          /\.startswith$/.test(text) &&
+          close === this.i + 2 &&
+          tk.kind[this.i + 1] === Tok.String
+        ) {
           const arg = stringValue(tk, this.i + 1);
           this.i = close + 1;
           return startsWith(text.slice(0, -".startswith".length), arg);
@@ -272,12 +293,15 @@ class CondParser {
         }
       } else if (this.at("[")) {
         const close = this.matching(this.i);
-        const inner = Array.from({ length: close - this.i - 1 }, (_, k) => tk.text(this.i + 1 + k)).join("");
+        const inner = Array.from({ length: close - this.i - 1 }, (_, k) =>
+          tk.text(this.i + 1 + k),
+        ).join("");
         text += `[${inner}]`;
         this.i = close + 1;
       } else break;
     }
-    if (/(^|\.)TYPE_CHECKING$/.test(text)) return { kind: "cond", cond: { tcTrue: true, tcFalse: false } };
+    if (/(^|\.)TYPE_CHECKING$/.test(text))
+      return { kind: "cond", cond: { tcTrue: true, tcFalse: false } };
     const py2 = /^(six\.)?PY2$/.test(text);
     if (py2 || /^(six\.)?PY3$/.test(text)) {
       return { kind: "cond", cond: known(cmp("python_version", py2 ? "<" : ">=", "3")) };
@@ -285,8 +309,10 @@ class CondParser {
     const v = VAR_PATHS[text];
     if (v) return { kind: "var", name: v };
     if (text === "sys.version_info") return { kind: "vinfo" };
-    if (text === "sys.version_info[:2]" || text === "sys.version_info[0:2]") return { kind: "vinfo2" };
-    if (text === "sys.version_info[0]" || text === "sys.version_info.major") return { kind: "vmajor" };
+    if (text === "sys.version_info[:2]" || text === "sys.version_info[0:2]")
+      return { kind: "vinfo2" };
+    if (text === "sys.version_info[0]" || text === "sys.version_info.major")
+      return { kind: "vmajor" };
     return { kind: "other" };
   }
 }
@@ -307,7 +333,7 @@ function compare(a: Operand, op: string, b: Operand): Marker | undefined {
   if (op === "is not") op = "!=";
   if (a.kind === "var") {
     if (b.kind === "str" && (op === "==" || op === "!=")) return cmp(a.name, op, b.value);
-    if (b.kind === "strs" && (op === "in" || op === "not in")) {
+    if (b.kind === "strs" && b.values.length > 0 && (op === "in" || op === "not in")) {
       const parts = b.values.map((v) => cmp(a.name, op === "in" ? "==" : "!=", v));
       return op === "in" ? markerOr(...parts) : markerAnd(...parts);
     }
@@ -316,7 +342,8 @@ function compare(a: Operand, op: string, b: Operand): Marker | undefined {
   if (a.kind === "vinfo" && b.kind === "tuple") return versionInfoCompare(op, b.values);
   if (a.kind === "vinfo2" && b.kind === "tuple" && b.values.length === 2) {
     const v = b.values.join(".");
-    if (["==", "!=", "<", "<=", ">", ">="].includes(op)) return cmp("python_version", op as "==", v);
+    if (["==", "!=", "<", "<=", ">", ">="].includes(op))
+      return cmp("python_version", op as "==", v);
     return undefined;
   }
   if (a.kind === "vmajor" && b.kind === "int") {

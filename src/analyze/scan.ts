@@ -28,6 +28,10 @@ export interface ImportRecord {
   optional: boolean;
   /** Inside the handler of such a try: the fallback for an optional import. */
   fallback: boolean;
+  /** The innermost try statement whose body holds this import (numbered per file). */
+  tryId?: number;
+  /** For a fallback: the try statement whose failure it answers. */
+  fallbackFor?: number;
   /** Only seen by type checkers (`if TYPE_CHECKING:`). */
   typeChecking: boolean;
   /** Platform/version guards around it, as a PEP 508 marker. */
@@ -57,7 +61,9 @@ const SOFT_KEYWORDS = new Set(["match", "case", "type", "lazy"]);
 const IMPORT_ERRORS = new Set(["ImportError", "ModuleNotFoundError", "Exception", "BaseException"]);
 const STATEMENT_START_OPS = new Set(["(", "[", "{", "-", "+", "~", "*", "@", "..."]);
 const DANGLING_OPS = new Set(
-  "= + - / // % @ ** << >> & | ^ ~ < > <= >= == != . -> := += -= *= /= //= %= @= **= <<= >>= &= |= ^=".split(" "),
+  "= + - / // % @ ** << >> & | ^ ~ < > <= >= == != . -> := += -= *= /= //= %= @= **= <<= >>= &= |= ^=".split(
+    " ",
+  ),
 );
 
 type BlockKind =
@@ -77,6 +83,7 @@ type BlockKind =
   | "case";
 
 interface TryGroup {
+  id: number;
   /** Handlers that catch ImportError, and whether each re-raises or exits. */
   handlers: { exits: boolean }[];
 }
@@ -120,6 +127,7 @@ class Scanner {
   lastClosed: (Block | undefined)[] = [];
   pending: Block | undefined;
   pendingLine = 0;
+  tryCount = 0;
 
   constructor(readonly tk: Tokens) {
     this.stack = [{ kind: "module", parent: undefined }];
@@ -162,11 +170,13 @@ class Scanner {
       const isName = k === Tok.Name;
       const word = isName ? tk.text(i) : "";
       const kw = isName && KEYWORDS.has(word);
-      const atomStart = (isName && !kw) || k === Tok.Number || k === Tok.String || k === Tok.FString;
+      const atomStart =
+        (isName && !kw) || k === Tok.Number || k === Tok.String || k === Tok.FString;
       if (prevAtom && atomStart) {
         const p = i - 1;
         const pk = tk.kind[p];
-        const bothStrings = (pk === Tok.String || pk === Tok.FString) && (k === Tok.String || k === Tok.FString);
+        const bothStrings =
+          (pk === Tok.String || pk === Tok.FString) && (k === Tok.String || k === Tok.FString);
         const prevWord = pk === Tok.Name ? tk.text(p) : "";
         const softStart = SOFT_KEYWORDS.has(prevWord) && this.startsStatement(p);
         if (!bothStrings && !softStart) {
@@ -182,7 +192,8 @@ class Scanner {
       } else if (k === Tok.FString) {
         const f = tk.flags[i] as number;
         if (f & StrFlag.Template) this.need("3.14", "template string literal (t-string)", i);
-        else if (f & StrFlag.Pep701) this.need("3.12", "f-string with nested quotes, comments or backslashes", i);
+        else if (f & StrFlag.Pep701)
+          this.need("3.12", "f-string with nested quotes, comments or backslashes", i);
         else if (/=\s*[!:}]/.test(tk.text(i)) && /\{[^{}]*=\s*[!:}]/.test(tk.text(i))) {
           this.need("3.8", "f-string self-documenting '=' specifier", i);
         }
@@ -206,7 +217,13 @@ class Scanner {
   startsStatement(i: number): boolean {
     if (i === 0) return true;
     const pk = this.tk.kind[i - 1];
-    return pk === Tok.Newline || pk === Tok.Indent || pk === Tok.Dedent || this.tk.is(i - 1, ";") || this.tk.is(i - 1, ":");
+    return (
+      pk === Tok.Newline ||
+      pk === Tok.Indent ||
+      pk === Tok.Dedent ||
+      this.tk.is(i - 1, ";") ||
+      this.tk.is(i - 1, ":")
+    );
   }
 
   /** `__import__("x")`, `importlib.import_module("x")`, `import_module("x")` with a literal. */
@@ -214,7 +231,8 @@ class Scanner {
     const tk = this.tk;
     let call = -1;
     if (word === "__import__" || word === "import_module") call = i + 1;
-    else if (word === "importlib" && tk.is(i + 1, ".") && tk.is(i + 2, "import_module")) call = i + 3;
+    else if (word === "importlib" && tk.is(i + 1, ".") && tk.is(i + 2, "import_module"))
+      call = i + 3;
     if (call < 0 || !tk.is(call, "(")) return;
     let j = call + 1;
     let value = "";
@@ -250,7 +268,10 @@ class Scanner {
         continue;
       }
       if (this.pending) {
-        this.fail(i, `expected an indented block after '${this.pending.kind}' on line ${this.pendingLine}`);
+        this.fail(
+          i,
+          `expected an indented block after '${this.pending.kind}' on line ${this.pendingLine}`,
+        );
       }
       if (k === Tok.Dedent) {
         this.close();
@@ -269,11 +290,20 @@ class Scanner {
       const holder = this.pending ?? blockBefore;
       while (d < dyn.length && (dyn[d] as { index: number }).index < end) {
         const x = dyn[d++] as { index: number; module: string; level: number };
-        this.record(holder, { module: x.module, level: x.level, kind: "dynamic", line: tk.line[x.index] as number });
+        this.record(holder, {
+          module: x.module,
+          level: x.level,
+          kind: "dynamic",
+          line: tk.line[x.index] as number,
+        });
       }
       i = end + 1;
     }
-    if (this.pending) this.fail(n - 1, `expected an indented block after '${this.pending.kind}' on line ${this.pendingLine}`);
+    if (this.pending)
+      this.fail(
+        n - 1,
+        `expected an indented block after '${this.pending.kind}' on line ${this.pendingLine}`,
+      );
   }
 
   close(): void {
@@ -290,7 +320,8 @@ class Scanner {
     if (word === "async" && tk.kind[i + 1] === Tok.Name) {
       kwIndex = i + 1;
       word = tk.text(kwIndex);
-      if (word !== "def" && word !== "for" && word !== "with") this.fail(i, "invalid syntax after 'async'");
+      if (word !== "def" && word !== "for" && word !== "with")
+        this.fail(i, "invalid syntax after 'async'");
     }
     const depth = this.stack.length;
     const continues = word === "elif" || word === "else" || word === "except" || word === "finally";
@@ -338,7 +369,10 @@ class Scanner {
       case "case": {
         // Soft keywords: a statement only when the line is a header ending in ':'.
         const next = this.tk.kind[i + 1];
-        if (next === Tok.Newline || (this.tk.kind[i + 1] === Tok.Op && !STATEMENT_START_OPS.has(this.tk.text(i + 1)))) {
+        if (
+          next === Tok.Newline ||
+          (this.tk.kind[i + 1] === Tok.Op && !STATEMENT_START_OPS.has(this.tk.text(i + 1)))
+        ) {
           return undefined;
         }
         return this.tk.is(end - 1, ":") && this.headerColon(i, end) === end - 1 ? word : undefined;
@@ -389,7 +423,8 @@ class Scanner {
       }
       case "if":
       case "elif": {
-        if (kind === "elif" && prevKind !== "if" && prevKind !== "elif") this.fail(kw, "'elif' without a matching 'if'");
+        if (kind === "elif" && prevKind !== "if" && prevKind !== "elif")
+          this.fail(kw, "'elif' without a matching 'if'");
         const cond = parseCondition(tk, kw + 1, colon);
         const chain = kind === "elif" && prev?.ifChain ? prev.ifChain : [];
         block.ifChain = [...chain, cond];
@@ -413,10 +448,11 @@ class Scanner {
         break;
       case "try":
         if (colon !== kw + 1) this.fail(kw, "expected ':' after 'try'");
-        block.tryGroup = { handlers: [] };
+        block.tryGroup = { id: this.tryCount++, handlers: [] };
         break;
       case "except": {
-        if (prevKind !== "try" && prevKind !== "except") this.fail(kw, "'except' without a matching 'try'");
+        if (prevKind !== "try" && prevKind !== "except")
+          this.fail(kw, "'except' without a matching 'try'");
         const group = prev?.kind === "try" ? prev.tryGroup : prev?.tryGroupRef;
         block.tryGroupRef = group;
         let a = kw + 1;
@@ -433,7 +469,11 @@ class Scanner {
       }
       case "finally":
         if (colon !== kw + 1) this.fail(kw, "expected ':' after 'finally'");
-        if (prevKind !== "try" && prevKind !== "except" && !(prevKind === "else" && prev?.after === "try")) {
+        if (
+          prevKind !== "try" &&
+          prevKind !== "except" &&
+          !(prevKind === "else" && prev?.after === "try")
+        ) {
           this.fail(kw, "'finally' without a matching 'try'");
         }
         break;
@@ -480,7 +520,8 @@ class Scanner {
       if (tk.kind[j] !== Tok.Name) continue;
       const w = tk.text(j);
       if (w === "suppress") suppress = true;
-      else if (suppress && (w === "ImportError" || w === "ModuleNotFoundError")) block.suppressesImportError = true;
+      else if (suppress && (w === "ImportError" || w === "ModuleNotFoundError"))
+        block.suppressesImportError = true;
     }
     if (tk.is(kw + 1, "(")) {
       let depth = 0;
@@ -519,7 +560,11 @@ class Scanner {
       else if (tk.is(p, ")") || tk.is(p, "]") || tk.is(p, "}")) {
         if (--depth === 0) return;
       } else if (depth === 1) {
-        if (tk.is(p, "/") && (tk.is(p - 1, ",") || tk.is(p - 1, "(")) && (tk.is(p + 1, ",") || tk.is(p + 1, ")"))) {
+        if (
+          tk.is(p, "/") &&
+          (tk.is(p - 1, ",") || tk.is(p - 1, "(")) &&
+          (tk.is(p + 1, ",") || tk.is(p + 1, ")"))
+        ) {
           this.need("3.8", "positional-only parameters", p);
         } else if (tk.is(p, ":") && tk.is(p + 1, "*")) {
           this.need("3.11", "star annotation on *args", p);
@@ -611,9 +656,14 @@ class Scanner {
       for (let j = s + 1; j < e; j++) {
         if (tk.is(j, "(") || tk.is(j, "[") || tk.is(j, "{")) depth++;
         else if (tk.is(j, ")") || tk.is(j, "]") || tk.is(j, "}")) depth--;
-        else if (depth === 0 && tk.is(j, ",")) this.fail(j, "Python 2 'raise E, V' statement (this file is not Python 3)");
+        else if (depth === 0 && tk.is(j, ","))
+          this.fail(j, "Python 2 'raise E, V' statement (this file is not Python 3)");
       }
-    } else if (w === "type" && tk.kind[s + 1] === Tok.Name && (tk.is(s + 2, "=") || tk.is(s + 2, "["))) {
+    } else if (
+      w === "type" &&
+      tk.kind[s + 1] === Tok.Name &&
+      (tk.is(s + 2, "=") || tk.is(s + 2, "["))
+    ) {
       this.need("3.12", "type alias statement", s);
       if (tk.is(s + 2, "[")) this.typeParamDefaults(s + 2, e);
     } else if (w === "lambda" && tk.is(s + 1, "(")) {
@@ -635,11 +685,13 @@ class Scanner {
 
   dotted(j: number, e: number): [string, number] {
     const tk = this.tk;
-    if (tk.kind[j] !== Tok.Name || this.isKw(j)) this.fail(j, "invalid import statement: expected a module name");
+    if (tk.kind[j] !== Tok.Name || this.isKw(j))
+      this.fail(j, "invalid import statement: expected a module name");
     let name = tk.text(j);
     j++;
     while (j < e && tk.is(j, ".")) {
-      if (tk.kind[j + 1] !== Tok.Name) this.fail(j, "invalid import statement: expected a name after '.'");
+      if (tk.kind[j + 1] !== Tok.Name)
+        this.fail(j, "invalid import statement: expected a name after '.'");
       name += `.${tk.text(j + 1)}`;
       j += 2;
     }
@@ -654,7 +706,8 @@ class Scanner {
       const [name, next] = this.dotted(j, e);
       j = next;
       if (tk.is(j, "as")) {
-        if (tk.kind[j + 1] !== Tok.Name) this.fail(j, "invalid import statement: expected a name after 'as'");
+        if (tk.kind[j + 1] !== Tok.Name)
+          this.fail(j, "invalid import statement: expected a name after 'as'");
         j += 2;
       }
       this.record(block, { module: name, level: 0, kind: "import", line });
@@ -703,7 +756,13 @@ class Scanner {
 
   record(
     block: Block,
-    r: { module: string; level: number; names?: string[]; kind: ImportRecord["kind"]; line: number },
+    r: {
+      module: string;
+      level: number;
+      names?: string[];
+      kind: ImportRecord["kind"];
+      line: number;
+    },
   ): void {
     const { tryGroups, suppressed, ...ctx } = contextOf(block);
     this.imports.push({ record: { ...r, ...ctx, optional: false }, tryGroups, suppressed });
@@ -720,6 +779,8 @@ function contextOf(block: Block) {
   const tryGroups: TryGroup[] = [];
   let fallback = false;
   let suppressed = false;
+  let tryId: number | undefined;
+  let fallbackFor: number | undefined;
   for (let b: Block | undefined = block; b; b = b.parent) {
     if (b.kind === "def" || b.kind === "class") {
       scopes.unshift(b.name ?? "");
@@ -727,8 +788,14 @@ function contextOf(block: Block) {
     }
     if (b.marker) markers.push(b.marker);
     if (b.typeChecking) typeChecking = true;
-    if (b.tryGroup) tryGroups.push(b.tryGroup);
-    if (b.handler) fallback = true;
+    if (b.tryGroup) {
+      tryGroups.push(b.tryGroup);
+      tryId ??= b.tryGroup.id;
+    }
+    if (b.handler) {
+      fallback = true;
+      fallbackFor ??= b.tryGroupRef?.id;
+    }
     if (b.suppressesImportError) suppressed = true;
   }
   const marker = markerAnd(...markers.reverse());
@@ -738,6 +805,8 @@ function contextOf(block: Block) {
     fallback,
     typeChecking,
     ...(marker ? { marker } : {}),
+    ...(tryId !== undefined ? { tryId } : {}),
+    ...(fallbackFor !== undefined ? { fallbackFor } : {}),
     tryGroups,
     suppressed,
   };
@@ -750,7 +819,8 @@ export function scanSource(src: string): ScanResult {
   try {
     s.run();
   } catch (err) {
-    if (err instanceof ParseError) return { imports: [], strings: [], error: { line: err.line, message: err.message } };
+    if (err instanceof ParseError)
+      return { imports: [], strings: [], error: { line: err.line, message: err.message } };
     throw err;
   }
   const imports = s.imports.map(({ record, tryGroups, suppressed }) => {

@@ -7,7 +7,7 @@
  * character, Python 2 literals) instead of recovering: such a file does not parse.
  */
 
-export const enum Tok {
+export enum Tok {
   Name = 1,
   Number = 2,
   String = 3,
@@ -21,7 +21,7 @@ export const enum Tok {
 }
 
 /** Flags on String tokens. */
-export const enum StrFlag {
+export enum StrFlag {
   Raw = 1,
   Bytes = 2,
   /** A same-quote string, backslash or comment inside an f-string field (PEP 701, 3.12+). */
@@ -72,7 +72,8 @@ export class Tokens {
   is(i: number, s: string): boolean {
     const a = this.start[i];
     if (this.end[i] - a !== s.length) return false;
-    for (let k = 0; k < s.length; k++) if (this.src.charCodeAt(a + k) !== s.charCodeAt(k)) return false;
+    for (let k = 0; k < s.length; k++)
+      if (this.src.charCodeAt(a + k) !== s.charCodeAt(k)) return false;
     return true;
   }
 
@@ -101,8 +102,9 @@ export interface TokenizeResult {
   error?: TokenizeError;
 }
 
-const ID_START = /[\p{ID_Start}_\u1885\u1886\u2118\u212e\u309b\u309c]/u;
-const ID_CONTINUE = /[\p{ID_Continue}\u00b7\u0387\u1369-\u1371\u19da\u200c\u200d\u30fb\uff65]/u;
+// Unicode's ID_Start/ID_Continue already include the Other_ID_* characters Python allows.
+const ID_START = /[\p{ID_Start}_]/u;
+const ID_CONTINUE = /\p{ID_Continue}/u;
 
 function isIdStart(c: number, src: string, pos: number): boolean {
   if (c < 128) return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95;
@@ -110,7 +112,8 @@ function isIdStart(c: number, src: string, pos: number): boolean {
 }
 
 function isIdContinue(c: number, src: string, pos: number): boolean {
-  if (c < 128) return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57);
+  if (c < 128)
+    return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || (c >= 48 && c <= 57);
   return ID_CONTINUE.test(String.fromCodePoint(src.codePointAt(pos) ?? c));
 }
 
@@ -236,7 +239,10 @@ class Lexer {
       }
     }
     if (!this.error) {
-      if (this.depth > 0) this.fail(`'${String.fromCharCode(this.brackets[this.brackets.length - 1] ?? 40)}' was never closed`);
+      if (this.depth > 0)
+        this.fail(
+          `'${String.fromCharCode(this.brackets[this.brackets.length - 1] ?? 40)}' was never closed`,
+        );
       if (lineHasTokens) tokens.push(Tok.Newline, n, n, this.line);
       for (let i = this.indents.length - 1; i > 0; i--) tokens.push(Tok.Dedent, n, n, this.line);
       tokens.push(Tok.End, n, n, this.line);
@@ -435,7 +441,9 @@ class Lexer {
         p++;
       }
       if (!isFloat && c0 === 48 && /[1-9]/.test(src.slice(start, p))) {
-        this.fail("leading zeros in decimal integer literals are not permitted (a Python 2 octal literal?)");
+        this.fail(
+          "leading zeros in decimal integer literals are not permitted (a Python 2 octal literal?)",
+        );
         return;
       }
     }
@@ -469,7 +477,8 @@ class Lexer {
     if (isF) {
       extra = this.fstringBody(quote, triple);
       if (this.error) return;
-      const out = (flags & (StrFlag.Raw | StrFlag.Bytes)) | extra | (flags & 32 ? StrFlag.Template : 0);
+      const out =
+        (flags & (StrFlag.Raw | StrFlag.Bytes)) | extra | (flags & 32 ? StrFlag.Template : 0);
       this.tokens.push(Tok.FString, start, this.pos, line, out);
       return;
     }
@@ -513,7 +522,10 @@ class Lexer {
       }
       p++;
     }
-    this.fail(triple ? "unterminated triple-quoted string literal" : "unterminated string literal", startLine);
+    this.fail(
+      triple ? "unterminated triple-quoted string literal" : "unterminated string literal",
+      startLine,
+    );
     return false;
   }
 

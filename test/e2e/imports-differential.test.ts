@@ -36,7 +36,14 @@ interface Tally {
 }
 
 function compare(files: string[], ref: Map<string, ReferenceResult>): Tally {
-  const t: Tally = { files: files.length, agree: 0, importMismatches: [], falseErrors: [], missedErrors: [], sharedErrors: 0 };
+  const t: Tally = {
+    files: files.length,
+    agree: 0,
+    importMismatches: [],
+    falseErrors: [],
+    missedErrors: [],
+    sharedErrors: 0,
+  };
   for (const f of files) {
     const want = ref.get(f);
     assert.ok(want, `no reference result for ${f}`);
@@ -86,7 +93,10 @@ test("imports of every stdlib file match CPython's ast", () => {
 });
 
 test("imports of the .py files of a few hundred index wheels match CPython's ast", () => {
-  assert.ok(wheelFiles.length > 5000, `expected a large wheel corpus, found ${wheelFiles.length} files`);
+  assert.ok(
+    wheelFiles.length > 5000,
+    `expected a large wheel corpus, found ${wheelFiles.length} files`,
+  );
   const t = compare(wheelFiles, referenceImports(wheelFiles));
   report("wheels", t);
   assert.deepEqual(t.importMismatches, []);

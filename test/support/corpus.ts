@@ -43,7 +43,9 @@ export function pyFiles(dir: string): string[] {
 /** Local wheel files of up to `limit` projects from the configured indexes, spread evenly. */
 export async function indexWheels(limit: number, maxBytes = 64 * 1024 * 1024): Promise<string[]> {
   const settings = loadPipSettings();
-  const sources = [settings.indexUrl, ...settings.extraIndexUrls].filter((u) => u.startsWith("file:"));
+  const sources = [settings.indexUrl, ...settings.extraIndexUrls].filter((u) =>
+    u.startsWith("file:"),
+  );
   const wheels: string[] = [];
   for (const url of sources) {
     const projects = (await listProjects(url)).sort();
@@ -71,9 +73,13 @@ export function extractWheels(wheels: string[]): string {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   for (let i = 0; i < wheels.length; i += 50) {
-    execFileSync(python3(), [join(REFERENCE_DIR, "extract_py.py"), tmp, ...wheels.slice(i, i + 50)], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+    execFileSync(
+      python3(),
+      [join(REFERENCE_DIR, "extract_py.py"), tmp, ...wheels.slice(i, i + 50)],
+      {
+        stdio: ["ignore", "ignore", "inherit"],
+      },
+    );
   }
   renameSync(tmp, dir);
   return dir;
@@ -86,7 +92,10 @@ export interface ReferenceResult {
 }
 
 /** CPython's ast on each file (see test/reference/imports.py). */
-export function referenceImports(files: string[], python = python3()): Map<string, ReferenceResult> {
+export function referenceImports(
+  files: string[],
+  python = python3(),
+): Map<string, ReferenceResult> {
   const out = execFileSync(python, [join(REFERENCE_DIR, "imports.py")], {
     input: files.join("\n"),
     encoding: "utf8",

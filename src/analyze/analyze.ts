@@ -1,0 +1,613 @@
+/**
+ * `analyze`: from a script, project folder or notebook to what it needs — distributions
+ * with provenance, the Python version, local and data files — without running any of it.
+ */
+import { existsSync, statSync } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import type { IndexSettings } from "../index/pip-config.js";
+import { loadTopLevelMap, type TopLevelMap } from "../index/top-level-map.js";
+import { listInstalled } from "../python/installed.js";
+import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
+import { formatMarker, type Marker, markerOr } from "../python/marker.js";
+import { formatRequirement, type Requirement } from "../python/requirement.js";
+import { isStdlibModule, knownStdlibVersions, stdlibTable } from "../python/stdlib.js";
+import { compareVersions, majorMinor, satisfies } from "../python/version.js";
+import { UserError } from "../util/errors.js";
+import { readDeclared } from "./declared.js";
+import { listSourceFiles, readSource } from "./files.js";
+import { absoluteName, LocalFinder } from "./local.js";
+import { type Candidate, type Decision, decide, type Evidence, suggest } from "./mapping.js";
+import { readNotebook } from "./notebook.js";
+import { type ImportRecord, type ScanResult, type SyntaxFloor, scanSource } from "./scan.js";
+
+export interface AnalyzeOptions {
+  /** Only imports at module level of the entry script (not inside functions). */
+  toplevel?: boolean;
+  /** Only imports inside this function (a name or a dotted Class.method) of the entry script. */
+  function?: string;
+  /** IMPORT -> distribution, deciding over every other source. */
+  pkgMapping?: Map<string, string>;
+  /** Interpreter request: a version ("3.11") or a path. */
+  python?: string;
+  /** Use the installed distributions of this environment (a venv folder) for ownership. */
+  venv?: string;
+  /** Index settings (pip's configuration with overrides); undefined: do not consult an index. */
+  index?: IndexSettings;
+  /** List string literals naming existing files or folders as data files. */
+  guessFiles?: boolean;
+  onProgress?: (message: string, done?: number, total?: number) => void;
+}
+
+export interface RequirementReport {
+  name: string;
+  specifier: string;
+  extras: string[];
+  marker: string | null;
+  /** PEP 508 text, ready for pip or a requirements file. */
+  requirement: string;
+  imports: string[];
+  provenance: Evidence[];
+  /** Every import of it is optional (try/except ImportError); not installed by default. */
+  optional: boolean;
+  /** Only imported by test files of a project. */
+  dev: boolean;
+  /** The installed version seen in the environment, if any. */
+  installed_version?: string;
+}
+
+export interface PythonReport {
+  /** The version an environment should get: the interpreter's, unless the code needs newer. */
+  version: string | null;
+  /** The requirement on Python: declared requires-python, else derived from the syntax floor. */
+  requires: string | null;
+  source: string;
+  interpreter: string | null;
+  floor: (SyntaxFloor & { file: string }) | null;
+}
+
+export interface AnalysisReport {
+  input: string;
+  kind: "script" | "project" | "notebook";
+  python: PythonReport;
+  requirements: RequirementReport[];
+  ambiguous: {
+    import: string;
+    candidates: { name: string; provenance: Evidence[] }[];
+    chosen: string | null;
+    reason?: string;
+  }[];
+  unresolved: { import: string; files: string[]; suggestions: string[] }[];
+  type_checking_only: string[];
+  stdlib: string[];
+  local_files: string[];
+  data_files: string[];
+  warnings: string[];
+  errors: { file: string; line?: number; message: string }[];
+}
+
+interface Seen {
+  record: ImportRecord;
+  file: string;
+  /** Absolute dotted name. */
+  name: string;
+  where: "local" | "stdlib" | "external" | "unknown-relative";
+  test: boolean;
+}
+
+const TEST_FILE =
+  /(^|[\\/])(tests?|testing)[\\/]|(^|[\\/])(test_[^\\/]*|[^\\/]*_test|conftest)\.py$/;
+
+function displayPath(root: string, file: string): string {
+  const r = relative(root, file);
+  return r === "" ? basename(file) : r.split(sep).join("/");
+}
+
+async function chooseInterpreter(
+  opts: AnalyzeOptions,
+  warnings: string[],
+): Promise<InterpreterInfo | undefined> {
+  if (opts.venv) {
+    const venvPython = join(resolve(opts.venv), "bin", "python");
+    if (!existsSync(venvPython))
+      throw new UserError(`${opts.venv} is not a virtual environment (no bin/python in it).`);
+    return probeInterpreter(venvPython);
+  }
+  try {
+    return await probeInterpreter(await findInterpreter(opts.python));
+  } catch (err) {
+    if (opts.python) throw err;
+    warnings.push(
+      `No usable Python interpreter (${(err as Error).message.replace(/\.$/, "")}); using the shipped standard library tables.`,
+    );
+    return undefined;
+  }
+}
+
+function inFunction(r: ImportRecord, fn: string): boolean {
+  const want = fn.split(".");
+  for (let i = 0; i + want.length <= r.scopes.length; i++) {
+    if (want.every((w, k) => r.scopes[i + k] === w))
+      return r.scope === "function" || r.scopes.length > i + want.length - 1;
+  }
+  return false;
+}
+
+function markerText(m: Marker | undefined): string | null {
+  return m ? formatMarker(m) : null;
+}
+
+export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise<AnalysisReport> {
+  const abs = resolve(input);
+  const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") throw new UserError(`${input} does not exist.`);
+    throw new UserError(`Cannot read ${input}: ${err.message}.`);
+  });
+  const kind: AnalysisReport["kind"] = st.isDirectory()
+    ? "project"
+    : abs.endsWith(".ipynb")
+      ? "notebook"
+      : "script";
+  const root = kind === "project" ? abs : dirname(abs);
+  const warnings: string[] = [];
+  const errors: AnalysisReport["errors"] = [];
+
+  // The entry files, read first so that a broken script fails before anything slow starts.
+  const sources = new Map<string, ScanResult[]>();
+  let scriptText: string | undefined;
+  const notebookInstalls: { requirements: string[]; source: string }[] = [];
+  const entries = kind === "project" ? await listSourceFiles(root) : [abs];
+  if (kind === "project" && entries.length === 0)
+    throw new UserError(`${input} holds no Python files (.py or .ipynb).`);
+  if (kind !== "project") {
+    const read =
+      kind === "notebook"
+        ? await readFile(abs, "utf8").then(
+            (text) => ({ text }),
+            (e: Error) => ({ error: e.message }),
+          )
+        : await readSource(abs);
+    if ("error" in read) throw new UserError(`Cannot analyze ${input}: ${read.error}.`);
+    if (kind === "notebook") {
+      const nb = readNotebook(read.text, input);
+      sources.set(
+        abs,
+        nb.cells.map((c) => scanSource(c.source)),
+      );
+      nb.cells.forEach((c, k) => {
+        const e = sources.get(abs)?.[k]?.error;
+        if (e)
+          errors.push({
+            file: displayPath(root, abs),
+            line: e.line,
+            message: `cell ${c.index + 1}: ${e.message}`,
+          });
+      });
+      for (const p of nb.pipInstalls)
+        notebookInstalls.push({
+          requirements: p.requirements,
+          source: `a %pip install line in cell ${p.cell + 1}`,
+        });
+    } else {
+      scriptText = read.text;
+      const scan = scanSource(read.text);
+      if (scan.error)
+        throw new UserError(
+          `${input} does not parse as Python 3 (line ${scan.error.line}: ${scan.error.message}).`,
+        );
+      sources.set(abs, [scan]);
+    }
+  }
+
+  const declared = await readDeclared(
+    root,
+    root,
+    scriptText !== undefined ? { path: abs, text: scriptText } : undefined,
+    notebookInstalls,
+  );
+  warnings.push(...declared.warnings);
+  const interp = await chooseInterpreter(opts, warnings);
+
+  const roots = [root];
+  if (
+    kind === "project" &&
+    existsSync(join(root, "src")) &&
+    statSync(join(root, "src")).isDirectory()
+  )
+    roots.push(join(root, "src"));
+  const finder = new LocalFinder(roots);
+
+  // Target Python version: the interpreter's unless declarations or syntax demand otherwise.
+  const targetMinor = interp
+    ? majorMinor(interp.version)
+    : (knownStdlibVersions().at(-1) as string);
+  const stdlib =
+    interp && majorMinor(interp.version) === targetMinor
+      ? new Set(interp.stdlibModules)
+      : (stdlibTable(targetMinor) as Set<string>);
+
+  // Walk the program's own files from the entries, following local imports.
+  const seen: Seen[] = [];
+  const localFiles = new Set<string>();
+  const queue: string[] = [...entries];
+  const entrySet = new Set(entries);
+  let floor: (SyntaxFloor & { file: string }) | null = null;
+  const stdlibUsed = new Set<string>();
+  const strings: { value: string; file: string }[] = [];
+  for (let qi = 0; qi < queue.length; qi++) {
+    const file = queue[qi] as string;
+    if (localFiles.has(file)) continue;
+    localFiles.add(file);
+    if (/\.(so|pyd)$/.test(file)) continue;
+    let scans = sources.get(file);
+    if (!scans) {
+      if (file.endsWith(".ipynb")) {
+        try {
+          const nb = readNotebook(await readFile(file, "utf8"), displayPath(root, file));
+          scans = nb.cells.map((c) => scanSource(c.source));
+        } catch (err) {
+          errors.push({ file: displayPath(root, file), message: (err as Error).message });
+          continue;
+        }
+      } else {
+        const read = await readSource(file);
+        if ("error" in read) {
+          errors.push({ file: displayPath(root, file), message: `${read.error}; skipped` });
+          continue;
+        }
+        scans = [scanSource(read.text)];
+      }
+    }
+    const isEntryScript = kind !== "project" && entrySet.has(file);
+    const test = kind === "project" && TEST_FILE.test(displayPath(root, file));
+    for (const scan of scans) {
+      if (scan.error) {
+        if (kind !== "notebook" || !isEntryScript) {
+          errors.push({
+            file: displayPath(root, file),
+            line: scan.error.line,
+            message: `does not parse as Python 3 (${scan.error.message}); skipped`,
+          });
+        }
+        continue;
+      }
+      if (scan.floor && (!floor || compareVersions(scan.floor.version, floor.version) > 0)) {
+        floor = { ...scan.floor, file: displayPath(root, file) };
+      }
+      for (const s of scan.strings) strings.push({ value: s.value, file });
+      for (const r of scan.imports) {
+        if (isEntryScript && opts.toplevel && r.scope === "function") continue;
+        if (isEntryScript && opts.function && !inFunction(r, opts.function)) continue;
+        if (r.level === 0 && r.module === "__future__") continue;
+        const pkg = finder.packageOf(file);
+        const name = absoluteName(pkg, r.level, r.module);
+        const item: Seen = { record: r, file, name: name ?? r.module, where: "external", test };
+        seen.push(item);
+        if (name === undefined) {
+          item.where = "unknown-relative";
+          warnings.push(
+            `${displayPath(root, file)} line ${r.line}: relative import '${".".repeat(r.level)}${r.module}' outside a package; Python will refuse it.`,
+          );
+          continue;
+        }
+        const hit = finder.resolve(name);
+        if (hit && (r.level > 0 || hit.found.split(".")[0] === name.split(".")[0])) {
+          item.where = "local";
+          queue.push(...hit.files);
+          for (const n of r.names ?? []) {
+            if (n === "*") continue;
+            const sub = finder.resolve(`${name}.${n}`);
+            if (sub && sub.found === `${name}.${n}`) queue.push(...sub.files);
+          }
+          const top = name.split(".")[0] as string;
+          if (r.level === 0 && stdlib.has(top)) {
+            warnings.push(
+              `${displayPath(root, hit.files[0] ?? file)} shadows the standard library module '${top}'.`,
+            );
+          }
+          continue;
+        }
+        if (r.level > 0) {
+          item.where = "unknown-relative";
+          warnings.push(
+            `${displayPath(root, file)} line ${r.line}: cannot find the local module '${".".repeat(r.level)}${r.module}'.`,
+          );
+          continue;
+        }
+        if (isStdlibModule(name, stdlib)) {
+          item.where = "stdlib";
+          stdlibUsed.add(name.split(".")[0] as string);
+        }
+      }
+    }
+  }
+
+  // A fallback import is needed only when the import it stands in for can fail.
+  const byTry = new Map<string, Seen[]>();
+  for (const s of seen)
+    if (s.record.tryId !== undefined) {
+      const key = `${s.file}#${s.record.tryId}`;
+      byTry.set(key, [...(byTry.get(key) ?? []), s]);
+    }
+  const optionalOf = (s: Seen): boolean => {
+    if (s.record.optional) return true;
+    if (s.record.fallbackFor === undefined) return false;
+    const primaries = byTry.get(`${s.file}#${s.record.fallbackFor}`) ?? [];
+    return (
+      primaries.length > 0 && primaries.every((p) => p.where === "stdlib" || p.where === "local")
+    );
+  };
+
+  // Map external imports to distributions, one decision per dotted name.
+  let indexMap: Promise<TopLevelMap | undefined> | undefined;
+  const loadIndex = (): Promise<TopLevelMap | undefined> => {
+    if (!opts.index) return Promise.resolve(undefined);
+    indexMap ??= loadTopLevelMap(opts.index, {
+      onProgress: (done, total) => opts.onProgress?.("Reading the package index", done, total),
+    }).then(
+      (m) => {
+        for (const w of m.warnings) warnings.push(w);
+        return m;
+      },
+      (err: Error) => {
+        warnings.push(`The package index could not be read: ${err.message}`);
+        return undefined;
+      },
+    );
+    return indexMap;
+  };
+  const siteDirs = interp ? interp.sysPath.filter((p) => /[\\/](site|dist)-packages$/.test(p)) : [];
+  const installed = interp
+    ? { sysPath: interp.sysPath, dists: await listInstalled(siteDirs) }
+    : undefined;
+  const ctx = {
+    options: opts.pkgMapping ?? new Map<string, string>(),
+    declared: declared.requirements,
+    declaredFrom: declared.from,
+    ...(installed ? { installed } : {}),
+    index: loadIndex,
+  };
+  const decisions = new Map<string, Decision>();
+  const externals = seen.filter((s) => s.where === "external");
+  for (const s of externals) {
+    if (!decisions.has(s.name)) decisions.set(s.name, await decide(s.name, ctx));
+  }
+
+  interface Acc {
+    cand: Candidate;
+    imports: Set<string>;
+    markers: (Marker | undefined)[];
+    optional: boolean;
+    dev: boolean;
+    typeCheckingOnly: boolean;
+  }
+  const acc = new Map<string, Acc>();
+  const ambiguous: AnalysisReport["ambiguous"] = [];
+  const unresolved = new Map<
+    string,
+    { files: Set<string>; optional: boolean; typeChecking: boolean }
+  >();
+  const ambiguousSeen = new Set<string>();
+  for (const s of externals) {
+    const d = decisions.get(s.name) as Decision;
+    const top = s.name.split(".")[0] as string;
+    if (d.kind === "chosen") {
+      let a = acc.get(d.dist.name);
+      if (!a) {
+        a = {
+          cand: d.dist,
+          imports: new Set(),
+          markers: [],
+          optional: true,
+          dev: true,
+          typeCheckingOnly: true,
+        };
+        acc.set(d.dist.name, a);
+      }
+      a.imports.add(s.name);
+      if (!s.record.typeChecking) {
+        a.typeCheckingOnly = false;
+        a.markers.push(s.record.marker);
+        if (!optionalOf(s)) a.optional = false;
+        if (!s.test) a.dev = false;
+      }
+      if (d.alternatives.length > 0 && d.reason && !ambiguousSeen.has(s.name)) {
+        ambiguousSeen.add(s.name);
+        ambiguous.push({
+          import: s.name,
+          candidates: [d.dist, ...d.alternatives].map((c) => ({
+            name: c.name,
+            provenance: c.evidence,
+          })),
+          chosen: d.dist.name,
+          reason: d.reason,
+        });
+      }
+    } else if (d.kind === "ambiguous") {
+      if (!ambiguousSeen.has(s.name)) {
+        ambiguousSeen.add(s.name);
+        ambiguous.push({
+          import: s.name,
+          candidates: d.candidates.map((c) => ({ name: c.name, provenance: c.evidence })),
+          chosen: null,
+        });
+      }
+    } else {
+      const u = unresolved.get(top) ?? {
+        files: new Set<string>(),
+        optional: true,
+        typeChecking: true,
+      };
+      u.files.add(displayPath(root, s.file));
+      if (!optionalOf(s)) u.optional = false;
+      if (!s.record.typeChecking) u.typeChecking = false;
+      unresolved.set(top, u);
+    }
+  }
+
+  // Declared dependencies nobody imports are still wanted: plugins, drivers, runtime extras.
+  for (const r of declared.requirements) {
+    if (acc.has(r.normalized)) continue;
+    acc.set(r.normalized, {
+      cand: {
+        name: r.normalized,
+        declared: r,
+        evidence: [
+          {
+            source: "declared",
+            detail: `declared in ${declared.from.get(r.normalized)}; no import of it was found`,
+          },
+        ],
+      },
+      imports: new Set(),
+      markers: [undefined],
+      optional: false,
+      dev: false,
+      typeCheckingOnly: false,
+    });
+  }
+
+  const requirements: RequirementReport[] = [];
+  const typeCheckingOnly: string[] = [];
+  for (const [name, a] of [...acc].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
+    if (a.typeCheckingOnly) {
+      typeCheckingOnly.push(name);
+      continue;
+    }
+    const decl: Requirement | undefined = a.cand.declared;
+    const marker = decl
+      ? decl.marker
+      : a.markers.some((m) => m === undefined)
+        ? undefined
+        : markerOr(...a.markers);
+    const req: Requirement = {
+      name: decl?.name ?? name,
+      normalized: name,
+      extras: decl?.extras ?? [],
+      specifier: decl?.specifier ?? "",
+      ...(decl?.url ? { url: decl.url } : {}),
+      ...(marker ? { marker } : {}),
+    };
+    requirements.push({
+      name,
+      specifier: req.specifier,
+      extras: req.extras,
+      marker: markerText(marker),
+      requirement: formatRequirement({ ...req, name }),
+      imports: [...a.imports].sort(),
+      provenance: a.cand.evidence,
+      optional: a.optional,
+      dev: a.dev && a.imports.size > 0,
+      ...(a.cand.version ? { installed_version: a.cand.version } : {}),
+    });
+  }
+
+  // Unresolved names get suggestions from the index's project list, when it is loaded anyway.
+  const unresolvedOut: AnalysisReport["unresolved"] = [];
+  if (unresolved.size > 0) {
+    const map = await loadIndex();
+    const names = map
+      ? new Set([...map.modules.values()].flatMap((ps) => ps.map((p) => p.project)))
+      : new Set<string>();
+    for (const [top, u] of [...unresolved].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
+      if (u.typeChecking) continue;
+      unresolvedOut.push({
+        import: top,
+        files: [...u.files].sort(),
+        suggestions: suggest(top, names),
+      });
+    }
+  }
+
+  // A project on the index that provides a stdlib name would shadow nothing, but it is worth knowing.
+  if (indexMap) {
+    const map = await indexMap;
+    for (const mod of [...stdlibUsed].sort()) {
+      const providers = map?.modules.get(mod)?.filter((p) => !p.incidental);
+      if (providers && providers.length > 0) {
+        warnings.push(
+          `'${mod}' is in the standard library, but the index also has ${providers.map((p) => p.project).join(", ")} providing it; pyferry uses the standard library.`,
+        );
+      }
+    }
+  }
+
+  const python = pythonReport(interp, declared.requiresPython, floor, warnings);
+  const localList = [...localFiles].map((f) => displayPath(root, f)).sort();
+  const dataFiles = opts.guessFiles ? guessDataFiles(strings, root, localFiles) : [];
+
+  return {
+    input,
+    kind,
+    python,
+    requirements,
+    ambiguous,
+    unresolved: unresolvedOut,
+    type_checking_only: typeCheckingOnly,
+    stdlib: [...stdlibUsed].sort(),
+    local_files: localList,
+    data_files: dataFiles,
+    warnings: [...new Set(warnings)],
+    errors,
+  };
+}
+
+function pythonReport(
+  interp: InterpreterInfo | undefined,
+  declared: { spec: string; source: string } | undefined,
+  floor: (SyntaxFloor & { file: string }) | null,
+  warnings: string[],
+): PythonReport {
+  let version = interp?.version ?? null;
+  let source = interp ? `the interpreter ${interp.executable}` : "no interpreter found";
+  if (floor && version && compareVersions(majorMinor(version), floor.version) < 0) {
+    warnings.push(
+      `${floor.file} line ${floor.line} uses ${floor.feature}, which needs Python ${floor.version}, newer than the interpreter's ${version}.`,
+    );
+    version = floor.version;
+    source = `the syntax floor (${floor.feature} in ${floor.file})`;
+  }
+  if (declared && version && !satisfies(version, declared.spec)) {
+    warnings.push(
+      `Python ${version} does not satisfy requires-python ${declared.spec} from ${declared.source}.`,
+    );
+  }
+  const requires = declared ? declared.spec : floor ? `>=${floor.version}` : null;
+  if (declared) source = `requires-python in ${declared.source}`;
+  return { version, requires, source, interpreter: interp?.executable ?? null, floor };
+}
+
+/** String literals that name files or folders inside the program's folder. */
+function guessDataFiles(
+  strings: { value: string; file: string }[],
+  root: string,
+  localFiles: Set<string>,
+): string[] {
+  const out = new Set<string>();
+  for (const { value, file } of strings) {
+    if (
+      value.length === 0 ||
+      value.length > 255 ||
+      /[\n\r\0*?]/.test(value) ||
+      value === "." ||
+      value === ".."
+    )
+      continue;
+    if (!/[./\\]/.test(value) && !/^[\w-]+$/.test(value)) continue;
+    for (const base of [root, dirname(file)]) {
+      const p = isAbsolute(value) ? value : resolve(base, value);
+      const rel = relative(root, p);
+      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) continue;
+      let st: import("node:fs").Stats;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      if (localFiles.has(p)) break;
+      out.add(rel.split(sep).join("/") + (st.isDirectory() ? "/" : ""));
+      break;
+    }
+  }
+  return [...out].sort();
+}

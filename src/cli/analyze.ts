@@ -1,0 +1,233 @@
+/** `pyferry analyze`: what a Python program needs, found without running it. */
+import { readFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { type AnalysisReport, type AnalyzeOptions, analyze } from "../analyze/analyze.js";
+import { writeScriptMetadata } from "../analyze/pep723.js";
+import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/spec.js";
+import { loadPipSettings, withOverrides } from "../index/pip-config.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { UserError } from "../util/errors.js";
+import { type Colors, out, warn, writeJson } from "./output.js";
+import { progress } from "./progress.js";
+
+export interface AnalyzeFlags {
+  toplevel?: boolean;
+  function?: string;
+  pkgMapping: string[];
+  python?: string;
+  venv?: string;
+  indexUrl?: string;
+  extraIndexUrl: string[];
+  findLinks: string[];
+  index: boolean;
+  guessFiles?: boolean;
+  output?: string;
+  format?: string;
+  json?: boolean;
+  includeOptional?: boolean;
+  name?: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+export function parsePkgMappings(values: string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const v of values) {
+    const m = /^\s*([A-Za-z_][\w.]*)\s*=\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*$/.exec(v);
+    if (!m)
+      throw new UserError(
+        `--pkg-mapping expects IMPORT=NAME (e.g. cv2=opencv-python), not '${v}'.`,
+        2,
+      );
+    map.set(m[1] as string, m[2] as string);
+  }
+  return map;
+}
+
+export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
+  const opts: AnalyzeOptions = { pkgMapping: parsePkgMappings(flags.pkgMapping) };
+  if (flags.toplevel) opts.toplevel = true;
+  if (flags.function) opts.function = flags.function;
+  if (flags.toplevel && flags.function)
+    throw new UserError("--toplevel and --function exclude each other; pick one.", 2);
+  if (flags.python) opts.python = flags.python;
+  if (flags.venv) opts.venv = flags.venv;
+  if (flags.guessFiles) opts.guessFiles = true;
+  if (flags.index) {
+    opts.index = withOverrides(loadPipSettings(), {
+      ...(flags.indexUrl ? { indexUrl: flags.indexUrl } : {}),
+      ...(flags.extraIndexUrl.length ? { extraIndexUrls: flags.extraIndexUrl } : {}),
+      ...(flags.findLinks.length ? { findLinks: flags.findLinks } : {}),
+    });
+  }
+  return opts;
+}
+
+/** Run an analysis with a progress line for the slow part (reading the index the first time). */
+export async function runAnalysis(input: string, opts: AnalyzeOptions): Promise<AnalysisReport> {
+  const bar = progress();
+  try {
+    return await analyze(input, { ...opts, onProgress: (m, d, t) => bar.update(m, d, t) });
+  } finally {
+    bar.done();
+  }
+}
+
+export function addAnalyzeOptions(cmd: Command): Command {
+  return cmd
+    .option("--toplevel", "only imports at the top level of the script (not inside functions)")
+    .option("--function <name>", "only imports inside this function (or Class.method)")
+    .option(
+      "--pkg-mapping <import=name>",
+      "the module imported as IMPORT comes from distribution NAME (repeatable)",
+      collect,
+      [],
+    )
+    .option("--python <version|path>", "interpreter to analyze for, e.g. 3.11 or /usr/bin/python3")
+    .option("--venv <dir>", "read installed distributions from this virtual environment")
+    .option("--index-url <url>", "package index to map imports with (default: pip's configuration)")
+    .option("--extra-index-url <url>", "extra package index (repeatable)", collect, [])
+    .option(
+      "--find-links <path|url>",
+      "folder or page of distribution files (repeatable)",
+      collect,
+      [],
+    )
+    .option("--no-index", "do not consult any package index")
+    .option("-f, --guess-files", "list string literals that name existing files as data files");
+}
+
+function summary(r: AnalysisReport, c: Colors): string {
+  const lines: string[] = [];
+  const py = r.python.version ? `Python ${r.python.version}` : "Python (no interpreter found)";
+  lines.push(
+    `${c.bold(r.input)} ${c.dim(`(${r.kind}, ${py}${r.python.requires ? `, requires ${r.python.requires}` : ""})`)}`,
+  );
+  const main = installable(r);
+  lines.push("", c.bold(`Requirements (${main.length})`));
+  if (main.length === 0) lines.push(c.dim("  none beyond the standard library"));
+  const width = Math.min(40, Math.max(0, ...r.requirements.map((x) => x.requirement.length)));
+  for (const q of main) {
+    const from = q.provenance[0];
+    const why = `${q.imports.join(", ") || "-"}  ${c.dim(from ? `${from.source}: ${from.detail}` : "")}`;
+    lines.push(`  ${c.green(q.requirement.padEnd(width))}  ${why}`);
+  }
+  const optional = r.requirements.filter((q) => q.optional);
+  if (optional.length > 0) {
+    lines.push("", c.bold("Optional (guarded by try/except ImportError; not included)"));
+    for (const q of optional)
+      lines.push(`  ${q.requirement.padEnd(width)}  ${q.imports.join(", ")}`);
+  }
+  const dev = r.requirements.filter((q) => q.dev && !q.optional);
+  if (dev.length > 0) {
+    lines.push("", c.bold("Test-only (imported only by test files; not included)"));
+    for (const q of dev) lines.push(`  ${q.requirement.padEnd(width)}  ${q.imports.join(", ")}`);
+  }
+  if (r.ambiguous.length > 0) {
+    lines.push("", c.bold(c.yellow("Ambiguous")));
+    for (const a of r.ambiguous) {
+      const names = a.candidates.map((x) => x.name).join(", ");
+      lines.push(
+        a.chosen
+          ? `  ${a.import}: chose ${a.chosen} (${a.reason}) over ${a.candidates
+              .filter((x) => x.name !== a.chosen)
+              .map((x) => x.name)
+              .join(", ")}`
+          : `  ${a.import}: ${names} — decide with --pkg-mapping ${a.import.split(".")[0]}=NAME`,
+      );
+    }
+  }
+  if (r.unresolved.length > 0) {
+    lines.push("", c.bold(c.red("Unresolved")));
+    for (const u of r.unresolved) {
+      const hint = u.suggestions.length ? ` — did you mean ${u.suggestions.join(", ")}?` : "";
+      lines.push(`  ${u.import} (${u.files.join(", ")})${hint}`);
+    }
+  }
+  if (r.type_checking_only.length > 0)
+    lines.push("", `${c.bold("Type-checking only:")} ${r.type_checking_only.join(", ")}`);
+  lines.push(
+    "",
+    `${c.bold("Local files:")} ${r.local_files.length}${r.data_files.length ? `   ${c.bold("Data files:")} ${r.data_files.length}` : ""}`,
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+export function registerAnalyze(program: Command): void {
+  const cmd = program
+    .command("analyze")
+    .description("find what a Python script, project or notebook needs, without running it")
+    .argument("<path>", "a script, a project folder, or a notebook (.ipynb)");
+  addAnalyzeOptions(cmd)
+    .option("-o, --output <file>", "write the result to FILE (the spec for --format json)")
+    .option(
+      "--format <format>",
+      "json (conda-style spec), pep723 (update the script's metadata block), requirements",
+    )
+    .option("--json", "print the full report as JSON on stdout")
+    .option("--include-optional", "also include optional (try/except ImportError) dependencies")
+    .option("--name <name>", "environment name in the spec (default: the script's name)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pyferry analyze train.py                      summary of what train.py needs
+  pyferry analyze train.py -o spec.json         conda-style spec for python_package_create
+  pyferry analyze train.py --format pep723      write the dependencies into train.py's '# /// script' block
+  pyferry analyze . --format requirements       requirements.txt for a project folder
+  pyferry analyze nb.ipynb --json               machine-readable report
+  pyferry analyze app.py --pkg-mapping cv2=opencv-python-headless
+
+Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad input, 2 on bad usage.`,
+    )
+    .action(async (path: string, flags: AnalyzeFlags) => {
+      const format = flags.format ?? "json";
+      if (!["json", "pep723", "requirements"].includes(format)) {
+        throw new UserError(`--format must be json, pep723 or requirements, not '${format}'.`, 2);
+      }
+      const report = await runAnalysis(path, analyzeOptions(flags));
+      for (const w of report.warnings) warn(w);
+      for (const e of report.errors)
+        warn(`${e.file}${e.line ? ` line ${e.line}` : ""}: ${e.message}`);
+      const include = flags.includeOptional === true;
+      if (format === "pep723") {
+        if (report.kind !== "script")
+          throw new UserError(
+            "--format pep723 needs a single script, not a folder or notebook.",
+            2,
+          );
+        const file = resolve(path);
+        const text = await readFile(file, "utf8");
+        const updated = writeScriptMetadata(text, {
+          ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
+          dependencies: installable(report, include).map((q) => q.requirement),
+        });
+        await writeFileAtomic(flags.output ? resolve(flags.output) : file, updated);
+      } else if (flags.output) {
+        const content =
+          format === "json"
+            ? specJson(
+                buildSpec(report, {
+                  includeOptional: include,
+                  ...(flags.name ? { name: flags.name } : {}),
+                }),
+              )
+            : requirementsTxt(report, include);
+        await writeFileAtomic(resolve(flags.output), content);
+      } else if (flags.format && !flags.json) {
+        process.stdout.write(
+          format === "json"
+            ? specJson(
+                buildSpec(report, {
+                  includeOptional: include,
+                  ...(flags.name ? { name: flags.name } : {}),
+                }),
+              )
+            : requirementsTxt(report, include),
+        );
+      }
+      if (flags.json) writeJson(report);
+      else if (!flags.format && !flags.output) process.stdout.write(summary(report, out));
+    });
+}

@@ -1,0 +1,50 @@
+/** Terminal output: colour only on a TTY and never with NO_COLOR, errors as one sentence. */
+import pc from "picocolors";
+import { UserError } from "../util/errors.js";
+
+export type Colors = ReturnType<typeof pc.createColors>;
+
+export function colorsFor(stream: NodeJS.WriteStream): Colors {
+  const env = process.env;
+  const enabled =
+    stream.isTTY === true &&
+    !("NO_COLOR" in env && env.NO_COLOR !== "") &&
+    env.TERM !== "dumb" &&
+    !process.argv.includes("--no-color");
+  return pc.createColors(enabled);
+}
+
+export const out = colorsFor(process.stdout);
+export const err = colorsFor(process.stderr);
+
+export function warn(message: string): void {
+  process.stderr.write(`${err.yellow("warning:")} ${message}\n`);
+}
+
+/**
+ * Print an error and return the exit code. A UserError is a sentence for a person; anything
+ * else is a bug or an unexpected system failure, shown with its stack only under --debug.
+ */
+export function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof UserError) {
+    process.stderr.write(`${err.red("error:")} ${e.message}\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (code === "ENOSPC") {
+    process.stderr.write(`${err.red("error:")} the disk is full (${message}).\n`);
+  } else if (code === "EACCES" || code === "EPERM") {
+    process.stderr.write(`${err.red("error:")} permission denied (${message}).\n`);
+  } else {
+    process.stderr.write(`${err.red("error:")} ${message.replace(/\.?$/, ".")}\n`);
+    if (!debug) process.stderr.write("Run again with --debug for details.\n");
+  }
+  if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return 1;
+}
+
+export function writeJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

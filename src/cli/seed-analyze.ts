@@ -1,0 +1,53 @@
+/**
+ * `python_package_analyze [--toplevel] [--function F] [--pkg-mapping IMPORT=NAME] <script> <json-out>`:
+ * the cctools-compatible entry. Writes the conda-style spec that python_package_create reads.
+ */
+import { resolve } from "node:path";
+import { Command, CommanderError } from "commander";
+import { buildSpec, specJson } from "../analyze/spec.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { type AnalyzeFlags, addAnalyzeOptions, analyzeOptions, runAnalysis } from "./analyze.js";
+import { reportError, warn } from "./output.js";
+
+export async function runSeedAnalyze(argv: string[]): Promise<number> {
+  const program = new Command("python_package_analyze")
+    .description(
+      "Analyze a Python script for the distributions and interpreter it needs; write a conda environment spec.",
+    )
+    .argument("<python-script>", "the script to analyze")
+    .argument("<json-output-file>", "where to write the JSON spec (overwritten if it exists)")
+    .option("--debug", "show stack traces on errors")
+    .showHelpAfterError()
+    .exitOverride();
+  addAnalyzeOptions(program).addHelpText(
+    "after",
+    `
+Example:
+  python_package_analyze example.py dependencies.json
+  python_package_create dependencies.json example_venv.tar.gz`,
+  );
+  program.action(async (script: string, output: string, flags: AnalyzeFlags) => {
+    const report = await runAnalysis(script, analyzeOptions(flags));
+    for (const w of report.warnings) warn(w);
+    for (const e of report.errors)
+      warn(`${e.file}${e.line ? ` line ${e.line}` : ""}: ${e.message}`);
+    for (const u of report.unresolved) {
+      warn(
+        `no distribution found for '${u.import}'; add --pkg-mapping ${u.import}=NAME if it comes from pip or conda.`,
+      );
+    }
+    for (const a of report.ambiguous.filter((x) => !x.chosen)) {
+      warn(
+        `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; choose with --pkg-mapping.`,
+      );
+    }
+    await writeFileAtomic(resolve(output), specJson(buildSpec(report)));
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    return reportError(e, argv.includes("--debug"));
+  }
+}
