@@ -183,11 +183,14 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
             message: `cell ${c.index + 1}: ${e.message}`,
           });
       });
-      for (const p of nb.pipInstalls)
+      for (const p of nb.pipInstalls) {
+        // `%pip install -U pip` or `%conda install python=3.10` set up tools, not the program's needs.
+        const wanted = p.requirements.filter((r) => !/^(pip|python)(?![-_.\w])/i.test(r));
         notebookInstalls.push({
-          requirements: p.requirements,
+          requirements: wanted,
           source: `a %pip install line in cell ${p.cell + 1}`,
         });
+      }
     } else {
       scriptText = read.text;
       const scan = scanSource(read.text);
