@@ -5,7 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import type { IndexSettings } from "../index/pip-config.js";
+import { DEFAULT_INDEX_URL, type IndexSettings } from "../index/pip-config.js";
 import { loadTopLevelMap, type TopLevelMap } from "../index/top-level-map.js";
 import { listInstalled } from "../python/installed.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
@@ -83,6 +83,8 @@ export interface AnalysisReport {
   local_files: string[];
   data_files: string[];
   warnings: string[];
+  /** Things worth knowing that need no action (shown with --json only). */
+  notes: string[];
   errors: { file: string; line?: number; message: string }[];
 }
 
@@ -150,6 +152,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       : "script";
   const root = kind === "project" ? abs : dirname(abs);
   const warnings: string[] = [];
+  const notes: string[] = [];
   const errors: AnalysisReport["errors"] = [];
 
   // The entry files, read first so that a broken script fails before anything slow starts.
@@ -349,7 +352,10 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       onProgress: (done, total) => opts.onProgress?.("Reading the package index", done, total),
     }).then(
       (m) => {
-        for (const w of m.warnings) warnings.push(w);
+        // pip's built-in default index (never configured here) failing is expected offline or
+        // behind a mirror; it is noted, not warned about on every run.
+        const implicit = opts.index?.sources["index-url"] === undefined ? DEFAULT_INDEX_URL : undefined;
+        for (const w of m.warnings) (implicit && w.includes(implicit) ? notes : warnings).push(w);
         return m;
       },
       (err: Error) => {
@@ -551,6 +557,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     local_files: localList,
     data_files: dataFiles,
     warnings: [...new Set(warnings)],
+    notes: [...new Set(notes)],
     errors,
   };
 }
