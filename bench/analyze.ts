@@ -19,7 +19,7 @@ import { listSourceFiles, readSource } from "../src/analyze/files.js";
 import { scanSource } from "../src/analyze/scan.js";
 import { loadPipSettings } from "../src/index/pip-config.js";
 import { findInterpreter, probeInterpreter } from "../src/python/interpreter.js";
-import { evaluateMarker, type MarkerEnvironment } from "../src/python/marker.js";
+import { evaluateMarker, type MarkerEnvironment, parseMarker } from "../src/python/marker.js";
 import { parseCoreMetadata } from "../src/python/metadata.js";
 import { normalizeName } from "../src/python/names.js";
 import { parseRequirement } from "../src/python/requirement.js";
@@ -205,6 +205,15 @@ function readMetadata(root: string): string {
   return readFileSync(join(root, info, "METADATA"), "utf8");
 }
 
+function appliesHere(marker: string | null, env: MarkerEnvironment): boolean {
+  if (marker === null) return true;
+  try {
+    return evaluateMarker(parseMarker(marker), env);
+  } catch {
+    return true;
+  }
+}
+
 /** Unconditional runtime dependencies: Requires-Dist entries whose marker holds with no extra. */
 function declaredRuntime(requiresDist: string[], env: MarkerEnvironment, self: string): string[] {
   const out = new Set<string>();
@@ -262,7 +271,10 @@ async function checkProject(
   const started = performance.now();
   const report = await analyze(root, { index: settings });
   const took = seconds(started);
-  const runtime = report.requirements.filter((r) => !r.optional && !r.dev && r.name !== self);
+  // Judged like the declared side: a requirement whose marker fails here is not needed here.
+  const runtime = report.requirements.filter(
+    (r) => !r.optional && !r.dev && r.name !== self && appliesHere(r.marker, env),
+  );
   const found = runtime.map((r) => normalizeName(r.name)).sort();
   const foundSet = new Set(found);
   const declaredSet = new Set(declared);
@@ -400,7 +412,8 @@ async function accuracy(): Promise<string> {
       `whole accuracy run ${seconds(started).toFixed(1)} s ` +
       `(analyze calls ${sum((r) => r.seconds).toFixed(1)} s` +
       `${unpacked.cached ? ", wheels already unpacked" : ""}).`,
-    "Found: requirements neither optional nor tests-only, the project itself excluded. A missed " +
+    "Found: requirements neither optional nor tests-only whose marker (if any) holds here, the " +
+      "project itself excluded. A missed " +
       "name's note says what analyze made of it instead (no note: no import was mapped to it).",
   ];
   // The causes, counted, so that a change in the analyzer shows up as a change in a number.

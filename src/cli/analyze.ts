@@ -14,12 +14,12 @@ import { progress } from "./progress.js";
 export interface AnalyzeFlags {
   toplevel?: boolean;
   function?: string;
-  pkgMapping: string[];
+  pkgMapping?: string[];
   python?: string;
   venv?: string;
   indexUrl?: string;
-  extraIndexUrl: string[];
-  findLinks: string[];
+  extraIndexUrl?: string[];
+  findLinks?: string[];
   index: boolean;
   guessFiles?: boolean;
   output?: string;
@@ -29,7 +29,10 @@ export interface AnalyzeFlags {
   name?: string;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const collect = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
 
 export function parsePkgMappings(values: string[]): Map<string, string> {
   const map = new Map<string, string>();
@@ -46,7 +49,7 @@ export function parsePkgMappings(values: string[]): Map<string, string> {
 }
 
 export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
-  const opts: AnalyzeOptions = { pkgMapping: parsePkgMappings(flags.pkgMapping) };
+  const opts: AnalyzeOptions = { pkgMapping: parsePkgMappings(flags.pkgMapping ?? []) };
   if (flags.toplevel) opts.toplevel = true;
   if (flags.function) opts.function = flags.function;
   if (flags.toplevel && flags.function)
@@ -57,8 +60,8 @@ export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
   if (flags.index) {
     opts.index = withOverrides(loadPipSettings(), {
       ...(flags.indexUrl ? { indexUrl: flags.indexUrl } : {}),
-      ...(flags.extraIndexUrl.length ? { extraIndexUrls: flags.extraIndexUrl } : {}),
-      ...(flags.findLinks.length ? { findLinks: flags.findLinks } : {}),
+      ...(flags.extraIndexUrl ? { extraIndexUrls: flags.extraIndexUrl } : {}),
+      ...(flags.findLinks ? { findLinks: flags.findLinks } : {}),
     });
   }
   return opts;
@@ -82,18 +85,12 @@ export function addAnalyzeOptions(cmd: Command): Command {
       "--pkg-mapping <import=name>",
       "the module imported as IMPORT comes from distribution NAME (repeatable)",
       collect,
-      [],
     )
     .option("--python <version|path>", "interpreter to analyze for, e.g. 3.11 or /usr/bin/python3")
     .option("--venv <dir>", "read installed distributions from this virtual environment")
     .option("--index-url <url>", "package index to map imports with (default: pip's configuration)")
-    .option("--extra-index-url <url>", "extra package index (repeatable)", collect, [])
-    .option(
-      "--find-links <path|url>",
-      "folder or page of distribution files (repeatable)",
-      collect,
-      [],
-    )
+    .option("--extra-index-url <url>", "extra package index (repeatable)", collect)
+    .option("--find-links <path|url>", "folder or page of distribution files (repeatable)", collect)
     .option("--no-index", "do not consult any package index")
     .option("-f, --guess-files", "list string literals that name existing files as data files");
 }
