@@ -249,9 +249,14 @@ async function functionOnlyImports(root: string): Promise<Set<string>> {
 }
 
 /** Why analyze did not list a declared name as a plain runtime requirement. */
-function missReason(name: string, report: AnalysisReport): string | undefined {
+function missReason(
+  name: string,
+  report: AnalysisReport,
+  env: MarkerEnvironment,
+): string | undefined {
   const req = report.requirements.find((r) => r.name === name);
   if (req?.optional) return "optional";
+  if (req && !appliesHere(req.marker, env)) return "marker";
   if (req?.dev) return "tests only";
   if (report.type_checking_only.includes(name)) return "typing only";
   if (report.ambiguous.some((a) => a.candidates.some((c) => c.name === name))) return "ambiguous";
@@ -300,7 +305,7 @@ async function checkProject(
     missed: declared
       .filter((n) => !foundSet.has(n))
       .map((name) => {
-        const why = missReason(name, report);
+        const why = missReason(name, report, env);
         return why ? { name, why } : { name };
       }),
     extra,
@@ -339,10 +344,10 @@ async function accuracy(): Promise<string> {
         `accuracy: [${i + 1}/${sample.length}] ${p.project} ${r.seconds.toFixed(1)} s${first}`,
       );
     } catch (err) {
-      failures.push({ project: p.project, message: (err as Error).message });
-      progress(
-        `accuracy: [${i + 1}/${sample.length}] ${p.project} failed: ${(err as Error).message}`,
-      );
+      // The folder's path adds nothing to the message but width.
+      const message = (err as Error).message.replaceAll(root, "the wheel");
+      failures.push({ project: p.project, message });
+      progress(`accuracy: [${i + 1}/${sample.length}] ${p.project} failed: ${message}`);
     }
   }
   if (process.env.PYFERRY_BENCH_JSON) {
@@ -370,8 +375,8 @@ async function accuracy(): Promise<string> {
       { header: "tp", align: "right" },
       { header: "fp", align: "right" },
       { header: "fn", align: "right" },
-      { header: "missed (declared, not found)", wrap: 44 },
-      { header: "extra (found, not declared)", wrap: 40 },
+      { header: "missed (declared, not found)", wrap: 34 },
+      { header: "extra (found, not declared)", wrap: 36 },
     ],
     [
       ...shown.map((r) => [

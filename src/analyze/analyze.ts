@@ -354,7 +354,8 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       (m) => {
         // pip's built-in default index (never configured here) failing is expected offline or
         // behind a mirror; it is noted, not warned about on every run.
-        const implicit = opts.index?.sources["index-url"] === undefined ? DEFAULT_INDEX_URL : undefined;
+        const implicit =
+          opts.index?.sources["index-url"] === undefined ? DEFAULT_INDEX_URL : undefined;
         for (const w of m.warnings) (implicit && w.includes(implicit) ? notes : warnings).push(w);
         return m;
       },

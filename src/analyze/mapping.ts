@@ -27,6 +27,8 @@ export interface Candidate {
   evidence: Evidence[];
   version?: string;
   declared?: Requirement;
+  /** Position in the built-in table's list for this import (0 = the usual choice). */
+  tableRank?: number;
 }
 
 export type Decision =
@@ -110,11 +112,14 @@ export async function decide(dotted: string, ctx: MappingContext): Promise<Decis
   }
   const known = knownDistributions(dotted);
   if (known) {
-    for (const d of known.dists)
+    known.dists.forEach((d, k) => {
       add(found, d, {
         source: "table",
         detail: `built-in table: ${known.prefix} is provided by ${d}`,
       });
+      const c = found.get(normalizeName(d)) as Candidate;
+      c.tableRank = Math.min(c.tableRank ?? k, k);
+    });
   }
 
   const declaredMatch = (): Candidate | undefined => {
@@ -180,9 +185,10 @@ export async function decide(dotted: string, ctx: MappingContext): Promise<Decis
     };
   }
   if (indexed.length > 1) {
-    // Tie-break only on independent evidence: the built-in table, or the project named exactly as the import.
+    // Tie-break only on independent evidence: the table's usual choice, or the project named exactly as the import.
+    const usual = Math.min(...indexed.map((c) => c.tableRank ?? Number.POSITIVE_INFINITY));
     const backed = indexed.filter(
-      (c) => c.evidence.some((e) => e.source === "table") || c.name === normalizeName(top),
+      (c) => (c.tableRank !== undefined && c.tableRank === usual) || c.name === normalizeName(top),
     );
     if (backed.length === 1) {
       const dist = backed[0] as Candidate;
@@ -193,7 +199,7 @@ export async function decide(dotted: string, ctx: MappingContext): Promise<Decis
         reason:
           dist.name === normalizeName(top)
             ? "named like the import"
-            : "listed in the built-in table",
+            : "the usual choice in the built-in table",
       };
     }
     return { kind: "ambiguous", candidates: indexed };
