@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { AnalysisReport } from "../../src/analyze/analyze.js";
@@ -260,5 +267,38 @@ describe("python_package_analyze (seed-compatible)", () => {
   });
   test("missing arguments are a usage error", () => {
     assert.equal(runBin("python_package_analyze", ["only-one.py"]).status, 2);
+  });
+});
+
+describe("--python picks the target's standard library and version", () => {
+  const src = "import tomllib\n";
+  test("3.11 has tomllib; 3.10 does not", {
+    skip: !existsSync(join(homedir(), ".pyenv/versions")),
+  }, () => {
+    const dir = temp({ "s.py": src });
+    const new_ = report([join(dir, "s.py"), "--python", "3.11"]);
+    assert.match(new_.python.version ?? "", /^3\.11\./);
+    assert.deepEqual(new_.unresolved, []);
+    assert.ok(new_.stdlib.includes("tomllib"));
+    const old = report([join(dir, "s.py"), "--python", "3.10"]);
+    assert.match(old.python.version ?? "", /^3\.10\./);
+    assert.deepEqual(
+      old.unresolved.map((u) => u.import),
+      ["tomllib"],
+    );
+  });
+  test("syntax newer than the interpreter raises the version, with a warning", () => {
+    const dir = temp({ "s.py": "match x:\n    case _:\n        pass\n" });
+    const r = pyferry(["analyze", join(dir, "s.py"), "--python", "3.9", "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as AnalysisReport;
+    assert.equal(rep.python.version, "3.10");
+    assert.equal(rep.python.requires, ">=3.10");
+    assert.match(r.stderr, /match statement, which needs Python 3\.10/);
+  });
+  test("an interpreter that does not exist is one clear error", () => {
+    const r = pyferry(["analyze", HELLO, "--python", "3.99"]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /3\.99/);
   });
 });

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { before, test } from "node:test";
 import { scanSource } from "../../src/analyze/scan.js";
 import { decodePythonSource } from "../../src/analyze/source.js";
+import { listInterpreters } from "../../src/python/interpreter.js";
 import {
   extractWheels,
   indexWheels,
@@ -92,13 +93,15 @@ test("imports of every stdlib file match CPython's ast", () => {
   assert.deepEqual(t.falseErrors, []);
 });
 
-test("imports of the .py files of a few hundred index wheels match CPython's ast", () => {
+test("imports of the .py files of a few hundred index wheels match CPython's ast", async () => {
   assert.ok(
     wheelFiles.length > 5000,
     `expected a large wheel corpus, found ${wheelFiles.length} files`,
   );
-  const t = compare(wheelFiles, referenceImports(wheelFiles));
-  report("wheels", t);
+  // The newest interpreter here parses the most syntax, so the fewest files go unchecked.
+  const newest = (await listInterpreters()).find((i) => i.version.startsWith("3."));
+  const t = compare(wheelFiles, referenceImports(wheelFiles, newest?.executable));
+  report(`wheels (CPython ${newest?.version ?? "python3"})`, t);
   assert.deepEqual(t.importMismatches, []);
   assert.deepEqual(t.falseErrors, []);
 });
