@@ -7,23 +7,12 @@ import { basename, delimiter, dirname, join, resolve, sep } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import type { MarkerEnvironment } from "./marker.js";
 import { PROBE_MARKER, PROBE_SOURCE } from "./probe.js";
 
 export type VersionInfo = [number, number, number, string, number];
 
-export interface MarkerEnvironment {
-  implementation_name: string;
-  implementation_version: string;
-  os_name: string;
-  platform_machine: string;
-  platform_python_implementation: string;
-  platform_release: string;
-  platform_system: string;
-  platform_version: string;
-  python_full_version: string;
-  python_version: string;
-  sys_platform: string;
-}
+export type { MarkerEnvironment };
 
 export interface InterpreterInfo {
   /** Absolute path as found (not resolved through symlinks: a venv's python is a symlink). */

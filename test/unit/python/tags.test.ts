@@ -17,41 +17,12 @@ import {
   targetTags,
 } from "../../../src/python/tags.js";
 import { normalizeVersion } from "../../../src/python/version.js";
-
-function newer(a: number[], b: number[]): boolean {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
-    if (d !== 0) return d > 0;
-  }
-  return false;
-}
+import { referencePython, runPython } from "../../support/packaging-reference.js";
 
 const PYENV = join(homedir(), ".pyenv", "versions");
 const INTERPRETERS = existsSync(PYENV)
   ? readdirSync(PYENV).map((v) => join(PYENV, v, "bin", "python"))
   : [];
-
-/** The interpreter whose pip vendors the newest `packaging`; undefined if none has pip. */
-function referencePython(): string | undefined {
-  let best: { exe: string; version: number[] } | undefined;
-  for (const exe of ["python3", ...INTERPRETERS]) {
-    const probe = "import pip._vendor.packaging as p; print(p.__version__)";
-    const r = spawnSync(exe, ["-c", probe], { encoding: "utf8" });
-    if (r.status !== 0) continue;
-    const version = r.stdout.trim().split(".").map(Number);
-    if (!best || newer(version, best.version)) best = { exe, version };
-  }
-  return best?.exe;
-}
-
-function runPython(exe: string, code: string, input: unknown, args: string[] = []): unknown {
-  const r = spawnSync(exe, ["-c", code, ...args], {
-    input: JSON.stringify(input),
-    encoding: "utf8",
-  });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
 
 const PYTHON = referencePython();
 const keys = (target: TargetPlatform) => targetTags(target).map(tagKey);

@@ -1,8 +1,4 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import {
   compareVersions,
@@ -15,35 +11,7 @@ import {
   satisfies,
   VersionError,
 } from "../../../src/python/version.js";
-
-function newer(a: number[], b: number[]): boolean {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const d = (a[i] ?? 0) - (b[i] ?? 0);
-    if (d !== 0) return d > 0;
-  }
-  return false;
-}
-
-/** The interpreter whose pip vendors the newest `packaging`; undefined if none has pip. */
-function referencePython(): string | undefined {
-  const dir = join(homedir(), ".pyenv", "versions");
-  const found = existsSync(dir) ? readdirSync(dir).map((v) => join(dir, v, "bin", "python")) : [];
-  let best: { exe: string; version: number[] } | undefined;
-  for (const exe of ["python3", ...found]) {
-    const probe = "import pip._vendor.packaging as p; print(p.__version__)";
-    const r = spawnSync(exe, ["-c", probe], { encoding: "utf8" });
-    if (r.status !== 0) continue;
-    const version = r.stdout.trim().split(".").map(Number);
-    if (!best || newer(version, best.version)) best = { exe, version };
-  }
-  return best?.exe;
-}
-
-function runPython(exe: string, code: string, input: unknown): unknown {
-  const r = spawnSync(exe, ["-c", code], { input: JSON.stringify(input), encoding: "utf8" });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
+import { referencePython, runPython } from "../../support/packaging-reference.js";
 
 const PYTHON = referencePython();
 
