@@ -7,7 +7,7 @@ Each table is a sorted JSON array of names, private "_xxx" ones included, coveri
 * 3.10 and later: sys.stdlib_module_names of a real interpreter of that version, verbatim.
 
 * 3.8 and 3.9 have no sys.stdlib_module_names, so the table is derived from a real interpreter
-  with the rule src/python/probe.ts applies at run time (keep the two in step):
+  with the rule the interpreter probe (data/python/probe.py) applies at run time:
     1. start from sys.builtin_module_names;
     2. add every top-level module found in the sys.path entries that lie inside the stdlib
        directories (sysconfig "stdlib"/"platstdlib", i.e. Lib and lib-dynload) but not in a
@@ -60,41 +60,8 @@ CHANGES_3_14 = {
     "removed": ["_compression"],
 }
 
-# Step 2-4 of the rule above, run inside the interpreter being described.
-DERIVE_SOURCE = r"""
-import importlib.machinery as machinery, json, os, re, sys, sysconfig
-SKIP = re.compile(r"^(test|_test.*|__hello__.*|__phello__.*|_ctypes_test|_?xx.*"
-                  r"|sitecustomize|usercustomize|__main__)$")
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-EXTRA = ["_dbm", "_frozen_importlib", "_frozen_importlib_external", "_gdbm", "_msi",
-         "_overlapped", "_scproxy", "_tkinter", "_winapi", "distutils", "ensurepip", "idlelib",
-         "lib2to3", "msilib", "msvcrt", "nt", "tkinter", "turtledemo", "winreg", "winsound"]
-names = set(sys.builtin_module_names) | set(EXTRA)
-paths = sysconfig.get_paths()
-roots = set(os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib"))
-suffixes = machinery.EXTENSION_SUFFIXES + machinery.SOURCE_SUFFIXES + [".pyc"]
-for entry in sys.path:
-    real = os.path.realpath(entry or ".")
-    if not any(real == root or real.startswith(root + os.sep) for root in roots):
-        continue
-    if "site-packages" in real or "dist-packages" in real:
-        continue
-    try:
-        listing = os.listdir(real)
-    except OSError:
-        continue
-    for name in listing:
-        full = os.path.join(real, name)
-        if os.path.isdir(full):
-            if os.path.isfile(os.path.join(full, "__init__.py")):
-                names.add(name)
-            continue
-        for suffix in suffixes:
-            if name.endswith(suffix):
-                names.add(name[: -len(suffix)])
-                break
-print(json.dumps(sorted(n for n in names if IDENTIFIER.match(n) and not SKIP.match(n))))
-"""
+# The rule itself is the probe's: data/python/probe.py --stdlib-derived prints it.
+PROBE = os.path.join(ROOT, "data", "python", "probe.py")
 
 REAL_SOURCE = "import json, sys; print(json.dumps(sorted(sys.stdlib_module_names)))"
 
@@ -142,7 +109,7 @@ def main(argv):
             else:
                 print("no %s interpreter found; kept the existing table" % version, file=sys.stderr)
             continue
-        derived = json.loads(run(python, DERIVE_SOURCE))
+        derived = json.loads(subprocess.check_output([python, "-I", PROBE, "--stdlib-derived"], universal_newlines=True))
         if version in ("3.8", "3.9"):
             write_table(version, derived)
             continue

@@ -8,7 +8,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { MarkerEnvironment } from "./marker.js";
-import { PROBE_MARKER, PROBE_SOURCE } from "./probe.js";
+import { PROBE_MARKER, probeSource } from "./probe.js";
 
 export type VersionInfo = [number, number, number, string, number];
 
@@ -108,7 +108,7 @@ async function cachePath(abs: string, realPath: string): Promise<string> {
   }
   // The probe source is part of the key so that a pyferry with a changed probe re-asks.
   const keyText = JSON.stringify([
-    PROBE_SOURCE,
+    probeSource(),
     abs,
     realPath,
     st.size.toString(),
@@ -194,10 +194,10 @@ function runProcess(file: string, args: string[]): Promise<ProcessResult> {
 async function runProbe(abs: string, realPath: string): Promise<InterpreterInfo> {
   let result: ProcessResult;
   try {
-    result = await runProcess(abs, ["-I", "-c", PROBE_SOURCE]);
+    result = await runProcess(abs, ["-I", "-c", probeSource()]);
     // Python 2.7 has no -I ("Unknown option: -I", status 2); -E -s is its nearest equivalent.
     if (result.code === 2 && result.stderr.includes("-I")) {
-      result = await runProcess(abs, ["-E", "-s", "-c", PROBE_SOURCE]);
+      result = await runProcess(abs, ["-E", "-s", "-c", probeSource()]);
     }
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? String(err);
