@@ -529,9 +529,10 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     }
   }
 
-  // A project on the index that provides a stdlib name would shadow nothing, but it is worth knowing.
-  if (indexMap) {
-    const map = await indexMap;
+  // An index project that provides a stdlib name (a backport, or a squatter) would shadow the
+  // standard library if installed: worth a warning, since pyferry keeps the stdlib one.
+  if (opts.index && stdlibUsed.size > 0) {
+    const map = await loadIndex();
     for (const mod of [...stdlibUsed].sort()) {
       const providers = map?.modules.get(mod)?.filter((p) => !p.incidental);
       if (providers && providers.length > 0) {
