@@ -17,7 +17,7 @@ import { Worker } from "node:worker_threads";
 import { type AnalysisReport, analyze } from "../src/analyze/analyze.js";
 import { listSourceFiles, readSource } from "../src/analyze/files.js";
 import { scanSource } from "../src/analyze/scan.js";
-import { loadPipSettings } from "../src/index/pip-config.js";
+import { type IndexSettings, loadPipSettings } from "../src/index/pip-config.js";
 import { findInterpreter, probeInterpreter } from "../src/python/interpreter.js";
 import { evaluateMarker, type MarkerEnvironment, parseMarker } from "../src/python/marker.js";
 import { parseCoreMetadata } from "../src/python/metadata.js";
@@ -205,11 +205,13 @@ function readMetadata(root: string): string {
   return readFileSync(join(root, info, "METADATA"), "utf8");
 }
 
+/** Whether a reported requirement's marker holds for the local interpreter. */
 function appliesHere(marker: string | null, env: MarkerEnvironment): boolean {
   if (marker === null) return true;
   try {
     return evaluateMarker(parseMarker(marker), env);
   } catch {
+    // A marker that cannot be evaluated here is kept: dropping it would hide the requirement.
     return true;
   }
 }
@@ -268,7 +270,7 @@ async function checkProject(
   project: string,
   root: string,
   env: MarkerEnvironment,
-  settings: ReturnType<typeof loadPipSettings>,
+  settings: IndexSettings,
 ): Promise<ProjectResult> {
   const meta = parseCoreMetadata(readMetadata(root));
   const self = normalizeName(meta.name);
@@ -412,7 +414,7 @@ async function accuracy(): Promise<string> {
     `Projects analyzed: ${results.length}; exactly right: ${exact}; with misses: ${withMisses.length}` +
       (withMisses.length > shown.length ? ` (worst ${shown.length} shown)` : "") +
       (failures.length > 0 ? `; not analyzable: ${failures.length}` : "") +
-      ".",
+      `; files analyze could not parse: ${sum((r) => r.parseErrors)}.`,
     `Micro-averaged precision ${ratio(tp, tp + fp)}, recall ${ratio(tp, tp + fn)}; ` +
       `whole accuracy run ${seconds(started).toFixed(1)} s ` +
       `(analyze calls ${sum((r) => r.seconds).toFixed(1)} s` +

@@ -1,37 +1,20 @@
 """CPython baseline for `npm run bench:analyze`: ast.parse + ast.walk import extraction.
 
 Reads file paths on stdin (one per line), reads and parses each file and collects its
-imports the way test/reference/imports.py does, in one process. Prints one JSON line:
+imports with test/reference/imports.py's own function, in one process. Prints one JSON line:
 {"files": N, "failed": N, "imports": N, "seconds": S}, where seconds covers only the
 read + parse + walk loop, so interpreter start-up is not counted against CPython.
 """
 import ast
 import json
+import os
 import sys
 import time
 import warnings
 
-
-def names(tree):
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                out.add(alias.name)
-        elif isinstance(node, ast.ImportFrom):
-            out.add("." * node.level + (node.module or ""))
-        elif isinstance(node, ast.Call) and node.args:
-            f = node.func
-            dynamic = (isinstance(f, ast.Name) and f.id in ("__import__", "import_module")) or (
-                isinstance(f, ast.Attribute)
-                and f.attr == "import_module"
-                and isinstance(f.value, ast.Name)
-                and f.value.id == "importlib"
-            )
-            arg = node.args[0]
-            if dynamic and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                out.add(arg.value)
-    return out
+# The same extraction the differential tests use as their reference.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "reference"))
+from imports import names  # noqa: E402
 
 
 def main():
