@@ -52,6 +52,8 @@ export interface RequirementReport {
   optional: boolean;
   /** Only imported by test files of a project. */
   dev: boolean;
+  /** Only imported inside functions: needed when that code runs, not when the program starts. */
+  lazy: boolean;
   /** The installed version seen in the environment, if any. */
   installed_version?: string;
 }
@@ -97,8 +99,9 @@ interface Seen {
   test: boolean;
 }
 
+// Test suites and test-support modules (pytest plugins, `testing.py` helpers) of a project.
 const TEST_FILE =
-  /(^|[\\/])(tests?|testing)[\\/]|(^|[\\/])(test_[^\\/]*|[^\\/]*_test|conftest)\.py$/;
+  /(^|[\\/])(tests?|testing)[\\/]|(^|[\\/])(test_[^\\/]*|[^\\/]*_tests?|conftest|_?testing|_?test_?utils?|[^\\/]*pytest_?plugin[^\\/]*)\.py$/;
 
 function displayPath(root: string, file: string): string {
   const r = relative(root, file);
@@ -297,13 +300,19 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
           continue;
         }
         const hit = finder.resolve(name);
-        if (hit && (r.level > 0 || hit.found.split(".")[0] === name.split(".")[0])) {
+        // A local namespace package holds only some of its subpackages; the rest are installed.
+        const elsewhere = hit?.namespace === true && hit.found !== name && r.level === 0;
+        if (hit && !elsewhere) {
           item.where = "local";
           queue.push(...hit.files);
           for (const n of r.names ?? []) {
             if (n === "*") continue;
             const sub = finder.resolve(`${name}.${n}`);
             if (sub && sub.found === `${name}.${n}`) queue.push(...sub.files);
+            else if (hit.namespace && hit.found === name) {
+              // A namespace package has no attributes: `from ns import x` imports ns.x, from elsewhere.
+              seen.push({ ...item, name: `${name}.${n}`, where: "external" });
+            }
           }
           const top = name.split(".")[0] as string;
           if (r.level === 0 && stdlib.has(top)) {
@@ -327,22 +336,6 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       }
     }
   }
-
-  // A fallback import is needed only when the import it stands in for can fail.
-  const byTry = new Map<string, Seen[]>();
-  for (const s of seen)
-    if (s.record.tryId !== undefined) {
-      const key = `${s.file}#${s.record.tryId}`;
-      byTry.set(key, [...(byTry.get(key) ?? []), s]);
-    }
-  const optionalOf = (s: Seen): boolean => {
-    if (s.record.optional) return true;
-    if (s.record.fallbackFor === undefined) return false;
-    const primaries = byTry.get(`${s.file}#${s.record.fallbackFor}`) ?? [];
-    return (
-      primaries.length > 0 && primaries.every((p) => p.where === "stdlib" || p.where === "local")
-    );
-  };
 
   // Map external imports to distributions, one decision per dotted name.
   let indexMap: Promise<TopLevelMap | undefined> | undefined;
@@ -383,12 +376,44 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     if (!decisions.has(s.name)) decisions.set(s.name, await decide(s.name, ctx));
   }
 
+  // try/except ImportError pairs: the preferred import and its fallback.
+  const byTry = new Map<string, Seen[]>();
+  const byFallback = new Map<string, Seen[]>();
+  for (const s of seen) {
+    if (s.record.tryId !== undefined) {
+      const key = `${s.file}#${s.record.tryId}`;
+      byTry.set(key, [...(byTry.get(key) ?? []), s]);
+    }
+    if (s.record.fallbackFor !== undefined) {
+      const key = `${s.file}#${s.record.fallbackFor}`;
+      byFallback.set(key, [...(byFallback.get(key) ?? []), s]);
+    }
+  }
+  const installedByUs = (s: Seen) =>
+    s.where === "stdlib" ||
+    s.where === "local" ||
+    (s.where === "external" && decisions.get(s.name)?.kind === "chosen");
+  const optionalOf = (s: Seen): boolean => {
+    if (s.record.fallbackFor !== undefined) {
+      // A fallback runs only when the preferred import fails; it cannot when that one is provided.
+      const primaries = byTry.get(`${s.file}#${s.record.fallbackFor}`) ?? [];
+      return primaries.length > 0 && primaries.every(installedByUs);
+    }
+    if (!s.record.optional) return false;
+    // When the fallback is another distribution, one of the two is needed: the preferred one.
+    const fallbacks =
+      s.record.tryId !== undefined ? (byFallback.get(`${s.file}#${s.record.tryId}`) ?? []) : [];
+    if (fallbacks.some((f) => f.where === "external")) return !installedByUs(s);
+    return true;
+  };
+
   interface Acc {
     cand: Candidate;
     imports: Set<string>;
     markers: (Marker | undefined)[];
     optional: boolean;
     dev: boolean;
+    lazy: boolean;
     typeCheckingOnly: boolean;
   }
   const acc = new Map<string, Acc>();
@@ -410,6 +435,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
           markers: [],
           optional: true,
           dev: true,
+          lazy: true,
           typeCheckingOnly: true,
         };
         acc.set(d.dist.name, a);
@@ -420,6 +446,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
         a.markers.push(s.record.marker);
         if (!optionalOf(s)) a.optional = false;
         if (!s.test) a.dev = false;
+        if (s.record.scope !== "function") a.lazy = false;
       }
       if (d.alternatives.length > 0 && d.reason && !ambiguousSeen.has(s.name)) {
         ambiguousSeen.add(s.name);
@@ -473,6 +500,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       markers: [undefined],
       optional: false,
       dev: false,
+      lazy: false,
       typeCheckingOnly: false,
     });
   }
@@ -508,6 +536,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       provenance: a.cand.evidence,
       optional: a.optional,
       dev: a.dev && a.imports.size > 0,
+      lazy: a.lazy && a.imports.size > 0,
       ...(a.cand.version ? { installed_version: a.cand.version } : {}),
     });
   }

@@ -15,6 +15,11 @@ export interface LocalResolution {
   files: string[];
   /** The dotted name actually found (a prefix of the request when the rest is an attribute). */
   found: string;
+  /**
+   * The deepest name found is a namespace package. If it is shorter than the request, the rest
+   * may live in another portion of the namespace (an installed distribution), not locally.
+   */
+  namespace: boolean;
 }
 
 /** Cached directory listings: resolution asks about the same folders over and over. */
@@ -90,6 +95,7 @@ export class LocalFinder {
     let dirs: string[] = [];
     const files: string[] = [];
     let found = "";
+    let namespace = false;
     for (let k = 0; k < parts.length; k++) {
       const name = parts[k] as string;
       const search = k === 0 ? this.roots : dirs;
@@ -105,16 +111,18 @@ export class LocalFinder {
         }
       }
       if (hit) {
+        namespace = false;
         files.push(hit.path);
         found = found ? `${found}.${name}` : name;
         if (hit.kind === "module") break;
         dirs = [dirname(hit.path)];
       } else if (portions.length > 0) {
+        namespace = true;
         found = found ? `${found}.${name}` : name;
         dirs = portions;
       } else break;
     }
-    return found ? { files, found } : undefined;
+    return found ? { files, found, namespace } : undefined;
   }
 
   /**

@@ -107,7 +107,8 @@ function summary(r: AnalysisReport, c: Colors): string {
   const width = Math.min(40, Math.max(0, ...r.requirements.map((x) => x.requirement.length)));
   for (const q of main) {
     const from = q.provenance[0];
-    const why = `${q.imports.join(", ") || "-"}  ${c.dim(from ? `${from.source}: ${from.detail}` : "")}`;
+    const lazy = q.lazy ? c.dim(" (only inside functions)") : "";
+    const why = `${q.imports.join(", ") || "-"}${lazy}  ${c.dim(from ? `${from.source}: ${from.detail}` : "")}`;
     lines.push(`  ${c.green(q.requirement.padEnd(width))}  ${why}`);
   }
   const optional = r.requirements.filter((q) => q.optional);

@@ -53,7 +53,7 @@ export interface LoadOptions {
 /** Above this many projects an index is not enumerated (real PyPI has over 600,000). */
 export const MAX_PROJECTS = 20_000;
 const INCIDENTAL = new Set(["tests", "test", "testing", "docs", "examples", "benchmarks"]);
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 
 interface CacheEntry {
   wheel: string;
@@ -90,15 +90,37 @@ function isPackageDir(name: string, dir: Dir): boolean {
   return name !== "__pycache__" && IDENTIFIER.test(name) && dir.hasPy;
 }
 
+/**
+ * Well-known namespaces that older projects declare the pkgutil/pkg_resources way, with an
+ * `__init__.py` of their own: the name alone belongs to no single project, so look inside.
+ */
+const SHARED_NAMESPACES = new Set([
+  "backports",
+  "jaraco",
+  "zope",
+  "sphinxcontrib",
+  "google",
+  "azure",
+  "ruamel",
+  "plone",
+  "collective",
+  "flufl",
+  "paste",
+  "repoze",
+  "zc",
+  "nvidia",
+]);
+
 /** Record a regular package, or a namespace package's contents as dotted names. */
 function collect(dotted: string, dir: Dir, out: string[]): void {
-  if (dir.files.some((f) => moduleStem(f) === "__init__")) {
+  const shared = !dotted.includes(".") && SHARED_NAMESPACES.has(dotted) && dir.dirs.size > 0;
+  if (!shared && dir.files.some((f) => moduleStem(f) === "__init__")) {
     out.push(dotted);
     return;
   }
   for (const f of dir.files) {
     const stem = moduleStem(f);
-    if (stem && stem !== "__main__") out.push(`${dotted}.${stem}`);
+    if (stem && stem !== "__main__" && stem !== "__init__") out.push(`${dotted}.${stem}`);
   }
   for (const [name, sub] of dir.dirs) {
     if (isPackageDir(name, sub)) collect(`${dotted}.${name}`, sub, out);

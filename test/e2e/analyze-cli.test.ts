@@ -302,3 +302,44 @@ describe("--python picks the target's standard library and version", () => {
     assert.match(r.stderr, /3\.99/);
   });
 });
+
+describe("regressions found by the accuracy benchmark", () => {
+  test("a local namespace package does not hide installed portions of the namespace", () => {
+    const dir = temp({
+      "google/api_core/__init__.py": "",
+      "main.py": "import google.auth\nfrom google import protobuf\nfrom google.api_core import x\n",
+    });
+    const r = report([dir]);
+    assert.deepEqual(names(r), ["google-auth", "protobuf"]);
+  });
+  test("try/except between two distributions keeps the preferred one required", () => {
+    const dir = temp({
+      "s.py": [
+        "try:\n    import ujson as json\nexcept ImportError:\n    import simplejson as json",
+        "try:\n    import tomllib\nexcept ImportError:\n    import tomli as tomllib",
+        "",
+      ].join("\n"),
+    });
+    const r = report([join(dir, "s.py"), "--python", "3.11"]);
+    const by = Object.fromEntries(r.requirements.map((q) => [q.name, q.optional]));
+    assert.equal(by.ujson, false, "the preferred import is the one to install");
+    assert.equal(by.simplejson, true, "its fallback never runs once it is installed");
+    assert.equal(by.tomli, true, "tomllib is in the 3.11 standard library, so tomli never runs");
+  });
+  test("test-support modules outside tests/ count as tests", () => {
+    const dir = temp({
+      "pkg/__init__.py": "",
+      "pkg/testing.py": "import pytest\n",
+      "pkg/core.py": "import yaml\n",
+    });
+    const r = report([dir]);
+    assert.equal(r.requirements.find((q) => q.name === "pytest")?.dev, true);
+    assert.equal(r.requirements.find((q) => q.name === "pyyaml")?.dev, false);
+  });
+  test("imports only inside functions are marked lazy", () => {
+    const dir = temp({ "s.py": "import yaml\n\ndef plot():\n    import numpy\n" });
+    const r = report([join(dir, "s.py")]);
+    assert.equal(r.requirements.find((q) => q.name === "numpy")?.lazy, true);
+    assert.equal(r.requirements.find((q) => q.name === "pyyaml")?.lazy, false);
+  });
+});

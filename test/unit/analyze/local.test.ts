@@ -22,7 +22,11 @@ test("regular packages run every __init__.py on the way; modules stop the walk",
     join(d, "pkg/sub/__init__.py"),
     join(d, "pkg/sub/mod.py"),
   ]);
-  assert.deepEqual(f.resolve("single.attr"), { files: [join(d, "single.py")], found: "single" });
+  assert.deepEqual(f.resolve("single.attr"), {
+    files: [join(d, "single.py")],
+    found: "single",
+    namespace: false,
+  });
   assert.equal(f.resolve("missing"), undefined);
 });
 
@@ -33,6 +37,8 @@ test("a package beats a module of the same name; namespace portions come last an
   assert.deepEqual(f.resolve("ns.a")?.files, [join(d, "ns/a.py")]);
   assert.deepEqual(f.resolve("ns.b")?.files, [join(d, "src/ns/b.py")]);
   assert.equal(f.resolve("data"), undefined, "a folder with no Python is not a namespace package");
+  // The rest of a namespace may be installed elsewhere: say where the local part ends.
+  assert.deepEqual(f.resolve("ns.elsewhere"), { files: [], found: "ns", namespace: true });
 });
 
 test("src layouts and extension modules", () => {

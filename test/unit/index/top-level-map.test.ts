@@ -100,6 +100,17 @@ function plain(map: TopLevelMap): Record<string, string[]> {
 }
 
 describe("moduleNamesFromFiles", () => {
+  test("well-known shared namespaces are looked into even with an __init__.py", () => {
+    const r = moduleNamesFromFiles([
+      "backports/__init__.py",
+      "backports/tarfile/__init__.py",
+      "jaraco/__init__.py",
+      "jaraco/text/__init__.py",
+      "ownpkg/__init__.py",
+      "ownpkg/sub/__init__.py",
+    ]);
+    assert.deepEqual(r.modules, ["backports.tarfile", "jaraco.text", "ownpkg"]);
+  });
   test("regular packages, modules and extension modules", () => {
     const r = moduleNamesFromFiles([
       "pkg/",
