@@ -127,6 +127,8 @@ class Scanner {
   lastClosed: (Block | undefined)[] = [];
   pending: Block | undefined;
   pendingLine = 0;
+  /** Dynamic imports found by the token pass, in token order, placed into blocks by run(). */
+  dynamic: { index: number; module: string; level: number }[] = [];
   tryCount = 0;
 
   constructor(readonly tk: Tokens) {
@@ -159,12 +161,10 @@ class Scanner {
     const tk = this.tk;
     const n = tk.count;
     let prevAtom = false;
-    let stmtStart = true;
     for (let i = 0; i < n; i++) {
       const k = tk.kind[i] as Tok;
       if (k === Tok.Newline || k === Tok.Indent || k === Tok.Dedent) {
         prevAtom = false;
-        stmtStart = true;
         continue;
       }
       const isName = k === Tok.Name;
@@ -194,7 +194,7 @@ class Scanner {
         if (f & StrFlag.Template) this.need("3.14", "template string literal (t-string)", i);
         else if (f & StrFlag.Pep701)
           this.need("3.12", "f-string with nested quotes, comments or backslashes", i);
-        else if (/=\s*[!:}]/.test(tk.text(i)) && /\{[^{}]*=\s*[!:}]/.test(tk.text(i))) {
+        else if (/\{[^{}]*=\s*[!:}]/.test(tk.text(i))) {
           this.need("3.8", "f-string self-documenting '=' specifier", i);
         }
       } else if (k === Tok.Op) {
@@ -205,12 +205,10 @@ class Scanner {
             this.need("3.11", "star expression in a subscript", i);
           }
         }
-      } else if (isName && !stmtStart && i > 0 && !tk.is(i - 1, ".")) {
+      } else if (isName && !(i > 0 && tk.is(i - 1, "."))) {
         this.dynamicImport(i, word);
       }
-      if (isName && stmtStart) this.dynamicImport(i, word);
       prevAtom = atomStart || tk.is(i, ")") || tk.is(i, "]") || tk.is(i, "}");
-      stmtStart = tk.is(i, ";");
     }
   }
 
@@ -245,15 +243,13 @@ class Scanner {
     }
     if (tk.kind[j] === Tok.FString || !(tk.is(j, ")") || tk.is(j, ","))) return;
     const m = /^(\.*)(.*)$/.exec(value) as RegExpExecArray;
-    this.pendingDynamic.push({ index: i, module: m[2] as string, level: (m[1] as string).length });
+    this.dynamic.push({ index: i, module: m[2] as string, level: (m[1] as string).length });
   }
-
-  pendingDynamic: { index: number; module: string; level: number }[] = [];
 
   run(): void {
     this.tokenPass();
     const tk = this.tk;
-    const dyn = this.pendingDynamic;
+    const dyn = this.dynamic;
     let d = 0;
     let i = 0;
     const n = tk.count;

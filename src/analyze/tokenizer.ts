@@ -35,6 +35,12 @@ export interface TokenizeError {
   message: string;
 }
 
+function resized<T extends Uint8Array | Int32Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (length: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
 export class Tokens {
   kind: Uint8Array;
   start: Int32Array;
@@ -79,21 +85,11 @@ export class Tokens {
 
   private grow(): void {
     const n = this.kind.length * 2;
-    const k = new Uint8Array(n);
-    k.set(this.kind);
-    this.kind = k;
-    const s = new Int32Array(n);
-    s.set(this.start);
-    this.start = s;
-    const e = new Int32Array(n);
-    e.set(this.end);
-    this.end = e;
-    const l = new Int32Array(n);
-    l.set(this.line);
-    this.line = l;
-    const f = new Uint8Array(n);
-    f.set(this.flags);
-    this.flags = f;
+    this.kind = resized(this.kind, n);
+    this.start = resized(this.start, n);
+    this.end = resized(this.end, n);
+    this.line = resized(this.line, n);
+    this.flags = resized(this.flags, n);
   }
 }
 
