@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { DEFAULT_INDEX_URL, type IndexSettings } from "../index/pip-config.js";
 import { loadTopLevelMap, type TopLevelMap } from "../index/top-level-map.js";
 import { listInstalled } from "../python/installed.js";
@@ -12,13 +12,15 @@ import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../pyth
 import { formatMarker, type Marker, markerOr } from "../python/marker.js";
 import { formatRequirement, type Requirement } from "../python/requirement.js";
 import { isStdlibModule, knownStdlibVersions, stdlibTable } from "../python/stdlib.js";
-import { compareVersions, majorMinor, satisfies } from "../python/version.js";
+import { compareVersions, majorMinor } from "../python/version.js";
 import { UserError } from "../util/errors.js";
+import { guessDataFiles } from "./data-files.js";
 import { readDeclared } from "./declared.js";
 import { listSourceFiles, readSource } from "./files.js";
 import { absoluteName, LocalFinder } from "./local.js";
 import { type Candidate, type Decision, decide, type Evidence, suggest } from "./mapping.js";
 import { readNotebook } from "./notebook.js";
+import { pythonReport } from "./python-version.js";
 import { type ImportRecord, type ScanResult, type SyntaxFloor, scanSource } from "./scan.js";
 
 export interface AnalyzeOptions {
@@ -129,11 +131,11 @@ async function chooseInterpreter(
   }
 }
 
+/** The import sits inside `fn` (a name, or a dotted `Class.method`), at any depth. */
 function inFunction(r: ImportRecord, fn: string): boolean {
   const want = fn.split(".");
   for (let i = 0; i + want.length <= r.scopes.length; i++) {
-    if (want.every((w, k) => r.scopes[i + k] === w))
-      return r.scope === "function" || r.scopes.length > i + want.length - 1;
+    if (want.every((w, k) => r.scopes[i + k] === w)) return true;
   }
   return false;
 }
@@ -591,64 +593,4 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     notes: [...new Set(notes)],
     errors,
   };
-}
-
-function pythonReport(
-  interp: InterpreterInfo | undefined,
-  declared: { spec: string; source: string } | undefined,
-  floor: (SyntaxFloor & { file: string }) | null,
-  warnings: string[],
-): PythonReport {
-  let version = interp?.version ?? null;
-  let source = interp ? `the interpreter ${interp.executable}` : "no interpreter found";
-  if (floor && version && compareVersions(majorMinor(version), floor.version) < 0) {
-    warnings.push(
-      `${floor.file} line ${floor.line} uses ${floor.feature}, which needs Python ${floor.version}, newer than the interpreter's ${version}.`,
-    );
-    version = floor.version;
-    source = `the syntax floor (${floor.feature} in ${floor.file})`;
-  }
-  if (declared && version && !satisfies(version, declared.spec)) {
-    warnings.push(
-      `Python ${version} does not satisfy requires-python ${declared.spec} from ${declared.source}.`,
-    );
-  }
-  const requires = declared ? declared.spec : floor ? `>=${floor.version}` : null;
-  if (declared) source = `requires-python in ${declared.source}`;
-  return { version, requires, source, interpreter: interp?.executable ?? null, floor };
-}
-
-/** String literals that name files or folders inside the program's folder. */
-function guessDataFiles(
-  strings: { value: string; file: string }[],
-  root: string,
-  localFiles: Set<string>,
-): string[] {
-  const out = new Set<string>();
-  for (const { value, file } of strings) {
-    if (
-      value.length === 0 ||
-      value.length > 255 ||
-      /[\n\r\0*?]/.test(value) ||
-      value === "." ||
-      value === ".."
-    )
-      continue;
-    if (!/[./\\]/.test(value) && !/^[\w-]+$/.test(value)) continue;
-    for (const base of [root, dirname(file)]) {
-      const p = isAbsolute(value) ? value : resolve(base, value);
-      const rel = relative(root, p);
-      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) continue;
-      let st: import("node:fs").Stats;
-      try {
-        st = statSync(p);
-      } catch {
-        continue;
-      }
-      if (localFiles.has(p)) break;
-      out.add(rel.split(sep).join("/") + (st.isDirectory() ? "/" : ""));
-      break;
-    }
-  }
-  return [...out].sort();
 }
