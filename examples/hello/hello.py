@@ -2,6 +2,7 @@
 numerical work, prints a table, and fetches nothing (no network needed)."""
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,7 @@ def stats(values: "Sequence[float]") -> dict:
 
 
 def main() -> int:
-    with open("config.yaml", encoding="utf-8") as f:
+    with open(Path(__file__).with_name("config.yaml"), encoding="utf-8") as f:
         config = yaml.safe_load(f)
     print(banner(config["name"]))
     rows = [[k, v] for k, v in stats(config["values"]).items()]

@@ -2,8 +2,8 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { type AnalysisReport, type AnalyzeOptions, analyze } from "../analyze/analyze.js";
-import { writeScriptMetadata } from "../analyze/pep723.js";
+// The analyzer is loaded when a command runs, not at start-up: `pyferry run` must start fast.
+import type { AnalysisReport, AnalyzeOptions } from "../analyze/analyze.js";
 import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/spec.js";
 import { loadPipSettings, withOverrides } from "../index/pip-config.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -69,6 +69,7 @@ export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
 
 /** Run an analysis with a progress line for the slow part (reading the index the first time). */
 export async function runAnalysis(input: string, opts: AnalyzeOptions): Promise<AnalysisReport> {
+  const { analyze } = await import("../analyze/analyze.js");
   const bar = progress();
   try {
     return await analyze(input, { ...opts, onProgress: (m, d, t) => bar.update(m, d, t) });
@@ -197,6 +198,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           );
         const file = resolve(path);
         const text = await readFile(file, "utf8");
+        const { writeScriptMetadata } = await import("../analyze/pep723.js");
         const updated = writeScriptMetadata(text, {
           ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
           dependencies: installable(report, include).map((q) => q.requirement),

@@ -1,9 +1,9 @@
 /** The `pyferry` command line. */
 import { Command, CommanderError } from "commander";
+import { VERSION } from "../version.js";
 import { registerAnalyze } from "./analyze.js";
+import { registerBuildCommands } from "./build-commands.js";
 import { reportError } from "./output.js";
-
-export const VERSION = "0.1.0";
 
 export function buildProgram(): Command {
   const program = new Command("pyferry")
@@ -14,8 +14,10 @@ export function buildProgram(): Command {
     .option("--debug", "show stack traces and internal details on errors")
     .option("--no-color", "never colour the output (also: NO_COLOR=1)")
     .showHelpAfterError("(run with --help for usage)")
+    .enablePositionalOptions()
     .exitOverride();
   registerAnalyze(program);
+  registerBuildCommands(program);
   program.addHelpText(
     "after",
     `
@@ -33,7 +35,8 @@ export async function run(argv: string[], program = buildProgram()): Promise<num
   const debug = argv.includes("--debug");
   try {
     await program.parseAsync(argv, { from: "user" });
-    return 0;
+    // Commands that run a program (run, exec) leave its status in process.exitCode.
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version are successes; everything else commander rejects is a usage error.

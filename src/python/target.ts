@@ -62,9 +62,10 @@ export async function readTarget(path: string): Promise<Target> {
     throw new UserError(`Cannot read the target description ${path}: ${(err as Error).message}.`);
   }
   const t = data as Partial<Target>;
-  const missing = (["implementation", "pythonVersion", "abiTags", "platforms", "markerEnv"] as const).filter(
-    (k) => t[k] === undefined,
-  );
-  if (missing.length > 0) throw new UserError(`The target description ${path} lacks ${missing.join(", ")}.`);
+  const missing = (
+    ["implementation", "pythonVersion", "abiTags", "platforms", "markerEnv"] as const
+  ).filter((k) => t[k] === undefined);
+  if (missing.length > 0)
+    throw new UserError(`The target description ${path} lacks ${missing.join(", ")}.`);
   return t as Target;
 }

@@ -1,0 +1,459 @@
+/**
+ * `npm run bench:install`: how long pyferry takes to resolve and to install requests, flask,
+ * pandas, scikit-learn and matplotlib into a fresh environment, next to pip doing the same in
+ * the same run. pyferry is driven through its CLI as a user would, with its cache in a
+ * temporary folder (PYFERRY_CACHE_DIR). The table goes to stdout; progress goes to stderr.
+ *
+ * Environment: PYFERRY_BENCH_REPEAT (runs of each timed step, default 3; the median is shown),
+ * PYFERRY_BENCH_PYTHON (the interpreter, default python3), PYFERRY_BENCH_KEEP=1 (keep the
+ * temporary folder and print where it is).
+ */
+import { spawnSync } from "node:child_process";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "smol-toml";
+import { formatTable } from "./table.js";
+
+const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
+const REQUIREMENTS = ["requests", "flask", "pandas", "scikit-learn", "matplotlib"];
+const IMPORTS = "pandas, sklearn, matplotlib, flask, requests";
+/**
+ * pip's default index (pypi.org) is unreachable here; without these flags pip would retry it
+ * and wait out its timeout, and the benchmark would time the dead network instead of pip.
+ */
+const PIP_OFFLINE = ["--retries", "0", "--timeout", "2", "--disable-pip-version-check"];
+const TARGET_WARM = 10;
+const TARGET_COLD = 3;
+
+function progress(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+function envCount(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
+  return n;
+}
+
+class BenchFailure extends Error {}
+
+interface Finished {
+  seconds: number;
+  stdout: string;
+}
+
+/** Run a command to completion, timing it; a failure stops the benchmark with its stderr. */
+function exec(command: string, args: string[], env: NodeJS.ProcessEnv = childEnv()): Finished {
+  const started = performance.now();
+  const r = spawnSync(command, args, { encoding: "utf8", env, maxBuffer: 1 << 28 });
+  const seconds = (performance.now() - started) / 1000;
+  if (r.error || r.status !== 0) {
+    const shown = [command, ...args].join(" ");
+    const what = r.error ? r.error.message : `exit ${r.status ?? r.signal}`;
+    const tail = (r.stderr ?? "").trim().split("\n").slice(-30).join("\n");
+    throw new BenchFailure(`${shown.slice(0, 400)}\nfailed (${what}):\n${tail}`);
+  }
+  return { seconds, stdout: r.stdout };
+}
+
+/** The inherited environment, minus anything pointing pyferry at the user's own cache. */
+function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", ...extra };
+  if (!("PYFERRY_CACHE_DIR" in extra)) delete env.PYFERRY_CACHE_DIR;
+  return env;
+}
+
+/**
+ * Flush what earlier steps wrote, so that their write-back is not billed to the next timed step.
+ * The OS page cache is not dropped: "cold" means the tool's own cache is empty.
+ */
+function settle(): void {
+  spawnSync("sync");
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Total size of the files under `path` (0 when it does not exist). */
+function treeBytes(path: string): number {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return 0;
+  }
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const name of readdirSync(path)) total += treeBytes(join(path, name));
+  return total;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(0)} MiB`;
+}
+
+function normalizeName(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+interface Pin {
+  name: string;
+  version: string;
+  marker?: string;
+}
+
+/** The packages of a pylock.toml, as pip requirements `name==version[; marker]`. */
+function lockPins(path: string): Pin[] {
+  const doc: unknown = parse(readFileSync(path, "utf8"));
+  const packages = (doc as { packages?: unknown }).packages;
+  if (!Array.isArray(packages)) throw new BenchFailure(`${path} has no [[packages]].`);
+  return packages.map((p: unknown) => {
+    const { name, version, marker } = p as { name?: unknown; version?: unknown; marker?: unknown };
+    if (typeof name !== "string" || typeof version !== "string") {
+      throw new BenchFailure(`${path} has a package without a name or version.`);
+    }
+    return typeof marker === "string" ? { name, version, marker } : { name, version };
+  });
+}
+
+function pinText(p: Pin): string {
+  return `${p.name}==${p.version}${p.marker ? `; ${p.marker}` : ""}`;
+}
+
+/** What pip's --report would install, as sorted `name==version`. */
+function pipReportPins(path: string): string[] {
+  const report = JSON.parse(readFileSync(path, "utf8")) as {
+    install: { metadata: { name: string; version: string } }[];
+  };
+  return report.install
+    .map((i) => `${normalizeName(i.metadata.name)}==${i.metadata.version}`)
+    .sort();
+}
+
+const VERIFY = `
+import importlib.metadata as md, json, sys
+import ${IMPORTS}
+print(json.dumps({"python": sys.version, "dists": {d.metadata["Name"]: d.version for d in md.distributions()}}))
+`;
+
+/** The environment imports the five projects and holds exactly the locked versions. */
+function verifyEnv(label: string, python: string, pins: Pin[], expectPython: string, w: string) {
+  progress(`verify: import ${IMPORTS} in the ${label} environment`);
+  // matplotlib writes a font cache on first import; keep it out of the user's home.
+  const env = childEnv({ MPLCONFIGDIR: join(w, "mplconfig") });
+  const out = JSON.parse(exec(python, ["-c", VERIFY], env).stdout) as {
+    python: string;
+    dists: Record<string, string>;
+  };
+  if (out.python !== expectPython) {
+    throw new BenchFailure(
+      `The ${label} environment runs Python ${out.python}, not ${expectPython}.`,
+    );
+  }
+  const have = new Map(Object.entries(out.dists).map(([n, v]) => [normalizeName(n), v]));
+  const wrong = pins.filter((p) => have.get(normalizeName(p.name)) !== p.version);
+  if (wrong.length > 0) {
+    const list = wrong.map(
+      (p) => `${pinText(p)} (found ${have.get(normalizeName(p.name)) ?? "none"})`,
+    );
+    throw new BenchFailure(`The ${label} environment lacks locked versions: ${list.join(", ")}.`);
+  }
+}
+
+interface Step {
+  label: string;
+  pip: number[];
+  pyferry: number[];
+  /** The pip column is another step's (a pyferry variant with no pip counterpart of its own). */
+  pipFrom?: Step;
+}
+
+function step(label: string): Step {
+  return { label, pip: [], pyferry: [] };
+}
+
+/** Run the two sides of one repetition, in alternating order so neither always goes first. */
+function bothSides(rep: number, first: () => void, second: () => void): void {
+  if (rep % 2 === 0) {
+    first();
+    second();
+  } else {
+    second();
+    first();
+  }
+}
+
+function main(): string {
+  const repeat = envCount("PYFERRY_BENCH_REPEAT", 3);
+  const requested = process.env.PYFERRY_BENCH_PYTHON || "python3";
+  // The real interpreter, not a pyenv shim: a shim would add its own start-up to every pip call.
+  const probe = exec(requested, ["-c", "import sys; print(sys.executable); print(sys.version)"]);
+  const [python = "", pyVersion = ""] = probe.stdout.trim().split("\n");
+  const pipVersion = exec(python, ["-m", "pip", "--version"]).stdout.split(" ")[1] ?? "?";
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+
+  const w = mkdtempSync(join(tmpdir(), "pyferry-bench-install-"));
+  const locks = join(w, "locks");
+  const envs = join(w, "envs");
+  mkdirSync(locks);
+  mkdirSync(envs);
+  const pyferry = (cache: string, args: string[]) =>
+    exec(
+      process.execPath,
+      [PYFERRY, ...args, "--python", python],
+      childEnv({ PYFERRY_CACHE_DIR: cache }),
+    );
+  const load = loadavg()[0] ?? 0;
+  const started = performance.now();
+
+  try {
+    // ------------------------------------------------------------------------------------
+    // Resolve: pyferry lock against pip's dry-run resolve (pip writes no lock).
+    const resolveCold = step("resolve, cold cache");
+    const resolveWarm = step("resolve, warm cache");
+    const lockFiles: string[] = [];
+    const pipReports: string[] = [];
+    const pfResolveCache = (i: number) => join(w, `pf-resolve-cache-${i}`);
+    const pipResolveCache = (i: number) => join(w, `pip-resolve-cache-${i}`);
+    const lockRun = (cache: string, into: Step, name: string) => {
+      const out = join(locks, name);
+      settle();
+      into.pyferry.push(pyferry(cache, ["lock", ...REQUIREMENTS, "-o", out]).seconds);
+      lockFiles.push(out);
+    };
+    const pipResolve = (cache: string, into: Step, name: string) => {
+      const report = join(locks, name);
+      const args = ["-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"];
+      settle();
+      const r = exec(python, [
+        ...args,
+        ...PIP_OFFLINE,
+        "--cache-dir",
+        cache,
+        "--report",
+        report,
+        ...REQUIREMENTS,
+      ]);
+      into.pip.push(r.seconds);
+      pipReports.push(report);
+    };
+    for (let i = 0; i < repeat; i++) {
+      progress(`resolve, cold cache: run ${i + 1} of ${repeat}`);
+      bothSides(
+        i,
+        () => lockRun(pfResolveCache(i), resolveCold, `cold-${i}.toml`),
+        () => pipResolve(pipResolveCache(i), resolveCold, `pip-cold-${i}.json`),
+      );
+    }
+    // Warm: the caches the first cold run filled.
+    for (let i = 0; i < repeat; i++) {
+      progress(`resolve, warm cache: run ${i + 1} of ${repeat}`);
+      bothSides(
+        i,
+        () => lockRun(pfResolveCache(0), resolveWarm, `warm-${i}.toml`),
+        () => pipResolve(pipResolveCache(0), resolveWarm, `pip-warm-${i}.json`),
+      );
+    }
+    const lock = join(locks, "cold-0.toml");
+    const lockText = readFileSync(lock, "utf8");
+    const notes: string[] = [];
+    const differing = lockFiles.filter((f) => readFileSync(f, "utf8") !== lockText);
+    if (differing.length > 0) {
+      notes.push(
+        `WARNING: pyferry wrote different locks for the same inputs (${differing.length} of ${lockFiles.length} differ from the first).`,
+      );
+    }
+    const pins = lockPins(lock);
+    const lockSet = pins.map((p) => `${normalizeName(p.name)}==${p.version}`).sort();
+    const pipSet = pipReportPins(pipReports[0] as string);
+    if (lockSet.join(" ") !== pipSet.join(" ")) {
+      const onlyLock = lockSet.filter((p) => !pipSet.includes(p));
+      const onlyPip = pipSet.filter((p) => !lockSet.includes(p));
+      notes.push(
+        `NOTE: pyferry and pip resolved differently; only pyferry: ${onlyLock.join(", ") || "-"}; ` +
+          `only pip: ${onlyPip.join(", ") || "-"}.`,
+      );
+    } else {
+      notes.push(`Both resolvers chose the same ${pins.length} packages.`);
+    }
+    for (let i = 0; i < repeat; i++) {
+      rmSync(pfResolveCache(i), { recursive: true, force: true });
+      rmSync(pipResolveCache(i), { recursive: true, force: true });
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Install the exact lock into fresh environments: cold caches, then the same caches warm.
+    const installCold = step("install, cold cache");
+    const installWarm = step("install, warm cache");
+    // For root, pyferry's default link mode copies (a hardlink into the cache could be edited
+    // through); the hardlink row shows what the cache can give when links are allowed.
+    const installLinked = asRoot
+      ? step("install, warm cache, pyferry --link-mode hardlink")
+      : undefined;
+    if (installLinked) installLinked.pipFrom = installWarm;
+    const venvTimes: number[] = [];
+    const pinArgs = pins.map(pinText);
+    let pfCacheBytes = 0;
+    let pipCacheBytes = 0;
+    for (let i = 0; i < repeat; i++) {
+      const pfCache = join(w, `pf-cache-${i}`);
+      const pipCache = join(w, `pip-cache-${i}`);
+      const dirs = {
+        pfCold: join(envs, `pf-cold-${i}`),
+        pfWarm: join(envs, `pf-warm-${i}`),
+        pfLinked: join(envs, `pf-hardlink-${i}`),
+        pipCold: join(envs, `pip-cold-${i}`),
+        pipWarm: join(envs, `pip-warm-${i}`),
+      };
+      const pfInstall = (dir: string, into: number[], extra: string[] = []) => {
+        settle();
+        into.push(pyferry(pfCache, ["env", "create", dir, "--lock", lock, ...extra]).seconds);
+      };
+      const pipInstall = (dir: string, into: number[]) => {
+        settle();
+        venvTimes.push(exec(python, ["-m", "venv", dir]).seconds);
+        const args = [
+          "install",
+          "--no-compile",
+          "--quiet",
+          ...PIP_OFFLINE,
+          "--cache-dir",
+          pipCache,
+        ];
+        settle();
+        into.push(exec(join(dir, "bin", "pip"), [...args, ...pinArgs]).seconds);
+      };
+      progress(`install, cold cache: run ${i + 1} of ${repeat}`);
+      bothSides(
+        i,
+        () => pfInstall(dirs.pfCold, installCold.pyferry),
+        () => pipInstall(dirs.pipCold, installCold.pip),
+      );
+      if (i === 0) {
+        pfCacheBytes = treeBytes(pfCache);
+        pipCacheBytes = treeBytes(pipCache);
+      }
+      progress(`install, warm cache: run ${i + 1} of ${repeat}`);
+      bothSides(
+        i,
+        () => pfInstall(dirs.pfWarm, installWarm.pyferry),
+        () => pipInstall(dirs.pipWarm, installWarm.pip),
+      );
+      if (installLinked)
+        pfInstall(dirs.pfLinked, installLinked.pyferry, ["--link-mode", "hardlink"]);
+      if (i === 0) {
+        verifyEnv("pyferry cold-cache", join(dirs.pfCold, "bin", "python"), pins, pyVersion, w);
+        verifyEnv("pyferry warm-cache", join(dirs.pfWarm, "bin", "python"), pins, pyVersion, w);
+        if (installLinked) {
+          verifyEnv("pyferry hardlinked", join(dirs.pfLinked, "bin", "python"), pins, pyVersion, w);
+        }
+        verifyEnv("pip cold-cache", join(dirs.pipCold, "bin", "python"), pins, pyVersion, w);
+        verifyEnv("pip warm-cache", join(dirs.pipWarm, "bin", "python"), pins, pyVersion, w);
+      }
+      for (const d of [...Object.values(dirs), pfCache, pipCache]) {
+        rmSync(d, { recursive: true, force: true });
+      }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Report.
+    const steps = [
+      resolveCold,
+      resolveWarm,
+      installCold,
+      installWarm,
+      ...(installLinked ? [installLinked] : []),
+    ];
+    const pipOf = (s: Step) => (s.pipFrom ?? s).pip;
+    const speedup = (s: Step) => median(pipOf(s)) / median(s.pyferry);
+    const table = formatTable(
+      [
+        { header: "step" },
+        { header: "pip s", align: "right" },
+        { header: "pyferry s", align: "right" },
+        { header: "speed-up", align: "right" },
+      ],
+      [
+        ...steps.map((s) => [
+          s.label,
+          median(pipOf(s)).toFixed(2),
+          median(s.pyferry).toFixed(2),
+          `${speedup(s).toFixed(1)}x`,
+        ]),
+        null,
+        [
+          "venv creation (pip's; pyferry's is in its install)",
+          median(venvTimes).toFixed(2),
+          "-",
+          "-",
+        ],
+      ],
+    );
+    const verdict = (s: Step, target: number) =>
+      `${speedup(s).toFixed(1)}x, ${speedup(s) >= target ? "met" : "NOT met"}`;
+    const runs = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
+    return [
+      `Install benchmark: ${REQUIREMENTS.join(" ")} (${pins.length} packages locked) on Python ` +
+        `${pyVersion.split(" ")[0]} (${python}), pip ${pipVersion}, ${process.version}.`,
+      `Median of ${repeat} runs, fresh folders for every run.`,
+      "",
+      table,
+      "",
+      `Targets: warm-cache install >= ${TARGET_WARM}x pip: ${verdict(installWarm, TARGET_WARM)}; ` +
+        `cold-cache install >= ${TARGET_COLD}x pip: ${verdict(installCold, TARGET_COLD)}.`,
+      "",
+      "Every run (s):",
+      ...steps.map((s) => `  ${s.label}: pip ${runs(pipOf(s))} | pyferry ${runs(s.pyferry)}`),
+      `  venv creation: ${runs(venvTimes)}`,
+      "",
+      "How it was measured:",
+      `- resolve: \`pyferry lock REQS -o pylock.toml\` vs \`pip install --dry-run --ignore-installed ` +
+        "--quiet --report FILE REQS` (pip has no lock; its dry-run resolve is the closest peer). " +
+        "Cold: empty PYFERRY_CACHE_DIR / pip --cache-dir; warm: the caches of the first cold run.",
+      "- install: `pyferry env create DIR --lock pylock.toml` vs `python -m venv DIR` then " +
+        "`DIR/bin/pip install --no-compile --cache-dir C NAME==VERSION...` (every package of the " +
+        "lock); only the install command is timed for pip, its venv creation is the last row. Warm: " +
+        "a fresh env with the caches the cold run of the same repetition filled.",
+      `- pip always ran with ${PIP_OFFLINE.join(" ")}: its default index (pypi.org) is ` +
+        "unreachable here and pip.conf adds local mirrors as extra indexes; these flags make the " +
+        "dead default cost nothing instead of retries and timeouts.",
+      `- After one cold install pyferry's cache held ${mib(pfCacheBytes)} (wheels and their ` +
+        `unpacked trees); pip's held ${mib(pipCacheBytes)}` +
+        (pipCacheBytes < 1048576
+          ? " (pip does not cache wheels it reads from file:// sources, so its warm install repeats the cold one)."
+          : "."),
+      "- `sync` ran before every timed step (not timed); the OS page cache was not dropped, so " +
+        "cold means an empty tool cache, not cold disks.",
+      ...(asRoot
+        ? [
+            "- Running as root: pyferry's default link mode (auto) copies files out of its cache " +
+              "rather than hardlinking them; the hardlink row shows the same install with links.",
+          ]
+        : []),
+      `- Every environment of the first run imported ${IMPORTS} with the locked versions.`,
+      ...notes.map((n) => `- ${n}`),
+      `Machine: ${availableParallelism()} cores, load average ${load.toFixed(2)} at the start and ` +
+        `${(loadavg()[0] ?? 0).toFixed(2)} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s in all.`,
+    ].join("\n");
+  } finally {
+    if (process.env.PYFERRY_BENCH_KEEP === "1") progress(`kept ${w}`);
+    else rmSync(w, { recursive: true, force: true });
+  }
+}
+
+try {
+  console.log(main());
+} catch (err) {
+  if (!(err instanceof BenchFailure)) throw err;
+  process.stderr.write(`\nbench:install FAILED: ${err.message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,388 @@
+/**
+ * Unpacking a bundle safely, and once per machine. Only our own tar.gz layout is accepted:
+ * manifest.json first, then env/ and app/ entries that are plain files, folders or symlinks.
+ * Every file is checked against the manifest's sha256 as it is written, and the tree becomes
+ * visible at its destination only by one rename once all of it has been verified.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import {
+  closeSync,
+  createReadStream,
+  fchmodSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  writeSync,
+} from "node:fs";
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { basename, dirname, join, posix, resolve } from "node:path";
+import { createGunzip } from "node:zlib";
+import { cacheDir } from "../util/dirs.js";
+import { UserError } from "../util/errors.js";
+import { acquireLock, pidAlive } from "./lock.js";
+import { isBundlePath, MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
+import { BLOCK, decodeHeader, isZeroBlock, padding, parsePax } from "./tar.js";
+
+/** Written into an unpacked tree just before it is published: its presence means complete. */
+export const COMPLETE_MARKER = ".pyferry-complete";
+/** Headers and manifests larger than this are not ours. */
+const MAX_META_BYTES = 64 << 20;
+
+/** A reason the archive cannot be used; turned into one UserError naming the archive. */
+class Refused extends Error {}
+
+/** Exact-length reads over the decompressed stream, without gathering more than asked. */
+class ByteReader {
+  private chunks: Buffer[] = [];
+  private have = 0;
+  private ended = false;
+  constructor(private readonly source: AsyncIterator<Buffer>) {}
+
+  private async pull(): Promise<boolean> {
+    if (this.ended) return false;
+    const r = await this.source.next();
+    if (r.done) {
+      this.ended = true;
+      return false;
+    }
+    this.chunks.push(r.value);
+    this.have += r.value.length;
+    return true;
+  }
+
+  /** Up to `max` bytes that are already here, or the next chunk; empty at the end. */
+  private async some(max: number): Promise<Buffer> {
+    if (this.have === 0 && !(await this.pull())) return Buffer.alloc(0);
+    const first = this.chunks[0];
+    if (first.length <= max) {
+      this.chunks.shift();
+      this.have -= first.length;
+      return first;
+    }
+    this.chunks[0] = first.subarray(max);
+    this.have -= max;
+    return first.subarray(0, max);
+  }
+
+  /** Exactly `n` bytes; fails when the stream ends first. */
+  async read(n: number): Promise<Buffer> {
+    while (this.have < n) if (!(await this.pull())) throw new Refused("it is truncated");
+    const parts: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const b = await this.some(left);
+      parts.push(b);
+      left -= b.length;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** Exactly `n` bytes, handed over chunk by chunk as they arrive. */
+  async *stream(n: number): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      const b = await this.some(left);
+      if (b.length === 0) throw new Refused("it is truncated");
+      left -= b.length;
+      yield b;
+    }
+  }
+
+  /** Read to the end, so that gzip checks its trailer (CRC and length). */
+  async drain(): Promise<void> {
+    this.chunks = [];
+    this.have = 0;
+    while (await this.pull()) {
+      this.chunks = [];
+      this.have = 0;
+    }
+  }
+}
+
+/** True when `target`, a symlink's text at bundle path `path`, leaves the bundle. */
+function leavesBundle(path: string, target: string): boolean {
+  if (posix.isAbsolute(target)) return true;
+  const joined = posix.normalize(posix.join(posix.dirname(path), target));
+  return joined === ".." || joined.startsWith("../");
+}
+
+/**
+ * Extract `archive` into the new folder `dest` (its parent must exist), verifying everything
+ * against the manifest; resolves to the manifest. On failure `dest` may hold a partial tree:
+ * callers extract into a temporary folder and remove it. Files are written with synchronous
+ * calls: bundles hold tens of thousands of small files, and a thread-pool round trip for each
+ * open, write, chmod and close made unpacking several times slower than tar.
+ */
+async function extract(archive: string, dest: string): Promise<Manifest> {
+  await mkdir(dest);
+  const file = createReadStream(archive);
+  const gunzip = createGunzip({ chunkSize: 256 << 10 });
+  file.on("error", (err) => gunzip.destroy(err));
+  file.pipe(gunzip);
+  const reader = new ByteReader(gunzip[Symbol.asyncIterator]());
+  try {
+    let manifest: Manifest | undefined;
+    let manifestText = "";
+    const seen = new Set<string>();
+    const linkPaths = new Set<string>();
+    const links: { path: string; target: string }[] = [];
+    const made = new Set<string>([dest]);
+    const makeDir = (dir: string): void => {
+      if (made.has(dir)) return;
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      made.add(dir);
+    };
+    let pax = new Map<string, string>();
+    for (;;) {
+      const block = await reader.read(BLOCK);
+      if (isZeroBlock(block)) break;
+      const h = decodeHeader(block);
+      if (typeof h === "string") throw new Refused(h);
+      const size = pax.has("size") ? Number(pax.get("size")) : h.size;
+      if (!Number.isSafeInteger(size) || size < 0) throw new Refused("a pax size is malformed");
+      if (h.typeflag === "x") {
+        if (size > MAX_META_BYTES) throw new Refused("a pax header is too large");
+        const parsed = parsePax((await reader.read(size + padding(size))).subarray(0, size));
+        if (typeof parsed === "string") throw new Refused(parsed);
+        pax = parsed;
+        continue;
+      }
+      const rawPath = pax.get("path") ?? h.name;
+      const linkname = pax.get("linkpath") ?? h.linkname;
+      pax = new Map();
+      const isDir = h.typeflag === "5";
+      const path = isDir ? rawPath.replace(/\/$/, "") : rawPath;
+      const shown = JSON.stringify(rawPath);
+
+      if (manifest === undefined) {
+        if (path !== MANIFEST_NAME || (h.typeflag !== "0" && h.typeflag !== "\0"))
+          throw new Refused(
+            `it does not start with ${MANIFEST_NAME}, so it is not a pyferry bundle`,
+          );
+        if (size > MAX_META_BYTES) throw new Refused(`its ${MANIFEST_NAME} is too large`);
+        manifestText = (await reader.read(size + padding(size))).subarray(0, size).toString("utf8");
+        manifest = parseManifest(manifestText, archive);
+        continue;
+      }
+      if (!(isBundlePath(path) || (isDir && (path === "env" || path === "app"))))
+        throw new Refused(`the entry ${shown} is not a relative path under env/ or app/`);
+      if (seen.has(path)) throw new Refused(`the entry ${shown} appears twice`);
+      seen.add(path);
+      const parts = path.split("/");
+      for (let i = 1; i < parts.length; i++)
+        if (linkPaths.has(parts.slice(0, i).join("/")))
+          throw new Refused(`the entry ${shown} lies inside a symlink`);
+      const out = join(dest, ...parts);
+
+      switch (h.typeflag) {
+        case "5":
+          makeDir(out);
+          break;
+        case "0":
+        case "\0": {
+          const want = Object.hasOwn(manifest.files, path) ? manifest.files[path] : undefined;
+          if (!want) throw new Refused(`the file ${shown} is not in its manifest`);
+          if (want.size !== size)
+            throw new Refused(`the size of ${shown} differs from its manifest`);
+          makeDir(dirname(out));
+          // O_EXCL: never write through anything already there.
+          const fd = openSync(out, "wx", want.mode);
+          const hash = createHash("sha256");
+          try {
+            for await (const chunk of reader.stream(size)) {
+              hash.update(chunk);
+              for (let at = 0; at < chunk.length; ) at += writeSync(fd, chunk, at);
+            }
+            // The process umask must not change what the manifest says.
+            fchmodSync(fd, want.mode);
+          } finally {
+            closeSync(fd);
+          }
+          if (hash.digest("hex") !== want.sha256)
+            throw new Refused(`the content of ${shown} does not match its manifest's sha256`);
+          await reader.read(padding(size));
+          break;
+        }
+        case "2": {
+          const want = Object.hasOwn(manifest.links, path) ? manifest.links[path] : undefined;
+          if (!want || want.target !== linkname)
+            throw new Refused(`the symlink ${shown} is not in its manifest`);
+          const outside = leavesBundle(path, linkname);
+          if (outside && !(want.external && parts[0] === "env"))
+            throw new Refused(`the symlink ${shown} points outside the bundle`);
+          if (outside !== want.external)
+            throw new Refused(`the symlink ${shown} is recorded wrongly in its manifest`);
+          linkPaths.add(path);
+          links.push({ path, target: linkname });
+          await reader.read(size + padding(size));
+          break;
+        }
+        case "1":
+          throw new Refused(`the entry ${shown} is a hard link, which bundles never contain`);
+        case "3":
+        case "4":
+        case "6":
+          throw new Refused(`the entry ${shown} is a device or a FIFO`);
+        default:
+          throw new Refused(
+            `the entry ${shown} has the unsupported tar type ${JSON.stringify(h.typeflag)}`,
+          );
+      }
+    }
+    if (manifest === undefined) throw new Refused("it is empty");
+    await reader.drain();
+    // Symlinks last: while files are written no link exists that a path could be routed through.
+    for (const { path, target } of links) {
+      const out = join(dest, ...path.split("/"));
+      makeDir(dirname(out));
+      symlinkSync(target, out);
+    }
+    const missing = [...Object.keys(manifest.files), ...Object.keys(manifest.links)].find(
+      (p) => !seen.has(p),
+    );
+    if (missing !== undefined) throw new Refused(`its manifest lists ${missing}, which it lacks`);
+    await writeFile(join(dest, MANIFEST_NAME), manifestText, { mode: 0o644 });
+    return manifest;
+  } catch (err) {
+    throw explain(err, archive);
+  } finally {
+    file.destroy();
+    gunzip.destroy();
+  }
+}
+
+/** One UserError for anything that went wrong reading `archive`. */
+function explain(err: unknown, archive: string): Error {
+  if (err instanceof UserError) return err;
+  if (err instanceof Refused)
+    return new UserError(`The bundle ${archive} cannot be unpacked: ${err.message}.`);
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === "ENOENT" && e.path === archive)
+    return new UserError(`The bundle ${archive} does not exist.`);
+  if (e.code?.startsWith("Z_") || e.code === "ERR_STREAM_PREMATURE_CLOSE")
+    return new UserError(`The bundle ${archive} is truncated or corrupt: ${e.message}.`);
+  return new UserError(`Cannot unpack the bundle ${archive}: ${e.message}.`);
+}
+
+/** This host's name as it appears in file names. */
+const hostTag = (): string =>
+  hostname()
+    .replace(/[^A-Za-z0-9.-]/g, "_")
+    .slice(0, 40);
+
+/** A fresh name beside `target`, telling which host and process is writing it. */
+function partialName(target: string): string {
+  return `${target}.partial.${hostTag()}.${process.pid}.${randomBytes(4).toString("hex")}`;
+}
+
+/** True when something, even a dangling symlink, is at `p`. */
+const present = async (p: string): Promise<boolean> => (await lstat(p).catch(() => null)) !== null;
+
+/**
+ * Unpack `archive` into `dest`, which must not exist. Nothing appears at `dest` unless the
+ * whole archive was valid.
+ */
+export async function unpackBundle(archive: string, dest: string): Promise<Manifest> {
+  const target = resolve(dest);
+  if (await present(target)) throw new UserError(`Cannot unpack into ${dest}: it already exists.`);
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = partialName(target);
+  try {
+    const manifest = await extract(archive, tmp);
+    await rename(tmp, target);
+    return manifest;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** sha256 of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash("sha256");
+  try {
+    for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) h.update(chunk);
+  } catch (err) {
+    throw explain(err, path);
+  }
+  return h.digest("hex");
+}
+
+/** Remove partial trees beside `target` whose writer, a process on this host, has died. */
+async function removeAbandoned(target: string): Promise<void> {
+  const prefix = `${basename(target)}.partial.${hostTag()}.`;
+  for (const name of await readdir(dirname(target))) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split(".")[0]);
+    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid))
+      await rm(join(dirname(target), name), { recursive: true, force: true });
+  }
+}
+
+export interface Unpacked {
+  /** The unpacked bundle: manifest.json, env/ and app/. */
+  dir: string;
+  manifest: Manifest;
+  /** True when this call did the unpacking, false when it reused an earlier one. */
+  unpacked: boolean;
+}
+
+/**
+ * The bundle unpacked into cacheDir()/bundles/<sha256 of the archive>/, unpacking it only if
+ * no process has before. Many processes may call this at once: one unpacks, the others wait
+ * for it. A tree is used only once its completion marker exists, and it gets there only by
+ * an atomic rename of a finished, verified tree, so a process killed mid-way leaves nothing
+ * that looks usable (its partial tree is removed by the next unpacker).
+ */
+export async function ensureUnpacked(archive: string): Promise<Unpacked> {
+  const digest = await sha256File(archive);
+  const root = join(cacheDir(), "bundles");
+  const dir = join(root, digest);
+  const complete = (): Promise<boolean> => present(join(dir, COMPLETE_MARKER));
+  // A finished tree may be in use by running tasks: if it is damaged, say so rather than
+  // replace it under them.
+  const reuse = async (): Promise<Unpacked> => {
+    const text = await readFile(join(dir, MANIFEST_NAME), "utf8").catch(
+      (err: NodeJS.ErrnoException) => {
+        throw new UserError(
+          `The unpacked bundle ${dir} is damaged (${err.code}); remove it and run again.`,
+        );
+      },
+    );
+    return { dir, manifest: parseManifest(text, dir), unpacked: false };
+  };
+  if (await complete()) return reuse();
+  await mkdir(root, { recursive: true });
+  const lock = await acquireLock(`${dir}.lock`, { done: complete });
+  if (!lock) return reuse();
+  try {
+    if (await complete()) return reuse();
+    await removeAbandoned(dir);
+    // A tree without its marker is not ours to trust (it never is published that way).
+    if (await present(dir)) {
+      const aside = partialName(dir);
+      await rename(dir, aside);
+      await rm(aside, { recursive: true, force: true });
+    }
+    const tmp = partialName(dir);
+    try {
+      const manifest = await extract(archive, tmp);
+      await writeFile(join(tmp, COMPLETE_MARKER), `${digest}\n`);
+      try {
+        await rename(tmp, dir);
+      } catch (err) {
+        // Someone who also thought they held the lock published first: theirs is as good.
+        if (!(await complete())) throw err;
+        await rm(tmp, { recursive: true, force: true });
+        return reuse();
+      }
+      return { dir, manifest, unpacked: true };
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  } finally {
+    await lock.release();
+  }
+}

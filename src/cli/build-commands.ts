@@ -1,0 +1,169 @@
+/**
+ * Commands that build and run environments: lock, env create, pack, exec, run, cache.
+ * Registration is light; each action loads its implementation when it runs, so that the
+ * warm path of `pyferry run` starts fast.
+ */
+import type { Command } from "commander";
+import { UserError } from "../util/errors.js";
+import { type AnalyzeFlags, addAnalyzeOptions } from "./analyze.js";
+
+const collect = (value: string, previous: string[] | undefined): string[] => [
+  ...(previous ?? []),
+  value,
+];
+
+export interface BuildFlags extends AnalyzeFlags {
+  output?: string;
+  requirement?: string[];
+  lock?: string;
+  platform?: string;
+  pre?: boolean;
+  bundlePython?: boolean;
+  compile?: boolean;
+  linkMode?: string;
+  name?: string;
+  json?: boolean;
+}
+
+function addIndexOptions(cmd: Command): Command {
+  return cmd
+    .option("--index-url <url>", "package index (default: pip's configuration)")
+    .option("--extra-index-url <url>", "extra package index (repeatable)", collect)
+    .option("--find-links <path|url>", "folder or page of distribution files (repeatable)", collect)
+    .option("--no-index", "use --find-links only");
+}
+
+export function registerBuildCommands(program: Command): void {
+  addIndexOptions(
+    program
+      .command("lock")
+      .description("resolve exact packages for one target and write a PEP 751 pylock.toml")
+      .argument(
+        "[inputs...]",
+        "a spec (.json), requirements file (.txt), script or project folder; or requirement strings",
+      )
+      .option("-r, --requirement <file>", "requirements file (repeatable)", collect)
+      .option("-o, --output <file>", "where to write the lock", "pylock.toml")
+      .option("--python <version|path>", "interpreter the lock is for (default: the active one)")
+      .option("--platform <file>", "a target description (JSON) for a machine you cannot reach")
+      .option("--pre", "allow pre-releases"),
+  )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pyferry lock requests "flask<3"              lock two requirements for the active python
+  pyferry lock spec.json -o pylock.toml        lock what 'pyferry analyze -o spec.json' found
+  pyferry lock train.py --python 3.12          analyze train.py and lock it for Python 3.12`,
+    )
+    .action(async (inputs: string[], flags: BuildFlags) => {
+      const { lockCommand } = await import("../pipeline/commands.js");
+      await lockCommand(inputs, flags);
+    });
+
+  const env = program.command("env").description("build and manage environments");
+  addIndexOptions(
+    env
+      .command("create")
+      .description("build an environment from requirements, a lock, or a spec")
+      .argument("<dir>", "the environment folder to create (must not exist)")
+      .argument("[inputs...]", "a spec, requirements file, script, or requirement strings")
+      .option("-r, --requirement <file>", "requirements file (repeatable)", collect)
+      .option(
+        "--lock <pylock.toml>",
+        "install exactly this lock (no resolving; every hash verified)",
+      )
+      .option("--python <version|path>", "interpreter to build on (default: the active one)")
+      .option(
+        "--bundle-python",
+        "copy the interpreter into the environment so it runs where no Python is installed",
+      )
+      .option("--compile", "compile bytecode (hash-based .pyc, valid after moving)")
+      .option("--link-mode <mode>", "auto, clone, hardlink or copy (from the cache)", "auto"),
+  )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pyferry env create .venv -r requirements.txt
+  pyferry env create /opt/app/env --lock pylock.toml --bundle-python`,
+    )
+    .action(async (dir: string, inputs: string[], flags: BuildFlags) => {
+      const { envCreateCommand } = await import("../pipeline/commands.js");
+      await envCreateCommand(dir, inputs, flags);
+    });
+
+  addAnalyzeOptions(
+    program
+      .command("pack")
+      .description(
+        "analyze, lock and build a program, and pack it with its environment into one archive",
+      )
+      .argument("<path>", "a script or project folder")
+      .option("-n, --name <name>", "name of the pack (default: the script's name)")
+      .option("-o, --output <file>", "the archive to write (default: NAME.tar.gz)")
+      .option(
+        "--no-bundle-python",
+        "do not copy the interpreter in (the target must have the same Python)",
+      )
+      .option("--compile", "ship compiled bytecode"),
+  ).action(async (path: string, flags: BuildFlags) => {
+    const { packCommand } = await import("../pipeline/commands.js");
+    await packCommand(path, flags);
+  });
+
+  program
+    .command("exec")
+    .description("run a command inside a packed bundle (unpacked once into the cache)")
+    .argument("<bundle>", "an archive written by pyferry pack or python_package_create")
+    .argument(
+      "[command...]",
+      "the command and its arguments, after -- (default: the bundle's own entry)",
+    )
+    .passThroughOptions()
+    .addHelpText("after", "\nExample:\n  pyferry exec hello.tar.gz -- python hello.py --verbose")
+    .action(async (bundle: string, command: string[]) => {
+      const { execCommand } = await import("../pipeline/commands.js");
+      await execCommand(bundle, command[0] === "--" ? command.slice(1) : command);
+    });
+
+  program
+    .command("run")
+    .description("analyze, lock, build and run a script in one go; every stage is cached")
+    .argument("<script>", "the Python script to run")
+    .argument("[args...]", "arguments for the script")
+    .option("--python <version|path>", "interpreter to run on (default: the active one)")
+    .passThroughOptions()
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pyferry run examples/hello/hello.py
+  pyferry run train.py --epochs 3            arguments after the script go to the script`,
+    )
+    .action(async (script: string, args: string[], flags: { python?: string }) => {
+      const { runCommand } = await import("../pipeline/run.js");
+      await runCommand(script, args, flags.python);
+    });
+
+  const cache = program.command("cache").description("inspect or prune pyferry's cache");
+  cache
+    .command("info")
+    .description("where the cache is and what it holds")
+    .option("--json", "machine-readable output")
+    .action(async (flags: { json?: boolean }) => {
+      const { cacheInfoCommand } = await import("../pipeline/commands.js");
+      await cacheInfoCommand(flags.json === true);
+    });
+  cache
+    .command("prune")
+    .description("remove cached wheels, unpacked trees and environments not used recently")
+    .option("--older-than <days>", "age in days", "30")
+    .action(async (flags: { olderThan: string }) => {
+      const days = Number(flags.olderThan);
+      if (!Number.isFinite(days) || days < 0)
+        throw new UserError("--older-than takes a number of days.", 2);
+      const { cachePruneCommand } = await import("../pipeline/commands.js");
+      await cachePruneCommand(days);
+    });
+}

@@ -1,0 +1,38 @@
+/**
+ * `python_package_create <dependency-file> <output-path>`: the cctools-compatible entry. Builds
+ * the environment a spec describes, with its own interpreter so it runs on machines of the
+ * same architecture that have no Python, and packs it into a .tar.gz.
+ */
+import { Command, CommanderError } from "commander";
+import { reportError } from "./output.js";
+
+export async function runSeedCreate(argv: string[]): Promise<number> {
+  const program = new Command("python_package_create")
+    .description(
+      "Create a relocatable environment archive from a dependency file written by python_package_analyze.",
+    )
+    .argument("<dependency-file>", "the JSON spec from python_package_analyze")
+    .argument("<output-path>", "the environment archive to write (usually NAME.tar.gz)")
+    .option("--debug", "show stack traces on errors")
+    .showHelpAfterError()
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Example:
+  python_package_analyze example.py dependencies.json
+  python_package_create dependencies.json example_venv.tar.gz
+  python_package_run example_venv.tar.gz python3 example.py`,
+    )
+    .action(async (spec: string, output: string) => {
+      const { createFromSpec } = await import("../pipeline/commands.js");
+      await createFromSpec(spec, output);
+    });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    return reportError(e, argv.includes("--debug"));
+  }
+}

@@ -1,0 +1,476 @@
+/**
+ * The global, content-addressed cache under cacheDir(): downloaded wheels in
+ * `wheels/<sha256>/<filename>` and their unpacked trees in `unpacked/<sha256>/`.
+ *
+ * Entries are written under a dot-named temporary sibling that carries the writer's pid and are
+ * published with one rename, so a reader sees a complete entry or none, also across processes
+ * and after a crash. A published entry is never changed again; its last use is its marker's
+ * mtime (the wheel file itself, or the unpacked tree's `.pyferry-unpacked.json`).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import {
+  chmod,
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { HttpFailure, httpGet, redactUrl } from "../index/http.js";
+import { parseWheelFilename } from "../python/tags.js";
+import { cacheDir } from "../util/dirs.js";
+import { UserError } from "../util/errors.js";
+import { mapLimit } from "./pool.js";
+import {
+  extractWheel,
+  parentDirs,
+  UNPACKED_MARKER,
+  type UnpackedFile,
+  type WheelContents,
+} from "./wheel-archive.js";
+
+export { UNPACKED_MARKER, type UnpackedFile };
+
+/** A wheel unpacked in the cache: its tree at `dir`, files named exactly as in the zip. */
+export interface UnpackedWheel extends WheelContents {
+  dir: string;
+  sha256: string;
+}
+
+/** A file to fetch: where it is and the sha256 (hex) it must have. */
+export interface DistFile {
+  url: string;
+  filename: string;
+  sha256: string;
+}
+
+const MARKER_FORMAT = 1;
+
+/** Where the cache keeps things. */
+export function cachePaths(root: string = cacheDir()): {
+  root: string;
+  wheels: string;
+  unpacked: string;
+} {
+  return { root, wheels: join(root, "wheels"), unpacked: join(root, "unpacked") };
+}
+
+function checkSha256(sha256: string, what: string): string {
+  const hex = sha256.toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex))
+    throw new UserError(`${what} has a malformed sha256 "${sha256}".`);
+  return hex;
+}
+
+function tempSuffix(): string {
+  return `${process.pid}-${randomBytes(6).toString("hex")}`;
+}
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Mark a published entry as used now; a failure (another user's cache) only loses the date. */
+async function touch(path: string): Promise<void> {
+  const now = new Date();
+  await utimes(path, now, now).catch(() => undefined);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (err) {
+    if (errCode(err) === "ENOENT") return false;
+    throw err;
+  }
+}
+
+/** Bytes from a file:// or http(s) URL, as chunks. */
+async function* sourceChunks(url: string, filename: string): AsyncGenerator<Uint8Array> {
+  if (url.startsWith("file:")) {
+    const path = fileURLToPath(url);
+    try {
+      yield* createReadStream(path);
+    } catch (err) {
+      throw new UserError(`Could not read ${filename} at ${path} (${errCode(err) ?? err}).`);
+    }
+    return;
+  }
+  if (!/^https?:/i.test(url)) {
+    throw new UserError(
+      `${filename} is at ${redactUrl(url)}, which is neither file: nor http(s):.`,
+    );
+  }
+  try {
+    const res = await httpGet(url, { "Accept-Encoding": "identity" });
+    if (res.status !== 200) {
+      await res.discard();
+      throw new HttpFailure(`the server answered HTTP ${res.status}`, res.status);
+    }
+    yield* res.chunks();
+  } catch (err) {
+    if (!(err instanceof HttpFailure)) throw err;
+    throw new UserError(`Could not download ${filename} from ${redactUrl(url)}: ${err.reason}.`);
+  }
+}
+
+/** Create `file` (read-only) in `dir`, making `dir` first; again if a prune removed it between. */
+async function createIn(dir: string, file: string): Promise<FileHandle> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(dir, { recursive: true });
+    try {
+      return await open(file, "wx", 0o444);
+    } catch (err) {
+      if (errCode(err) !== "ENOENT" || attempt > 0) throw err;
+    }
+  }
+}
+
+/**
+ * The verified file in `wheels/<sha256>/<filename>`, fetched if not there yet: copied from a
+ * file: URL or downloaded, hashed on the way, published by rename. A hash mismatch is a
+ * UserError naming the file and both hashes, and leaves nothing behind.
+ */
+export async function fetchDist(file: DistFile): Promise<string> {
+  const sha256 = checkSha256(file.sha256, file.filename);
+  if (file.filename !== basename(file.filename) || file.filename.startsWith(".")) {
+    throw new UserError(`"${file.filename}" is not a plain file name.`);
+  }
+  const dir = join(cachePaths().wheels, sha256);
+  const final = join(dir, file.filename);
+  if (await exists(final)) {
+    await touch(final);
+    return final;
+  }
+  const tmp = join(dir, `.${file.filename}.${tempSuffix()}.part`);
+  try {
+    const hash = createHash("sha256");
+    const handle = await createIn(dir, tmp);
+    try {
+      for await (const chunk of sourceChunks(file.url, file.filename)) {
+        hash.update(chunk);
+        await handle.write(chunk);
+      }
+    } finally {
+      await handle.close();
+    }
+    const actual = hash.digest("hex");
+    if (actual !== sha256) {
+      throw new UserError(
+        `${file.filename} from ${redactUrl(file.url)} has sha256 ${actual}, but ${sha256} was expected.`,
+      );
+    }
+    // Replacing a copy another process published meanwhile is harmless: the bytes are the same.
+    await rename(tmp, final);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    await rmdir(dir).catch(() => undefined);
+    throw err;
+  }
+  return final;
+}
+
+/** fetchDist for many files, `concurrency` at a time; paths in the order given. */
+export function fetchMany(files: readonly DistFile[], concurrency = 16): Promise<string[]> {
+  return mapLimit(files, concurrency, (f) => fetchDist(f));
+}
+
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Make every directory under `root` writable again, so that a read-only tree can go. */
+async function unfreeze(root: string): Promise<void> {
+  await chmod(root, 0o755).catch(() => undefined);
+  const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) if (e.isDirectory()) await unfreeze(join(root, e.name));
+}
+
+/** Remove a tree that may hold read-only directories. */
+export async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (err) {
+    if (errCode(err) !== "EACCES" && errCode(err) !== "EPERM") throw err;
+    await unfreeze(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+function isUnpackedRecord(v: unknown, sha256: string): v is Omit<UnpackedWheel, "dir"> {
+  const o = v as Partial<UnpackedWheel & { format: number }> | null;
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    o.format === MARKER_FORMAT &&
+    o.sha256 === sha256 &&
+    typeof o.distInfo === "string" &&
+    Array.isArray(o.files)
+  );
+}
+
+/**
+ * The published tree for `sha256`, or undefined if there is none. A tree without a readable
+ * marker (left by an incompatible pyferry) is moved out of the way so it can be redone.
+ */
+async function readUnpacked(root: string, sha256: string): Promise<UnpackedWheel | undefined> {
+  const dir = join(root, sha256);
+  const marker = join(dir, UNPACKED_MARKER);
+  let text: string;
+  try {
+    text = await readFile(marker, "utf8");
+  } catch (err) {
+    if (errCode(err) !== "ENOENT" || !(await exists(dir))) return undefined;
+    text = "";
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    data = undefined;
+  }
+  if (!isUnpackedRecord(data, sha256)) {
+    const trash = join(root, `.trash-${tempSuffix()}`);
+    try {
+      await rename(dir, trash);
+    } catch (err) {
+      // Another process moved it first.
+      if (errCode(err) !== "ENOENT") throw err;
+      return undefined;
+    }
+    await removeTree(trash);
+    return undefined;
+  }
+  const { format: _format, ...rest } = data as Omit<UnpackedWheel, "dir"> & { format: number };
+  await touch(marker);
+  return { ...rest, dir };
+}
+
+/**
+ * The wheel at `path` (whose sha256 the caller states and this checks) unpacked into
+ * `unpacked/<sha256>/`: its files as the zip names them, read-only, executable where the zip
+ * says so, each checked against RECORD, plus `.pyferry-unpacked.json`. An unusable wheel is a
+ * UserError naming it and the problem, with nothing left in the cache.
+ */
+export async function unpackWheel(path: string, sha256: string): Promise<UnpackedWheel> {
+  const filename = basename(path);
+  const sha = checkSha256(sha256, filename);
+  parseWheelFilename(filename);
+  const root = cachePaths().unpacked;
+  const published = await readUnpacked(root, sha);
+  if (published) return published;
+  // fetchDist verified its own copies before publishing them; any other file is checked here.
+  if (resolve(path) !== join(cachePaths().wheels, sha, filename)) {
+    const actual = await fileSha256(path).catch((err: unknown) => {
+      throw new UserError(`Could not read the wheel ${path} (${errCode(err) ?? err}).`);
+    });
+    if (actual !== sha) {
+      throw new UserError(`${filename} has sha256 ${actual}, but ${sha} was expected.`);
+    }
+  }
+  await mkdir(root, { recursive: true });
+  const tmp = join(root, `.tmp-${sha.slice(0, 16)}-${tempSuffix()}`);
+  try {
+    const contents = await extractWheel(path, filename, tmp);
+    const record = { format: MARKER_FORMAT, sha256: sha, ...contents };
+    await writeFile(join(tmp, UNPACKED_MARKER), `${JSON.stringify(record)}\n`, {
+      mode: 0o444,
+      flag: "wx",
+    });
+    // Read-only directories too: nothing can be added to or removed from a published tree.
+    const dirs = parentDirs(contents.files.map((f) => f.path)).reverse();
+    for (const d of [...dirs.map((d) => join(tmp, d)), tmp]) await chmod(d, 0o555);
+    try {
+      await rename(tmp, join(root, sha));
+    } catch (err) {
+      const code = errCode(err);
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+      // Another process published it first; its copy is as good as ours.
+      await removeTree(tmp);
+      const theirs = await readUnpacked(root, sha);
+      if (theirs) return theirs;
+      throw err;
+    }
+    return { ...contents, sha256: sha, dir: join(root, sha) };
+  } catch (err) {
+    await removeTree(tmp);
+    throw err;
+  }
+}
+
+/** Read an unpacked tree already in the cache, without unpacking anything. */
+export function findUnpacked(sha256: string): Promise<UnpackedWheel | undefined> {
+  return readUnpacked(cachePaths().unpacked, checkSha256(sha256, "The wheel"));
+}
+
+export interface CacheInfo {
+  root: string;
+  wheels: { count: number; bytes: number };
+  unpacked: { count: number; bytes: number };
+  /** Temporary entries of running or crashed writers. */
+  partial: { count: number };
+}
+
+/** Kinds of names in the cache: published entries, and temporaries named with their writer's pid. */
+function tempPid(name: string): number | undefined {
+  const m = /^\.(?:tmp-[0-9a-f]+-|trash-|.+\.)(\d+)-[0-9a-f]+(?:\.part)?$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function listDir(path: string): Promise<string[]> {
+  try {
+    return await readdir(path);
+  } catch (err) {
+    if (errCode(err) === "ENOENT") return [];
+    throw err;
+  }
+}
+
+interface Entry {
+  kind: "wheel" | "unpacked" | "partial";
+  path: string;
+  bytes: number;
+  /** Last use (published entries) or last change (temporaries), in ms since the epoch. */
+  time: number;
+  pid?: number;
+}
+
+async function unpackedBytes(dir: string): Promise<number> {
+  try {
+    const data = JSON.parse(await readFile(join(dir, UNPACKED_MARKER), "utf8")) as {
+      files: { size: number }[];
+    };
+    return data.files.reduce((sum, f) => sum + f.size, 0);
+  } catch {
+    return 0;
+  }
+}
+
+async function cacheEntries(root: string): Promise<Entry[]> {
+  const paths = cachePaths(root);
+  const entries: Entry[] = [];
+  const partial = async (path: string, name: string) => {
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) return;
+    entries.push({ kind: "partial", path, bytes: st.size, time: st.mtimeMs, pid: tempPid(name) });
+  };
+  for (const name of await listDir(paths.unpacked)) {
+    const path = join(paths.unpacked, name);
+    if (name.startsWith(".")) {
+      await partial(path, name);
+      continue;
+    }
+    const st = await stat(join(path, UNPACKED_MARKER)).catch(() => undefined);
+    if (!st) continue;
+    entries.push({ kind: "unpacked", path, bytes: await unpackedBytes(path), time: st.mtimeMs });
+  }
+  for (const sha of await listDir(paths.wheels)) {
+    for (const name of await listDir(join(paths.wheels, sha))) {
+      const path = join(paths.wheels, sha, name);
+      if (name.startsWith(".")) {
+        await partial(path, name);
+        continue;
+      }
+      const st = await stat(path).catch(() => undefined);
+      if (st) entries.push({ kind: "wheel", path, bytes: st.size, time: st.mtimeMs });
+    }
+  }
+  return entries;
+}
+
+/** Sizes and counts of what the cache holds. */
+export async function cacheInfo(root: string = cacheDir()): Promise<CacheInfo> {
+  const info: CacheInfo = {
+    root,
+    wheels: { count: 0, bytes: 0 },
+    unpacked: { count: 0, bytes: 0 },
+    partial: { count: 0 },
+  };
+  for (const e of await cacheEntries(root)) {
+    if (e.kind === "partial") info.partial.count++;
+    else {
+      info[e.kind === "wheel" ? "wheels" : "unpacked"].count++;
+      info[e.kind === "wheel" ? "wheels" : "unpacked"].bytes += e.bytes;
+    }
+  }
+  return info;
+}
+
+export interface PruneOptions {
+  /** Remove wheels and unpacked trees not used for this many days (0: all of them). */
+  olderThanDays: number;
+  /** Report what would go without removing anything. */
+  dryRun?: boolean;
+  root?: string;
+}
+
+export interface PruneResult {
+  removed: { kind: "wheel" | "unpacked" | "partial"; path: string; bytes: number }[];
+  bytes: number;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errCode(err) === "EPERM";
+  }
+}
+
+/** A temporary entry may go once its writer is gone (or a day has passed, whatever it says). */
+const STALE_PARTIAL_MS = 60_000;
+const ABANDONED_PARTIAL_MS = 24 * 3600_000;
+
+/**
+ * Remove unpacked trees and wheels last used more than `olderThanDays` days ago, and the
+ * leftovers of writers that died. Temporaries of live writers are never touched.
+ */
+export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
+  const root = opts.root ?? cacheDir();
+  const now = Date.now();
+  const cutoff = now - opts.olderThanDays * 86_400_000;
+  const result: PruneResult = { removed: [], bytes: 0 };
+  for (const e of await cacheEntries(root)) {
+    const stale =
+      e.kind === "partial"
+        ? (now - e.time > STALE_PARTIAL_MS && (e.pid === undefined || !isAlive(e.pid))) ||
+          now - e.time > ABANDONED_PARTIAL_MS
+        : e.time <= cutoff;
+    if (!stale) continue;
+    result.removed.push({ kind: e.kind, path: e.path, bytes: e.bytes });
+    result.bytes += e.bytes;
+    if (opts.dryRun) continue;
+    if (e.kind === "unpacked") {
+      // Unpublish with one rename first, so no reader finds a half-removed tree.
+      const trash = join(cachePaths(root).unpacked, `.trash-${tempSuffix()}`);
+      try {
+        await rename(e.path, trash);
+      } catch (err) {
+        if (errCode(err) === "ENOENT") continue;
+        throw err;
+      }
+      await removeTree(trash);
+    } else {
+      await removeTree(e.path);
+      if (e.path.startsWith(cachePaths(root).wheels)) {
+        // The wheel's sha256 directory goes when it is empty (fetchDist copes with that race).
+        await rmdir(join(e.path, "..")).catch(() => undefined);
+      }
+    }
+  }
+  return result;
+}

@@ -1,0 +1,140 @@
+/**
+ * Scripts in an environment's bin/: launchers for entry points (the entry points spec's
+ * console_scripts and gui_scripts) and `#!python` scripts from a wheel's `.data/scripts`.
+ *
+ * Both run the `python` that sits in the script's own (resolved) directory, so the environment
+ * keeps working when moved, and the 127-byte shebang limit and spaces in the path do not
+ * matter. Most start with a header that is a shell script to /bin/sh and a string literal to
+ * Python; a script whose first statement matters to Python gets a one-line header instead.
+ */
+import { UserError } from "../util/errors.js";
+
+/**
+ * Line 2 runs the `python` beside the script, resolved through symlinks where `realpath`
+ * exists and else as invoked, using nothing else outside the shell; to Python, lines 2-3
+ * are one string literal.
+ */
+const EXEC_LINE =
+  `'''exec' "$(d=$(realpath -- "$0" 2>/dev/null) || d=$0; printf %s "\${d%/*}")/python"` +
+  ` "$0" "$@"\n' '''\n`;
+
+/** The relocatable header, with a source-encoding declaration on line 2 when one is needed. */
+export function relocatableHeader(coding?: string): string {
+  const cookie = coding ? `# -*- coding: ${coding} -*-\n` : "";
+  return `#!/bin/sh\n${cookie}${EXEC_LINE}`;
+}
+
+/** An entry point's object reference, `module.path:attr.path`. */
+export interface EntryPoint {
+  name: string;
+  module: string;
+  attr: string;
+}
+
+export interface ScriptEntryPoints {
+  console: EntryPoint[];
+  gui: EntryPoint[];
+}
+
+const DOTTED = /^[\p{L}_][\p{L}\p{N}_]*(?:\.[\p{L}_][\p{L}\p{N}_]*)*$/u;
+
+/** Throws a UserError naming `source` (the wheel) when the text is malformed. */
+export function parseEntryPoints(text: string, source: string): ScriptEntryPoints {
+  const result: ScriptEntryPoints = { console: [], gui: [] };
+  let section: EntryPoint[] | undefined;
+  let sectionName = "";
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const header = /^\[(.*)\]$/.exec(line);
+    if (header) {
+      sectionName = (header[1] as string).trim();
+      section =
+        sectionName === "console_scripts"
+          ? result.console
+          : sectionName === "gui_scripts"
+            ? result.gui
+            : undefined;
+      continue;
+    }
+    if (!section) continue;
+    const eq = line.indexOf("=");
+    const bad = (why: string): never => {
+      throw new UserError(`${source} has an invalid ${sectionName} entry "${line}": ${why}.`);
+    };
+    if (eq <= 0) bad('it is not "name = module:attribute"');
+    const name = line.slice(0, eq).trim();
+    // Extras in brackets are for the installer to check, not part of the reference.
+    const value = line
+      .slice(eq + 1)
+      .replace(/\[[^\]]*\]\s*$/, "")
+      .trim();
+    if (name === "." || name === ".." || /[/\\\0]/.test(name)) bad("the name is not a file name");
+    const colon = value.indexOf(":");
+    if (colon < 0) bad("a script needs a callable after a colon");
+    const module = value.slice(0, colon).trim();
+    const attr = value.slice(colon + 1).trim();
+    if (!DOTTED.test(module) || !DOTTED.test(attr)) bad("the reference is not module:attribute");
+    section.push({ name, module, attr });
+  }
+  return result;
+}
+
+/** The launcher script for an entry point; it names nothing that could clash with the target. */
+export function launcherScript(ep: EntryPoint): string {
+  return (
+    relocatableHeader() +
+    "import importlib\n" +
+    "import sys\n" +
+    'if __name__ == "__main__":\n' +
+    `    sys.exit(importlib.import_module(${JSON.stringify(ep.module)}).${ep.attr}())\n`
+  );
+}
+
+const CODING = /^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)/;
+
+/**
+ * The one-line header: a shebang that Python reads as a comment. It needs an `env` that takes
+ * -S (GNU coreutils 8.30 and later, the BSDs, macOS); `$` inside single quotes is left to sh.
+ */
+export const ONE_LINE_HEADER =
+  `#!/usr/bin/env -S sh -c 'd=$(realpath -- "$0" 2>/dev/null) || d=$0;` +
+  ` exec "\${d%/*}/python" "$0" "$@"'\n`;
+
+/**
+ * Whether the script's first statement would stop being first under the two-line header: a
+ * docstring (which then would no longer be `__doc__`) or a `from __future__` import (which
+ * then would be a syntax error).
+ */
+function firstStatementMatters(body: string): boolean {
+  for (const line of body.split("\n")) {
+    const text = line.trim();
+    if (text === "" || text.startsWith("#")) continue;
+    return /^\(*\s*[rRuUbBfF]{0,2}["']/.test(text) || /^from\s+__future__\b/.test(text);
+  }
+  return false;
+}
+
+/**
+ * A `.data/scripts` file whose first line starts with `#!python` (`#!pythonw` too), with that
+ * line replaced by a relocatable header; undefined for any other file. A source-encoding
+ * declaration on its first two lines is kept where Python still sees it.
+ */
+export function rewriteScript(data: Buffer): Buffer | undefined {
+  if (!data.subarray(0, 8).equals(Buffer.from("#!python"))) return undefined;
+  const eol = data.indexOf(10);
+  const first = data.subarray(0, eol < 0 ? data.length : eol).toString("latin1");
+  const rest = eol < 0 ? Buffer.alloc(0) : data.subarray(eol + 1);
+  const eol2 = rest.indexOf(10);
+  const second = rest.subarray(0, eol2 < 0 ? rest.length : eol2).toString("latin1");
+  const firstCoding = CODING.exec(first.slice(8))?.[1];
+  const coding = firstCoding ?? CODING.exec(second)?.[1];
+  const utf8 = coding === undefined || /^utf[-_]?8$/i.test(coding);
+  if (!firstStatementMatters(rest.toString("latin1"))) {
+    return Buffer.concat([Buffer.from(relocatableHeader(utf8 ? undefined : coding)), rest]);
+  }
+  // Only line 1 changes, as with an absolute shebang; a declaration that was on it moves to
+  // line 2, where it still counts.
+  const cookie = firstCoding && !utf8 ? `# -*- coding: ${firstCoding} -*-\n` : "";
+  return Buffer.concat([Buffer.from(ONE_LINE_HEADER + cookie), rest]);
+}

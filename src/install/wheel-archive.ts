@@ -1,0 +1,400 @@
+/**
+ * Reading and checking a wheel archive (the binary distribution format, PEP 427/491): its zip
+ * entries, its one .dist-info directory, WHEEL and RECORD, and extraction into a directory with
+ * every file checked against RECORD on the way.
+ */
+import { createHash } from "node:crypto";
+import { type FileHandle, mkdir, open, writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { inflateRaw } from "node:zlib";
+import yauzl from "yauzl";
+import { parseCoreMetadata } from "../python/metadata.js";
+import { normalizeName } from "../python/names.js";
+import { parseWheelFilename } from "../python/tags.js";
+import { UserError } from "../util/errors.js";
+import { createLimiter, mapLimit } from "./pool.js";
+import { parseRecord, type RecordRow, recordDigest, recordHasher } from "./record.js";
+
+/** A wheel that cannot be used; the message names the wheel and what is wrong with it. */
+export class BadWheel extends UserError {
+  constructor(wheel: string, reason: string) {
+    super(`${wheel} is not a usable wheel: ${reason}.`);
+    this.name = "BadWheel";
+  }
+}
+
+/** One file of an unpacked wheel, with what RECORD and the zip say about it. */
+export interface UnpackedFile {
+  /** Path inside the wheel, exactly as the zip names it. */
+  path: string;
+  size: number;
+  /** `sha256=<unpadded URL-safe base64>`, computed while extracting. */
+  hash: string;
+  /** 0o755 when the zip marks the file executable, else 0o644; a copy applies the umask. */
+  mode: number;
+}
+
+/** What extraction learns about a wheel, besides its files' bytes. */
+export interface WheelContents {
+  filename: string;
+  /** Name and Version from METADATA. */
+  name: string;
+  version: string;
+  /** The `.dist-info` directory, e.g. "foo-1.0.dist-info". */
+  distInfo: string;
+  /** The `.data` directory, when the wheel has one. */
+  dataDir?: string;
+  wheelVersion: string;
+  rootIsPurelib: boolean;
+  files: UnpackedFile[];
+}
+
+/** The description extraction writes into an unpacked tree; no wheel may hold such a file. */
+export const UNPACKED_MARKER = ".pyferry-unpacked.json";
+
+/** The keys a `.data` directory may hold (the wheel spec's install scheme). */
+const SCHEME_KEYS = new Set(["purelib", "platlib", "scripts", "headers", "data"]);
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+/** Entries larger than this are streamed; smaller ones are read, inflated and written whole. */
+const WHOLE_LIMIT = 32 * 1024 * 1024;
+/**
+ * Entries in flight across every extraction in this process: reads, inflation and writes run
+ * on libuv's thread pool, so a few per core keep it busy without holding much in memory.
+ */
+const entryLimit = createLimiter(Math.max(8, availableParallelism() * 4));
+const inflate = promisify(inflateRaw);
+
+interface ZipFileEntry {
+  name: string;
+  entry: yauzl.Entry;
+  executable: boolean;
+}
+
+/** An error's message as a clause: its first sentence, without the final period. */
+function detail(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return (text.split(/\.\s/)[0] as string).replace(/\.$/, "");
+}
+
+function checkName(name: string, isDir: boolean, fail: (reason: string) => never): void {
+  if (name.includes("\0")) fail(`an entry name holds a NUL character (${JSON.stringify(name)})`);
+  if (name.startsWith("/") || /^[A-Za-z]:/.test(name)) {
+    fail(`it contains the absolute path "${name}"`);
+  }
+  if (name.includes("\\")) fail(`the entry name "${name}" contains a backslash`);
+  const parts = (isDir ? name.slice(0, -1) : name).split("/");
+  if (parts.includes("..")) fail(`the entry "${name}" points outside the install directory`);
+  if (parts.some((p) => p === "" || p === ".")) {
+    fail(`the entry name "${name}" has an empty or "." component`);
+  }
+}
+
+async function readEntries(path: string, label: string): Promise<yauzl.ZipFile> {
+  try {
+    return await yauzl.openPromise(path, {
+      lazyEntries: true,
+      // Names are decoded and checked below, with messages of our own.
+      decodeStrings: false,
+      validateEntrySizes: true,
+      autoClose: false,
+    });
+  } catch (err) {
+    throw new BadWheel(label, `it is not a readable zip archive (${detail(err)})`);
+  }
+}
+
+/** The archive's file entries, every name and type checked; directory entries are dropped. */
+async function listFiles(zip: yauzl.ZipFile, label: string): Promise<ZipFileEntry[]> {
+  const fail = (reason: string): never => {
+    throw new BadWheel(label, reason);
+  };
+  const files: ZipFileEntry[] = [];
+  const seen = new Set<string>();
+  const dirs = new Set<string>();
+  try {
+    for await (const entry of zip.eachEntry()) {
+      const name = yauzl.getFileNameLowLevel(
+        entry.generalPurposeBitFlag,
+        entry.fileNameRaw,
+        entry.extraFields,
+        true,
+      );
+      const isDir = name.endsWith("/");
+      checkName(name, isDir, fail);
+      if (seen.has(name)) fail(`it holds "${name}" twice`);
+      seen.add(name);
+      const mode = entry.externalFileAttributes >>> 16;
+      const type = mode & S_IFMT;
+      if (type === S_IFLNK) fail(`the entry "${name}" is a symbolic link`);
+      if (type !== 0 && type !== S_IFREG && type !== S_IFDIR) {
+        fail(`the entry "${name}" is a special file`);
+      }
+      if (isDir) {
+        dirs.add(name.slice(0, -1));
+        continue;
+      }
+      if (type === S_IFDIR) fail(`the entry "${name}" is a directory without a trailing "/"`);
+      if (entry.isEncrypted()) fail(`the entry "${name}" is encrypted`);
+      if (!entry.canDecodeFileData()) {
+        fail(`the entry "${name}" uses compression method ${entry.compressionMethod}`);
+      }
+      if (name === UNPACKED_MARKER)
+        fail(`it holds a file named "${name}", a name pyferry reserves`);
+      // As pip decides it: only a regular-file mode with an execute bit makes a file executable.
+      files.push({ name, entry, executable: type === S_IFREG && (mode & 0o111) !== 0 });
+    }
+  } catch (err) {
+    if (err instanceof BadWheel) throw err;
+    throw new BadWheel(label, `its zip directory is corrupt (${detail(err)})`);
+  }
+  const fileNames = new Set(files.map((f) => f.name));
+  for (const d of [...parentDirs(fileNames), ...dirs]) {
+    if (fileNames.has(d)) fail(`"${d}" is both a file and a directory`);
+  }
+  return files;
+}
+
+/** Every directory that holds one of `paths` (relative, "/"-separated), parents first. */
+export function parentDirs(paths: Iterable<string>): string[] {
+  const dirs = new Set<string>();
+  for (const path of paths) {
+    for (let i = path.lastIndexOf("/"); i > 0; i = path.lastIndexOf("/", i - 1)) {
+      const dir = path.slice(0, i);
+      if (dirs.has(dir)) break;
+      dirs.add(dir);
+    }
+  }
+  // A parent sorts before its children, which start with it and a "/".
+  return [...dirs].sort();
+}
+
+/** The archive: yauzl for the central directory and large entries, positional reads else. */
+interface Archive {
+  zip: yauzl.ZipFile;
+  file: FileHandle;
+  label: string;
+}
+
+async function readAt(a: Archive, length: number, position: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  const { bytesRead } = await a.file.read(buffer, 0, length, position);
+  if (bytesRead !== length) throw new Error("the archive ends early");
+  return buffer;
+}
+
+/** An entry's uncompressed bytes, for entries up to WHOLE_LIMIT. */
+async function readEntry(a: Archive, f: ZipFileEntry): Promise<Buffer> {
+  const e = f.entry;
+  const header = await readAt(a, 30, e.relativeOffsetOfLocalHeader);
+  if (header.readUInt32LE(0) !== 0x04034b50) throw new Error("a local file header is missing");
+  const start =
+    e.relativeOffsetOfLocalHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
+  const raw = await readAt(a, e.compressedSize, start);
+  // Inflating no further than the declared size stops a zip bomb early.
+  const data =
+    e.compressionMethod === 0
+      ? raw
+      : await inflate(raw, {
+          maxOutputLength: Math.max(1, e.uncompressedSize),
+          // One output chunk per entry: zlib's default 16 KiB chunks cost a callback each.
+          chunkSize: Math.max(64 * 1024, e.uncompressedSize),
+        });
+  if (data.length !== e.uncompressedSize) throw new Error("its size differs from the declared one");
+  return data;
+}
+
+async function readSmall(a: Archive, f: ZipFileEntry): Promise<Buffer> {
+  try {
+    return await entryLimit(() => readEntry(a, f));
+  } catch (err) {
+    throw new BadWheel(a.label, `its entry "${f.name}" is corrupt (${detail(err)})`);
+  }
+}
+
+/** RFC 822-style `Key: value` lines, as WHEEL uses; keys lower-cased, first value kept. */
+function parseHeaders(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^([^\s:]+):\s*(.*?)\s*$/.exec(line);
+    if (m && !fields.has((m[1] as string).toLowerCase())) {
+      fields.set((m[1] as string).toLowerCase(), m[2] as string);
+    }
+  }
+  return fields;
+}
+
+interface Layout {
+  distInfo: string;
+  dataDir?: string;
+}
+
+/** Find the one .dist-info directory and check the top level against the file name. */
+function checkLayout(files: ZipFileEntry[], label: string): Layout {
+  const fail = (reason: string): never => {
+    throw new BadWheel(label, reason);
+  };
+  const top = new Set(files.filter((f) => f.name.includes("/")).map((f) => f.name.split("/")[0]));
+  const distInfos = [...top].filter((t) => t?.endsWith(".dist-info")) as string[];
+  if (distInfos.length === 0) fail("it has no .dist-info directory");
+  if (distInfos.length > 1) fail(`it has several .dist-info directories (${distInfos.join(", ")})`);
+  const distInfo = distInfos[0] as string;
+  const stem = distInfo.slice(0, -".dist-info".length);
+  const wheelName = parseWheelFilename(label).normalized;
+  if (normalizeName(stem.split("-")[0] as string) !== wheelName) {
+    fail(`its directory ${distInfo} does not belong to the project ${wheelName}`);
+  }
+  const dataDirs = [...top].filter((t) => t?.endsWith(".data")) as string[];
+  const dataDir = `${stem}.data`;
+  for (const d of dataDirs) {
+    if (d !== dataDir) fail(`its directory ${d} does not match ${distInfo}`);
+  }
+  for (const f of files) {
+    if (!f.name.startsWith(`${dataDir}/`)) continue;
+    const parts = f.name.split("/");
+    if (parts.length < 3 || !SCHEME_KEYS.has(parts[1] as string)) {
+      fail(`"${f.name}" is not under one of ${dataDir}/{${[...SCHEME_KEYS].join(",")}}`);
+    }
+  }
+  return dataDirs.length > 0 ? { distInfo, dataDir } : { distInfo };
+}
+
+/** Files RECORD does not cover: RECORD itself and its signatures. */
+function unhashed(distInfo: string): Set<string> {
+  return new Set(["RECORD", "RECORD.jws", "RECORD.p7s"].map((n) => `${distInfo}/${n}`));
+}
+
+/** Write one entry to `dest`, returning its size and digests (sha256, plus RECORD's own). */
+async function extractEntry(
+  a: Archive,
+  f: ZipFileEntry,
+  dest: string,
+  algorithm: string,
+): Promise<{ size: number; sha256: string; recordHash: string }> {
+  const sha = createHash("sha256");
+  const other = algorithm === "sha256" ? undefined : recordHasher(algorithm);
+  const mode = f.executable ? 0o555 : 0o444;
+  let size = 0;
+  if (f.entry.uncompressedSize <= WHOLE_LIMIT && f.entry.compressedSize <= WHOLE_LIMIT) {
+    const data = await readEntry(a, f);
+    sha.update(data);
+    other?.update(data);
+    size = data.length;
+    // Created read-only: the open descriptor may still write; later opens for writing fail.
+    await writeFile(dest, data, { mode, flag: "wx" });
+  } else {
+    const stream = await a.zip.openReadStreamPromise(f.entry);
+    const handle = await open(dest, "wx", mode);
+    try {
+      for await (const chunk of stream) {
+        const data = chunk as Buffer;
+        sha.update(data);
+        other?.update(data);
+        size += data.length;
+        await handle.write(data);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+  const sha256 = recordDigest("sha256", sha.digest());
+  return { size, sha256, recordHash: other ? recordDigest(algorithm, other.digest()) : sha256 };
+}
+
+/**
+ * Extract the wheel at `path` (named `filename`) into `dest`, which must not exist. Every
+ * file is checked against RECORD while it is written. Throws BadWheel (a UserError); the
+ * caller removes `dest` on failure.
+ */
+export async function extractWheel(
+  path: string,
+  filename: string,
+  dest: string,
+): Promise<WheelContents> {
+  const fail = (reason: string): never => {
+    throw new BadWheel(filename, reason);
+  };
+  const zip = await readEntries(path, filename);
+  const a: Archive = { zip, file: await open(path, "r"), label: filename };
+  try {
+    const files = await listFiles(zip, filename);
+    const { distInfo, dataDir } = checkLayout(files, filename);
+    const byName = new Map(files.map((f) => [f.name, f]));
+    const required = (name: string) =>
+      byName.get(`${distInfo}/${name}`) ?? fail(`${distInfo} has no ${name} file`);
+    const small = new Map<string, Buffer>();
+    for (const name of ["WHEEL", "RECORD", "METADATA"]) {
+      small.set(name, await readSmall(a, required(name)));
+    }
+    const wheel = parseHeaders((small.get("WHEEL") as Buffer).toString("utf8"));
+    const wheelVersion = wheel.get("wheel-version") ?? fail("its WHEEL file has no Wheel-Version");
+    const major = /^(\d+)\.\d+/.exec(wheelVersion)?.[1];
+    if (major === undefined) fail(`its Wheel-Version "${wheelVersion}" is not a version`);
+    if (Number(major) > 1) fail(`its Wheel-Version is ${wheelVersion}, and only 1.x is supported`);
+    let name = "";
+    let version = "";
+    try {
+      ({ name, version } = parseCoreMetadata((small.get("METADATA") as Buffer).toString("utf8")));
+    } catch (err) {
+      fail(`its METADATA cannot be read (${detail(err)})`);
+    }
+    if (normalizeName(name) !== parseWheelFilename(filename).normalized) {
+      fail(`its METADATA names the project ${name}`);
+    }
+
+    const record = new Map<string, RecordRow>();
+    for (const row of parseRecord((small.get("RECORD") as Buffer).toString("utf8"))) {
+      record.set(row.path, row);
+    }
+    const exempt = unhashed(distInfo);
+    const expected = (f: ZipFileEntry): { algorithm: string; row?: RecordRow } => {
+      if (exempt.has(f.name)) return { algorithm: "sha256" };
+      const row = record.get(f.name) ?? fail(`"${f.name}" is not listed in its RECORD`);
+      const algorithm = row.hash.split("=", 1)[0] as string;
+      if (row.hash === "") fail(`its RECORD gives no hash for "${f.name}"`);
+      if (!recordHasher(algorithm)) fail(`its RECORD uses the unsupported hash ${algorithm}`);
+      return { algorithm, row };
+    };
+    for (const f of files) expected(f);
+
+    await mkdir(dest);
+    for (const d of parentDirs(files.map((f) => f.name))) await mkdir(join(dest, d));
+
+    const extracted = await mapLimit(files, 16, async (f) => {
+      const { algorithm, row } = expected(f);
+      let got: { size: number; sha256: string; recordHash: string };
+      try {
+        got = await entryLimit(() => extractEntry(a, f, join(dest, f.name), algorithm));
+      } catch (err) {
+        throw new BadWheel(filename, `its entry "${f.name}" is corrupt (${detail(err)})`);
+      }
+      if (row && row.hash !== got.recordHash) {
+        fail(`"${f.name}" has hash ${got.recordHash}, but its RECORD says ${row.hash}`);
+      }
+      if (row && row.size !== "" && Number(row.size) !== got.size) {
+        fail(`"${f.name}" is ${got.size} bytes, but its RECORD says ${row.size}`);
+      }
+      return { path: f.name, size: got.size, hash: got.sha256, mode: f.executable ? 0o755 : 0o644 };
+    });
+    const rootIsPurelib = (wheel.get("root-is-purelib") ?? "").toLowerCase() === "true";
+    return {
+      filename,
+      name,
+      version,
+      distInfo,
+      ...(dataDir !== undefined ? { dataDir } : {}),
+      wheelVersion,
+      rootIsPurelib,
+      files: extracted.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    };
+  } finally {
+    zip.close();
+    await a.file.close();
+  }
+}

@@ -1,0 +1,485 @@
+/**
+ * Installing unpacked wheels into an environment, as the wheel spec describes: the root to
+ * purelib or platlib, `.data/<key>/` to the scheme's places, `#!python` scripts rewritten,
+ * launchers for entry points, INSTALLER/REQUESTED/RECORD written. Files are cloned, hardlinked
+ * or copied from the cache; files the install writes itself are always new files.
+ */
+import { constants } from "node:fs";
+import {
+  chmod,
+  copyFile,
+  link,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  rmdir,
+  unlink,
+  writeFile,
+} from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { normalizeName } from "../python/names.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { UserError } from "../util/errors.js";
+import type { UnpackedWheel } from "./cache.js";
+import type { EnvLayout } from "./env.js";
+import { createLimiter, mapLimit, settleAll } from "./pool.js";
+import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
+import { launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
+import type { UnpackedFile } from "./wheel-archive.js";
+
+export type LinkMode = "auto" | "clone" | "hardlink" | "copy";
+
+export interface InstallOptions {
+  /** Write REQUESTED: the user asked for this distribution, it is not only a dependency. */
+  requested?: boolean;
+  /** How files come from the cache; default "auto": clone, else hardlink, else copy. */
+  linkMode?: LinkMode;
+  /** Written to INSTALLER; default "pyferry". */
+  installer?: string;
+  /** Told when an install replaces files it does not own; pip replaces them silently. */
+  warn?: (message: string) => void;
+}
+
+export interface InstallResult {
+  /** Absolute paths of the files written, RECORD included. */
+  files: string[];
+  /** Those that replaced a file already there. */
+  overwritten: string[];
+}
+
+/** The umask, read once: copies get the mode a newly created file would have. */
+const UMASK = process.umask();
+
+function fileMode(executable: boolean): number {
+  return (executable ? 0o777 : 0o666) & ~UMASK;
+}
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** Errors saying a way of placing files does not work here; the next way is tried. */
+const UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EPERM", "EINVAL", "ENOSYS"]);
+
+/**
+ * Places cache files into environments, falling back clone -> hardlink -> copy. A way that
+ * failed for a reason of the file system is not tried again by the same Linker.
+ */
+class Linker {
+  private clone: boolean;
+  private hardlink: boolean;
+  private warned = false;
+
+  constructor(
+    private readonly mode: LinkMode,
+    private readonly warn?: (message: string) => void,
+  ) {
+    this.clone = mode === "auto" || mode === "clone";
+    // Read-only modes keep an edit through a hardlink out of the cache, but not for root, who
+    // may write to any file: for root, "auto" copies instead.
+    const root = typeof process.getuid === "function" && process.getuid() === 0;
+    this.hardlink = mode === "hardlink" || (mode === "auto" && !root);
+  }
+
+  private fellBack(way: "clone" | "hardlink", err: unknown): void {
+    const code = errCode(err) as string;
+    // EMLINK (too many links to one inode) and EPERM on link (a protected file) are per file.
+    const perFile = code === "EMLINK" || (way === "hardlink" && code === "EPERM");
+    if (!perFile) this[way] = false;
+    if (this.mode === way && !this.warned) {
+      this.warned = true;
+      this.warn?.(`Files could not be ${way}d here (${code}); they are copied instead.`);
+    }
+  }
+
+  async place(src: string, dest: string, executable: boolean): Promise<void> {
+    if (this.clone) {
+      try {
+        await copyFile(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+        await chmod(dest, fileMode(executable));
+        return;
+      } catch (err) {
+        if (!UNSUPPORTED.has(errCode(err) ?? "")) throw err;
+        this.fellBack("clone", err);
+      }
+    }
+    if (this.hardlink) {
+      try {
+        await link(src, dest);
+        return;
+      } catch (err) {
+        if (!UNSUPPORTED.has(errCode(err) ?? "") && errCode(err) !== "EMLINK") throw err;
+        this.fellBack("hardlink", err);
+      }
+    }
+    await copyFile(src, dest, constants.COPYFILE_EXCL);
+    await chmod(dest, fileMode(executable));
+  }
+}
+
+/** Run `write`, which must create `dest` exclusively; a file already there is unlinked first. */
+async function replacing(dest: string, write: () => Promise<void>): Promise<boolean> {
+  try {
+    await write();
+    return false;
+  } catch (err) {
+    if (errCode(err) !== "EEXIST") throw err;
+  }
+  // Never write into an existing file: it may be a hardlink into the cache.
+  await unlink(dest);
+  await write();
+  return true;
+}
+
+function writeNew(dest: string, data: string | Buffer, executable: boolean): Promise<boolean> {
+  return replacing(dest, () =>
+    writeFile(dest, data, { flag: "wx", mode: executable ? 0o777 : 0o666 }),
+  );
+}
+
+interface Placement {
+  file: UnpackedFile;
+  dest: string;
+  /** From `.data/scripts`: made executable, `#!python` rewritten. */
+  script: boolean;
+  /** Inside the .dist-info directory: placed after everything else. */
+  meta: boolean;
+}
+
+interface Plan {
+  wheel: UnpackedWheel;
+  /** purelib or platlib: where the .dist-info goes and RECORD paths start. */
+  site: string;
+  placements: Placement[];
+  launchers: { dest: string; text: string }[];
+}
+
+/** Files of the wheel's own that the install writes anew. */
+const REWRITTEN = new Set(["RECORD", "INSTALLER", "REQUESTED"]);
+
+/** The name an entry-point wrapper made by setuptools would have for `file` (pip skips those). */
+function wrapperName(file: string): string {
+  const lower = file.toLowerCase();
+  for (const suffix of [".exe", "-script.py", ".pya"]) {
+    if (lower.endsWith(suffix)) return file.slice(0, -suffix.length);
+  }
+  return file;
+}
+
+async function planWheel(w: UnpackedWheel, layout: EnvLayout): Promise<Plan> {
+  const site = w.rootIsPurelib ? layout.purelib : layout.platlib;
+  const schemes: Record<string, string> = {
+    purelib: layout.purelib,
+    platlib: layout.platlib,
+    scripts: layout.scripts,
+    headers: join(layout.include, w.name),
+    data: layout.data,
+  };
+  const entryPointsFile = `${w.distInfo}/entry_points.txt`;
+  const eps = w.files.some((f) => f.path === entryPointsFile)
+    ? parseEntryPoints(await readFile(join(w.dir, entryPointsFile), "utf8"), w.filename)
+    : { console: [], gui: [] };
+  // On POSIX a GUI script is launched like a console one.
+  const entryPoints = [...eps.console, ...eps.gui];
+  const epNames = new Set(entryPoints.map((ep) => ep.name));
+  const placements: Placement[] = [];
+  for (const file of w.files) {
+    const parts = file.path.split("/");
+    if (parts[0] === w.distInfo) {
+      if (parts.length === 2 && REWRITTEN.has(parts[1] as string)) continue;
+      placements.push({ file, dest: join(site, file.path), script: false, meta: true });
+    } else if (parts[0] === w.dataDir) {
+      const key = parts[1] as string;
+      const rest = parts.slice(2).join("/");
+      const script = key === "scripts";
+      // The launcher made from the entry point replaces a wrapper the build tool wrote.
+      if (script && epNames.has(wrapperName(rest))) continue;
+      placements.push({ file, dest: join(schemes[key] as string, rest), script, meta: false });
+    } else {
+      placements.push({ file, dest: join(site, file.path), script: false, meta: false });
+    }
+  }
+  const launchers = entryPoints.map((ep) => ({
+    dest: join(layout.scripts, ep.name),
+    text: launcherScript(ep),
+  }));
+  return { wheel: w, site, placements, launchers };
+}
+
+function recordPath(site: string, file: string): string {
+  return relative(site, file).split(sep).join("/");
+}
+
+interface Context {
+  linker: Linker;
+  limit: <R>(fn: () => Promise<R>) => Promise<R>;
+  requested: boolean;
+  installer: string;
+  /** Destinations another wheel of the same batch installs later: listed, not written. */
+  skip: ReadonlySet<string>;
+}
+
+async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
+  const { wheel, site } = plan;
+  const written: string[] = [];
+  const overwritten: string[] = [];
+  const rows: RecordRow[] = [];
+  const dirs = new Set<string>([join(site, wheel.distInfo)]);
+  for (const p of plan.placements) dirs.add(dirname(p.dest));
+  for (const l of plan.launchers) dirs.add(dirname(l.dest));
+  for (const d of [...dirs].sort()) await mkdir(d, { recursive: true });
+
+  const done = (dest: string, replaced: boolean) => {
+    written.push(dest);
+    if (replaced) overwritten.push(dest);
+  };
+  const place = async (p: Placement) => {
+    const src = join(wheel.dir, p.file.path);
+    let row: RecordRow = {
+      path: recordPath(site, p.dest),
+      hash: p.file.hash,
+      size: `${p.file.size}`,
+    };
+    if (!ctx.skip.has(p.dest)) {
+      const executable = p.script || (p.file.mode & 0o111) !== 0;
+      const rewritten = p.script ? rewriteScript(await readFile(src)) : undefined;
+      if (rewritten) {
+        done(p.dest, await writeNew(p.dest, rewritten, true));
+        row = { ...row, hash: sha256Record(rewritten), size: `${rewritten.length}` };
+      } else if (executable && (p.file.mode & 0o111) === 0) {
+        // A script the zip left without +x gets it on a copy of its own, never on the cache's.
+        done(p.dest, await writeNew(p.dest, await readFile(src), true));
+      } else {
+        done(p.dest, await replacing(p.dest, () => ctx.linker.place(src, p.dest, executable)));
+      }
+    }
+    rows.push(row);
+  };
+  const [meta, rest] = [
+    plan.placements.filter((p) => p.meta),
+    plan.placements.filter((p) => !p.meta),
+  ];
+  // Metadata last, so that an interrupted install is not taken for a complete one.
+  await settleAll(rest.map((p) => ctx.limit(() => place(p))));
+  await settleAll(
+    plan.launchers.map((l) =>
+      ctx.limit(async () => {
+        if (!ctx.skip.has(l.dest)) done(l.dest, await writeNew(l.dest, l.text, true));
+        const data = Buffer.from(l.text);
+        rows.push({
+          path: recordPath(site, l.dest),
+          hash: sha256Record(data),
+          size: `${data.length}`,
+        });
+      }),
+    ),
+  );
+  await settleAll(meta.map((p) => ctx.limit(() => place(p))));
+
+  const distInfo = join(site, wheel.distInfo);
+  const generated: [string, string][] = [["INSTALLER", `${ctx.installer}\n`]];
+  if (ctx.requested) generated.push(["REQUESTED", ""]);
+  for (const [name, text] of generated) {
+    const dest = join(distInfo, name);
+    done(dest, await writeNew(dest, text, false));
+    const data = Buffer.from(text);
+    rows.push({ path: recordPath(site, dest), hash: sha256Record(data), size: `${data.length}` });
+  }
+  const record = join(distInfo, "RECORD");
+  rows.push({ path: recordPath(site, record), hash: "", size: "" });
+  rows.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Written last and by rename: a RECORD present means the install completed.
+  await writeFileAtomic(record, formatRecord(rows));
+  written.push(record);
+  return { files: written, overwritten };
+}
+
+/** Concurrent file operations: each mostly waits on the disk, so a few per core. */
+function ioLimit(): number {
+  return Math.max(4, availableParallelism() * 4);
+}
+
+function reportOverwrites(w: UnpackedWheel, result: InstallResult, opts: InstallOptions): void {
+  const n = result.overwritten.length;
+  if (n === 0 || !opts.warn) return;
+  const first = result.overwritten[0] as string;
+  opts.warn(
+    `Installing ${w.name} ${w.version} replaced ${n === 1 ? "a file" : `${n} files`} already ` +
+      `in the environment (${n === 1 ? "" : "first: "}${first}).`,
+  );
+}
+
+/** Install one unpacked wheel, first removing any installed version of the same project. */
+export async function installWheel(
+  w: UnpackedWheel,
+  layout: EnvLayout,
+  opts: InstallOptions = {},
+): Promise<InstallResult> {
+  await uninstall(w.name, layout);
+  const plan = await planWheel(w, layout);
+  const result = await runPlan(plan, {
+    linker: new Linker(opts.linkMode ?? "auto", opts.warn),
+    limit: createLimiter(ioLimit()),
+    requested: opts.requested ?? false,
+    installer: opts.installer ?? "pyferry",
+    skip: new Set(),
+  });
+  reportOverwrites(w, result, opts);
+  return result;
+}
+
+/**
+ * Install several wheels at once, file operations bounded in number. Installed versions of
+ * the same projects are removed first. When two wheels ship the same file, the one later in
+ * the list wins (as when pip installs them in that order) and `opts.warn` hears of it.
+ */
+export async function installAll(
+  wheels: readonly UnpackedWheel[],
+  layout: EnvLayout,
+  opts: InstallOptions = {},
+): Promise<void> {
+  const names = new Map<string, UnpackedWheel>();
+  for (const w of wheels) {
+    const key = normalizeName(w.name);
+    const other = names.get(key);
+    if (other) throw new UserError(`Both ${other.filename} and ${w.filename} install ${w.name}.`);
+    names.set(key, w);
+  }
+  await mapLimit(wheels, ioLimit(), (w) => uninstall(w.name, layout));
+  const plans = await mapLimit(wheels, ioLimit(), (w) => planWheel(w, layout));
+  const owner = new Map<string, number>();
+  plans.forEach((plan, i) => {
+    const dests = [...plan.placements.map((p) => p.dest), ...plan.launchers.map((l) => l.dest)];
+    for (const dest of dests) {
+      const before = owner.get(dest);
+      if (before !== undefined && before !== i) {
+        opts.warn?.(
+          `${wheels[before]?.filename} and ${plan.wheel.filename} both install ${dest}; ` +
+            `the copy from ${plan.wheel.filename} is kept.`,
+        );
+      }
+      owner.set(dest, i);
+    }
+  });
+  const linker = new Linker(opts.linkMode ?? "auto", opts.warn);
+  const limit = createLimiter(ioLimit());
+  await settleAll(
+    plans.map(async (plan, i) => {
+      const skip = new Set<string>();
+      for (const { dest } of [...plan.placements, ...plan.launchers]) {
+        if (owner.get(dest) !== i) skip.add(dest);
+      }
+      const result = await runPlan(plan, {
+        linker,
+        limit,
+        requested: opts.requested ?? false,
+        installer: opts.installer ?? "pyferry",
+        skip,
+      });
+      reportOverwrites(plan.wheel, result, opts);
+    }),
+  );
+}
+
+/** The .dist-info directories in the environment's site directories that belong to `name`. */
+async function findDistInfos(name: string, layout: EnvLayout): Promise<string[]> {
+  const wanted = normalizeName(name);
+  const found: string[] = [];
+  for (const site of new Set([layout.purelib, layout.platlib])) {
+    let entries: string[];
+    try {
+      entries = await readdir(site);
+    } catch (err) {
+      if (errCode(err) === "ENOENT") continue;
+      throw err;
+    }
+    for (const e of entries) {
+      if (!e.endsWith(".dist-info")) continue;
+      const project = e.slice(0, -".dist-info".length).split("-")[0] as string;
+      if (normalizeName(project) === wanted) found.push(join(site, e));
+    }
+  }
+  return found;
+}
+
+function within(root: string, path: string): boolean {
+  return path.startsWith(root + sep);
+}
+
+/**
+ * Remove an installed distribution using its RECORD: its files, the bytecode of its .py
+ * files, its .dist-info directory, and directories left empty. Paths outside the
+ * environment are never touched. Without a RECORD only the .dist-info directory goes.
+ */
+export async function uninstall(
+  distName: string,
+  layout: EnvLayout,
+): Promise<{ removed: string[] }> {
+  const removed: string[] = [];
+  const emptied = new Set<string>();
+  for (const distInfo of await findDistInfos(distName, layout)) {
+    const site = dirname(distInfo);
+    let rows: RecordRow[] = [];
+    try {
+      rows = parseRecord(await readFile(join(distInfo, "RECORD"), "utf8"));
+    } catch (err) {
+      if (errCode(err) !== "ENOENT") throw err;
+    }
+    const pycacheListings = new Map<string, Promise<string[]>>();
+    const listPycache = (dir: string) => {
+      let listing = pycacheListings.get(dir);
+      if (!listing) {
+        listing = readdir(dir).catch(() => []);
+        pycacheListings.set(dir, listing);
+      }
+      return listing;
+    };
+    await mapLimit(rows, ioLimit(), async (row) => {
+      const path = resolve(site, row.path);
+      if (!within(layout.root, path) || within(distInfo, path)) return;
+      const targets = [path];
+      if (path.endsWith(".py")) {
+        const pycache = join(dirname(path), "__pycache__");
+        const stem = `${basename(path, ".py")}.`;
+        for (const name of await listPycache(pycache)) {
+          if (name.startsWith(stem) && name.endsWith(".pyc")) targets.push(join(pycache, name));
+        }
+      }
+      for (const target of targets) {
+        try {
+          await unlink(target);
+          removed.push(target);
+          emptied.add(dirname(target));
+        } catch (err) {
+          if (errCode(err) !== "ENOENT") throw err;
+        }
+      }
+    });
+    await rm(distInfo, { recursive: true, force: true });
+    removed.push(distInfo);
+  }
+  // Directories that held only the removed files go too, but never the scheme's own.
+  const keep = new Set([
+    layout.root,
+    layout.purelib,
+    layout.platlib,
+    layout.scripts,
+    layout.include,
+    layout.data,
+    dirname(layout.purelib),
+    dirname(dirname(layout.purelib)),
+  ]);
+  const byDepth = [...emptied].sort((a, b) => b.split(sep).length - a.split(sep).length);
+  for (const start of byDepth) {
+    for (let dir = start; within(layout.root, dir) && !keep.has(dir); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+    }
+  }
+  return { removed };
+}

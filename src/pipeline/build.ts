@@ -1,0 +1,240 @@
+/**
+ * From requirements to a finished environment: pick the interpreter, resolve and lock for
+ * it, then build the environment from the lock alone — into a temporary sibling renamed into
+ * place, so a crash never leaves a half-built environment where a finished one is expected.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm, symlink } from "node:fs/promises";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { type IndexSettings, loadPipSettings } from "../index/pip-config.js";
+import { bundlePython } from "../install/bundled-python.js";
+import { type DistFile, fetchMany, type UnpackedWheel, unpackWheel } from "../install/cache.js";
+import { compileBytecode } from "../install/compile.js";
+import { createVenv, type EnvLayout, layoutFor } from "../install/env.js";
+import { type BuildDeps, buildWheelFromSdist } from "../install/sdist.js";
+import { installAll } from "../install/wheel-install.js";
+import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
+import { evaluateMarker, parseMarker } from "../python/marker.js";
+import { normalizeName } from "../python/names.js";
+import type { Requirement } from "../python/requirement.js";
+import { bestTagRank, parseWheelFilename, tagRanks } from "../python/tags.js";
+import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
+import { majorMinor, satisfies } from "../python/version.js";
+import {
+  type Lock,
+  type LockedFile,
+  type LockedPackage,
+  lockedFileUrl,
+  lockToml,
+  readLock,
+} from "../resolve/lock.js";
+import { resolve } from "../resolve/resolver.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { cacheDir } from "../util/dirs.js";
+import { UserError } from "../util/errors.js";
+import { VERSION } from "../version.js";
+import { ENV_MARKER } from "./run-cache.js";
+
+/** The interpreter to build on: the request, else one matching what the input asks for. */
+export async function interpreterFor(
+  input: { python?: string; requiresPython?: string },
+  request?: string,
+): Promise<InterpreterInfo> {
+  const wanted = request ?? (input.python ? majorMinor(input.python) : undefined);
+  const info = await probeInterpreter(await findInterpreter(wanted));
+  if (input.requiresPython && !satisfies(info.version, input.requiresPython)) {
+    throw new UserError(
+      `Python ${info.version} (${info.executable}) does not satisfy requires-python ${input.requiresPython}; pass --python with a matching version.`,
+    );
+  }
+  return info;
+}
+
+export interface LockResult {
+  text: string;
+  lock: Lock;
+  target: Target;
+}
+
+/** Resolve for the interpreter's target and return the lock, as text and parsed. */
+export async function lockRequirements(
+  requirements: Requirement[],
+  target: Target | InterpreterInfo,
+  settings: IndexSettings,
+  opts: { prereleases?: boolean; lockDir?: string } = {},
+): Promise<LockResult> {
+  const t =
+    "markerEnv" in target && "platforms" in target
+      ? target
+      : targetFromInterpreter(target as InterpreterInfo);
+  const resolution = await resolve({
+    requirements,
+    target: t,
+    settings,
+    ...(opts.prereleases ? { prereleases: true } : {}),
+  });
+  const text = lockToml(resolution, {
+    createdBy: `pyferry ${VERSION}`,
+    ...(opts.lockDir ? { lockDir: opts.lockDir } : {}),
+  });
+  return { text, lock: readLock(text, "the new lock"), target: t };
+}
+
+export interface BuildOptions {
+  bundlePython?: boolean;
+  compile?: boolean;
+  linkMode?: "auto" | "clone" | "hardlink" | "copy";
+  /** Where relative `path` entries of the lock are resolved from. */
+  lockDir?: string;
+  /** Where the build requirements of sdists come from; default: pip's configuration. */
+  index?: IndexSettings;
+}
+
+/** Build `dest` (which must not exist) from a lock: nothing is resolved, every hash verified. */
+export async function buildEnv(
+  lock: Lock,
+  info: InterpreterInfo,
+  dest: string,
+  opts: BuildOptions = {},
+): Promise<EnvLayout> {
+  const final = resolvePath(dest);
+  if (existsSync(final))
+    throw new UserError(`${dest} already exists; pick a new folder or remove it first.`);
+  await mkdir(dirname(final), { recursive: true });
+  const tmp = join(
+    dirname(final),
+    `.${basename(final)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
+  );
+  try {
+    const wanted = wantedPackages(lock, info);
+    const unpacked = await lockedWheels(wanted, info, opts, []);
+    const requested = new Set(wanted.filter((p) => p.requested).map((p) => p.name));
+    let layout: EnvLayout;
+    if (opts.bundlePython) {
+      await bundlePython(info, tmp);
+      // The bundle's own interpreter sits where a venv's would: bin/python.
+      if (!existsSync(join(tmp, "bin", "python")))
+        await symlink("python3", join(tmp, "bin", "python"));
+      layout = layoutFor(tmp, majorMinor(info.version));
+    } else {
+      layout = await createVenv(tmp, info);
+    }
+    const linkMode = opts.linkMode ?? "auto";
+    const isRequested = (w: UnpackedWheel) => requested.has(normalizeName(w.name));
+    await installAll(unpacked.filter(isRequested), layout, { linkMode, requested: true });
+    await installAll(
+      unpacked.filter((w) => !isRequested(w)),
+      layout,
+      { linkMode },
+    );
+    if (opts.compile) await compileBytecode(layout);
+    await writeFileAtomic(
+      join(tmp, ENV_MARKER),
+      `${JSON.stringify({ created_by: `pyferry ${VERSION}`, python: info.version, bundled: opts.bundlePython === true, packages: wanted.map((p) => `${p.name}==${p.version}`) }, null, 2)}\n`,
+    );
+    await rename(tmp, final);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return layoutFor(final, majorMinor(info.version));
+}
+
+/** PEP 751: a package whose marker is false for this environment is not installed. */
+function wantedPackages(lock: Lock, info: InterpreterInfo): LockedPackage[] {
+  return lock.packages.filter(
+    (p) => !p.marker || evaluateMarker(parseMarker(p.marker), info.markerEnv),
+  );
+}
+
+/** The file to install a locked package from: its best wheel for this target, else its sdist. */
+function lockedFile(p: LockedPackage, ranks: Map<string, number>, lockDir: string): DistFile {
+  let best: { file: LockedFile; rank: number } | undefined;
+  for (const w of p.wheels) {
+    const rank = bestTagRank(parseWheelFilename(w.name), ranks);
+    if (rank !== undefined && (!best || rank < best.rank)) best = { file: w, rank };
+  }
+  const file = best?.file ?? p.sdist;
+  if (!file) {
+    throw new UserError(
+      `The lock has no wheel for ${p.name} ${p.version} that fits this interpreter's platform, and no sdist.`,
+    );
+  }
+  return { url: lockedFileUrl(file, lockDir), filename: file.name, sha256: file.sha256 };
+}
+
+/**
+ * The locked packages as unpacked wheels, fetched or built from their sdists. `building` is
+ * the chain of sdists whose build environments these are, to stop a package needing itself.
+ */
+async function lockedWheels(
+  packages: LockedPackage[],
+  info: InterpreterInfo,
+  opts: BuildOptions,
+  building: string[],
+): Promise<UnpackedWheel[]> {
+  const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
+  const files = packages.map((p) => lockedFile(p, ranks, opts.lockDir ?? process.cwd()));
+  const paths = await fetchMany(files);
+  const wheels: { path: string; sha256: string }[] = [];
+  // One build at a time: a backend may use every core, and builds nest (build requirements).
+  for (const [k, p] of packages.entries()) {
+    const { filename, sha256 } = files[k] as DistFile;
+    const path = paths[k] as string;
+    if (filename.endsWith(".whl")) {
+      wheels.push({ path, sha256 });
+      continue;
+    }
+    const chain = [...building, p.name];
+    if (building.includes(p.name)) {
+      throw new UserError(
+        `Building ${p.name} from its sdist needs ${p.name} itself built first (${chain.join(" -> ")}).`,
+      );
+    }
+    const deps = buildDeps(info, opts, chain);
+    const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
+    wheels.push({ path: built.wheel, sha256: built.sha256 });
+  }
+  return Promise.all(wheels.map((w) => unpackWheel(w.path, w.sha256)));
+}
+
+/** Build environments for sdists: their requirements resolved and installed by pyferry, no pip. */
+export function buildDeps(
+  info: InterpreterInfo,
+  opts: BuildOptions = {},
+  building: string[] = [],
+): BuildDeps {
+  return async (requirements, envDir) => {
+    const { lock } = await lockRequirements(requirements, info, opts.index ?? loadPipSettings());
+    const unpacked = await lockedWheels(wantedPackages(lock, info), info, opts, building);
+    const layout = await createVenv(envDir, info);
+    await installAll(unpacked, layout);
+    return layout;
+  };
+}
+
+/** An environment for this lock and interpreter from the cache, built once. */
+export async function cachedEnv(
+  lockText: string,
+  lock: Lock,
+  info: InterpreterInfo,
+  opts: BuildOptions,
+): Promise<{ dir: string; python: string }> {
+  const key = createHash("sha256")
+    .update(
+      `${lockText}\0${info.realPath}\0${info.version}\0${opts.bundlePython === true}\0${opts.compile === true}`,
+    )
+    .digest("hex")
+    .slice(0, 32);
+  const dir = join(cacheDir(), "envs", key);
+  if (!existsSync(join(dir, ENV_MARKER))) {
+    try {
+      await buildEnv(lock, info, dir, opts);
+    } catch (err) {
+      // Another process may have published the same environment first: that is success.
+      if (!existsSync(join(dir, ENV_MARKER))) throw err;
+    }
+  }
+  return { dir, python: join(dir, "bin", "python") };
+}

@@ -1,0 +1,251 @@
+/** The actions behind lock, env create, pack, exec and cache (loaded only when they run). */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { execInBundle } from "../bundle/exec.js";
+import type { ManifestHead } from "../bundle/manifest.js";
+import { packBundle } from "../bundle/pack.js";
+import { analyzeOptions } from "../cli/analyze.js";
+import type { BuildFlags } from "../cli/build-commands.js";
+import { writeJson } from "../cli/output.js";
+import { progress } from "../cli/progress.js";
+import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
+import { cacheInfo, pruneCache } from "../install/cache.js";
+import type { InterpreterInfo } from "../python/interpreter.js";
+import { tagKey } from "../python/tags.js";
+import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
+import { readLock } from "../resolve/lock.js";
+import { exitLike } from "../run/child.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { UserError } from "../util/errors.js";
+import { VERSION } from "../version.js";
+import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import { type BuildInput, fromRequirementsTxt, fromStrings, readInput } from "./inputs.js";
+
+export function indexSettings(flags: BuildFlags): IndexSettings {
+  return withOverrides(loadPipSettings(), {
+    ...(flags.indexUrl ? { indexUrl: flags.indexUrl } : {}),
+    ...(flags.extraIndexUrl ? { extraIndexUrls: flags.extraIndexUrl } : {}),
+    ...(flags.findLinks ? { findLinks: flags.findLinks } : {}),
+    ...(flags.index === false ? { noIndex: true } : {}),
+  });
+}
+
+/** Merge every input: paths (spec, requirements, script, folder) and requirement strings. */
+async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildInput> {
+  const parts: BuildInput[] = [];
+  const strings: string[] = [];
+  for (const i of inputs) {
+    if (existsSync(i)) parts.push(await readInput(i, analyzeOptions(flags)));
+    else strings.push(i);
+  }
+  for (const r of flags.requirement ?? []) {
+    if (!existsSync(r)) throw new UserError(`${r} does not exist.`);
+    parts.push(fromRequirementsTxt(await readFile(r, "utf8"), r));
+  }
+  if (strings.length > 0) parts.push(fromStrings(strings));
+  if (parts.length === 0)
+    throw new UserError(
+      "Nothing to lock: give a spec, a requirements file, a script or requirement strings.",
+      2,
+    );
+  const merged: BuildInput = {
+    requirements: parts.flatMap((p) => p.requirements),
+    source: parts.map((p) => p.source).join(", "),
+  };
+  const python = parts.find((p) => p.python)?.python;
+  const requiresPython = parts.find((p) => p.requiresPython)?.requiresPython;
+  if (python) merged.python = python;
+  if (requiresPython) merged.requiresPython = requiresPython;
+  return merged;
+}
+
+export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<void> {
+  const input = await gatherInputs(inputs, flags);
+  const output = resolve(flags.output ?? "pylock.toml");
+  const bar = progress();
+  try {
+    bar.update("Resolving");
+    const target = flags.platform
+      ? await readTarget(flags.platform)
+      : targetFromInterpreter(await interpreterFor(input, flags.python));
+    const { text, lock } = await lockRequirements(
+      input.requirements,
+      target,
+      indexSettings(flags),
+      {
+        ...(flags.pre ? { prereleases: true } : {}),
+        lockDir: dirname(output),
+      },
+    );
+    await writeFileAtomic(output, text);
+    bar.done();
+    process.stderr.write(
+      `Locked ${lock.packages.length} packages for Python ${target.pythonVersion} into ${flags.output ?? "pylock.toml"}.\n`,
+    );
+  } finally {
+    bar.done();
+  }
+}
+
+export async function envCreateCommand(
+  dir: string,
+  inputs: string[],
+  flags: BuildFlags,
+): Promise<void> {
+  if (existsSync(dir))
+    throw new UserError(`${dir} already exists; pick a new folder or remove it first.`);
+  const bar = progress();
+  try {
+    let info: InterpreterInfo;
+    let lockText: string;
+    let lockDir: string | undefined;
+    if (flags.lock) {
+      if (inputs.length > 0 || flags.requirement)
+        throw new UserError("--lock installs exactly the lock; give no other inputs.", 2);
+      lockText = await readFile(flags.lock, "utf8").catch(() => {
+        throw new UserError(`Cannot read the lock file ${flags.lock}.`);
+      });
+      const lock = readLock(lockText, flags.lock);
+      lockDir = dirname(resolve(flags.lock));
+      info = await interpreterFor(
+        {
+          ...(lock.requiresPython ? { requiresPython: lock.requiresPython } : {}),
+          ...(lock.target ? { python: lock.target.pythonVersion } : {}),
+        },
+        flags.python,
+      );
+    } else {
+      const input = await gatherInputs(inputs, flags);
+      info = await interpreterFor(input, flags.python);
+      bar.update("Resolving");
+      lockText = (await lockRequirements(input.requirements, info, indexSettings(flags))).text;
+    }
+    bar.update("Installing");
+    const lock = readLock(lockText, flags.lock ?? "the lock");
+    const layout = await buildEnv(lock, info, dir, {
+      ...(flags.bundlePython ? { bundlePython: true } : {}),
+      ...(flags.compile ? { compile: true } : {}),
+      ...(flags.linkMode ? { linkMode: flags.linkMode as "auto" } : {}),
+      ...(lockDir ? { lockDir } : {}),
+    });
+    bar.done();
+    process.stderr.write(
+      `Created ${dir} with ${lock.packages.length} packages (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
+    );
+  } finally {
+    bar.done();
+  }
+}
+
+/** A bundle: the environment (with its interpreter unless told not to) and the app's files. */
+export async function packCommand(path: string, flags: BuildFlags): Promise<void> {
+  const settings = indexSettings(flags);
+  const opts = { ...analyzeOptions(flags), index: settings };
+  const input = await readInput(path, opts);
+  const name = flags.name ?? basename(path, extname(path));
+  const output = resolve(flags.output ?? `${name}.tar.gz`);
+  const bar = progress();
+  try {
+    const info = await interpreterFor(input, flags.python);
+    bar.update("Resolving");
+    const { text, lock, target } = await lockRequirements(input.requirements, info, settings);
+    bar.update("Building the environment");
+    const bundle = flags.bundlePython !== false;
+    const env = await cachedEnv(text, lock, info, {
+      bundlePython: bundle,
+      ...(flags.compile ? { compile: true } : {}),
+    });
+    bar.update("Packing");
+    const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
+    const result = await packBundle({
+      envDir: env.dir,
+      appFiles: (input.appFiles ?? []).map((f) => ({ source: join(root, f), dest: f })),
+      manifest: {
+        ...manifestHead(name, info, text, targetTagList(target).map(tagKey), bundle),
+        ...(entryFor(path) ? { entry: entryFor(path) as string[] } : {}),
+      },
+      output,
+      ...(flags.compile ? { includeBytecode: true } : {}),
+    });
+    bar.done();
+    process.stderr.write(
+      `Packed ${name}: ${lock.packages.length} packages, ${input.appFiles?.length ?? 0} app files, ${(result.bytes / 1048576).toFixed(1)} MiB -> ${flags.output ?? `${name}.tar.gz`}\n`,
+    );
+  } finally {
+    bar.done();
+  }
+}
+
+/** The default command of a packed script: run it as `__main__` from the app folder. */
+function entryFor(path: string): string[] | undefined {
+  if (!path.endsWith(".py")) return undefined;
+  const stem = basename(path, ".py");
+  return /^[A-Za-z_]\w*$/.test(stem) ? ["python", "-m", stem] : undefined;
+}
+
+export function manifestHead(
+  name: string,
+  info: InterpreterInfo,
+  lock: string,
+  tags: string[],
+  bundled: boolean,
+): ManifestHead {
+  return {
+    format: 1,
+    name,
+    created_by: `pyferry ${VERSION}`,
+    python: {
+      version: info.version,
+      implementation: info.implementation,
+      abi: info.abiTag ?? "",
+      bundled,
+    },
+    platform: {
+      tags: [...new Set(tags.map((t) => t.split("-")[2] as string))],
+      machine: info.machine,
+    },
+    lock,
+    app: { root: "app" },
+    env: { root: "env", python: "env/bin/python" },
+  };
+}
+
+export async function execCommand(bundle: string, command: string[]): Promise<void> {
+  exitLike(await execInBundle(bundle, command));
+}
+
+export async function cacheInfoCommand(json: boolean): Promise<void> {
+  const info = await cacheInfo();
+  if (json) writeJson(info);
+  else process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+}
+
+export async function cachePruneCommand(days: number): Promise<void> {
+  const r = await pruneCache({ olderThanDays: days });
+  writeJson(r);
+}
+
+/** For python_package_create: a spec -> a relocatable environment archive. */
+export async function createFromSpec(spec: string, output: string): Promise<void> {
+  const input = await readInput(spec);
+  const info = await interpreterFor(input);
+  const settings = loadPipSettings();
+  const bar = progress();
+  try {
+    bar.update("Resolving");
+    const { text, lock, target } = await lockRequirements(input.requirements, info, settings);
+    bar.update("Building the environment");
+    const env = await cachedEnv(text, lock, info, { bundlePython: true });
+    bar.update("Packing");
+    const name = input.name ?? basename(output).replace(/\.tar\.gz$|\.tgz$/, "");
+    await packBundle({
+      envDir: env.dir,
+      appFiles: [],
+      manifest: manifestHead(name, info, text, targetTagList(target).map(tagKey), true),
+      output: resolve(output),
+    });
+  } finally {
+    bar.done();
+  }
+}

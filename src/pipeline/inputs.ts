@@ -1,0 +1,124 @@
+/**
+ * What to build an environment from: a spec written by `pyferry analyze` (conda-style JSON),
+ * a requirements file, a script (analyzed on the fly), or requirement strings.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { dirname, extname } from "node:path";
+import { type AnalyzeOptions, analyze } from "../analyze/analyze.js";
+import { installable } from "../analyze/spec.js";
+import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
+import { UserError } from "../util/errors.js";
+
+export interface BuildInput {
+  requirements: Requirement[];
+  /** Python the input asks for: "3.11.7" from a spec's python=..., or a requires-python. */
+  python?: string;
+  requiresPython?: string;
+  /** Where it came from, for messages. */
+  source: string;
+  /** For scripts and specs: the local files the program needs, relative to `root`. */
+  appFiles?: string[];
+  root?: string;
+  name?: string;
+}
+
+function parseAll(lines: string[], source: string): Requirement[] {
+  return lines.map((l) => {
+    try {
+      return parseRequirement(l);
+    } catch (err) {
+      throw new UserError(`${source}: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** A conda-style spec from `pyferry analyze -o` / `python_package_analyze`. */
+export function fromSpec(text: string, path: string): BuildInput {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`${path} is not a JSON spec: ${(err as Error).message}.`);
+  }
+  const deps = (doc as { dependencies?: unknown }).dependencies;
+  if (!Array.isArray(deps))
+    throw new UserError(
+      `${path} has no "dependencies" list; is it a spec written by pyferry analyze?`,
+    );
+  let python: string | undefined;
+  const pip: string[] = [];
+  for (const d of deps) {
+    if (typeof d === "string") {
+      const m = /^python\s*(?:==?|=)\s*([\d.]+)/.exec(d);
+      if (m) python = m[1];
+      else if (d !== "pip" && !/^python$/.test(d)) {
+        throw new UserError(
+          `${path}: '${d}' is a conda package; pyferry installs pip packages only (list it under "pip").`,
+        );
+      }
+    } else if (d && typeof d === "object" && Array.isArray((d as { pip?: unknown }).pip)) {
+      for (const p of (d as { pip: unknown[] }).pip) {
+        if (typeof p !== "string")
+          throw new UserError(`${path}: every "pip" entry must be a string.`);
+        pip.push(p);
+      }
+    } else {
+      throw new UserError(`${path}: unexpected entry in "dependencies": ${JSON.stringify(d)}.`);
+    }
+  }
+  const meta = (
+    doc as {
+      pyferry?: { python?: { requires?: string | null }; local_files?: string[]; input?: string };
+    }
+  ).pyferry;
+  const name = (doc as { name?: unknown }).name;
+  return {
+    requirements: parseAll(pip, path),
+    ...(python ? { python } : {}),
+    ...(meta?.python?.requires ? { requiresPython: meta.python.requires } : {}),
+    source: path,
+    ...(typeof name === "string" ? { name } : {}),
+  };
+}
+
+export function fromRequirementsTxt(text: string, path: string): BuildInput {
+  const parsed = parseRequirementsTxt(text);
+  if (parsed.errors.length > 0) {
+    const e = parsed.errors[0] as { line: number; message: string };
+    throw new UserError(`${path} line ${e.line}: ${e.message}`);
+  }
+  if (parsed.includes.length > 0) {
+    throw new UserError(
+      `${path} includes ${parsed.includes.join(", ")} with -r/-c; list those requirements directly.`,
+    );
+  }
+  return { requirements: parsed.requirements, source: path };
+}
+
+export async function fromScript(path: string, opts: AnalyzeOptions): Promise<BuildInput> {
+  const report = await analyze(path, opts);
+  return {
+    requirements: installable(report).map((r) => parseRequirement(r.requirement)),
+    ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
+    source: path,
+    appFiles: [...report.local_files, ...report.data_files.map((f) => f.replace(/\/$/, ""))],
+    root: report.kind === "project" ? path : dirname(path),
+    name: report.input,
+  };
+}
+
+/** Decide what a path is: a spec (.json), a requirements file (.txt / .in), or a program. */
+export async function readInput(path: string, opts: AnalyzeOptions = {}): Promise<BuildInput> {
+  const st = await stat(path).catch(() => {
+    throw new UserError(`${path} does not exist.`);
+  });
+  const ext = extname(path).toLowerCase();
+  if (st.isFile() && ext === ".json") return fromSpec(await readFile(path, "utf8"), path);
+  if (st.isFile() && (ext === ".txt" || ext === ".in"))
+    return fromRequirementsTxt(await readFile(path, "utf8"), path);
+  return fromScript(path, opts);
+}
+
+export function fromStrings(reqs: string[]): BuildInput {
+  return { requirements: parseAll(reqs, "the command line"), source: "the command line" };
+}

@@ -1,0 +1,57 @@
+/** The cold path of `pyferry run`: analyze, lock and build, then remember what it depended on. */
+import { dirname, join, resolve } from "node:path";
+import { installable } from "../analyze/spec.js";
+import { runAnalysis } from "../cli/analyze.js";
+import { warn } from "../cli/output.js";
+import { loadPipSettings } from "../index/pip-config.js";
+import { parseRequirement } from "../python/requirement.js";
+import { UserError } from "../util/errors.js";
+import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import { type RunRecord, saveRecord, stamp } from "./run-cache.js";
+
+export async function prepareRun(
+  script: string,
+  pythonRequest: string | undefined,
+  key: string,
+): Promise<RunRecord> {
+  const settings = loadPipSettings();
+  const report = await runAnalysis(script, {
+    index: settings,
+    ...(pythonRequest ? { python: pythonRequest } : {}),
+  });
+  if (report.kind !== "script") {
+    throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);
+  }
+  for (const u of report.unresolved) {
+    warn(
+      `no distribution found for '${u.import}' (imported by ${u.files.join(", ")}); running without it.`,
+    );
+  }
+  for (const a of report.ambiguous.filter((x) => !x.chosen)) {
+    warn(
+      `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; running without it (pass it in a # /// script block to decide).`,
+    );
+  }
+  const info = await interpreterFor(
+    { ...(report.python.requires ? { requiresPython: report.python.requires } : {}) },
+    pythonRequest,
+  );
+  const requirements = installable(report).map((r) => parseRequirement(r.requirement));
+  const { text, lock } = await lockRequirements(requirements, info, settings);
+  const env = await cachedEnv(text, lock, info, {});
+  const root = dirname(resolve(script));
+  const inputs = [
+    ...report.local_files.map((f) => stamp(join(root, f))),
+    stamp(join(root, "pyproject.toml")),
+    stamp(join(root, "requirements.txt")),
+    stamp(info.realPath),
+  ];
+  const rec: Omit<RunRecord, "version"> = {
+    key,
+    inputs,
+    python: env.python,
+    envDir: env.dir,
+  };
+  await saveRecord(rec);
+  return { version: 1, ...rec };
+}

@@ -1,0 +1,77 @@
+/**
+ * The fast path of `pyferry run`: a small record per script of every input the last build
+ * depended on (size and mtime of each file, including files that were absent) and the
+ * environment it produced. When nothing changed, running costs a few stats and a spawn —
+ * this module imports nothing heavy on purpose.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { writeFileAtomic } from "../util/atomic.js";
+import { cacheDir } from "../util/dirs.js";
+
+const RECORD_VERSION = 1;
+
+/** Written last into a finished environment: its presence means the build completed. */
+export const ENV_MARKER = "pyferry-env.json";
+
+export interface InputStamp {
+  path: string;
+  /** -1 when the file did not exist (creating it must invalidate the record). */
+  size: number;
+  mtimeMs: number;
+}
+
+export interface RunRecord {
+  version: number;
+  key: string;
+  inputs: InputStamp[];
+  /** The environment's interpreter, and the folder whose marker proves the env is complete. */
+  python: string;
+  envDir: string;
+}
+
+/** One record per script and interpreter request. */
+export function runKey(script: string, pythonRequest: string | undefined, tool: string): string {
+  return createHash("sha256")
+    .update(`${resolve(script)}\0${pythonRequest ?? ""}\0${tool}`)
+    .digest("hex")
+    .slice(0, 32);
+}
+
+function recordPath(key: string): string {
+  return join(cacheDir(), "runs", `${key}.json`);
+}
+
+export function stamp(path: string): InputStamp {
+  try {
+    const st = statSync(path);
+    return { path, size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return { path, size: -1, mtimeMs: 0 };
+  }
+}
+
+/** The record for `key` if every input is exactly as it was and the env is still there. */
+export function freshRecord(key: string, envMarker: string): RunRecord | undefined {
+  let rec: RunRecord;
+  try {
+    rec = JSON.parse(readFileSync(recordPath(key), "utf8")) as RunRecord;
+  } catch {
+    return undefined;
+  }
+  if (rec.version !== RECORD_VERSION || rec.key !== key) return undefined;
+  for (const i of rec.inputs) {
+    const now = stamp(i.path);
+    if (now.size !== i.size || now.mtimeMs !== i.mtimeMs) return undefined;
+  }
+  if (!existsSync(join(rec.envDir, envMarker)) || !existsSync(rec.python)) return undefined;
+  return rec;
+}
+
+export async function saveRecord(rec: Omit<RunRecord, "version">): Promise<void> {
+  await writeFileAtomic(
+    recordPath(rec.key),
+    `${JSON.stringify({ version: RECORD_VERSION, ...rec })}\n`,
+  );
+}

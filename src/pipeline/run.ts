@@ -1,0 +1,30 @@
+/**
+ * `pyferry run SCRIPT [ARGS]`: analyze -> lock -> build -> run, each stage cached. The warm
+ * path reads one small record, stats the inputs and spawns Python; the heavy modules load
+ * only when something changed.
+ */
+import { join, resolve } from "node:path";
+import { exitLike, runChild } from "../run/child.js";
+import { VERSION } from "../version.js";
+import { ENV_MARKER, freshRecord, runKey } from "./run-cache.js";
+
+export async function runCommand(
+  script: string,
+  args: string[],
+  pythonRequest?: string,
+): Promise<void> {
+  const key = runKey(script, pythonRequest, VERSION);
+  let rec = freshRecord(key, ENV_MARKER);
+  if (!rec) {
+    const { prepareRun } = await import("./prepare-run.js");
+    rec = await prepareRun(script, pythonRequest, key);
+  }
+  // As if the environment were activated: its console scripts first on PATH.
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    VIRTUAL_ENV: rec.envDir,
+    PATH: `${join(rec.envDir, "bin")}:${process.env.PATH ?? ""}`,
+  };
+  delete env.PYTHONHOME;
+  exitLike(await runChild(rec.python, [resolve(script), ...args], { env }));
+}

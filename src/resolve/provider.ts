@@ -1,0 +1,374 @@
+/**
+ * Where the resolver's candidates come from: one file per version of a project, picked for the
+ * target from the configured package sources.
+ *
+ * Sources are consulted in a fixed priority: index-url, then each extra-index-url, then each
+ * find-links location. The first source that has any file at all for a project is the only
+ * one used for that project, so a same-named project on a lower-priority source can never be
+ * slipped in ("dependency confusion"); `allowMixedSources` merges them the way pip does. A
+ * source that cannot be reached is skipped for the rest of the run with a warning, as pip
+ * does (the default pypi.org on an offline machine is the common case); only when every
+ * source is unreachable is that failure what the user sees.
+ */
+import { access } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import type { HttpOptions } from "../index/http.js";
+import type { IndexSettings } from "../index/pip-config.js";
+import { findLinksFiles, type IndexFile, IndexUnavailable, projectFiles } from "../index/simple.js";
+import { distMetadata, fileSha256, type MetadataOptions } from "../index/wheel-metadata.js";
+import type { CoreMetadata } from "../python/metadata.js";
+import { normalizeName } from "../python/names.js";
+import { bestTagRank, parseSdistFilename, parseWheelFilename, tagRanks } from "../python/tags.js";
+import { type Target, targetTagList } from "../python/target.js";
+import {
+  compareVersions,
+  isValidSpecifier,
+  normalizeVersion,
+  parseSpecifier,
+  satisfies,
+} from "../python/version.js";
+import { UserError } from "../util/errors.js";
+
+/** One version of a project, with the single file chosen for the target. */
+export interface Candidate {
+  /** Normalized project name. */
+  name: string;
+  /** Normalized version. */
+  version: string;
+  file: IndexFile;
+  kind: "wheel" | "sdist";
+  /** The index URL or find-links location the file came from (the URL for a direct reference). */
+  source: string;
+  /** The same as `source` when that is a package index (PEP 503). */
+  index?: string;
+  /** PEP 592: set when every usable file of this version is yanked. */
+  yanked: boolean | string;
+  /** Set for a candidate given by a direct URL (`name @ url`). */
+  direct?: boolean;
+}
+
+/** What the resolver asks of a source of candidates; tests inject their own. */
+export interface Provider {
+  /** Every version of the project usable for the target, newest first; [] when none has it. */
+  candidates(name: string): Promise<Candidate[]>;
+  /**
+   * The candidate's core metadata. Throws NeedsBuild, MetadataUnavailable or MetadataError
+   * when this candidate cannot be used (the resolver then tries others); anything else stops
+   * the resolution.
+   */
+  metadata(c: Candidate): Promise<CoreMetadata>;
+  /** The candidate for a direct reference `name @ url`; throws UserError when unusable. */
+  directCandidate(name: string, url: string): Promise<Candidate>;
+  /** The sha256 of the candidate's file, hex. */
+  sha256(c: Candidate): Promise<string>;
+  /** The sources, for messages: "file:///a/simple, file:///b/simple or /wheels". */
+  describeSources(): string;
+}
+
+export interface Source {
+  kind: "index" | "find-links";
+  /** An index URL, or a find-links URL or absolute path. */
+  location: string;
+}
+
+/** Sources in priority order: index-url, extra-index-urls, find-links (no indexes with no-index). */
+export function sourcesFromSettings(s: IndexSettings): Source[] {
+  const indexes = s.noIndex ? [] : [s.indexUrl, ...s.extraIndexUrls];
+  return [
+    ...indexes.map((location) => ({ kind: "index" as const, location })),
+    ...s.findLinks.map((location) => ({ kind: "find-links" as const, location })),
+  ];
+}
+
+/** "a", "a or b", "a, b or c". */
+export function joinOr(items: string[]): string {
+  if (items.length <= 1) return items.join("");
+  return `${items.slice(0, -1).join(", ")} or ${items.at(-1)}`;
+}
+
+/** Whether the target's Python satisfies a Requires-Python; an invalid one is ignored, as pip does. */
+export function pythonAccepts(requiresPython: string | undefined, pythonVersion: string): boolean {
+  if (!requiresPython || !isValidSpecifier(requiresPython)) return true;
+  return satisfies(pythonVersion, requiresPython, { prereleases: true });
+}
+
+/** Project name and version of a distribution file name, or undefined if it is not one. */
+export function distName(
+  filename: string,
+): { name: string; version: string; kind: "wheel" | "sdist" } | undefined {
+  if (filename.toLowerCase().endsWith(".whl")) {
+    try {
+      const w = parseWheelFilename(filename);
+      return { name: w.normalized, version: normalizeVersion(w.version), kind: "wheel" };
+    } catch {
+      return undefined;
+    }
+  }
+  const s = parseSdistFilename(filename);
+  return s
+    ? { name: normalizeName(s.name), version: normalizeVersion(s.version), kind: "sdist" }
+    : undefined;
+}
+
+/** A file found for a project, and where: `fromIndex` when the source is a package index. */
+export interface FoundFile {
+  file: IndexFile;
+  source: string;
+  fromIndex?: boolean;
+}
+
+interface Scored extends FoundFile {
+  kind: "wheel" | "sdist";
+  /** Tag rank for a wheel (lower is better). */
+  rank: number;
+  build: number;
+}
+
+function betterFile(a: Scored, b: Scored): number {
+  if (a.kind !== b.kind) return a.kind === "wheel" ? -1 : 1;
+  if (a.rank !== b.rank) return a.rank - b.rank;
+  if (a.build !== b.build) return b.build - a.build;
+  // .tar.gz before .zip, then by name, so the choice never depends on page order.
+  const gz =
+    Number(b.file.filename.endsWith(".tar.gz")) - Number(a.file.filename.endsWith(".tar.gz"));
+  if (gz !== 0) return gz;
+  return a.file.filename < b.file.filename ? -1 : a.file.filename > b.file.filename ? 1 : 0;
+}
+
+/**
+ * One candidate per version of `project`, newest first, from files found on its source(s):
+ * files of other projects, wheels the target cannot install, and files whose requires-python
+ * excludes the target are dropped; per version, the wheel with the best tag rank is chosen,
+ * an sdist only when no wheel fits. Yanked files count only when nothing else is left for
+ * their version (the candidate is then marked yanked).
+ */
+export function chooseCandidates(
+  project: string,
+  files: FoundFile[],
+  target: Target,
+  ranks: Map<string, number> = tagRanks(targetTagList(target)),
+): Candidate[] {
+  const wanted = normalizeName(project);
+  const byVersion = new Map<string, Scored[]>();
+  for (const { file, source, fromIndex } of files) {
+    const dist = distName(file.filename);
+    if (!dist || dist.name !== wanted) continue;
+    if (!pythonAccepts(file.requiresPython, target.pythonVersion)) continue;
+    let rank = 0;
+    let build = 0;
+    if (dist.kind === "wheel") {
+      const wheel = parseWheelFilename(file.filename);
+      const best = bestTagRank(wheel, ranks);
+      if (best === undefined) continue;
+      rank = best;
+      build = Number.parseInt(wheel.build ?? "0", 10);
+    } else if (!/\.(tar\.gz|zip)$/i.test(file.filename)) {
+      // Only these sdist formats are standard (PEP 625) and readable for metadata here.
+      continue;
+    }
+    const list = byVersion.get(dist.version) ?? [];
+    list.push({ file, source, kind: dist.kind, rank, build, ...(fromIndex ? { fromIndex } : {}) });
+    byVersion.set(dist.version, list);
+  }
+  const out: Candidate[] = [];
+  for (const [version, scored] of byVersion) {
+    const live = scored.filter((s) => s.file.yanked === false);
+    const pool = live.length > 0 ? live : scored;
+    const best = [...pool].sort(betterFile)[0] as Scored;
+    out.push({
+      name: wanted,
+      version,
+      file: best.file,
+      kind: best.kind,
+      source: best.source,
+      ...(best.fromIndex ? { index: best.source } : {}),
+      yanked: live.length > 0 ? false : best.file.yanked,
+    });
+  }
+  return out.sort((a, b) => compareVersions(b.version, a.version));
+}
+
+/** Whether `specifier` pins exactly `version` (`==V` or `===V`), the only way to get a yanked file. */
+export function pinsExactly(specifier: string, version: string): boolean {
+  if (!isValidSpecifier(specifier)) return false;
+  const clauses = parseSpecifier(specifier);
+  if (clauses.length !== 1) return false;
+  const [c] = clauses as [{ op: string; version: string; prefix: boolean }];
+  if (c.op === "===") return c.version.toLowerCase() === version.toLowerCase();
+  return c.op === "==" && !c.prefix && compareVersions(c.version, version) === 0;
+}
+
+/**
+ * The candidates a specifier admits. Yanked versions only under an exact pin (PEP 592).
+ * Pre-releases when `prereleases` is true, when the specifier names one, or (pip's rule) when
+ * no final release satisfies the specifier at all.
+ */
+export function allowedVersions(
+  candidates: Candidate[],
+  specifier: string,
+  opts: { prereleases?: boolean } = {},
+): Candidate[] {
+  const live = candidates.filter((c) => c.yanked === false || pinsExactly(specifier, c.version));
+  const pre = opts.prereleases ? true : undefined;
+  const matched = live.filter((c) => satisfies(c.version, specifier, { prereleases: pre }));
+  if (matched.length > 0 || pre) return matched;
+  return live.filter((c) => satisfies(c.version, specifier, { prereleases: true }));
+}
+
+export interface IndexProviderOptions {
+  /** Default: from pip's configuration via `settings`, which the caller loads. */
+  sources: Source[];
+  /** Merge every source's files for a project (pip's behaviour) instead of the first only. */
+  allowMixedSources?: boolean;
+  http?: HttpOptions;
+  metadata?: MetadataOptions;
+  /** Told once about each source that could not be reached and was skipped. */
+  onWarning?: (message: string) => void;
+}
+
+/** Candidates from package indexes and find-links locations, per the rules at the top. */
+export class IndexProvider implements Provider {
+  private readonly ranks: Map<string, number>;
+  private readonly cache = new Map<string, Promise<Candidate[]>>();
+  private readonly findLinks = new Map<string, Promise<IndexFile[]>>();
+  /** Sources that failed, with the failure; never asked again in this run. */
+  private readonly down = new Map<string, IndexUnavailable>();
+  readonly warnings: string[] = [];
+
+  constructor(
+    readonly target: Target,
+    private readonly opts: IndexProviderOptions,
+  ) {
+    this.ranks = tagRanks(targetTagList(target));
+  }
+
+  describeSources(): string {
+    const up = this.opts.sources.filter((s) => !this.down.has(s.location));
+    const down = [...this.down.keys()];
+    const listed = joinOr(up.map((s) => s.location)) || "no reachable source";
+    return down.length > 0 ? `${listed}, with ${joinOr(down)} unreachable` : listed;
+  }
+
+  candidates(name: string): Promise<Candidate[]> {
+    const key = normalizeName(name);
+    let found = this.cache.get(key);
+    if (!found) {
+      found = this.load(key);
+      this.cache.set(key, found);
+    }
+    return found;
+  }
+
+  private async filesAt(source: Source, project: string): Promise<IndexFile[]> {
+    const http = this.opts.http ?? {};
+    if (source.kind === "index") return projectFiles(source.location, project, http);
+    let listing = this.findLinks.get(source.location);
+    if (!listing) {
+      listing = findLinksFiles(source.location, http);
+      this.findLinks.set(source.location, listing);
+    }
+    return (await listing).filter((f) => distName(f.filename)?.name === project);
+  }
+
+  private skip(source: Source, err: IndexUnavailable): void {
+    if (this.down.has(source.location)) return;
+    this.down.set(source.location, err);
+    const what = source.kind === "index" ? "package index" : "find-links location";
+    const message = `Skipping the ${what} ${source.location}: ${err.reason}.`;
+    this.warnings.push(message);
+    this.opts.onWarning?.(message);
+  }
+
+  private async load(project: string): Promise<Candidate[]> {
+    const found: FoundFile[] = [];
+    // Sources are read in order, not all at once: with the first-source rule a later one is
+    // only needed when the earlier ones lack the project.
+    for (const source of this.opts.sources) {
+      if (this.down.has(source.location)) continue;
+      let files: IndexFile[];
+      try {
+        files = await this.filesAt(source, project);
+      } catch (err) {
+        if (!(err instanceof IndexUnavailable)) throw err;
+        this.skip(source, err);
+        continue;
+      }
+      const own = files.filter((f) => distName(f.filename)?.name === project);
+      const fromIndex = source.kind === "index";
+      for (const file of own) found.push({ file, source: source.location, fromIndex });
+      if (own.length > 0 && !this.opts.allowMixedSources) break;
+    }
+    // With every source down, "no such project" would be a guess: report the failure instead.
+    const failure = [...this.down.values()][0];
+    if (found.length === 0 && failure && this.down.size === this.opts.sources.length) {
+      throw failure;
+    }
+    return chooseCandidates(project, found, this.target, this.ranks);
+  }
+
+  metadata(c: Candidate): Promise<CoreMetadata> {
+    return distMetadata(c.file, { ...this.opts.metadata, http: this.opts.http ?? {} });
+  }
+
+  sha256(c: Candidate): Promise<string> {
+    return fileSha256(c.file, { ...this.opts.metadata, http: this.opts.http ?? {} });
+  }
+
+  async directCandidate(name: string, url: string): Promise<Candidate> {
+    const project = normalizeName(name);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UserError(`The URL "${url}" given for ${name} is not valid.`);
+    }
+    const hash = /^#sha256=([0-9a-f]{64})$/i.exec(parsed.hash);
+    parsed.hash = "";
+    const segment = parsed.pathname.split("/").pop() ?? "";
+    const filename = decodeURIComponent(segment);
+    const dist = distName(filename);
+    if (!dist) {
+      throw new UserError(
+        `${name} @ ${url} is not a wheel or sdist file; only those can be used by URL.`,
+      );
+    }
+    if (dist.name !== project) {
+      throw new UserError(`${name} @ ${url} names a file of another project, ${dist.name}.`);
+    }
+    if (parsed.protocol === "file:") {
+      // Fail here with a plain sentence rather than later as unreadable metadata.
+      const path = fileURLToPath(parsed);
+      if (
+        !(await access(path).then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        throw new UserError(`${name} @ ${url}: the file ${path} does not exist.`);
+      }
+    }
+    const file: IndexFile = {
+      filename,
+      url: parsed.href,
+      hashes: hash ? { sha256: (hash[1] as string).toLowerCase() } : {},
+      yanked: false,
+    };
+    if (
+      dist.kind === "wheel" &&
+      bestTagRank(parseWheelFilename(filename), this.ranks) === undefined
+    ) {
+      throw new UserError(
+        `${filename} cannot be installed on the target (Python ${this.target.pythonVersion}, ${this.target.platforms[0] ?? "no platform"}).`,
+      );
+    }
+    return {
+      name: project,
+      version: dist.version,
+      file,
+      kind: dist.kind,
+      source: parsed.href,
+      yanked: false,
+      direct: true,
+    };
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The build pipeline end to end through the CLI: lock, env create, run, pack/exec, and the
+ * seed's python_package_analyze -> python_package_create -> python_package_run, with real
+ * wheels from the configured index and real interpreters.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { CACHE, pyferry, REPO, runBin } from "../support/cli.js";
+
+const tmp = () => mkdtempSync(join(tmpdir(), "pyferry-pipe-"));
+
+describe("lock and env create", () => {
+  const dir = tmp();
+  const lock = join(dir, "pylock.toml");
+  test("pyferry lock writes a deterministic PEP 751 lock", () => {
+    const r = pyferry(["lock", "requests", "tabulate", "-o", lock]);
+    assert.equal(r.status, 0, r.stderr);
+    const text = readFileSync(lock, "utf8");
+    assert.match(text, /^lock-version = "1\.0"$/m);
+    for (const n of ["requests", "certifi", "idna", "urllib3", "charset-normalizer", "tabulate"]) {
+      assert.match(text, new RegExp(`^name = "${n}"$`, "m"));
+    }
+    assert.match(text, /sha256 = "[0-9a-f]{64}"/);
+    assert.equal(pyferry(["lock", "requests", "tabulate", "-o", lock]).status, 0);
+    assert.equal(readFileSync(lock, "utf8"), text, "the same inputs give the same bytes");
+  });
+  test("env create --lock installs exactly the lock; console scripts and imports work", () => {
+    const env = join(dir, "env");
+    const r = pyferry(["env", "create", env, "--lock", lock]);
+    assert.equal(r.status, 0, r.stderr);
+    const py = spawnSync(
+      join(env, "bin", "python"),
+      ["-c", "import requests, tabulate, sys; print(sys.prefix)"],
+      { encoding: "utf8" },
+    );
+    assert.equal(py.status, 0, py.stderr);
+    assert.equal(py.stdout.trim(), env);
+    const cli = spawnSync(join(env, "bin", "tabulate"), ["--help"], { encoding: "utf8" });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /Usage/);
+    const again = pyferry(["env", "create", env, "--lock", lock]);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already exists/);
+  });
+  test("a moved environment still runs its console scripts", () => {
+    const env = join(dir, "env2");
+    assert.equal(pyferry(["env", "create", env, "-r", writeReqs(dir, "tabulate\n")]).status, 0);
+    const moved = join(dir, "moved here");
+    renameSync(env, moved);
+    const cli = spawnSync(join(moved, "bin", "tabulate"), ["--help"], { encoding: "utf8" });
+    assert.equal(cli.status, 0, cli.stderr);
+  });
+});
+
+function writeReqs(dir: string, text: string): string {
+  const p = join(dir, "requirements.txt");
+  writeFileSync(p, text);
+  return p;
+}
+
+describe("bad input is one sentence and a non-zero exit", () => {
+  const bad = (args: string[], pattern: RegExp) => {
+    const r = pyferry(args);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, pattern);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  };
+  test("an unknown package", () =>
+    bad(["lock", "zz-no-such-project-zz", "-o", join(tmp(), "l.toml")], /zz-no-such-project-zz/));
+  test("an unsatisfiable requirement", () =>
+    bad(["lock", "requests==0.0.1", "-o", join(tmp(), "l.toml")], /requests/));
+  test("a lock that is not TOML", () => {
+    const d = tmp();
+    writeFileSync(join(d, "bad.toml"), "lock-version = \n");
+    bad(["env", "create", join(d, "e"), "--lock", join(d, "bad.toml")], /bad\.toml/);
+    assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
+  });
+  test("a lock whose hash does not match the file", () => {
+    const d = tmp();
+    const lock = join(d, "pylock.toml");
+    assert.equal(pyferry(["lock", "tabulate", "-o", lock]).status, 0);
+    writeFileSync(
+      lock,
+      readFileSync(lock, "utf8").replace(/sha256 = "[0-9a-f]{64}"/, `sha256 = "${"0".repeat(64)}"`),
+    );
+    bad(["env", "create", join(d, "e"), "--lock", lock], /tabulate/);
+    assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
+  });
+});
+
+describe("pyferry run", () => {
+  const script = join(REPO, "examples", "hello", "hello.py");
+  test("runs the example with its third-party imports; arguments pass through", () => {
+    const r = pyferry(["run", script, "one", "--two"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Hello, pyferry!/);
+    assert.match(r.stdout, /"args": \["one", "--two"\]/);
+  });
+  test("a second run reuses every stage", () => {
+    const runs = join(CACHE, "runs");
+    const before = readdirSync(runs).map((f) => statSync(join(runs, f)).mtimeMs);
+    const r = pyferry(["run", script]);
+    assert.equal(r.status, 0, r.stderr);
+    const after = readdirSync(runs).map((f) => statSync(join(runs, f)).mtimeMs);
+    assert.deepEqual(after, before, "the run record was not rebuilt");
+  });
+  test("a change to the script is noticed", () => {
+    const d = tmp();
+    const s = join(d, "s.py");
+    writeFileSync(s, "print('v1')\n");
+    assert.match(pyferry(["run", s]).stdout, /v1/);
+    writeFileSync(s, "import tabulate\nprint('v2', tabulate.__name__)\n");
+    const r = pyferry(["run", s]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /v2 tabulate/);
+  });
+  test("exit codes and signals pass through", () => {
+    const d = tmp();
+    writeFileSync(join(d, "exit.py"), "import sys\nsys.exit(3)\n");
+    assert.equal(pyferry(["run", join(d, "exit.py")]).status, 3);
+    writeFileSync(join(d, "sig.py"), "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n");
+    const r = spawnSync(
+      process.execPath,
+      [join(REPO, "bin", "pyferry.js"), "run", join(d, "sig.py")],
+      {
+        env: { ...process.env, PYFERRY_CACHE_DIR: CACHE },
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.signal, "SIGTERM", `status ${r.status} ${r.stderr}`);
+  });
+});
+
+describe("the seed's HOW TO TEST steps, as written", () => {
+  test("python_package_analyze -> python_package_create -> python_package_run, elsewhere, with no python on PATH", () => {
+    const d = tmp();
+    writeFileSync(
+      join(d, "hi.py"),
+      "import sys\nimport numpy as np\nfrom tabulate import tabulate\nprint(tabulate([[sys.version_info[0], int(np.arange(5).sum())]]))\nprint('prefix', sys.prefix)\n",
+    );
+    let r = runBin("python_package_analyze", ["hi.py", "output.json"], { cwd: d });
+    assert.equal(r.status, 0, r.stderr);
+    r = runBin("python_package_create", ["output.json", "venv.tar.gz"], { cwd: d });
+    assert.equal(r.status, 0, r.stderr);
+    // Another folder, a fresh cache, and a PATH with no python at all.
+    const elsewhere = tmp();
+    cpSync(join(d, "venv.tar.gz"), join(elsewhere, "venv.tar.gz"));
+    cpSync(join(d, "hi.py"), join(elsewhere, "hi.py"));
+    const bare = mkdtempSync(join(tmpdir(), "pyferry-bare-"));
+    const out = spawnSync(
+      process.execPath,
+      [join(REPO, "bin", "python_package_run.js"), "venv.tar.gz", "python3", "hi.py"],
+      {
+        cwd: elsewhere,
+        env: { PATH: bare, HOME: elsewhere, PYFERRY_CACHE_DIR: join(elsewhere, "cache") },
+        encoding: "utf8",
+      },
+    );
+    assert.equal(out.status, 0, out.stderr);
+    assert.match(out.stdout, /3\s+10/);
+    assert.match(out.stdout, new RegExp(`prefix ${join(elsewhere, "cache")}`));
+  });
+});
+
+describe("pack and exec", () => {
+  test("a packed script runs from the archive with its local modules and data files", () => {
+    const d = tmp();
+    cpSync(join(REPO, "examples", "hello"), d, { recursive: true });
+    const archive = join(d, "hello.tar.gz");
+    let r = pyferry(["pack", join(d, "hello.py"), "-f", "-o", archive]);
+    assert.equal(r.status, 0, r.stderr);
+    const other = tmp();
+    r = pyferry(["exec", archive, "--", "python", "-m", "hello", "x"], { cwd: other });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Hello, pyferry!/);
+    assert.match(r.stdout, /"args": \["x"\]/);
+    r = pyferry(["exec", archive], { cwd: other });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Goodbye from pyferry/);
+  });
+});

@@ -1,0 +1,312 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { loadPipSettings } from "../../../src/index/pip-config.js";
+import { type IndexFile, IndexUnavailable } from "../../../src/index/simple.js";
+import type { Target } from "../../../src/python/target.js";
+import {
+  allowedVersions,
+  type Candidate,
+  chooseCandidates,
+  IndexProvider,
+  sourcesFromSettings,
+} from "../../../src/resolve/provider.js";
+import { UserError } from "../../../src/util/errors.js";
+
+const target: Target = {
+  implementation: "cpython",
+  pythonVersion: "3.11.7",
+  abiTags: ["cp311"],
+  platforms: [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "linux_x86_64",
+  ],
+  markerEnv: {
+    implementation_name: "cpython",
+    implementation_version: "3.11.7",
+    os_name: "posix",
+    platform_machine: "x86_64",
+    platform_python_implementation: "CPython",
+    platform_release: "6.1.0",
+    platform_system: "Linux",
+    platform_version: "#1 SMP",
+    python_full_version: "3.11.7",
+    python_version: "3.11",
+    sys_platform: "linux",
+  },
+};
+
+const root = mkdtempSync(join(tmpdir(), "pyferry-provider-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function file(
+  filename: string,
+  extra: Partial<IndexFile> = {},
+): { file: IndexFile; source: string } {
+  return {
+    file: {
+      filename,
+      url: `https://files.example/${filename}`,
+      hashes: {},
+      yanked: false,
+      ...extra,
+    },
+    source: "https://index.example/simple",
+  };
+}
+
+function versions(cands: Candidate[]): string[] {
+  return cands.map((c) => c.version);
+}
+
+describe("chooseCandidates", () => {
+  test("takes the wheel with the best tag for the target, newest version first", () => {
+    const cands = chooseCandidates(
+      "Demo_Pkg",
+      [
+        file("demo_pkg-1.0-py3-none-any.whl"),
+        file("demo_pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"),
+        file("demo_pkg-1.0-cp311-abi3-manylinux_2_28_x86_64.whl"),
+        file("demo_pkg-1.0.tar.gz"),
+        file("demo_pkg-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
+        file("demo_pkg-2.0-cp311-cp311-win_amd64.whl"),
+        file("demo_pkg-1.5.tar.gz"),
+        file("demo_pkg-1.5.zip"),
+        file("demo_pkg-0.9.tar.bz2"),
+        file("other-3.0-py3-none-any.whl"),
+      ],
+      target,
+    );
+    // 2.0 has no wheel for the target and no sdist; 0.9's only file is an old sdist format.
+    assert.deepEqual(versions(cands), ["1.5", "1.0"]);
+    assert.equal(cands[0]?.file.filename, "demo_pkg-1.5.tar.gz");
+    assert.equal(cands[0]?.kind, "sdist");
+    // The interpreter's own ABI beats abi3 and pure Python, even on an older platform tag.
+    assert.equal(cands[1]?.file.filename, "demo_pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl");
+    assert.equal(cands[1]?.kind, "wheel");
+    assert.equal(cands[1]?.name, "demo-pkg");
+  });
+
+  test("drops files whose requires-python excludes the target", () => {
+    const cands = chooseCandidates(
+      "a",
+      [
+        file("a-3.0-py3-none-any.whl", { requiresPython: ">=3.12" }),
+        file("a-2.0-py3-none-any.whl", { requiresPython: ">=3.8,<4" }),
+        file("a-1.0-py3-none-any.whl", { requiresPython: "not a specifier" }),
+      ],
+      target,
+    );
+    assert.deepEqual(versions(cands), ["2.0", "1.0"]);
+  });
+
+  test("prefers a version's live files to its yanked ones, and marks all-yanked versions", () => {
+    const cands = chooseCandidates(
+      "a",
+      [
+        file("a-2.0-cp311-cp311-manylinux_2_17_x86_64.whl", { yanked: "broken build" }),
+        file("a-2.0-py3-none-any.whl"),
+        file("a-1.0-py3-none-any.whl", { yanked: true }),
+      ],
+      target,
+    );
+    assert.equal(cands[0]?.file.filename, "a-2.0-py3-none-any.whl");
+    assert.equal(cands[0]?.yanked, false);
+    assert.equal(cands[1]?.yanked, true);
+  });
+
+  test("a higher build number wins between equally good wheels", () => {
+    const cands = chooseCandidates(
+      "a",
+      [
+        file("a-1.0-1-py3-none-any.whl"),
+        file("a-1.0-2-py3-none-any.whl"),
+        file("a-1.0-py3-none-any.whl"),
+      ],
+      target,
+    );
+    assert.equal(cands[0]?.file.filename, "a-1.0-2-py3-none-any.whl");
+  });
+});
+
+describe("allowedVersions", () => {
+  const cands = chooseCandidates(
+    "a",
+    [
+      file("a-3.0b1-py3-none-any.whl"),
+      file("a-2.1-py3-none-any.whl", { yanked: true }),
+      file("a-2.0-py3-none-any.whl"),
+      file("a-1.0-py3-none-any.whl"),
+    ],
+    target,
+  );
+
+  test("skips yanked versions unless pinned exactly", () => {
+    assert.deepEqual(versions(allowedVersions(cands, ">=2")), ["2.0"]);
+    assert.deepEqual(versions(allowedVersions(cands, "==2.1")), ["2.1"]);
+    assert.deepEqual(versions(allowedVersions(cands, "===2.1")), ["2.1"]);
+    assert.deepEqual(versions(allowedVersions(cands, "==2.1.*")), []);
+  });
+
+  test("takes pre-releases when asked, when named, or when nothing else matches", () => {
+    assert.deepEqual(versions(allowedVersions(cands, "")), ["2.0", "1.0"]);
+    assert.deepEqual(versions(allowedVersions(cands, "", { prereleases: true })), [
+      "3.0b1",
+      "2.0",
+      "1.0",
+    ]);
+    assert.deepEqual(versions(allowedVersions(cands, ">=3.0b1")), ["3.0b1"]);
+    assert.deepEqual(versions(allowedVersions(cands, ">2.5")), ["3.0b1"]);
+  });
+});
+
+/** A PEP 503 index folder with the given project pages. */
+function makeIndex(name: string, projects: Record<string, string[]>): string {
+  const dir = join(root, name);
+  for (const [project, files] of Object.entries(projects)) {
+    mkdirSync(join(dir, project), { recursive: true });
+    const links = files.map(
+      (f) => `<a href="https://files.example/${f}#sha256=${"0".repeat(64)}">${f}</a>`,
+    );
+    writeFileSync(
+      join(dir, project, "index.html"),
+      `<html><body>${links.join("\n")}</body></html>`,
+    );
+  }
+  return pathToFileURL(dir).href;
+}
+
+/** A real wheel: Python's zipfile writes it. */
+function makeWheel(path: string, name: string, version: string, requires: string[] = []): void {
+  const metadata = [
+    "Metadata-Version: 2.1",
+    `Name: ${name}`,
+    `Version: ${version}`,
+    ...requires.map((r) => `Requires-Dist: ${r}`),
+    "",
+  ].join("\n");
+  const script = [
+    "import sys, zipfile",
+    "path, info, metadata = sys.argv[1:4]",
+    "with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as z:",
+    "    z.writestr(info + '/METADATA', metadata)",
+    "    z.writestr(info + '/WHEEL', 'Wheel-Version: 1.0\\n')",
+  ].join("\n");
+  execFileSync("python3", ["-c", script, path, `${name}-${version}.dist-info`, metadata]);
+}
+
+describe("IndexProvider", () => {
+  const first = makeIndex("first", {
+    shared: ["shared-1.0-py3-none-any.whl"],
+    only1: ["only1-1.0-py3-none-any.whl"],
+  });
+  const second = makeIndex("second", {
+    shared: ["shared-9.0-py3-none-any.whl"],
+    only2: ["only2-1.0-py3-none-any.whl"],
+  });
+  const links = join(root, "links");
+  mkdirSync(links);
+  makeWheel(join(links, "shared-5.0-py3-none-any.whl"), "shared", "5.0");
+  makeWheel(join(links, "local_only-1.0-py3-none-any.whl"), "local_only", "1.0");
+  const sources = sourcesFromSettings({
+    indexUrl: first,
+    extraIndexUrls: [second],
+    findLinks: [links],
+    noIndex: false,
+    trustedHosts: [],
+    sources: {},
+  });
+
+  test("uses only the first source that has a project, unless told to mix", async () => {
+    const strict = new IndexProvider(target, { sources });
+    const shared = await strict.candidates("Shared");
+    assert.deepEqual(versions(shared), ["1.0"]);
+    assert.equal(shared[0]?.source, first);
+    assert.equal(shared[0]?.index, first);
+    assert.deepEqual(versions(await strict.candidates("only2")), ["1.0"]);
+    const local = await strict.candidates("local-only");
+    assert.equal(local[0]?.source, links);
+    assert.equal(local[0]?.index, undefined);
+    assert.deepEqual(await strict.candidates("missing"), []);
+
+    const mixed = new IndexProvider(target, { sources, allowMixedSources: true });
+    assert.deepEqual(versions(await mixed.candidates("shared")), ["9.0", "5.0", "1.0"]);
+  });
+
+  test("skips an unreachable source with a warning, and fails only when all are down", async () => {
+    const warnings: string[] = [];
+    const dead = "http://127.0.0.1:9/simple";
+    const provider = new IndexProvider(target, {
+      sources: [{ kind: "index", location: dead }, ...sources],
+      http: { timeoutMs: 2000 },
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.deepEqual(versions(await provider.candidates("shared")), ["1.0"]);
+    assert.deepEqual(versions(await provider.candidates("only1")), ["1.0"]);
+    assert.equal(warnings.length, 1);
+    assert.match(
+      warnings[0] ?? "",
+      /^Skipping the package index http:\/\/127\.0\.0\.1:9\/simple: /,
+    );
+    assert.match(provider.describeSources(), /, with http:\/\/127\.0\.0\.1:9\/simple unreachable$/);
+
+    const down = new IndexProvider(target, { sources: [{ kind: "index", location: dead }] });
+    await assert.rejects(down.candidates("shared"), IndexUnavailable);
+  });
+
+  test("makes a candidate of a local wheel named by URL, and refuses unusable ones", async () => {
+    const provider = new IndexProvider(target, { sources: [] });
+    const wheel = join(root, "direct_pkg-2.0-py3-none-any.whl");
+    makeWheel(wheel, "direct_pkg", "2.0", ["shared>=1"]);
+    const c = await provider.directCandidate("Direct-Pkg", pathToFileURL(wheel).href);
+    assert.equal(c.name, "direct-pkg");
+    assert.equal(c.version, "2.0");
+    assert.equal(c.direct, true);
+    assert.deepEqual((await provider.metadata(c)).requiresDist, ["shared>=1"]);
+    assert.match(await provider.sha256(c), /^[0-9a-f]{64}$/);
+
+    const windows = join(root, "winonly-1.0-cp311-cp311-win_amd64.whl");
+    writeFileSync(windows, "");
+    await assert.rejects(
+      provider.directCandidate("winonly", pathToFileURL(windows).href),
+      (err: Error) =>
+        err instanceof UserError && /cannot be installed on the target/.test(err.message),
+    );
+    await assert.rejects(
+      provider.directCandidate(
+        "direct-pkg",
+        pathToFileURL(join(root, "direct_pkg-3.0-py3-none-any.whl")).href,
+      ),
+      /does not exist/,
+    );
+    await assert.rejects(
+      provider.directCandidate("other", pathToFileURL(wheel).href),
+      /another project/,
+    );
+  });
+
+  test("on the configured index, a project comes from one source only", async () => {
+    const settings = loadPipSettings();
+    const configured = sourcesFromSettings(settings);
+    const strict = new IndexProvider(target, { sources: configured, http: { timeoutMs: 2000 } });
+    const mixed = new IndexProvider(target, {
+      sources: configured,
+      allowMixedSources: true,
+      http: { timeoutMs: 2000 },
+    });
+    for (const project of ["numpy", "requests"]) {
+      const one = await strict.candidates(project);
+      assert.ok(one.length > 0, `${project} should be on the configured index`);
+      assert.equal(new Set(one.map((c) => c.source)).size, 1);
+      const all = await mixed.candidates(project);
+      assert.ok(all.length >= one.length);
+      for (const c of one) assert.ok(all.some((a) => a.version === c.version));
+    }
+  });
+});
