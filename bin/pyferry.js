@@ -1,4 +1,11 @@
 #!/usr/bin/env node
-import { run } from "../dist/src/cli/main.js";
+import { tryFastRun } from "../dist/src/cli/fast-run.js";
 
-process.exitCode = await run(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const fast = await tryFastRun(argv);
+if (fast !== undefined) {
+  process.exitCode = fast;
+} else {
+  const { run } = await import("../dist/src/cli/main.js");
+  process.exitCode = await run(argv);
+}

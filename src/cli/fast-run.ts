@@ -1,0 +1,16 @@
+/**
+ * `pyferry run SCRIPT ARGS...` without loading the command-line framework: the warm path of
+ * run must add as little as possible to starting Python. Anything unusual (options before the
+ * script, help) goes through the full CLI instead.
+ */
+export async function tryFastRun(argv: string[]): Promise<number | undefined> {
+  if (argv[0] !== "run" || argv.length < 2 || (argv[1] as string).startsWith("-")) return undefined;
+  try {
+    const { runCommand } = await import("../pipeline/run.js");
+    await runCommand(argv[1] as string, argv.slice(2));
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (e) {
+    const { reportError } = await import("./output.js");
+    return reportError(e, process.env.PYFERRY_DEBUG === "1");
+  }
+}
