@@ -5,7 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { DEFAULT_INDEX_URL, type IndexSettings } from "../index/pip-config.js";
+import { aboutImplicitDefaultIndex, type IndexSettings } from "../index/pip-config.js";
 import { loadTopLevelMap, type TopLevelMap } from "../index/top-level-map.js";
 import { listInstalled } from "../python/installed.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
@@ -349,9 +349,9 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       (m) => {
         // pip's built-in default index (never configured here) failing is expected offline or
         // behind a mirror; it is noted, not warned about on every run.
-        const implicit =
-          opts.index?.sources["index-url"] === undefined ? DEFAULT_INDEX_URL : undefined;
-        for (const w of m.warnings) (implicit && w.includes(implicit) ? notes : warnings).push(w);
+        for (const w of m.warnings) {
+          (opts.index && aboutImplicitDefaultIndex(opts.index, w) ? notes : warnings).push(w);
+        }
         return m;
       },
       (err: Error) => {

@@ -18,6 +18,7 @@ export interface BuildFlags extends AnalyzeFlags {
   lock?: string;
   platform?: string;
   pre?: boolean;
+  mixedSources?: boolean;
   bundlePython?: boolean;
   compile?: boolean;
   linkMode?: string;
@@ -46,7 +47,11 @@ export function registerBuildCommands(program: Command): void {
       .option("-o, --output <file>", "where to write the lock", "pylock.toml")
       .option("--python <version|path>", "interpreter the lock is for (default: the active one)")
       .option("--platform <file>", "a target description (JSON) for a machine you cannot reach")
-      .option("--pre", "allow pre-releases"),
+      .option("--pre", "allow pre-releases")
+      .option(
+        "--mixed-sources",
+        "take a project's files from every source, as pip does (default: the first source that has it)",
+      ),
   )
     .addHelpText(
       "after",
@@ -79,7 +84,11 @@ Examples:
         "copy the interpreter into the environment so it runs where no Python is installed",
       )
       .option("--compile", "compile bytecode (hash-based .pyc, valid after moving)")
-      .option("--link-mode <mode>", "auto, clone, hardlink or copy (from the cache)", "auto"),
+      .option("--link-mode <mode>", "auto, clone, hardlink or copy (from the cache)", "auto")
+      .option(
+        "--mixed-sources",
+        "take a project's files from every source, as pip does (default: the first source that has it)",
+      ),
   )
     .addHelpText(
       "after",

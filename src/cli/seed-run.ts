@@ -2,7 +2,6 @@
  * `python_package_run <environment-tarball> <COMMAND...>`: the cctools-compatible entry. Unpacks
  * the archive once into the cache and runs COMMAND inside it; status and signals pass through.
  */
-import { exitLike } from "../run/child.js";
 import { reportError } from "./output.js";
 
 const USAGE = `Usage: python_package_run <environment-tarball> <COMMAND...>
@@ -29,7 +28,8 @@ export async function runSeedRun(argv: string[]): Promise<void> {
   }
   try {
     const { execInBundle } = await import("../bundle/exec.js");
-    exitLike(await execInBundle(argv[0] as string, argv.slice(1)));
+    // execInBundle has already re-raised a signal the command died of; what is left is a status.
+    process.exitCode = await execInBundle(argv[0] as string, argv.slice(1));
   } catch (e) {
     process.exitCode = reportError(e, process.env.PYFERRY_DEBUG === "1");
   }

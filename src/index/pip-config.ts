@@ -25,6 +25,11 @@ export interface IndexSettings {
 
 export const DEFAULT_INDEX_URL = "https://pypi.org/simple";
 
+/** A message about pip's default index when nobody configured it (so its failure is expected). */
+export function aboutImplicitDefaultIndex(s: IndexSettings, message: string): boolean {
+  return s.sources["index-url"] === undefined && message.includes(DEFAULT_INDEX_URL);
+}
+
 type Option =
   | "index-url"
   | "extra-index-url"

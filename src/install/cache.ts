@@ -138,8 +138,8 @@ async function createIn(dir: string, file: string): Promise<FileHandle> {
 }
 
 /**
- * The verified file in `wheels/<sha256>/<filename>`, fetched if not there yet: copied from a
- * file: URL or downloaded, hashed on the way, published by rename. A hash mismatch is a
+ * The verified file: a local file: URL where it is, else `wheels/<sha256>/<filename>`,
+ * downloaded if not there yet, hashed on the way, published by rename. A hash mismatch is a
  * UserError naming the file and both hashes, and leaves nothing behind.
  */
 export async function fetchDist(file: DistFile): Promise<string> {
@@ -152,6 +152,19 @@ export async function fetchDist(file: DistFile): Promise<string> {
   if (await exists(final)) {
     await touch(final);
     return final;
+  }
+  if (file.url.startsWith("file:")) {
+    // A local file needs no copy: check its hash where it is (one read instead of a read
+    // and a write of the whole wheel; the unpacked tree is what gets cached).
+    const hash = createHash("sha256");
+    for await (const chunk of sourceChunks(file.url, file.filename)) hash.update(chunk);
+    const actual = hash.digest("hex");
+    if (actual !== sha256) {
+      throw new UserError(
+        `${file.filename} at ${fileURLToPath(file.url)} has sha256 ${actual}, but ${sha256} was expected.`,
+      );
+    }
+    return fileURLToPath(file.url);
   }
   const tmp = join(dir, `.${file.filename}.${tempSuffix()}.part`);
   try {

@@ -237,8 +237,8 @@ async function zipMembers(path: string): Promise<Member[]> {
   return members;
 }
 
-/** The archive path `m` (a symlink) resolves to by its text alone; throws when that leaves it. */
-function linkTarget(m: Member): string {
+/** Refuse a symlink whose text alone takes it out of the archive. */
+function checkLinkText(m: Member): void {
   if (m.linkname === "" || posix.isAbsolute(m.linkname)) {
     throw new Refused(`its symbolic link "${m.path}" points to "${m.linkname}"`);
   }
@@ -246,7 +246,6 @@ function linkTarget(m: Member): string {
   if (joined === ".." || joined.startsWith("../")) {
     throw new Refused(`its symbolic link "${m.path}" points outside the archive`);
   }
-  return joined;
 }
 
 /**
@@ -264,7 +263,7 @@ async function writeMembers(members: Member[], dest: string): Promise<void> {
     if (m.type === "dir") {
       await mkdir(target, { recursive: true });
     } else if (m.type === "symlink") {
-      linkTarget(m);
+      checkLinkText(m);
       links.push(m);
     } else {
       await mkdir(dirname(target), { recursive: true });
@@ -435,7 +434,10 @@ async function runHook(
       `Building ${p.sdist.filename} failed: its build backend ${p.system.backend} stopped with ${how} in ${hook}; its last output was:\n${lines.map((l) => `  ${l}`).join("\n")}`,
     );
   }
-  return JSON.parse(await readFile(resultFile, "utf8")) as { missing: true } | { value: unknown };
+  const text = await readFile(resultFile, "utf8").catch(() => {
+    throw new UserError(`Building ${p.sdist.filename} failed: ${hook} exited without a result.`);
+  });
+  return JSON.parse(text) as { missing: true } | { value: unknown };
 }
 
 /** Extract the sdist into `work` and make its build environment, with what the backend adds. */

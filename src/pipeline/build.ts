@@ -7,9 +7,20 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
-import { type IndexSettings, loadPipSettings } from "../index/pip-config.js";
+import { warn } from "../cli/output.js";
+import {
+  aboutImplicitDefaultIndex,
+  type IndexSettings,
+  loadPipSettings,
+} from "../index/pip-config.js";
 import { bundlePython } from "../install/bundled-python.js";
-import { type DistFile, fetchMany, type UnpackedWheel, unpackWheel } from "../install/cache.js";
+import {
+  type DistFile,
+  fetchMany,
+  findUnpacked,
+  type UnpackedWheel,
+  unpackWheel,
+} from "../install/cache.js";
 import { compileBytecode } from "../install/compile.js";
 import { createVenv, type EnvLayout, layoutFor } from "../install/env.js";
 import { type BuildDeps, buildWheelFromSdist } from "../install/sdist.js";
@@ -29,7 +40,7 @@ import {
   lockToml,
   readLock,
 } from "../resolve/lock.js";
-import { resolve } from "../resolve/resolver.js";
+import { ResolutionImpossible, resolve } from "../resolve/resolver.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
@@ -62,7 +73,7 @@ export async function lockRequirements(
   requirements: Requirement[],
   target: Target | InterpreterInfo,
   settings: IndexSettings,
-  opts: { prereleases?: boolean; lockDir?: string } = {},
+  opts: { prereleases?: boolean; lockDir?: string; mixedSources?: boolean } = {},
 ): Promise<LockResult> {
   const t =
     "markerEnv" in target && "platforms" in target
@@ -72,7 +83,19 @@ export async function lockRequirements(
     requirements,
     target: t,
     settings,
+    // pip's unconfigured default index being unreachable is expected offline: not worth a warning.
+    onWarning: (m) => {
+      if (!aboutImplicitDefaultIndex(settings, m)) warn(m);
+    },
     ...(opts.prereleases ? { prereleases: true } : {}),
+    ...(opts.mixedSources ? { allowMixedSources: true } : {}),
+  }).catch((err: unknown) => {
+    // Under the strict one-source-per-project rule, pip's merging might have found a way.
+    if (err instanceof ResolutionImpossible && !opts.mixedSources) {
+      const hint = "--mixed-sources takes each project's files from every source, as pip does";
+      throw new UserError(`${err.message.replace(/\.$/, "")}; ${hint}.`);
+    }
+    throw err;
   });
   const text = lockToml(resolution, {
     createdBy: `pyferry ${VERSION}`,
@@ -176,12 +199,20 @@ async function lockedWheels(
 ): Promise<UnpackedWheel[]> {
   const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
   const files = packages.map((p) => lockedFile(p, ranks, opts.lockDir ?? process.cwd()));
-  const paths = await fetchMany(files);
+  // A wheel unpacked before needs neither fetching nor hashing again: its tree is keyed by hash.
+  const ready = await Promise.all(
+    files.map((f) => (f.filename.endsWith(".whl") ? findUnpacked(f.sha256) : undefined)),
+  );
+  const todo = files.filter((_, k) => !ready[k]);
+  const fetched = await fetchMany(todo);
+  let next = 0;
+  const paths = ready.map((r) => (r ? "" : (fetched[next++] as string)));
   const wheels: { path: string; sha256: string }[] = [];
   // One build at a time: a backend may use every core, and builds nest (build requirements).
   for (const [k, p] of packages.entries()) {
     const { filename, sha256 } = files[k] as DistFile;
     const path = paths[k] as string;
+    if (ready[k]) continue;
     if (filename.endsWith(".whl")) {
       wheels.push({ path, sha256 });
       continue;
@@ -196,7 +227,8 @@ async function lockedWheels(
     const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
     wheels.push({ path: built.wheel, sha256: built.sha256 });
   }
-  return Promise.all(wheels.map((w) => unpackWheel(w.path, w.sha256)));
+  const fresh = await Promise.all(wheels.map((w) => unpackWheel(w.path, w.sha256)));
+  return [...(ready.filter(Boolean) as UnpackedWheel[]), ...fresh];
 }
 
 /** Build environments for sdists: their requirements resolved and installed by pyferry, no pip. */

@@ -15,7 +15,6 @@ import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { readLock } from "../resolve/lock.js";
-import { exitLike } from "../run/child.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import { VERSION } from "../version.js";
@@ -75,6 +74,7 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
       indexSettings(flags),
       {
         ...(flags.pre ? { prereleases: true } : {}),
+        ...(flags.mixedSources ? { mixedSources: true } : {}),
         lockDir: dirname(output),
       },
     );
@@ -119,7 +119,11 @@ export async function envCreateCommand(
       const input = await gatherInputs(inputs, flags);
       info = await interpreterFor(input, flags.python);
       bar.update("Resolving");
-      lockText = (await lockRequirements(input.requirements, info, indexSettings(flags))).text;
+      lockText = (
+        await lockRequirements(input.requirements, info, indexSettings(flags), {
+          ...(flags.mixedSources ? { mixedSources: true } : {}),
+        })
+      ).text;
     }
     bar.update("Installing");
     const lock = readLock(lockText, flags.lock ?? "the lock");
@@ -128,6 +132,7 @@ export async function envCreateCommand(
       ...(flags.compile ? { compile: true } : {}),
       ...(flags.linkMode ? { linkMode: flags.linkMode as "auto" } : {}),
       ...(lockDir ? { lockDir } : {}),
+      index: indexSettings(flags),
     });
     bar.done();
     process.stderr.write(
@@ -154,6 +159,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     const bundle = flags.bundlePython !== false;
     const env = await cachedEnv(text, lock, info, {
       bundlePython: bundle,
+      index: settings,
       ...(flags.compile ? { compile: true } : {}),
     });
     bar.update("Packing");
@@ -212,7 +218,8 @@ export function manifestHead(
 }
 
 export async function execCommand(bundle: string, command: string[]): Promise<void> {
-  exitLike(await execInBundle(bundle, command));
+  // execInBundle has already re-raised a signal the command died of; what is left is a status.
+  process.exitCode = await execInBundle(bundle, command);
 }
 
 export async function cacheInfoCommand(json: boolean): Promise<void> {
@@ -236,7 +243,7 @@ export async function createFromSpec(spec: string, output: string): Promise<void
     bar.update("Resolving");
     const { text, lock, target } = await lockRequirements(input.requirements, info, settings);
     bar.update("Building the environment");
-    const env = await cachedEnv(text, lock, info, { bundlePython: true });
+    const env = await cachedEnv(text, lock, info, { bundlePython: true, index: settings });
     bar.update("Packing");
     const name = input.name ?? basename(output).replace(/\.tar\.gz$|\.tgz$/, "");
     await packBundle({

@@ -38,7 +38,8 @@ export async function prepareRun(
   );
   const requirements = installable(report).map((r) => parseRequirement(r.requirement));
   const { text, lock } = await lockRequirements(requirements, info, settings);
-  const env = await cachedEnv(text, lock, info, {});
+  // Compiled once here: with PYTHONDONTWRITEBYTECODE set, every run would recompile otherwise.
+  const env = await cachedEnv(text, lock, info, { compile: true });
   const root = dirname(resolve(script));
   const inputs = [
     ...report.local_files.map((f) => stamp(join(root, f))),

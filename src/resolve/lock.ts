@@ -88,6 +88,30 @@ function lockedFile(p: ResolvedPackage, lockDir?: string): LockedFile {
   return f;
 }
 
+/** The target as a lock records it: the fields written, string marker values only. */
+function lockedTarget(t: Target): Target {
+  const env = t.markerEnv as unknown as Record<string, unknown>;
+  const markerEnv = Object.fromEntries(
+    Object.keys(env)
+      .filter((k) => typeof env[k] === "string")
+      .sort()
+      .map((k) => [k, env[k]]),
+  );
+  const out: Target = {
+    implementation: t.implementation,
+    pythonVersion: t.pythonVersion,
+    abiTags: [...t.abiTags],
+    platforms: [...t.platforms],
+    markerEnv: markerEnv as unknown as Target["markerEnv"],
+  };
+  if (t.interpreter !== undefined) out.interpreter = t.interpreter;
+  return out;
+}
+
+function byName<T extends { name: string }>(a: T, b: T): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
 /** The lock a resolution gives, as `readLock` would return it after `lockToml`. */
 export function lockFromResolution(res: Resolution, opts: LockOptions = {}): Lock {
   return {
@@ -97,16 +121,16 @@ export function lockFromResolution(res: Resolution, opts: LockOptions = {}): Loc
     requiresPython: `==${majorMinor(res.target.pythonVersion)}.*`,
     requirements: [...res.requirements],
     constraints: [...(res.constraints ?? [])],
-    target: res.target,
-    packages: res.packages.map((p) => {
+    target: lockedTarget(res.target),
+    packages: [...res.packages].sort(byName).map((p) => {
       const file = lockedFile(p, opts.lockDir);
       const locked: LockedPackage = {
         name: p.name,
         version: p.version,
-        dependencies: [...p.dependencies],
+        dependencies: [...p.dependencies].sort(),
         wheels: p.kind === "wheel" ? [file] : [],
         requested: p.requested,
-        extras: [...p.extras],
+        extras: [...p.extras].sort(),
       };
       if (p.requiresPython !== undefined) locked.requiresPython = p.requiresPython;
       if (p.index !== undefined) locked.index = p.index;

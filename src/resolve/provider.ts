@@ -216,7 +216,7 @@ export function allowedVersions(
 }
 
 export interface IndexProviderOptions {
-  /** Default: from pip's configuration via `settings`, which the caller loads. */
+  /** In priority order; `sourcesFromSettings(loadPipSettings())` gives pip's. */
   sources: Source[];
   /** Merge every source's files for a project (pip's behaviour) instead of the first only. */
   allowMixedSources?: boolean;

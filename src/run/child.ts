@@ -14,12 +14,17 @@ export interface ChildOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Run `command args` (no shell) and resolve to its exit status (128+n for signal n). */
+export interface ChildExit {
+  code: number;
+  signal?: NodeJS.Signals;
+}
+
+/** Run `command args` (no shell); resolves to its exit code, or the signal that killed it. */
 export function runChild(
   command: string,
   args: string[],
   opts: ChildOptions = {},
-): Promise<number> {
+): Promise<ChildExit> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       stdio: "inherit",
@@ -42,7 +47,9 @@ export function runChild(
     });
     child.on("exit", (code, signal) => {
       cleanup();
-      resolve(signal ? 128 + (constants.signals[signal] ?? 0) : (code ?? 1));
+      resolve(
+        signal ? { code: 128 + (constants.signals[signal] ?? 0), signal } : { code: code ?? 1 },
+      );
     });
   });
 }
@@ -51,15 +58,12 @@ export function runChild(
  * Exit the way the child did: after a death by signal, re-raise it on ourselves with its
  * default action, so the parent sees the signal rather than a plain exit code.
  */
-export function exitLike(status: number): void {
-  if (status > 128) {
-    const entry = Object.entries(constants.signals).find(([, n]) => n === status - 128);
-    const name = entry?.[0] as NodeJS.Signals | undefined;
-    if (name && name !== "SIGKILL" && name !== "SIGSTOP") {
-      process.removeAllListeners(name);
-      process.kill(process.pid, name);
-      return;
-    }
+export function exitLike(exit: ChildExit): void {
+  const name = exit.signal;
+  if (name && name !== "SIGKILL" && name !== "SIGSTOP") {
+    process.removeAllListeners(name);
+    process.kill(process.pid, name);
+    return;
   }
-  process.exitCode = status;
+  process.exitCode = exit.code;
 }

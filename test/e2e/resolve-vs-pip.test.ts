@@ -23,8 +23,9 @@ import { loadPipSettings } from "../../src/index/pip-config.js";
 import { findInterpreter, probeInterpreter } from "../../src/python/interpreter.js";
 import { parseRequirement } from "../../src/python/requirement.js";
 import { type Target, targetFromInterpreter } from "../../src/python/target.js";
+import { lockFromResolution, lockToml, readLock } from "../../src/resolve/lock.js";
 import { IndexProvider, sourcesFromSettings } from "../../src/resolve/provider.js";
-import { ResolutionImpossible, resolve } from "../../src/resolve/resolver.js";
+import { type Resolution, ResolutionImpossible, resolve } from "../../src/resolve/resolver.js";
 
 const work = mkdtempSync(join(tmpdir(), "pyferry-vs-pip-"));
 // A private metadata cache: the first pyferry run of each list is cold, the second warm.
@@ -104,7 +105,7 @@ function normalize(name: string): string {
 async function ours(
   reqs: string[],
   mixed: boolean,
-): Promise<{ pins?: Pins; error?: string; ms: number }> {
+): Promise<{ pins?: Pins; resolution?: Resolution; error?: string; ms: number }> {
   const start = performance.now();
   try {
     const res = await resolve({
@@ -115,6 +116,7 @@ async function ours(
     });
     return {
       pins: Object.fromEntries(res.packages.map((p) => [p.name, p.version])),
+      resolution: res,
       ms: performance.now() - start,
     };
   } catch (err) {
@@ -180,6 +182,14 @@ test("pyferry resolves real requirement lists to exactly what pip installs", asy
     const d = diff(cold.pins, pip.pins);
     if (d.length > 0) mismatches.push(`${label}: ${d.join("; ")}`);
     assert.deepEqual(warm.pins, cold.pins, `${label}: a warm cache changed the answer`);
+    // The lock of a real resolution reads back as written, with a sha256 for every file.
+    const resolution = cold.resolution as Resolution;
+    const text = lockToml(resolution, { lockDir: work });
+    assert.equal(lockToml(warm.resolution as Resolution, { lockDir: work }), text);
+    assert.deepEqual(
+      readLock(text, join(work, "pylock.toml")),
+      lockFromResolution(resolution, { lockDir: work }),
+    );
 
     const strict = await ours(reqs, false);
     if (strict.error) t.diagnostic(`${label}, first source only: ${strict.error}`);

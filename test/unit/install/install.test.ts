@@ -8,6 +8,7 @@ import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
+  copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -450,14 +451,14 @@ describe("unpackWheel", () => {
 });
 
 describe("fetchDist", () => {
-  test("copies a file: URL into wheels/<sha256>/ and verifies it", async () => {
+  test("verifies a file: URL where it is, without copying it into the cache", async () => {
     freshCache();
     const { path, sha256: sha } = buildWheel(demoSpec());
     const url = pathToFileURL(path).href;
     const [got] = await fetchMany([{ url, filename: "demo-1.0-py3-none-any.whl", sha256: sha }]);
-    assert.equal(got, join(cachePaths().wheels, sha, "demo-1.0-py3-none-any.whl"));
-    assert.deepEqual(readFileSync(got as string), readFileSync(path));
-    assert.deepEqual(readdirSync(join(cachePaths().wheels, sha)), ["demo-1.0-py3-none-any.whl"]);
+    assert.equal(got, path);
+    const wheels = cachePaths().wheels;
+    assert.deepEqual(existsSync(wheels) ? readdirSync(wheels) : [], []);
   });
 
   test("a hash mismatch names the file and both hashes and leaves nothing", async () => {
@@ -469,7 +470,7 @@ describe("fetchDist", () => {
       fetchDist({ url, filename: "demo-1.0-py3-none-any.whl", sha256: wrong }),
       (err: unknown) => {
         assert.ok(err instanceof UserError);
-        assert.match(err.message, /^demo-1\.0-py3-none-any\.whl from file:/);
+        assert.match(err.message, /^demo-1\.0-py3-none-any\.whl at \//);
         assert.ok(err.message.includes(sha) && err.message.includes(wrong), err.message);
         return true;
       },
@@ -813,16 +814,15 @@ describe("cache maintenance", () => {
     const cache = freshCache();
     const a = buildWheel(demoSpec({ name: "aaa" }));
     const b = buildWheel(demoSpec({ name: "bbb" }));
-    const fa = await fetchDist({
-      url: pathToFileURL(a.path).href,
-      filename: "aaa-1.0-py3-none-any.whl",
-      sha256: a.sha256,
-    });
-    await fetchDist({
-      url: pathToFileURL(b.path).href,
-      filename: "bbb-1.0-py3-none-any.whl",
-      sha256: b.sha256,
-    });
+    // Downloaded wheels land in wheels/<sha256>/ (local files are used in place): seed two.
+    const download = (w: { path: string; sha256: string }, name: string) => {
+      const dir = join(cachePaths().wheels, w.sha256);
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(w.path, join(dir, name));
+      return join(dir, name);
+    };
+    const fa = download(a, "aaa-1.0-py3-none-any.whl");
+    download(b, "bbb-1.0-py3-none-any.whl");
     const wa = await unpackWheel(fa, a.sha256);
     const wb = await unpackWheel(b.path, b.sha256);
     const size = (w: UnpackedWheel) => w.files.reduce((sum, f) => sum + f.size, 0);

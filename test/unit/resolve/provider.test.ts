@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { loadPipSettings } from "../../../src/index/pip-config.js";
 import { type IndexFile, IndexUnavailable } from "../../../src/index/simple.js";
+import { parseRequirement } from "../../../src/python/requirement.js";
 import type { Target } from "../../../src/python/target.js";
 import {
   allowedVersions,
@@ -15,6 +17,7 @@ import {
   IndexProvider,
   sourcesFromSettings,
 } from "../../../src/resolve/provider.js";
+import { resolve } from "../../../src/resolve/resolver.js";
 import { UserError } from "../../../src/util/errors.js";
 
 const target: Target = {
@@ -166,6 +169,16 @@ describe("allowedVersions", () => {
   });
 });
 
+/** A loopback URL where nothing listens: a port the system gave out and took back. */
+async function deadIndex(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((go) => server.listen(0, "127.0.0.1", go));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  await new Promise((go) => server.close(go));
+  return `http://127.0.0.1:${port}/simple`;
+}
+
 /** A PEP 503 index folder with the given project pages. */
 function makeIndex(name: string, projects: Record<string, string[]>): string {
   const dir = join(root, name);
@@ -241,7 +254,7 @@ describe("IndexProvider", () => {
 
   test("skips an unreachable source with a warning, and fails only when all are down", async () => {
     const warnings: string[] = [];
-    const dead = "http://127.0.0.1:9/simple";
+    const dead = await deadIndex();
     const provider = new IndexProvider(target, {
       sources: [{ kind: "index", location: dead }, ...sources],
       http: { timeoutMs: 2000 },
@@ -250,11 +263,8 @@ describe("IndexProvider", () => {
     assert.deepEqual(versions(await provider.candidates("shared")), ["1.0"]);
     assert.deepEqual(versions(await provider.candidates("only1")), ["1.0"]);
     assert.equal(warnings.length, 1);
-    assert.match(
-      warnings[0] ?? "",
-      /^Skipping the package index http:\/\/127\.0\.0\.1:9\/simple: /,
-    );
-    assert.match(provider.describeSources(), /, with http:\/\/127\.0\.0\.1:9\/simple unreachable$/);
+    assert.equal(warnings[0], `Skipping the package index ${dead}: the connection was refused.`);
+    assert.ok(provider.describeSources().endsWith(`, with ${dead} unreachable`));
 
     const down = new IndexProvider(target, { sources: [{ kind: "index", location: dead }] });
     await assert.rejects(down.candidates("shared"), IndexUnavailable);
@@ -288,6 +298,46 @@ describe("IndexProvider", () => {
     await assert.rejects(
       provider.directCandidate("other", pathToFileURL(wheel).href),
       /another project/,
+    );
+  });
+
+  test("resolves a direct reference to a local wheel together with its dependencies", async () => {
+    const wheel = join(root, "withdeps-1.0-py3-none-any.whl");
+    makeWheel(wheel, "withdeps", "1.0", ["local-only>=1", 'shared; extra == "more"']);
+    const res = await resolve(
+      {
+        requirements: [parseRequirement(`withdeps[more] @ ${pathToFileURL(wheel).href}`)],
+        target,
+      },
+      new IndexProvider(target, { sources: [{ kind: "find-links", location: links }] }),
+    );
+    const got = Object.fromEntries(res.packages.map((p) => [p.name, p.version]));
+    assert.deepEqual(got, { "local-only": "1.0", shared: "5.0", withdeps: "1.0" });
+    const direct = res.packages.find((p) => p.name === "withdeps");
+    assert.equal(direct?.source, pathToFileURL(wheel).href);
+    assert.deepEqual(direct?.extras, ["more"]);
+    assert.match(direct?.sha256 ?? "", /^[0-9a-f]{64}$/);
+  });
+
+  test("a resolution with every source down says which and why", async () => {
+    const dead = await deadIndex();
+    await assert.rejects(
+      resolve({
+        requirements: [parseRequirement("requests")],
+        target,
+        settings: {
+          indexUrl: dead,
+          extraIndexUrls: [],
+          findLinks: [],
+          noIndex: false,
+          trustedHosts: [],
+          sources: {},
+        },
+      }),
+      (err: Error) =>
+        err instanceof IndexUnavailable &&
+        err.message ===
+          `The package index page ${dead}/requests/ could not be read because the connection was refused.`,
     );
   });
 

@@ -384,26 +384,35 @@ function randomIndex(rand: () => number): Index {
 /** Every way to pick one version (or nothing) per project that meets the requirements. */
 function bruteForce(index: Index, reqs: string[]): boolean {
   const choices = NAMES.map((n) => [undefined, ...Object.keys(index[n] ?? {})]);
-  const pick: (string | undefined)[] = [];
-  const ok = (): boolean => {
-    const chosen = new Map(NAMES.map((n, i) => [n, pick[i]]));
-    const meets = (r: string) => {
+  // Each requirement as (project, versions it accepts), worked out once: the search is hot.
+  const parsed = new Map<string, { name: string; accepts: Set<string> }>();
+  const lookup = (r: string) => {
+    let hit = parsed.get(r);
+    if (!hit) {
       const req = parseRequirement(r);
-      const v = chosen.get(req.normalized);
-      return v !== undefined && satisfies(v, req.specifier);
-    };
-    if (!reqs.every(meets)) return false;
-    for (const [name, v] of chosen) {
-      if (v === undefined) continue;
-      const deps = (index[name]?.[v] ?? []) as string[];
-      if (!deps.every(meets)) return false;
+      hit = {
+        name: req.normalized,
+        accepts: new Set(VERSIONS.filter((v) => satisfies(v, req.specifier))),
+      };
+      parsed.set(r, hit);
     }
-    return true;
+    return hit;
   };
+  const pick = new Map<string, string | undefined>();
+  const meets = (r: string) => {
+    const { name, accepts } = lookup(r);
+    const v = pick.get(name);
+    return v !== undefined && accepts.has(v);
+  };
+  const ok = (): boolean =>
+    reqs.every(meets) &&
+    [...pick].every(
+      ([name, v]) => v === undefined || ((index[name]?.[v] ?? []) as string[]).every(meets),
+    );
   const search = (i: number): boolean => {
     if (i === NAMES.length) return ok();
     for (const c of choices[i] as (string | undefined)[]) {
-      pick[i] = c;
+      pick.set(NAMES[i] as string, c);
       if (search(i + 1)) return true;
     }
     return false;
