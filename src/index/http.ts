@@ -1,4 +1,5 @@
 /** Small fetch wrapper shared by the index readers: timeouts, URL credentials, readable errors. */
+import { netrcFor } from "./netrc.js";
 
 export interface HttpOptions {
   /** Longest wait for the response headers (name lookup, connect, TLS, server); default 10 s. */
@@ -54,6 +55,14 @@ function withoutCredentials(url: string): { url: string; auth?: string } {
     credentials.set(u.origin, `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`);
     u.username = "";
     u.password = "";
+  }
+  if (!credentials.has(u.origin)) {
+    // No credentials in any URL for this origin: ~/.netrc may have them (as for pip).
+    const entry = netrcFor(u.hostname);
+    if (entry?.login) {
+      const basic = Buffer.from(`${entry.login}:${entry.password}`).toString("base64");
+      credentials.set(u.origin, `Basic ${basic}`);
+    }
   }
   return { url: u.href, auth: credentials.get(u.origin) };
 }

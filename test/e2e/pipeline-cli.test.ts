@@ -192,3 +192,20 @@ describe("pack and exec", () => {
     assert.match(r.stdout, /Goodbye from pyferry/);
   });
 });
+
+describe("a full disk", () => {
+  const mnt = mkdtempSync(join(tmpdir(), "pyferry-full-"));
+  const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]).status === 0;
+  test("env create says so in one sentence and leaves nothing behind", {
+    skip: mounted ? false : "cannot mount a small tmpfs here",
+  }, () => {
+    try {
+      const r = pyferry(["env", "create", join(mnt, "env"), "numpy"]);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /^error: the disk is full/m);
+      assert.deepEqual(readdirSync(mnt), [], "no half-built environment, no temporary folder");
+    } finally {
+      spawnSync("umount", [mnt]);
+    }
+  });
+});
