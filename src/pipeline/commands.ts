@@ -1,6 +1,6 @@
 /** The actions behind lock, env create, pack, exec and cache (loaded only when they run). */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { lstat, readdir, readFile } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { execInBundle } from "../bundle/exec.js";
 import type { ManifestHead } from "../bundle/manifest.js";
@@ -224,8 +224,39 @@ export async function execCommand(bundle: string, command: string[]): Promise<vo
 
 export async function cacheInfoCommand(json: boolean): Promise<void> {
   const info = await cacheInfo();
-  if (json) writeJson(info);
-  else process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+  if (json) {
+    writeJson(info);
+    return;
+  }
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+  const lines = [
+    `cache: ${info.root}`,
+    `  downloaded wheels          ${info.wheels.count}  ${mib(info.wheels.bytes)}`,
+    `  unpacked wheels            ${info.unpacked.count}  ${mib(info.unpacked.bytes)}`,
+  ];
+  // The stages above the installer keep their own folders: show what they hold too.
+  for (const [dir, label] of [
+    ["built", "wheels built from sdists"],
+    ["envs", "environments (run/pack)"],
+    ["bundles", "unpacked bundles (exec)"],
+  ] as const) {
+    const d = join(info.root, dir);
+    const entries = existsSync(d) ? (await readdir(d)).filter((e) => !e.startsWith(".")) : [];
+    lines.push(`  ${label.padEnd(26)} ${entries.length}  ${mib(await treeBytes(d))}`);
+  }
+  lines.push(`  unfinished writes          ${info.partial.count}`, "");
+  process.stdout.write(lines.join("\n"));
+}
+
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await treeBytes(p);
+    else if (e.isFile()) total += (await lstat(p)).size;
+  }
+  return total;
 }
 
 export async function cachePruneCommand(days: number): Promise<void> {

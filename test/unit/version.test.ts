@@ -1,0 +1,13 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { VERSION } from "../../src/version.js";
+
+test("the version the CLI reports is package.json's", () => {
+  const pkg = JSON.parse(
+    readFileSync(new URL("../../../package.json", import.meta.url), "utf8"),
+  ) as {
+    version: string;
+  };
+  assert.equal(VERSION, pkg.version);
+});
