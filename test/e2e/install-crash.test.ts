@@ -161,7 +161,8 @@ test("kill -9 at random moments leaves a cache of complete entries; the next ins
   const done = await runChild();
   assert.equal(done.code, 0);
   const audit = auditCache(1);
-  assert.equal(audit.wheels, pinned.length);
+  // The wheels come from a file: index: verified where they are, never copied into wheels/.
+  assert.equal(audit.wheels, 0);
   assert.equal(audit.trees, pinned.length);
   assert.deepEqual(readdirSync(childTmp), []);
   console.log(
