@@ -14,22 +14,13 @@ import {
   parseMarker,
 } from "../../../src/python/marker.js";
 import { referencePython, runPython } from "../../support/packaging-reference.js";
+import { linuxEnv } from "../../support/targets.js";
 
 const PYTHON = referencePython();
 
-const LINUX: MarkerEnvironment = {
-  implementation_name: "cpython",
-  implementation_version: "3.11.7",
-  os_name: "posix",
-  platform_machine: "x86_64",
-  platform_python_implementation: "CPython",
-  platform_release: "6.1.0",
-  platform_system: "Linux",
+const LINUX: MarkerEnvironment = linuxEnv({
   platform_version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)",
-  python_full_version: "3.11.7",
-  python_version: "3.11",
-  sys_platform: "linux",
-};
+});
 const WINDOWS: MarkerEnvironment = {
   implementation_name: "cpython",
   implementation_version: "3.8.10",

@@ -13,22 +13,11 @@ import {
   RequirementSyntaxError,
 } from "../../../src/python/requirement.js";
 import { referencePython, runPython } from "../../support/packaging-reference.js";
+import { linuxEnv } from "../../support/targets.js";
 
 const PYTHON = referencePython();
 
-const ENV: MarkerEnvironment = {
-  implementation_name: "cpython",
-  implementation_version: "3.11.7",
-  os_name: "posix",
-  platform_machine: "x86_64",
-  platform_python_implementation: "CPython",
-  platform_release: "6.1.0",
-  platform_system: "Linux",
-  platform_version: "2",
-  python_full_version: "3.11.7",
-  python_version: "3.11",
-  sys_platform: "linux",
-};
+const ENV: MarkerEnvironment = linuxEnv({ platform_version: "2" });
 const ENVS: MarkerEnvironment[] = [
   ENV,
   { ...ENV, os_name: "a", python_version: "2.6", python_full_version: "2.6.9", extra: "test_x" },

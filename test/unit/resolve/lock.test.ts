@@ -11,27 +11,9 @@ import {
 } from "../../../src/resolve/lock.js";
 import type { Resolution, ResolvedPackage } from "../../../src/resolve/resolver.js";
 import { UserError } from "../../../src/util/errors.js";
+import { linuxTarget } from "../../support/targets.js";
 
-const target: Target = {
-  implementation: "cpython",
-  pythonVersion: "3.11.7",
-  abiTags: ["cp311"],
-  platforms: ["manylinux_2_17_x86_64", "linux_x86_64"],
-  markerEnv: {
-    implementation_name: "cpython",
-    implementation_version: "3.11.7",
-    os_name: "posix",
-    platform_machine: "x86_64",
-    platform_python_implementation: "CPython",
-    platform_release: "6.1.0",
-    platform_system: "Linux",
-    platform_version: '#1 SMP "quoted" \\ back',
-    python_full_version: "3.11.7",
-    python_version: "3.11",
-    sys_platform: "linux",
-  },
-  interpreter: "/usr/bin/python3",
-};
+const target: Target = linuxTarget({}, { platform_version: '#1 SMP "quoted" \\ back' });
 
 function pkg(name: string, version: string, extra: Partial<ResolvedPackage> = {}): ResolvedPackage {
   const filename = `${name}-${version}-py3-none-any.whl`;

@@ -19,31 +19,16 @@ import {
 } from "../../../src/resolve/provider.js";
 import { resolve } from "../../../src/resolve/resolver.js";
 import { UserError } from "../../../src/util/errors.js";
+import { linuxTarget } from "../../support/targets.js";
 
-const target: Target = {
-  implementation: "cpython",
-  pythonVersion: "3.11.7",
-  abiTags: ["cp311"],
+const target: Target = linuxTarget({
   platforms: [
     "manylinux_2_28_x86_64",
     "manylinux_2_17_x86_64",
     "manylinux2014_x86_64",
     "linux_x86_64",
   ],
-  markerEnv: {
-    implementation_name: "cpython",
-    implementation_version: "3.11.7",
-    os_name: "posix",
-    platform_machine: "x86_64",
-    platform_python_implementation: "CPython",
-    platform_release: "6.1.0",
-    platform_system: "Linux",
-    platform_version: "#1 SMP",
-    python_full_version: "3.11.7",
-    python_version: "3.11",
-    sys_platform: "linux",
-  },
-};
+});
 
 const root = mkdtempSync(join(tmpdir(), "pyferry-provider-"));
 after(() => rmSync(root, { recursive: true, force: true }));
