@@ -22,6 +22,7 @@ import { parseCoreMetadata } from "../src/python/metadata.js";
 import { normalizeName } from "../src/python/names.js";
 import { parseRequirement } from "../src/python/requirement.js";
 import { extractWheels, indexWheels, pyFiles, python3, stdlibDir } from "../test/support/corpus.js";
+import { envCount, progress } from "./common.js";
 import { projectWheels, spread, unpackedPath, unpackWheels } from "./projects.js";
 import { addCounts, emptyCounts, type ScanCounts, scanFiles } from "./scan-files.js";
 import type { WorkerReply, WorkerRequest } from "./scan-worker.js";
@@ -35,17 +36,9 @@ const TARGET_SPEEDUP = 5;
 const BATCH = 128;
 const MAX_MISS_ROWS = 40;
 
-function progress(message: string): void {
-  process.stderr.write(`${message}\n`);
-}
-
-function envCount(name: string, fallback: number): number | "all" {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (raw === "all") return "all";
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer or "all"`);
-  return n;
+/** Like envCount, but "all" is allowed too. */
+function envCountOrAll(name: string, fallback: number): number | "all" {
+  return process.env[name] === "all" ? "all" : envCount(name, fallback);
 }
 
 function seconds(since: number): number {
@@ -92,7 +85,7 @@ async function scanWithPool(files: string[], workers: number): Promise<ScanCount
 }
 
 async function speed(): Promise<string> {
-  const wheelCount = envCount("PYFERRY_BENCH_WHEELS", 300);
+  const wheelCount = envCountOrAll("PYFERRY_BENCH_WHEELS", 300);
   progress("speed: collecting the corpus (python3's standard library + index wheels)");
   const stdlib = pyFiles(stdlibDir());
   const wheels = await indexWheels(wheelCount === "all" ? Number.MAX_SAFE_INTEGER : wheelCount);
@@ -306,7 +299,7 @@ function ratio(a: number, b: number): string {
 
 async function accuracy(): Promise<string> {
   const started = performance.now();
-  const want = envCount("PYFERRY_BENCH_PROJECTS", 150);
+  const want = envCountOrAll("PYFERRY_BENCH_PROJECTS", 150);
   const settings = loadPipSettings();
   progress("accuracy: listing the projects of the configured local indexes");
   const all = await projectWheels(settings);

@@ -14,6 +14,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
+import { BenchFailure, envCount, progress } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -26,20 +27,6 @@ const IMPORTS = "pandas, sklearn, matplotlib, flask, requests";
 const PIP_OFFLINE = ["--retries", "0", "--timeout", "2", "--disable-pip-version-check"];
 const TARGET_WARM = 10;
 const TARGET_COLD = 3;
-
-function progress(message: string): void {
-  process.stderr.write(`${message}\n`);
-}
-
-function envCount(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
-  return n;
-}
-
-class BenchFailure extends Error {}
 
 interface Finished {
   seconds: number;

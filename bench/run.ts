@@ -22,26 +22,13 @@ import {
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { BenchFailure, envCount, progress } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
 const HELLO = fileURLToPath(new URL("../../examples/hello", import.meta.url));
 /** The most a warm `pyferry run` may add to plain `python SCRIPT`, at the median. */
 const TARGET_ADDED_MS = 100;
-
-function progress(message: string): void {
-  process.stderr.write(`${message}\n`);
-}
-
-function envCount(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer`);
-  return n;
-}
-
-class BenchFailure extends Error {}
 
 interface Command {
   file: string;

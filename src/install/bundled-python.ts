@@ -31,7 +31,6 @@
  * Ubuntu's /usr/bin/python3, which use dist-packages and split the stdlib over several system
  * packages) are refused: a bundle of one would never see the packages installed into it.
  */
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { constants, type Stats } from "node:fs";
 import {
@@ -50,6 +49,7 @@ import {
 } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { InterpreterInfo } from "../python/interpreter.js";
+import { type Captured, capture } from "../util/capture.js";
 import { UserError } from "../util/errors.js";
 import { isElf, patchRunpath, readElfDynamic } from "./elf.js";
 
@@ -163,35 +163,12 @@ const NEVER_COPIED_DIRS = new Set(["idlelib", "turtledemo", "site-packages"]);
 const COPY_CONCURRENCY = 16;
 const RUN_TIMEOUT_MS = 60_000;
 
-function runPython(
-  exe: string,
-  script: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(exe, ["-I", "-c", script], { env, stdio: ["ignore", "pipe", "pipe"] });
-    const timer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolvePromise({
-        code,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      });
-    });
-  });
+function runPython(exe: string, script: string, env: NodeJS.ProcessEnv): Promise<Captured> {
+  return capture(exe, ["-I", "-c", script], { env, timeoutMs: RUN_TIMEOUT_MS });
 }
 
 async function runJson<T>(exe: string, script: string, env: NodeJS.ProcessEnv): Promise<T> {
-  let result: Awaited<ReturnType<typeof runPython>>;
+  let result: Captured;
   try {
     result = await runPython(exe, script, env);
   } catch (err) {

@@ -1,10 +1,10 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { access, open, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, delimiter, dirname, join, resolve, sep } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
+import { type Captured, capture } from "../util/capture.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { MarkerEnvironment } from "./marker.js";
@@ -159,36 +159,10 @@ async function readCache(file: string): Promise<InterpreterInfo | undefined> {
   return entry.info;
 }
 
-interface ProcessResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type ProcessResult = Captured;
 
 function runProcess(file: string, args: string[]): Promise<ProcessResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], windowsHide: true });
-    // Not spawn's own `timeout` option: its timer outlives a spawn that fails (EACCES) by a minute.
-    const timer = setTimeout(() => child.kill("SIGKILL"), PROBE_TIMEOUT_MS);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolvePromise({
-        code,
-        signal,
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-      });
-    });
-  });
+  return capture(file, args, { timeoutMs: PROBE_TIMEOUT_MS });
 }
 
 async function runProbe(abs: string, realPath: string): Promise<InterpreterInfo> {
