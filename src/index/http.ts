@@ -163,3 +163,33 @@ export async function httpGet(
     },
   };
 }
+
+export interface RangeBytes {
+  data: Buffer;
+  /** Offset of `data` in the file, and the file's total size. */
+  start: number;
+  total: number;
+}
+
+/** Bytes from a Range request (e.g. "-65536"), or undefined when the server ignored Range. */
+export async function fetchRange(
+  url: string,
+  range: string,
+  opts: HttpOptions,
+): Promise<RangeBytes | undefined> {
+  const res = await httpGet(url, { Range: `bytes=${range}`, "Accept-Encoding": "identity" }, opts);
+  if (res.status === 200) {
+    await res.discard();
+    return undefined;
+  }
+  if (res.status !== 206) {
+    await res.discard();
+    throw statusFailure(res);
+  }
+  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
+  if (!m) {
+    await res.discard();
+    throw new HttpFailure("the server's Content-Range header was missing or not understood");
+  }
+  return { data: await res.bytes(), start: Number(m[1]), total: Number(m[3]) };
+}

@@ -6,7 +6,15 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import yauzl from "yauzl";
-import { HttpFailure, type HttpOptions, httpGet, redactUrl, statusFailure } from "./http.js";
+import {
+  fetchRange,
+  HttpFailure,
+  type HttpOptions,
+  httpGet,
+  type RangeBytes,
+  redactUrl,
+  statusFailure,
+} from "./http.js";
 
 /** A wheel whose file list could not be read; the message names the file and the reason. */
 export class WheelUnreadable extends Error {
@@ -78,13 +86,6 @@ class TailReader extends yauzl.RandomAccessReader {
   }
 }
 
-/** The last bytes of a file, from offset `start`, and the file's size. */
-interface Tail {
-  data: Buffer;
-  start: number;
-  total: number;
-}
-
 /** Offset of the central directory (and the zip64 end record, if any) from the file's tail. */
 function findDirectory(tail: Buffer): { cdOffset: number; zip64Record?: number } {
   const lowest = Math.max(0, tail.length - MAX_EOCD);
@@ -106,7 +107,7 @@ function findDirectory(tail: Buffer): { cdOffset: number; zip64Record?: number }
  * (reading entry by entry from a file or over HTTP would take one read per entry).
  */
 async function namesFromTail(
-  first: Tail,
+  first: RangeBytes,
   readRange: (start: number, end: number) => Promise<Buffer>,
 ): Promise<string[]> {
   let { data, start } = first;
@@ -148,35 +149,12 @@ async function localNames(path: string): Promise<string[]> {
   }
 }
 
-/** Bytes from a Range request, or "unsupported" when the server sent the whole file instead. */
-async function fetchRange(
-  url: string,
-  range: string,
-  opts: HttpOptions,
-): Promise<Tail | "unsupported"> {
-  const res = await httpGet(url, { Range: `bytes=${range}`, "Accept-Encoding": "identity" }, opts);
-  if (res.status === 200) {
-    await res.discard();
-    return "unsupported";
-  }
-  if (res.status !== 206) {
-    await res.discard();
-    throw statusFailure(res);
-  }
-  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
-  if (!m) {
-    await res.discard();
-    throw new HttpFailure("the server's Content-Range header was missing or not understood");
-  }
-  return { data: await res.bytes(), start: Number(m[1]), total: Number(m[3]) };
-}
-
 async function remoteNames(url: string, opts: HttpOptions): Promise<string[]> {
   const first = await fetchRange(url, `-${REMOTE_TAIL_BYTES}`, opts);
-  if (first === "unsupported") return downloadedNames(url, opts);
+  if (!first) return downloadedNames(url, opts);
   return namesFromTail(first, async (start, end) => {
     const more = await fetchRange(url, `${start}-${end - 1}`, opts);
-    if (more === "unsupported" || more.start !== start || more.data.length !== end - start) {
+    if (!more || more.start !== start || more.data.length !== end - start) {
       throw new HttpFailure("the server did not honour a byte range request");
     }
     return more.data;

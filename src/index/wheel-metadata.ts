@@ -21,7 +21,14 @@ import { compareVersions, isValidVersion } from "../python/version.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
-import { HttpFailure, type HttpOptions, httpGet, redactUrl, statusFailure } from "./http.js";
+import {
+  fetchRange,
+  HttpFailure,
+  type HttpOptions,
+  httpGet,
+  redactUrl,
+  statusFailure,
+} from "./http.js";
 import { type IndexFile, IndexUnavailable } from "./simple.js";
 
 /** The file's metadata could not be had: unreadable archive, bad hash, missing member. */
@@ -80,29 +87,6 @@ async function localSource(path: string): Promise<ByteSource> {
     },
     close: () => handle.close(),
   };
-}
-
-/** A Range response's bytes and the file's total size, or undefined when Range was ignored. */
-async function fetchRange(
-  url: string,
-  range: string,
-  opts: HttpOptions,
-): Promise<{ data: Buffer; start: number; total: number } | undefined> {
-  const res = await httpGet(url, { Range: `bytes=${range}`, "Accept-Encoding": "identity" }, opts);
-  if (res.status === 200) {
-    await res.discard();
-    return undefined;
-  }
-  if (res.status !== 206) {
-    await res.discard();
-    throw statusFailure(res);
-  }
-  const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
-  if (!m) {
-    await res.discard();
-    throw new HttpFailure("the server's Content-Range header was missing or not understood");
-  }
-  return { data: await res.bytes(), start: Number(m[1]), total: Number(m[3]) };
 }
 
 /** A whole download in a temporary folder, for servers without Range support. */
