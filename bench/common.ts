@@ -16,3 +16,14 @@ export function envCount(name: string, fallback: number): number {
 
 /** A check inside a benchmark failed: the numbers would mean nothing. */
 export class BenchFailure extends Error {}
+
+/** Print what `main` returns; a failed check is one line on stderr and exit status 1. */
+export function runBench(name: string, main: () => string): void {
+  try {
+    console.log(main());
+  } catch (err) {
+    if (!(err instanceof BenchFailure)) throw err;
+    process.stderr.write(`\nbench:${name} FAILED: ${err.message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -14,7 +14,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
-import { BenchFailure, envCount, progress } from "./common.js";
+import { BenchFailure, envCount, progress, runBench } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -437,10 +437,4 @@ function main(): string {
   }
 }
 
-try {
-  console.log(main());
-} catch (err) {
-  if (!(err instanceof BenchFailure)) throw err;
-  process.stderr.write(`\nbench:install FAILED: ${err.message}\n`);
-  process.exitCode = 1;
-}
+runBench("install", main);

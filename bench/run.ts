@@ -22,7 +22,7 @@ import {
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchFailure, envCount, progress } from "./common.js";
+import { BenchFailure, envCount, progress, runBench } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -291,10 +291,4 @@ function main(): string {
   }
 }
 
-try {
-  console.log(main());
-} catch (err) {
-  if (!(err instanceof BenchFailure)) throw err;
-  process.stderr.write(`\nbench:run FAILED: ${err.message}\n`);
-  process.exitCode = 1;
-}
+runBench("run", main);
