@@ -3,11 +3,11 @@
  * unpacked once into the cache, the command is started with no shell, stdio inherited, and
  * it is treated as us: its exit status becomes ours, and so does its death by a signal.
  */
-import { spawn } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { constants } from "node:os";
 import { delimiter, join, resolve } from "node:path";
+import { spawnForwarding } from "../run/child.js";
 import { UserError } from "../util/errors.js";
 import type { Manifest } from "./manifest.js";
 import { ensureUnpacked } from "./unpack.js";
@@ -19,8 +19,6 @@ export interface ExecOptions {
   env?: NodeJS.ProcessEnv;
   stdio?: "inherit";
 }
-
-type Outcome = { code: number } | { signal: NodeJS.Signals } | { error: NodeJS.ErrnoException };
 
 /** Signals that, sent to us, are meant for the program we run. */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -128,19 +126,12 @@ export async function execInBundle(
   const env = bundleEnv(dir, opts.env ?? process.env);
   const [cmd, ...args] = command;
 
-  const outcome = await new Promise<Outcome>((settle) => {
-    // Node looks the command up on env.PATH, so env/bin wins.
-    const child = spawn(cmd, args, { cwd, env, stdio: opts.stdio ?? "inherit" });
-    const forward = (sig: NodeJS.Signals): void => {
-      child.kill(sig);
-    };
-    for (const sig of FORWARDED) process.on(sig, forward);
-    const done = (o: Outcome): void => {
-      for (const sig of FORWARDED) process.off(sig, forward);
-      settle(o);
-    };
-    child.once("error", (error) => done({ error }));
-    child.once("exit", (code, signal) => done(signal ? { signal } : { code: code ?? 1 }));
+  // Node looks the command up on env.PATH, so env/bin wins.
+  const outcome = await spawnForwarding(cmd, args, {
+    cwd,
+    env,
+    stdio: opts.stdio ?? "inherit",
+    forward: FORWARDED,
   });
   if ("error" in outcome) throw await startFailure(outcome.error, cmd, env.PATH, cwd);
   if ("code" in outcome) return outcome.code;

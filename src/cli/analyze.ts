@@ -5,7 +5,7 @@ import type { Command } from "commander";
 // The analyzer is loaded when a command runs, not at start-up: `pyferry run` must start fast.
 import type { AnalysisReport, AnalyzeOptions } from "../analyze/analyze.js";
 import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/spec.js";
-import { loadPipSettings, withOverrides } from "../index/pip-config.js";
+import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
@@ -57,14 +57,18 @@ export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
   if (flags.python) opts.python = flags.python;
   if (flags.venv) opts.venv = flags.venv;
   if (flags.guessFiles) opts.guessFiles = true;
-  if (flags.index) {
-    opts.index = withOverrides(loadPipSettings(), {
-      ...(flags.indexUrl ? { indexUrl: flags.indexUrl } : {}),
-      ...(flags.extraIndexUrl ? { extraIndexUrls: flags.extraIndexUrl } : {}),
-      ...(flags.findLinks ? { findLinks: flags.findLinks } : {}),
-    });
-  }
+  if (flags.index) opts.index = indexSettings(flags);
   return opts;
+}
+
+/** pip's configuration with the index flags of the command line on top. */
+export function indexSettings(flags: AnalyzeFlags): IndexSettings {
+  return withOverrides(loadPipSettings(), {
+    ...(flags.indexUrl ? { indexUrl: flags.indexUrl } : {}),
+    ...(flags.extraIndexUrl ? { extraIndexUrls: flags.extraIndexUrl } : {}),
+    ...(flags.findLinks ? { findLinks: flags.findLinks } : {}),
+    ...(flags.index === false ? { noIndex: true } : {}),
+  });
 }
 
 /** Run an analysis with a progress line for the slow part (reading the index the first time). */

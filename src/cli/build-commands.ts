@@ -31,7 +31,11 @@ function addIndexOptions(cmd: Command): Command {
     .option("--index-url <url>", "package index (default: pip's configuration)")
     .option("--extra-index-url <url>", "extra package index (repeatable)", collect)
     .option("--find-links <path|url>", "folder or page of distribution files (repeatable)", collect)
-    .option("--no-index", "use --find-links only");
+    .option("--no-index", "use --find-links only")
+    .option(
+      "--mixed-sources",
+      "take a project's files from every source, as pip does (default: the first source that has it)",
+    );
 }
 
 export function registerBuildCommands(program: Command): void {
@@ -47,11 +51,7 @@ export function registerBuildCommands(program: Command): void {
       .option("-o, --output <file>", "where to write the lock", "pylock.toml")
       .option("--python <version|path>", "interpreter the lock is for (default: the active one)")
       .option("--platform <file>", "a target description (JSON) for a machine you cannot reach")
-      .option("--pre", "allow pre-releases")
-      .option(
-        "--mixed-sources",
-        "take a project's files from every source, as pip does (default: the first source that has it)",
-      ),
+      .option("--pre", "allow pre-releases"),
   )
     .addHelpText(
       "after",
@@ -84,11 +84,7 @@ Examples:
         "copy the interpreter into the environment so it runs where no Python is installed",
       )
       .option("--compile", "compile bytecode (hash-based .pyc, valid after moving)")
-      .option("--link-mode <mode>", "auto, clone, hardlink or copy (from the cache)", "auto")
-      .option(
-        "--mixed-sources",
-        "take a project's files from every source, as pip does (default: the first source that has it)",
-      ),
+      .option("--link-mode <mode>", "auto, clone, hardlink or copy (from the cache)", "auto"),
   )
     .addHelpText(
       "after",

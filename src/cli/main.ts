@@ -1,9 +1,9 @@
 /** The `pyferry` command line. */
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { registerAnalyze } from "./analyze.js";
 import { registerBuildCommands } from "./build-commands.js";
-import { reportError } from "./output.js";
+import { runProgram } from "./parse.js";
 
 export function buildProgram(): Command {
   const program = new Command("pyferry")
@@ -31,17 +31,6 @@ Run 'pyferry <command> --help' for a command's options.`,
 }
 
 /** Parse and run; resolves to the process exit code. */
-export async function run(argv: string[], program = buildProgram()): Promise<number> {
-  const debug = argv.includes("--debug");
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    // Commands that run a program (run, exec) leave its status in process.exitCode.
-    return typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // Help and version are successes; everything else commander rejects is a usage error.
-      return e.exitCode === 0 ? 0 : 2;
-    }
-    return reportError(e, debug);
-  }
+export function run(argv: string[], program = buildProgram()): Promise<number> {
+  return runProgram(program, argv);
 }

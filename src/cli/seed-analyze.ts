@@ -3,11 +3,12 @@
  * the cctools-compatible entry. Writes the conda-style spec that python_package_create reads.
  */
 import { resolve } from "node:path";
-import { Command, CommanderError } from "commander";
+import { Command } from "commander";
 import { buildSpec, specJson } from "../analyze/spec.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type AnalyzeFlags, addAnalyzeOptions, analyzeOptions, runAnalysis } from "./analyze.js";
-import { reportError, warn } from "./output.js";
+import { warn } from "./output.js";
+import { runProgram } from "./parse.js";
 
 export async function runSeedAnalyze(argv: string[]): Promise<number> {
   const program = new Command("python_package_analyze")
@@ -43,11 +44,5 @@ Example:
     }
     await writeFileAtomic(resolve(output), specJson(buildSpec(report)));
   });
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return 0;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    return reportError(e, argv.includes("--debug"));
-  }
+  return runProgram(program, argv);
 }

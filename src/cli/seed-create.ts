@@ -3,8 +3,8 @@
  * the environment a spec describes, with its own interpreter so it runs on machines of the
  * same architecture that have no Python, and packs it into a .tar.gz.
  */
-import { Command, CommanderError } from "commander";
-import { reportError } from "./output.js";
+import { Command } from "commander";
+import { runProgram } from "./parse.js";
 
 export async function runSeedCreate(argv: string[]): Promise<number> {
   const program = new Command("python_package_create")
@@ -28,11 +28,5 @@ Example:
       const { createFromSpec } = await import("../pipeline/commands.js");
       await createFromSpec(spec, output);
     });
-  try {
-    await program.parseAsync(argv, { from: "user" });
-    return 0;
-  } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    return reportError(e, argv.includes("--debug"));
-  }
+  return runProgram(program, argv);
 }

@@ -5,11 +5,11 @@ import { basename, dirname, extname, join, resolve } from "node:path";
 import { execInBundle } from "../bundle/exec.js";
 import type { ManifestHead } from "../bundle/manifest.js";
 import { packBundle } from "../bundle/pack.js";
-import { analyzeOptions } from "../cli/analyze.js";
+import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
 import { writeJson } from "../cli/output.js";
 import { progress } from "../cli/progress.js";
-import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
+import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo, pruneCache } from "../install/cache.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
@@ -20,15 +20,6 @@ import { UserError } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import { type BuildInput, fromRequirementsTxt, fromStrings, readInput } from "./inputs.js";
-
-export function indexSettings(flags: BuildFlags): IndexSettings {
-  return withOverrides(loadPipSettings(), {
-    ...(flags.indexUrl ? { indexUrl: flags.indexUrl } : {}),
-    ...(flags.extraIndexUrl ? { extraIndexUrls: flags.extraIndexUrl } : {}),
-    ...(flags.findLinks ? { findLinks: flags.findLinks } : {}),
-    ...(flags.index === false ? { noIndex: true } : {}),
-  });
-}
 
 /** Merge every input: paths (spec, requirements, script, folder) and requirement strings. */
 async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildInput> {

@@ -3,7 +3,7 @@
  * through, and signals sent to us forwarded to it. When it dies of a signal we die of the
  * same signal, so shells and schedulers see what really happened.
  */
-import { spawn } from "node:child_process";
+import { type StdioOptions, spawn } from "node:child_process";
 import { constants } from "node:os";
 import { UserError } from "../util/errors.js";
 
@@ -19,39 +19,54 @@ export interface ChildExit {
   signal?: NodeJS.Signals;
 }
 
+export type ChildOutcome =
+  | { code: number }
+  | { signal: NodeJS.Signals }
+  | { error: NodeJS.ErrnoException };
+
+/**
+ * Spawn `command args` (no shell), forwarding the given signals from us to it while it runs;
+ * resolves to how it ended, or to the error that kept it from starting.
+ */
+export function spawnForwarding(
+  command: string,
+  args: string[],
+  opts: ChildOptions & { stdio?: StdioOptions; forward?: readonly NodeJS.Signals[] } = {},
+): Promise<ChildOutcome> {
+  const signals = opts.forward ?? FORWARDED;
+  return new Promise((settle) => {
+    const child = spawn(command, args, {
+      stdio: opts.stdio ?? "inherit",
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      env: opts.env ?? process.env,
+    });
+    const forward = (sig: NodeJS.Signals): void => {
+      child.kill(sig);
+    };
+    for (const sig of signals) process.on(sig, forward);
+    const done = (o: ChildOutcome): void => {
+      for (const sig of signals) process.off(sig, forward);
+      settle(o);
+    };
+    child.once("error", (error: NodeJS.ErrnoException) => done({ error }));
+    child.once("exit", (code, signal) => done(signal ? { signal } : { code: code ?? 1 }));
+  });
+}
+
 /** Run `command args` (no shell); resolves to its exit code, or the signal that killed it. */
-export function runChild(
+export async function runChild(
   command: string,
   args: string[],
   opts: ChildOptions = {},
 ): Promise<ChildExit> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: "inherit",
-      ...(opts.cwd ? { cwd: opts.cwd } : {}),
-      env: opts.env ?? process.env,
-    });
-    const forward = (sig: NodeJS.Signals) => () => {
-      child.kill(sig);
-    };
-    const handlers = FORWARDED.map((sig) => [sig, forward(sig)] as const);
-    for (const [sig, h] of handlers) process.on(sig, h);
-    const cleanup = () => {
-      for (const [sig, h] of handlers) process.off(sig, h);
-    };
-    child.on("error", (err: NodeJS.ErrnoException) => {
-      cleanup();
-      if (err.code === "ENOENT") reject(new UserError(`${command}: command not found.`, 127));
-      else if (err.code === "EACCES") reject(new UserError(`${command}: permission denied.`, 126));
-      else reject(err);
-    });
-    child.on("exit", (code, signal) => {
-      cleanup();
-      resolve(
-        signal ? { code: 128 + (constants.signals[signal] ?? 0), signal } : { code: code ?? 1 },
-      );
-    });
-  });
+  const o = await spawnForwarding(command, args, opts);
+  if ("error" in o) {
+    if (o.error.code === "ENOENT") throw new UserError(`${command}: command not found.`, 127);
+    if (o.error.code === "EACCES") throw new UserError(`${command}: permission denied.`, 126);
+    throw o.error;
+  }
+  if ("signal" in o) return { code: 128 + (constants.signals[o.signal] ?? 0), signal: o.signal };
+  return o;
 }
 
 /**
