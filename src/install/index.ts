@@ -16,6 +16,7 @@ export {
 } from "./cache.js";
 export { type CompileResult, compileBytecode } from "./compile.js";
 export { createVenv, type EnvLayout, layoutFor } from "./env.js";
+export { unpackMany } from "./unpack-pool.js";
 export { BadWheel } from "./wheel-archive.js";
 export {
   type InstallOptions,

@@ -4,17 +4,14 @@
  * every file checked against RECORD on the way.
  */
 import { createHash } from "node:crypto";
-import { type FileHandle, mkdir, open, writeFile } from "node:fs/promises";
-import { availableParallelism } from "node:os";
+import { closeSync, mkdirSync, openSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
-import { inflateRaw } from "node:zlib";
+import { inflateRawSync } from "node:zlib";
 import yauzl from "yauzl";
 import { parseCoreMetadata } from "../python/metadata.js";
 import { normalizeName } from "../python/names.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { UserError } from "../util/errors.js";
-import { createLimiter, mapLimit } from "./pool.js";
 import { parseRecord, type RecordRow, recordDigest, recordHasher } from "./record.js";
 
 /** A wheel that cannot be used; the message names the wheel and what is wrong with it. */
@@ -64,12 +61,6 @@ const S_IFLNK = 0o120000;
 
 /** Entries larger than this are streamed; smaller ones are read, inflated and written whole. */
 const WHOLE_LIMIT = 32 * 1024 * 1024;
-/**
- * Entries in flight across every extraction in this process: reads, inflation and writes run
- * on libuv's thread pool, so a few per core keep it busy without holding much in memory.
- */
-const entryLimit = createLimiter(Math.max(8, availableParallelism() * 4));
-const inflate = promisify(inflateRaw);
 
 interface ZipFileEntry {
   name: string;
@@ -96,9 +87,9 @@ function checkName(name: string, isDir: boolean, fail: (reason: string) => never
   }
 }
 
-async function readEntries(path: string, label: string): Promise<yauzl.ZipFile> {
+async function readEntries(fd: number, label: string): Promise<yauzl.ZipFile> {
   try {
-    return await yauzl.openPromise(path, {
+    return await yauzl.fromFdPromise(fd, {
       lazyEntries: true,
       // Names are decoded and checked below, with messages of our own.
       decodeStrings: false,
@@ -175,44 +166,53 @@ export function parentDirs(paths: Iterable<string>): string[] {
   return [...dirs].sort();
 }
 
-/** The archive: yauzl for the central directory and large entries, positional reads else. */
+/**
+ * The archive: yauzl for the central directory and large entries, positional reads else.
+ * Entries are read, inflated and written with synchronous calls: extraction runs in worker
+ * threads (unpack-pool.ts), one wheel each, where a round trip through libuv's thread pool
+ * per file only added lock contention.
+ */
 interface Archive {
   zip: yauzl.ZipFile;
-  file: FileHandle;
+  fd: number;
   label: string;
 }
 
-async function readAt(a: Archive, length: number, position: number): Promise<Buffer> {
+function readAt(a: Archive, length: number, position: number): Buffer {
   const buffer = Buffer.allocUnsafe(length);
-  const { bytesRead } = await a.file.read(buffer, 0, length, position);
-  if (bytesRead !== length) throw new Error("the archive ends early");
+  let done = 0;
+  while (done < length) {
+    const n = readSync(a.fd, buffer, done, length - done, position + done);
+    if (n === 0) throw new Error("the archive ends early");
+    done += n;
+  }
   return buffer;
 }
 
 /** An entry's uncompressed bytes, for entries up to WHOLE_LIMIT. */
-async function readEntry(a: Archive, f: ZipFileEntry): Promise<Buffer> {
+function readEntry(a: Archive, f: ZipFileEntry): Buffer {
   const e = f.entry;
-  const header = await readAt(a, 30, e.relativeOffsetOfLocalHeader);
+  const header = readAt(a, 30, e.relativeOffsetOfLocalHeader);
   if (header.readUInt32LE(0) !== 0x04034b50) throw new Error("a local file header is missing");
   const start =
     e.relativeOffsetOfLocalHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
-  const raw = await readAt(a, e.compressedSize, start);
+  const raw = readAt(a, e.compressedSize, start);
   // Inflating no further than the declared size stops a zip bomb early.
   const data =
     e.compressionMethod === 0
       ? raw
-      : await inflate(raw, {
+      : inflateRawSync(raw, {
           maxOutputLength: Math.max(1, e.uncompressedSize),
-          // One output chunk per entry: zlib's default 16 KiB chunks cost a callback each.
+          // One output chunk per entry rather than zlib's default 16 KiB pieces.
           chunkSize: Math.max(64 * 1024, e.uncompressedSize),
         });
   if (data.length !== e.uncompressedSize) throw new Error("its size differs from the declared one");
   return data;
 }
 
-async function readSmall(a: Archive, f: ZipFileEntry): Promise<Buffer> {
+function readSmall(a: Archive, f: ZipFileEntry): Buffer {
   try {
-    return await entryLimit(() => readEntry(a, f));
+    return readEntry(a, f);
   } catch (err) {
     throw new BadWheel(a.label, `its entry "${f.name}" is corrupt (${detail(err)})`);
   }
@@ -282,25 +282,25 @@ async function extractEntry(
   const mode = f.executable ? 0o555 : 0o444;
   let size = 0;
   if (f.entry.uncompressedSize <= WHOLE_LIMIT && f.entry.compressedSize <= WHOLE_LIMIT) {
-    const data = await readEntry(a, f);
+    const data = readEntry(a, f);
     sha.update(data);
     other?.update(data);
     size = data.length;
     // Created read-only: the open descriptor may still write; later opens for writing fail.
-    await writeFile(dest, data, { mode, flag: "wx" });
+    writeFileSync(dest, data, { mode, flag: "wx" });
   } else {
     const stream = await a.zip.openReadStreamPromise(f.entry);
-    const handle = await open(dest, "wx", mode);
+    const fd = openSync(dest, "wx", mode);
     try {
       for await (const chunk of stream) {
         const data = chunk as Buffer;
         sha.update(data);
         other?.update(data);
         size += data.length;
-        await handle.write(data);
+        for (let done = 0; done < data.length; ) done += writeSync(fd, data, done);
       }
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
   const sha256 = recordDigest("sha256", sha.digest());
@@ -320,8 +320,20 @@ export async function extractWheel(
   const fail = (reason: string): never => {
     throw new BadWheel(filename, reason);
   };
-  const zip = await readEntries(path, filename);
-  const a: Archive = { zip, file: await open(path, "r"), label: filename };
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (err) {
+    throw new BadWheel(filename, `it cannot be read (${detail(err)})`);
+  }
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await readEntries(fd, filename);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  const a: Archive = { zip, fd, label: filename };
   try {
     const files = await listFiles(zip, filename);
     const { distInfo, dataDir } = checkLayout(files, filename);
@@ -330,7 +342,7 @@ export async function extractWheel(
       byName.get(`${distInfo}/${name}`) ?? fail(`${distInfo} has no ${name} file`);
     const small = new Map<string, Buffer>();
     for (const name of ["WHEEL", "RECORD", "METADATA"]) {
-      small.set(name, await readSmall(a, required(name)));
+      small.set(name, readSmall(a, required(name)));
     }
     const wheel = parseHeaders((small.get("WHEEL") as Buffer).toString("utf8"));
     const wheelVersion = wheel.get("wheel-version") ?? fail("its WHEEL file has no Wheel-Version");
@@ -363,14 +375,15 @@ export async function extractWheel(
     };
     for (const f of files) expected(f);
 
-    await mkdir(dest);
-    for (const d of parentDirs(files.map((f) => f.name))) await mkdir(join(dest, d));
+    mkdirSync(dest);
+    for (const d of parentDirs(files.map((f) => f.name))) mkdirSync(join(dest, d));
 
-    const extracted = await mapLimit(files, 16, async (f) => {
+    const extracted: UnpackedFile[] = [];
+    for (const f of files) {
       const { algorithm, row } = expected(f);
       let got: { size: number; sha256: string; recordHash: string };
       try {
-        got = await entryLimit(() => extractEntry(a, f, join(dest, f.name), algorithm));
+        got = await extractEntry(a, f, join(dest, f.name), algorithm);
       } catch (err) {
         throw new BadWheel(filename, `its entry "${f.name}" is corrupt (${detail(err)})`);
       }
@@ -380,8 +393,9 @@ export async function extractWheel(
       if (row && row.size !== "" && Number(row.size) !== got.size) {
         fail(`"${f.name}" is ${got.size} bytes, but its RECORD says ${row.size}`);
       }
-      return { path: f.name, size: got.size, hash: got.sha256, mode: f.executable ? 0o755 : 0o644 };
-    });
+      const mode = f.executable ? 0o755 : 0o644;
+      extracted.push({ path: f.name, size: got.size, hash: got.sha256, mode });
+    }
     const rootIsPurelib = (wheel.get("root-is-purelib") ?? "").toLowerCase() === "true";
     return {
       filename,
@@ -394,7 +408,7 @@ export async function extractWheel(
       files: extracted.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
     };
   } finally {
+    // Closes `fd` as well: yauzl owns a descriptor it was given.
     zip.close();
-    await a.file.close();
   }
 }

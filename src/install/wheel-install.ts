@@ -4,19 +4,17 @@
  * launchers for entry points, INSTALLER/REQUESTED/RECORD written. Files are cloned, hardlinked
  * or copied from the cache; files the install writes itself are always new files.
  */
-import { constants } from "node:fs";
 import {
-  chmod,
-  copyFile,
-  link,
-  mkdir,
-  readdir,
-  readFile,
-  rm,
-  rmdir,
-  unlink,
-  writeFile,
-} from "node:fs/promises";
+  chmodSync,
+  constants,
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { readdir, readFile, rm, rmdir, unlink } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { normalizeName } from "../python/names.js";
@@ -24,7 +22,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import type { UnpackedWheel } from "./cache.js";
 import type { EnvLayout } from "./env.js";
-import { createLimiter, mapLimit, settleAll } from "./pool.js";
+import { mapLimit, settleAll } from "./pool.js";
 import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
 import { launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
 import type { UnpackedFile } from "./wheel-archive.js";
@@ -65,7 +63,9 @@ const UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EPERM", "EINVAL"
 
 /**
  * Places cache files into environments, falling back clone -> hardlink -> copy. A way that
- * failed for a reason of the file system is not tried again by the same Linker.
+ * failed for a reason of the file system is not tried again by the same Linker. The calls are
+ * synchronous: a link or a small copy takes microseconds, and sending each one through libuv's
+ * thread pool cost more in hand-offs than the calls themselves.
  */
 class Linker {
   private clone: boolean;
@@ -94,11 +94,11 @@ class Linker {
     }
   }
 
-  async place(src: string, dest: string, executable: boolean): Promise<void> {
+  place(src: string, dest: string, executable: boolean): void {
     if (this.clone) {
       try {
-        await copyFile(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
-        await chmod(dest, fileMode(executable));
+        copyFileSync(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
+        chmodSync(dest, fileMode(executable));
         return;
       } catch (err) {
         if (!UNSUPPORTED.has(errCode(err) ?? "")) throw err;
@@ -107,35 +107,35 @@ class Linker {
     }
     if (this.hardlink) {
       try {
-        await link(src, dest);
+        linkSync(src, dest);
         return;
       } catch (err) {
         if (!UNSUPPORTED.has(errCode(err) ?? "") && errCode(err) !== "EMLINK") throw err;
         this.fellBack("hardlink", err);
       }
     }
-    await copyFile(src, dest, constants.COPYFILE_EXCL);
-    await chmod(dest, fileMode(executable));
+    copyFileSync(src, dest, constants.COPYFILE_EXCL);
+    chmodSync(dest, fileMode(executable));
   }
 }
 
 /** Run `write`, which must create `dest` exclusively; a file already there is unlinked first. */
-async function replacing(dest: string, write: () => Promise<void>): Promise<boolean> {
+function replacing(dest: string, write: () => void): boolean {
   try {
-    await write();
+    write();
     return false;
   } catch (err) {
     if (errCode(err) !== "EEXIST") throw err;
   }
   // Never write into an existing file: it may be a hardlink into the cache.
-  await unlink(dest);
-  await write();
+  unlinkSync(dest);
+  write();
   return true;
 }
 
-function writeNew(dest: string, data: string | Buffer, executable: boolean): Promise<boolean> {
+function writeNew(dest: string, data: string | Buffer, executable: boolean): boolean {
   return replacing(dest, () =>
-    writeFile(dest, data, { flag: "wx", mode: executable ? 0o777 : 0o666 }),
+    writeFileSync(dest, data, { flag: "wx", mode: executable ? 0o777 : 0o666 }),
   );
 }
 
@@ -214,7 +214,6 @@ function recordPath(site: string, file: string): string {
 
 interface Context {
   linker: Linker;
-  limit: <R>(fn: () => Promise<R>) => Promise<R>;
   requested: boolean;
   installer: string;
   /** Destinations another wheel of the same batch installs later: listed, not written. */
@@ -229,13 +228,13 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
   const dirs = new Set<string>([join(site, wheel.distInfo)]);
   for (const p of plan.placements) dirs.add(dirname(p.dest));
   for (const l of plan.launchers) dirs.add(dirname(l.dest));
-  for (const d of [...dirs].sort()) await mkdir(d, { recursive: true });
+  for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true });
 
   const done = (dest: string, replaced: boolean) => {
     written.push(dest);
     if (replaced) overwritten.push(dest);
   };
-  const place = async (p: Placement) => {
+  const place = (p: Placement) => {
     const src = join(wheel.dir, p.file.path);
     let row: RecordRow = {
       path: recordPath(site, p.dest),
@@ -244,46 +243,37 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
     };
     if (!ctx.skip.has(p.dest)) {
       const executable = p.script || (p.file.mode & 0o111) !== 0;
-      const rewritten = p.script ? rewriteScript(await readFile(src)) : undefined;
+      const rewritten = p.script ? rewriteScript(readFileSync(src)) : undefined;
       if (rewritten) {
-        done(p.dest, await writeNew(p.dest, rewritten, true));
+        done(p.dest, writeNew(p.dest, rewritten, true));
         row = { ...row, hash: sha256Record(rewritten), size: `${rewritten.length}` };
       } else if (executable && (p.file.mode & 0o111) === 0) {
         // A script the zip left without +x gets it on a copy of its own, never on the cache's.
-        done(p.dest, await writeNew(p.dest, await readFile(src), true));
+        done(p.dest, writeNew(p.dest, readFileSync(src), true));
       } else {
-        done(p.dest, await replacing(p.dest, () => ctx.linker.place(src, p.dest, executable)));
+        done(
+          p.dest,
+          replacing(p.dest, () => ctx.linker.place(src, p.dest, executable)),
+        );
       }
     }
     rows.push(row);
   };
-  const [meta, rest] = [
-    plan.placements.filter((p) => p.meta),
-    plan.placements.filter((p) => !p.meta),
-  ];
   // Metadata last, so that an interrupted install is not taken for a complete one.
-  await settleAll(rest.map((p) => ctx.limit(() => place(p))));
-  await settleAll(
-    plan.launchers.map((l) =>
-      ctx.limit(async () => {
-        if (!ctx.skip.has(l.dest)) done(l.dest, await writeNew(l.dest, l.text, true));
-        const data = Buffer.from(l.text);
-        rows.push({
-          path: recordPath(site, l.dest),
-          hash: sha256Record(data),
-          size: `${data.length}`,
-        });
-      }),
-    ),
-  );
-  await settleAll(meta.map((p) => ctx.limit(() => place(p))));
+  for (const p of plan.placements) if (!p.meta) place(p);
+  for (const l of plan.launchers) {
+    if (!ctx.skip.has(l.dest)) done(l.dest, writeNew(l.dest, l.text, true));
+    const data = Buffer.from(l.text);
+    rows.push({ path: recordPath(site, l.dest), hash: sha256Record(data), size: `${data.length}` });
+  }
+  for (const p of plan.placements) if (p.meta) place(p);
 
   const distInfo = join(site, wheel.distInfo);
   const generated: [string, string][] = [["INSTALLER", `${ctx.installer}\n`]];
   if (ctx.requested) generated.push(["REQUESTED", ""]);
   for (const [name, text] of generated) {
     const dest = join(distInfo, name);
-    done(dest, await writeNew(dest, text, false));
+    done(dest, writeNew(dest, text, false));
     const data = Buffer.from(text);
     rows.push({ path: recordPath(site, dest), hash: sha256Record(data), size: `${data.length}` });
   }
@@ -321,7 +311,6 @@ export async function installWheel(
   const plan = await planWheel(w, layout);
   const result = await runPlan(plan, {
     linker: new Linker(opts.linkMode ?? "auto", opts.warn),
-    limit: createLimiter(ioLimit()),
     requested: opts.requested ?? false,
     installer: opts.installer ?? "pyferry",
     skip: new Set(),
@@ -364,7 +353,6 @@ export async function installAll(
     }
   });
   const linker = new Linker(opts.linkMode ?? "auto", opts.warn);
-  const limit = createLimiter(ioLimit());
   await settleAll(
     plans.map(async (plan, i) => {
       const skip = new Set<string>();
@@ -373,7 +361,6 @@ export async function installAll(
       }
       const result = await runPlan(plan, {
         linker,
-        limit,
         requested: opts.requested ?? false,
         installer: opts.installer ?? "pyferry",
         skip,

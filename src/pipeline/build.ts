@@ -14,16 +14,11 @@ import {
   loadPipSettings,
 } from "../index/pip-config.js";
 import { bundlePython } from "../install/bundled-python.js";
-import {
-  type DistFile,
-  fetchMany,
-  findUnpacked,
-  type UnpackedWheel,
-  unpackWheel,
-} from "../install/cache.js";
+import { type DistFile, fetchMany, findUnpacked, type UnpackedWheel } from "../install/cache.js";
 import { compileBytecode } from "../install/compile.js";
 import { createVenv, type EnvLayout, layoutFor } from "../install/env.js";
 import { type BuildDeps, buildWheelFromSdist } from "../install/sdist.js";
+import { unpackMany } from "../install/unpack-pool.js";
 import { installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
@@ -227,7 +222,7 @@ async function lockedWheels(
     const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
     wheels.push({ path: built.wheel, sha256: built.sha256 });
   }
-  const fresh = await Promise.all(wheels.map((w) => unpackWheel(w.path, w.sha256)));
+  const fresh = await unpackMany(wheels);
   return [...(ready.filter(Boolean) as UnpackedWheel[]), ...fresh];
 }
 

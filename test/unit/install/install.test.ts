@@ -40,6 +40,7 @@ import { compileBytecode } from "../../../src/install/compile.js";
 import { createVenv, type EnvLayout, layoutFor } from "../../../src/install/env.js";
 import { parseRecord } from "../../../src/install/record.js";
 import { ONE_LINE_HEADER } from "../../../src/install/scripts.js";
+import { unpackMany } from "../../../src/install/unpack-pool.js";
 import { installAll, installWheel, uninstall } from "../../../src/install/wheel-install.js";
 import { type InterpreterInfo, probeInterpreter } from "../../../src/python/interpreter.js";
 import { UserError } from "../../../src/util/errors.js";
@@ -446,6 +447,55 @@ describe("unpackWheel", () => {
       const data = readFileSync(join(w.dir, f.path));
       const hash = createHash("sha256").update(data).digest("base64url");
       assert.equal(`sha256=${hash}`, f.hash, f.path);
+    }
+  });
+});
+
+describe("unpackMany", () => {
+  test("unpacks several wheels on worker threads, results in the input order", async () => {
+    freshCache();
+    const wheels = ["alpha", "beta", "gamma"].map((name, i) =>
+      buildWheel(
+        demoSpec({
+          name,
+          extra: Array.from({ length: 20 * (i + 1) }, (_, k) => ({
+            name: `${name}/m${k}.py`,
+            data: `N = ${k}\n`,
+          })),
+        }),
+      ),
+    );
+    const first = await unpackWheel(wheels[1]?.path as string, wheels[1]?.sha256 as string);
+    const got = await unpackMany(wheels);
+    assert.deepEqual(
+      got.map((w) => w.name),
+      ["alpha", "beta", "gamma"],
+    );
+    assert.deepEqual(got[1], first);
+    for (const w of got) {
+      for (const f of w.files) {
+        const data = readFileSync(join(w.dir, f.path));
+        assert.equal(`sha256=${createHash("sha256").update(data).digest("base64url")}`, f.hash);
+      }
+    }
+    assert.deepEqual(unpackedEntries().sort(), wheels.map((w) => w.sha256).sort());
+  });
+
+  test("a bad wheel in the batch is a UserError naming it, and leaves no partial tree", async () => {
+    freshCache();
+    const good = buildWheel(demoSpec({ name: "good" }));
+    const bad = buildWheel(demoSpec({ name: "bad" }));
+    truncateSync(bad.path, Math.floor(statSync(bad.path).size / 2));
+    const other = buildWheel(demoSpec({ name: "other" }));
+    await assert.rejects(
+      unpackMany([good, { path: bad.path, sha256: sha256(bad.path) }, other]),
+      (err: unknown) =>
+        err instanceof UserError &&
+        /bad-1\.0-py3-none-any\.whl is not a usable wheel/.test(err.message),
+    );
+    for (const name of readdirSync(cachePaths().unpacked)) {
+      assert.ok(!name.startsWith(".tmp-"), `left behind: ${name}`);
+      assert.notEqual(name, sha256(bad.path));
     }
   });
 });

@@ -1,0 +1,89 @@
+/**
+ * Unpacking many wheels into the cache at once, on worker threads: inflating, hashing and
+ * writing thousands of small files is CPU work, so each core takes whole wheels, largest
+ * first, and does its I/O with synchronous calls (see wheel-archive.ts).
+ */
+import { statSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import { UserError } from "../util/errors.js";
+import { findUnpacked, type UnpackedWheel, unpackWheel } from "./cache.js";
+
+export interface UnpackJob {
+  id: number;
+  path: string;
+  sha256: string;
+}
+
+export type UnpackReply =
+  | { id: number; wheel: UnpackedWheel }
+  | { id: number; error: { message: string; user: boolean; exitCode: number; stack?: string } };
+
+function rebuild(e: Extract<UnpackReply, { error: unknown }>["error"]): Error {
+  const err = e.user ? new UserError(e.message, e.exitCode) : new Error(e.message);
+  if (e.stack && !e.user) err.stack = e.stack;
+  return err;
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    // The worker reports the unreadable file properly.
+    return 0;
+  }
+}
+
+/**
+ * Unpack every wheel (path and the sha256 it must have) into the cache, as unpackWheel does;
+ * results keep the input order. Every wheel is tried; the first failure is thrown at the end,
+ * so no worker is still writing into the cache when the caller goes on.
+ */
+export async function unpackMany(
+  wheels: readonly { path: string; sha256: string }[],
+): Promise<UnpackedWheel[]> {
+  const known = await Promise.all(wheels.map((w) => findUnpacked(w.sha256)));
+  const todo = wheels.flatMap((w, id) => (known[id] ? [] : [{ id, ...w }]));
+  const workers = Math.min(availableParallelism(), todo.length);
+  // One wheel needs no thread of its own: starting one costs more than it saves.
+  if (workers <= 1) {
+    for (const job of todo) known[job.id] = await unpackWheel(job.path, job.sha256);
+    return known as UnpackedWheel[];
+  }
+  const queue = todo
+    .map((job) => ({ job, size: sizeOf(job.path) }))
+    .sort((a, b) => b.size - a.size)
+    .map((x) => x.job);
+  const failures: Error[] = [];
+  const runWorker = () =>
+    new Promise<void>((resolve, reject) => {
+      const worker = new Worker(new URL("./unpack-worker.js", import.meta.url));
+      let finished = false;
+      const next = () => {
+        const job = queue.shift();
+        if (job && failures.length === 0) {
+          worker.postMessage(job);
+          return;
+        }
+        finished = true;
+        void worker.terminate().then(() => resolve());
+      };
+      worker.on("message", (reply: UnpackReply) => {
+        if ("error" in reply) failures.push(rebuild(reply.error));
+        else known[reply.id] = reply.wheel;
+        next();
+      });
+      worker.on("error", (err) => {
+        finished = true;
+        reject(err);
+      });
+      worker.on("exit", (code) => {
+        if (!finished) reject(new Error(`A wheel-unpacking thread stopped (exit code ${code}).`));
+      });
+      next();
+    });
+  const ended = await Promise.allSettled(Array.from({ length: workers }, runWorker));
+  for (const e of ended) if (e.status === "rejected") failures.unshift(e.reason as Error);
+  if (failures.length > 0) throw failures[0];
+  return known as UnpackedWheel[];
+}
