@@ -8,7 +8,8 @@ export const BLOCK = 512;
 /** GNU and BSD tar write archives in records of 20 blocks; padding to one keeps them quiet. */
 export const RECORD = 20 * BLOCK;
 
-export type EntryType = "file" | "dir" | "symlink";
+/** "hardlink": a link to a path already on the extracting side (the remote store's objects). */
+export type EntryType = "file" | "dir" | "symlink" | "hardlink";
 
 export interface TarEntry {
   /** Path inside the archive, "/"-separated, without a trailing "/" for directories. */
@@ -18,11 +19,11 @@ export interface TarEntry {
   /** Bytes of content (files only; 0 otherwise). */
   size: number;
   mtime: number;
-  /** Link target (symlinks only). */
+  /** Link target (symlinks and hardlinks). */
   linkname?: string;
 }
 
-const TYPEFLAG: Record<EntryType, string> = { file: "0", dir: "5", symlink: "2" };
+const TYPEFLAG: Record<EntryType, string> = { file: "0", dir: "5", symlink: "2", hardlink: "1" };
 /** The largest size 11 octal digits hold. */
 const MAX_OCTAL_SIZE = 0o77777777777;
 

@@ -20,6 +20,7 @@ import { basename, dirname, join, posix, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { ByteReader } from "./byte-reader.js";
 import { acquireLock, pidAlive } from "./lock.js";
 import { isBundlePath, MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
 import { BLOCK, decodeHeader, isZeroBlock, padding, parsePax } from "./tar.js";
@@ -31,74 +32,6 @@ const MAX_META_BYTES = 64 << 20;
 
 /** A reason the archive cannot be used; turned into one UserError naming the archive. */
 class Refused extends Error {}
-
-/** Exact-length reads over the decompressed stream, without gathering more than asked. */
-class ByteReader {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  private ended = false;
-  constructor(private readonly source: AsyncIterator<Buffer>) {}
-
-  private async pull(): Promise<boolean> {
-    if (this.ended) return false;
-    const r = await this.source.next();
-    if (r.done) {
-      this.ended = true;
-      return false;
-    }
-    this.chunks.push(r.value);
-    this.have += r.value.length;
-    return true;
-  }
-
-  /** Up to `max` bytes that are already here, or the next chunk; empty at the end. */
-  private async some(max: number): Promise<Buffer> {
-    if (this.have === 0 && !(await this.pull())) return Buffer.alloc(0);
-    const first = this.chunks[0];
-    if (first.length <= max) {
-      this.chunks.shift();
-      this.have -= first.length;
-      return first;
-    }
-    this.chunks[0] = first.subarray(max);
-    this.have -= max;
-    return first.subarray(0, max);
-  }
-
-  /** Exactly `n` bytes; fails when the stream ends first. */
-  async read(n: number): Promise<Buffer> {
-    while (this.have < n) if (!(await this.pull())) throw new Refused("it is truncated");
-    const parts: Buffer[] = [];
-    let left = n;
-    while (left > 0) {
-      const b = await this.some(left);
-      parts.push(b);
-      left -= b.length;
-    }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
-  }
-
-  /** Exactly `n` bytes, handed over chunk by chunk as they arrive. */
-  async *stream(n: number): AsyncGenerator<Buffer> {
-    let left = n;
-    while (left > 0) {
-      const b = await this.some(left);
-      if (b.length === 0) throw new Refused("it is truncated");
-      left -= b.length;
-      yield b;
-    }
-  }
-
-  /** Read to the end, so that gzip checks its trailer (CRC and length). */
-  async drain(): Promise<void> {
-    this.chunks = [];
-    this.have = 0;
-    while (await this.pull()) {
-      this.chunks = [];
-      this.have = 0;
-    }
-  }
-}
 
 /** True when `target`, a symlink's text at bundle path `path`, leaves the bundle. */
 function leavesBundle(path: string, target: string): boolean {
@@ -120,7 +53,7 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
   const gunzip = createGunzip({ chunkSize: 256 << 10 });
   file.on("error", (err) => gunzip.destroy(err));
   file.pipe(gunzip);
-  const reader = new ByteReader(gunzip[Symbol.asyncIterator]());
+  const reader = new ByteReader(gunzip[Symbol.asyncIterator](), (m) => new Refused(m));
   try {
     let manifest: Manifest | undefined;
     let manifestText = "";

@@ -12,6 +12,17 @@ const collect = (value: string, previous: string[] | undefined): string[] => [
   value,
 ];
 
+export interface RunFlags {
+  python?: string;
+  on?: string;
+  fetch?: string[];
+  env?: string[];
+  name?: string;
+  cleanAfter?: boolean;
+  guessFiles?: boolean;
+  verbose?: boolean;
+}
+
 export interface BuildFlags extends AnalyzeFlags {
   output?: string;
   requirement?: string[];
@@ -134,19 +145,58 @@ Examples:
 
   program
     .command("run")
-    .description("analyze, lock, build and run a script in one go; every stage is cached")
+    .description(
+      "analyze, lock, build and run a script in one go, here or on another machine; every stage is cached",
+    )
     .argument("<script>", "the Python script to run")
     .argument("[args...]", "arguments for the script")
     .option("--python <version|path>", "interpreter to run on (default: the active one)")
+    .option(
+      "--on <target>",
+      "run on another machine: a configured target, user@host[:port] or an ssh alias",
+    )
+    .option(
+      "--fetch <path>",
+      "with --on: bring this file or folder of the run back (repeatable)",
+      collect,
+    )
+    .option("--env <name=value>", "with --on: set a variable for the program (repeatable)", collect)
+    .option(
+      "-n, --name <name>",
+      "with --on: name the pack there, so its environment is kept for later runs",
+    )
+    .option(
+      "--clean-after",
+      "with --on: remove the run's folder (and an unnamed environment) afterwards",
+    )
+    .option("-f, --guess-files", "ship files the script names in string literals too")
+    .option("-v, --verbose", "say what is set up and sent")
     .passThroughOptions()
     .addHelpText(
       "after",
       `
+Options go before the script; everything after it goes to the script.
+
 Examples:
   pyferry run examples/hello/hello.py
-  pyferry run train.py --epochs 3            arguments after the script go to the script`,
+  pyferry run train.py --epochs 3            arguments after the script go to the script
+  pyferry run --on gpu1 train.py             ship and run on the target gpu1 (see pyferry config show)
+  pyferry run --on alice@10.0.0.5:2222 --fetch out.csv report.py`,
     )
-    .action(async (script: string, args: string[], flags: { python?: string }) => {
+    .action(async (script: string, args: string[], flags: RunFlags) => {
+      if (flags.on !== undefined) {
+        const { remoteRunCommand } = await import("./remote-run.js");
+        await remoteRunCommand(script, args, flags);
+        return;
+      }
+      for (const [set, flag] of [
+        [flags.fetch, "--fetch"],
+        [flags.env, "--env"],
+        [flags.name, "--name"],
+        [flags.cleanAfter, "--clean-after"],
+      ] as const) {
+        if (set !== undefined) throw new UserError(`${flag} needs --on TARGET.`, 2);
+      }
       const { runCommand } = await import("../pipeline/run.js");
       await runCommand(script, args, flags.python);
     });

@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { registerAnalyze } from "./analyze.js";
 import { registerBuildCommands } from "./build-commands.js";
+import { registerConfig } from "./config-command.js";
 import { runProgram } from "./parse.js";
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerAnalyze(program);
   registerBuildCommands(program);
+  registerConfig(program);
   program.addHelpText(
     "after",
     `

@@ -129,8 +129,9 @@ export async function buildEnv(
     const unpacked = await lockedWheels(wanted, info, opts, []);
     const requested = new Set(wanted.filter((p) => p.requested).map((p) => p.name));
     let layout: EnvLayout;
+    let glibc: string | undefined;
     if (opts.bundlePython) {
-      await bundlePython(info, tmp);
+      ({ glibc } = await bundlePython(info, tmp));
       // The bundle's own interpreter sits where a venv's would: bin/python.
       if (!existsSync(join(tmp, "bin", "python")))
         await symlink("python3", join(tmp, "bin", "python"));
@@ -149,7 +150,18 @@ export async function buildEnv(
     if (opts.compile) await compileBytecode(layout);
     await writeFileAtomic(
       join(tmp, ENV_MARKER),
-      `${JSON.stringify({ created_by: `pyferry ${VERSION}`, python: info.version, bundled: opts.bundlePython === true, packages: wanted.map((p) => `${p.name}==${p.version}`) }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          created_by: `pyferry ${VERSION}`,
+          python: info.version,
+          bundled: opts.bundlePython === true,
+          // The newest glibc symbol version the bundled interpreter needs, for remote checks.
+          ...(glibc ? { glibc } : {}),
+          packages: wanted.map((p) => `${p.name}==${p.version}`),
+        },
+        null,
+        2,
+      )}\n`,
     );
     await rename(tmp, final);
   } catch (err) {

@@ -5,19 +5,39 @@ import { runAnalysis } from "../cli/analyze.js";
 import { warn } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { parseRequirement } from "../python/requirement.js";
+import { targetFromInterpreter } from "../python/target.js";
 import { UserError } from "../util/errors.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import { type RunRecord, saveRecord, stamp } from "./run-cache.js";
+
+export interface PrepareOptions {
+  /** Build with a relocatable copy of the interpreter (to ship the environment elsewhere). */
+  bundlePython?: boolean;
+  /** The glibc of the machine it will run on, when older than this one's: caps wheel tags. */
+  glibc?: string;
+  /** Take string literals naming existing files as data files of the app. */
+  guessFiles?: boolean;
+}
+
+/** The older of two glibc versions ("2.28" < "2.36"). */
+function olderGlibc(a: string | undefined, b: string): string {
+  if (!a) return b;
+  const [am = 0, an = 0] = a.split(".").map(Number);
+  const [bm = 0, bn = 0] = b.split(".").map(Number);
+  return am < bm || (am === bm && an < bn) ? a : b;
+}
 
 export async function prepareRun(
   script: string,
   pythonRequest: string | undefined,
   key: string,
+  opts: PrepareOptions = {},
 ): Promise<RunRecord> {
   const settings = loadPipSettings();
   const report = await runAnalysis(script, {
     index: settings,
     ...(pythonRequest ? { python: pythonRequest } : {}),
+    ...(opts.guessFiles ? { guessFiles: true } : {}),
   });
   if (report.kind !== "script") {
     throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);
@@ -37,9 +57,15 @@ export async function prepareRun(
     pythonRequest,
   );
   const requirements = installable(report).map((r) => parseRequirement(r.requirement));
-  const { text, lock } = await lockRequirements(requirements, info, settings);
+  const target = opts.glibc
+    ? targetFromInterpreter({ ...info, glibc: olderGlibc(info.glibc, opts.glibc) })
+    : info;
+  const { text, lock } = await lockRequirements(requirements, target, settings);
   // Compiled once here: with PYTHONDONTWRITEBYTECODE set, every run would recompile otherwise.
-  const env = await cachedEnv(text, lock, info, { compile: true });
+  const env = await cachedEnv(text, lock, info, {
+    compile: true,
+    ...(opts.bundlePython ? { bundlePython: true } : {}),
+  });
   const root = dirname(resolve(script));
   const inputs = [
     ...report.local_files.map((f) => stamp(join(root, f))),
@@ -52,6 +78,7 @@ export async function prepareRun(
     inputs,
     python: env.python,
     envDir: env.dir,
+    app: { root, files: [...new Set([...report.local_files, ...report.data_files])].sort() },
   };
   await saveRecord(rec);
   return { version: 1, ...rec };

@@ -29,6 +29,8 @@ export interface RunRecord {
   /** The environment's interpreter, and the folder whose marker proves the env is complete. */
   python: string;
   envDir: string;
+  /** The app's files (relative to `root`): the script, its local modules and data files. */
+  app?: { root: string; files: string[] };
 }
 
 /** One record per script and interpreter request. */

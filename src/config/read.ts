@@ -1,0 +1,15 @@
+/** Reading a configuration file that may or may not be there. */
+import { readFileSync } from "node:fs";
+import { UserError } from "../util/errors.js";
+
+/** The file's text, or undefined when it does not exist; any other failure is the user's to fix. */
+export function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    const why = code === "EISDIR" ? "it is a folder" : (err as Error).message.replace(/\.$/, "");
+    throw new UserError(`Cannot read the configuration file ${path} (${why}).`);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * One configuration file's table checked against the known keys and turned into a layer:
+ * every value typed, normalized and stamped with the file it came from. Mistakes are named
+ * with file, key and the expected type, because a silently ignored typo sends a run elsewhere.
+ */
+import { isAbsolute, join, resolve } from "node:path";
+import { UserError } from "../util/errors.js";
+import { parseDestination } from "./destination.js";
+import { q, type Sourced, TARGET_KEYS, type TargetEntry, targetKey } from "./types.js";
+
+export interface Layer {
+  defaultTarget?: Sourced<string>;
+  targets: Map<string, TargetEntry>;
+}
+
+export interface LayerContext {
+  /** Absolute path of the file: the source of every value and the folder for relative paths. */
+  file: string;
+  /** How the table is reached in the file: "" or "tool.pyferry." for pyproject.toml. */
+  prefix: string;
+  home: string;
+  /** A file that comes with the project (./pyferry.toml, pyproject.toml), not from the user. */
+  project: boolean;
+}
+
+/** A target name: also a valid host name, so an address-less target is ssh'd to by name. */
+const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/**
+ * ssh_config options that run a command or load code on this machine, or hand it credentials.
+ * A cloned repository's pyferry.toml must not be able to set them; the user's own files may.
+ */
+const PROJECT_FORBIDDEN_SSH_OPTIONS = new Set([
+  "proxycommand",
+  "localcommand",
+  "permitlocalcommand",
+  "knownhostscommand",
+  "pkcs11provider",
+  "securitykeyprovider",
+  "forwardagent",
+  "forwardx11",
+  "forwardx11trusted",
+]);
+
+type Table = Record<string, unknown>;
+
+// smol-toml's dates are Date objects; everything else that is an object is a table.
+export const isTable = (v: unknown): v is Table =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/** How a wrong value is named in a message. */
+function describe(v: unknown): string {
+  if (typeof v === "string") return `the string ${q(v)}`;
+  if (typeof v === "bigint") return `the integer ${v}`;
+  if (typeof v === "number") return `the float ${v}`;
+  if (typeof v === "boolean") return `${v}`;
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  return "a table";
+}
+
+/** The layer `doc` (a file's top-level table, or its [tool.pyferry]) sets. */
+export function readLayer(doc: unknown, ctx: LayerContext): Layer {
+  const layer: Layer = { targets: new Map() };
+  const at = (key: string): string => `${ctx.file}: ${ctx.prefix}${key}`;
+  if (!isTable(doc)) throw wrongType(at("").replace(/\.$/, ""), "a table", doc);
+  for (const [key, value] of Object.entries(doc)) {
+    if (key === "default_target") {
+      layer.defaultTarget = { value: text(value, at(key)), source: ctx.file };
+    } else if (key === "targets") {
+      if (!isTable(value)) throw wrongType(at(key), "a table of [targets.NAME] tables", value);
+      for (const [name, table] of Object.entries(value)) {
+        layer.targets.set(name, readTarget(name, table, ctx));
+      }
+    } else {
+      throw new UserError(
+        `${at(key)} is not a known key; the known keys are default_target and [targets.NAME].`,
+      );
+    }
+  }
+  return layer;
+}
+
+function readTarget(name: string, table: unknown, ctx: LayerContext): TargetEntry {
+  const key = targetKey(name);
+  const at = (k: string): string => `${ctx.file}: ${ctx.prefix}${key}.${k}`;
+  if (!TARGET_NAME.test(name)) {
+    throw new UserError(
+      `${ctx.file}: ${ctx.prefix}${key} has an unusable name; a target name is made of letters, digits, ".", "_" and "-", and starts with a letter or digit.`,
+    );
+  }
+  if (!isTable(table)) throw wrongType(`${ctx.file}: ${ctx.prefix}${key}`, "a table", table);
+  const src = <T>(value: T): Sourced<T> => ({ value, source: ctx.file });
+  const entry: { -readonly [K in keyof TargetEntry]: TargetEntry[K] } = {};
+  for (const [k, v] of Object.entries(table)) {
+    switch (k) {
+      case "address": {
+        const address = text(v, at(k));
+        const d = parseDestination(address, `${at(k)} ${q(address)}`);
+        entry.address = src(address);
+        // A port inside the address is the same as a port key in this file.
+        if (d.port !== undefined) {
+          if (typeof table.port === "bigint" && Number(table.port) !== d.port) {
+            throw new UserError(
+              `${at(k)} gives port ${d.port} but ${ctx.prefix}${key}.port gives ${table.port}; keep one of them.`,
+            );
+          }
+          entry.port ??= src(d.port);
+        }
+        break;
+      }
+      case "port": {
+        if (typeof v !== "bigint" || v < 1n || v > 65535n)
+          throw wrongType(at(k), "an integer from 1 to 65535", v);
+        entry.port = src(Number(v));
+        break;
+      }
+      case "identity_file":
+        entry.identityFile = src(localPath(text(v, at(k)), at(k), ctx));
+        break;
+      case "known_hosts_file":
+        entry.knownHostsFile = src(localPath(text(v, at(k)), at(k), ctx));
+        break;
+      case "ssh_options":
+        entry.sshOptions = src(sshOptions(v, at(k), ctx));
+        break;
+      case "root":
+        entry.root = src(text(v, at(k)));
+        break;
+      case "python":
+        entry.python = src(text(v, at(k)));
+        break;
+      case "accept_new_host_keys":
+        if (typeof v !== "boolean") throw wrongType(at(k), "a boolean (true or false)", v);
+        entry.acceptNewHostKeys = src(v);
+        break;
+      default:
+        throw new UserError(
+          `${at(k)} is not a known key; a target takes ${TARGET_KEYS.map(([t]) => t).join(", ")}.`,
+        );
+    }
+  }
+  return entry;
+}
+
+function wrongType(at: string, expected: string, v: unknown): UserError {
+  return new UserError(`${at} must be ${expected}, not ${describe(v)}.`);
+}
+
+/** A non-empty string without control characters (values end up on command lines). */
+function text(v: unknown, at: string): string {
+  if (typeof v !== "string") throw wrongType(at, "a string", v);
+  if (v === "") throw new UserError(`${at} must not be empty.`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+  if (/[\u0000-\u001f\u007f]/.test(v))
+    throw new UserError(`${at} must not contain control characters.`);
+  return v;
+}
+
+/** `~` is the home folder; a relative path is taken from the folder of the file that says it. */
+function localPath(p: string, at: string, ctx: LayerContext): string {
+  if (p === "~") return ctx.home;
+  if (p.startsWith("~/")) return join(ctx.home, p.slice(2));
+  if (p.startsWith("~"))
+    throw new UserError(
+      `${at} starts with "~user", which pyferry does not expand; write the full path.`,
+    );
+  return isAbsolute(p) ? p : resolve(ctx.file, "..", p);
+}
+
+function sshOptions(v: unknown, at: string, ctx: LayerContext): string[] {
+  if (!Array.isArray(v)) throw wrongType(at, "an array of strings", v);
+  const items = v.map((item, i) => text(item, `${at}[${i}]`));
+  const out: string[] = [];
+  for (let i = 0; i < items.length; i++) {
+    // ssh's own spelling, ["-o", "ConnectTimeout=5"], reads the same as ["ConnectTimeout=5"].
+    if (items[i] === "-o" && i + 1 < items.length) i++;
+    const option = items[i] as string;
+    const m = /^([A-Za-z][A-Za-z0-9]*)\s*(=|\s)\s*\S/.exec(option);
+    if (!m) {
+      throw new UserError(
+        `${at}[${i}] must be one ssh_config option such as "ServerAliveInterval=30" (pyferry passes it with -o), not ${q(option)}.`,
+      );
+    }
+    const name = m[1] as string;
+    if (ctx.project && PROJECT_FORBIDDEN_SSH_OPTIONS.has(name.toLowerCase())) {
+      throw new UserError(
+        `${at}[${i}] sets ${name}, which a project's configuration may not do because it runs commands or hands out credentials on this machine; set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
+      );
+    }
+    out.push(option);
+  }
+  return out;
+}

@@ -1,0 +1,398 @@
+/**
+ * `pyferry run SCRIPT --on TARGET`: build for the remote's platform here, send what its store
+ * lacks, assemble there, run with live output and the remote's exit code, bring files back.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { machine } from "node:os";
+import { join } from "node:path";
+import {
+  extractFetched,
+  hashFile,
+  listTree,
+  newId,
+  type ObjectSources,
+  objectId,
+  REMOTE_EXIT,
+  type RemoteFacts,
+  RemoteStore,
+  runHeader,
+  SSH_FAILED,
+  SshConnection,
+  SshError,
+  type SshTarget,
+  type Tree,
+  type TreeEntry,
+} from "../transport/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { cacheDir } from "../util/dirs.js";
+import { UserError } from "../util/errors.js";
+import { VERSION } from "../version.js";
+import { ENV_MARKER, freshRecord, type RunRecord, runKey } from "./run-cache.js";
+
+export interface RemoteRunRequest {
+  script: string;
+  args: string[];
+  pythonRequest?: string;
+  target: SshTarget;
+  /** The store folder there ("" = the default under the remote user's cache folder). */
+  root: string;
+  fetch: string[];
+  /** K=V settings for the program's environment. */
+  env: string[];
+  verbose: boolean;
+  cleanAfter: boolean;
+  /** Names the pack there, so that its environment is kept and reused. */
+  name?: string;
+  guessFiles?: boolean;
+  /** Where fetched files go (default: the current folder). */
+  fetchInto?: string;
+}
+
+/** What a run cost, for -v and for the benchmark. */
+export interface RemoteRunReport {
+  code: number;
+  signal?: string;
+  objectsSent: number;
+  bytesSent: number;
+  fetched: string[];
+}
+
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/** `uname -m` of this machine, as the remote reports its own. */
+function localArch(): string {
+  return machine();
+}
+
+function say(req: RemoteRunRequest, message: string): void {
+  if (req.verbose) process.stderr.write(`pyferry: ${message}\n`);
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+function hostKey(target: SshTarget, root: string): string {
+  return createHash("sha256")
+    .update(JSON.stringify([target, root, process.env.PYFERRY_SSH_COMMAND ?? ""]))
+    .digest("hex")
+    .slice(0, 32);
+}
+
+/** The remote's facts, probed once per target and kept in the cache. */
+async function remoteFacts(store: RemoteStore, req: RemoteRunRequest): Promise<RemoteFacts> {
+  const path = join(cacheDir(), "remote", "hosts", `${hostKey(req.target, req.root)}.json`);
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as RemoteFacts;
+  } catch {
+    say(req, `looking at ${req.target.label}`);
+    const facts = await store.probe();
+    await writeFileAtomic(path, `${JSON.stringify(facts)}\n`);
+    return facts;
+  }
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Refuse early, and clearly, a host the environment cannot run on. */
+function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: string): void {
+  if (facts.os !== "Linux") {
+    throw new UserError(
+      `${label} runs ${facts.os}; pyferry ships environments to Linux hosts only.`,
+    );
+  }
+  if (facts.arch !== localArch()) {
+    throw new UserError(
+      `${label} is ${facts.arch} and this machine is ${localArch()}: an environment built here cannot run there.`,
+    );
+  }
+  if (glibcFloor && !facts.glibc) {
+    throw new UserError(
+      `${label} has no glibc (musl?), and the bundled Python needs glibc ${glibcFloor} or newer.`,
+    );
+  }
+  if (glibcFloor && facts.glibc && compareVersions(facts.glibc, glibcFloor) < 0) {
+    throw new UserError(
+      `${label} has glibc ${facts.glibc}, but the bundled Python needs glibc ${glibcFloor} or newer; use a host with a newer system or build on an older one.`,
+    );
+  }
+}
+
+/** The environment's listing, hashed once per environment and kept in the cache. */
+function envTree(envDir: string): Tree {
+  const marker = statSync(join(envDir, ENV_MARKER));
+  const id = createHash("sha256").update(envDir).digest("hex").slice(0, 32);
+  const path = join(cacheDir(), "remote", "trees", `${id}.json`);
+  try {
+    const cached = JSON.parse(readFileSync(path, "utf8")) as { stamp: number; tree: Tree };
+    if (cached.stamp === marker.mtimeMs) return cached.tree;
+  } catch {
+    // Not listed yet.
+  }
+  const tree = listTree(envDir);
+  void writeFileAtomic(path, JSON.stringify({ stamp: marker.mtimeMs, tree }));
+  return tree;
+}
+
+/** The app's files as a tree: the folders they need, then each file. */
+function appTree(root: string, files: readonly string[]): Tree {
+  const entries: TreeEntry[] = [];
+  const dirs = new Set<string>();
+  for (const rel of [...files].sort()) {
+    const parts = rel.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const d = parts.slice(0, i).join("/");
+      if (!dirs.has(d)) {
+        dirs.add(d);
+        entries.push({ type: "dir", path: d });
+      }
+    }
+    entries.push({ type: "file", path: rel, ...appFile(join(root, rel)) });
+  }
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { key: "", entries };
+}
+
+function appFile(abs: string): { object: string; size: number } {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(abs);
+  } catch {
+    throw new UserError(`${abs} is gone; it was part of the app when it was analyzed.`);
+  }
+  return { object: objectId(hashFile(abs), (st.mode & 0o111) !== 0), size: st.size };
+}
+
+function sourcesOf(
+  tree: Tree,
+  root: string,
+  into: Map<string, { source: string; size: number }>,
+): void {
+  for (const e of tree.entries) {
+    if (e.type === "file") into.set(e.object, { source: join(root, e.path), size: e.size });
+  }
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*=/;
+
+/** Check the request before anything is built or sent. */
+function checkRequest(req: RemoteRunRequest): void {
+  for (const kv of req.env) {
+    if (!ENV_NAME.test(kv)) throw new UserError(`--env takes NAME=VALUE, not "${kv}".`, 2);
+  }
+  for (const f of req.fetch) {
+    const parts = f.split("/");
+    if (f === "" || f.startsWith("/") || parts.includes("..")) {
+      throw new UserError(`--fetch takes a path inside the run's folder, not "${f}".`, 2);
+    }
+  }
+  if (req.name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(req.name)) {
+    throw new UserError(`A pack name is letters, digits, ".", "_" and "-", not "${req.name}".`, 2);
+  }
+}
+
+/** The local side of a run: an environment record for the remote's platform. */
+async function prepare(req: RemoteRunRequest, facts: RemoteFacts): Promise<RunRecord> {
+  const key = runKey(
+    req.script,
+    req.pythonRequest,
+    `${VERSION}\0remote\0${facts.glibc ?? "none"}\0${req.guessFiles === true}`,
+  );
+  const rec = freshRecord(key, ENV_MARKER);
+  if (rec?.app) return rec;
+  const { prepareRun } = await import("./prepare-run.js");
+  return prepareRun(req.script, req.pythonRequest, key, {
+    bundlePython: true,
+    ...(facts.glibc ? { glibc: facts.glibc } : {}),
+    ...(req.guessFiles ? { guessFiles: true } : {}),
+  });
+}
+
+/** Ship and run; resolves when the remote program has ended and files are back. */
+export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport> {
+  checkRequest(req);
+  const conn = new SshConnection(req.target);
+  const store = new RemoteStore(conn, req.root);
+  // The handshake runs while the environment is found or built here; its errors surface at
+  // the first remote command.
+  conn.open().catch(() => undefined);
+  try {
+    const facts = await remoteFacts(store, req);
+    checkPlatform(facts, req.target.label);
+    const rec = await prepare(req, facts);
+    const marker = JSON.parse(readFileSync(join(rec.envDir, ENV_MARKER), "utf8")) as {
+      glibc?: string;
+    };
+    checkPlatform(facts, req.target.label, marker.glibc);
+    const env = envTree(rec.envDir);
+    const app = appTree(rec.app?.root ?? ".", rec.app?.files ?? []);
+    const sources = new Map<string, { source: string; size: number }>();
+    sourcesOf(app, rec.app?.root ?? ".", sources);
+    const runId = newId();
+    const report: RemoteRunReport = { code: 0, objectsSent: 0, bytesSent: 0, fetched: [] };
+    const sendEnv = async () => {
+      const envSources = new Map<string, { source: string; size: number }>();
+      sourcesOf(env, rec.envDir, envSources);
+      say(req, `sending the environment (${env.entries.length} entries) to ${req.target.label}`);
+      const sent = await store.ensureTree(env, envSources as ObjectSources);
+      report.objectsSent += sent.objectsSent;
+      report.bytesSent += sent.bytesSent;
+      say(
+        req,
+        `sent ${sent.objectsSent} files (${mib(sent.bytesSent)}); environment ${env.key.slice(0, 12)} assembled`,
+      );
+    };
+    const sendApp = async (ids: string[]) => {
+      const sent = await store.upload(ids, sources);
+      report.objectsSent += sent.objectsSent;
+      report.bytesSent += sent.bytesSent;
+      say(req, `sent ${sent.objectsSent} app files (${mib(sent.bytesSent)})`);
+    };
+    // A small app's folder is made in the run's own session; a large one is sent as a tar first.
+    let header = runHeader(app);
+    // The app's root is the script's folder, so the script sits at the top of the run folder.
+    const args = [baseName(req.script), ...req.args];
+    let outcome: { code: number; signal?: string } | undefined;
+    for (let attempt = 0; outcome === undefined; attempt++) {
+      if (attempt > 3) {
+        throw new UserError(
+          `The store on ${req.target.label} keeps losing files; is a gc running there?`,
+        );
+      }
+      if (header === undefined) {
+        const ready = await store.prepareRun(env.key, runId, app, req.name ?? "");
+        if (ready === "env") await sendEnv();
+        else if (ready !== "ok") await sendApp(ready);
+        else header = "";
+        continue;
+      }
+      say(req, `running in ${facts.root}/runs/${runId}`);
+      const r = await runRemote(store, runId, env.key, req, header, args);
+      if (r === "env") await sendEnv();
+      else if (Array.isArray(r)) await sendApp(r);
+      else outcome = r;
+    }
+    report.code = outcome.code;
+    if (outcome.signal) report.signal = outcome.signal;
+    if (req.fetch.length > 0) report.fetched = await fetchBack(store, runId, req);
+    if (req.cleanAfter) {
+      await store.clean({ runId, ...(req.name ? {} : { envKey: env.key }) });
+      say(req, "removed the run's folder there");
+    }
+    return report;
+  } finally {
+    await conn.close();
+  }
+}
+
+function baseName(p: string): string {
+  return p.split("/").pop() as string;
+}
+
+/**
+ * One session that makes the run folder, checks the environment and runs the program: stdout
+ * live, stderr live (kept for ssh's errors), our stdin connected once the program starts.
+ * "env" or missing object ids: what the store lacked (nothing ran).
+ */
+async function runRemote(
+  store: RemoteStore,
+  runId: string,
+  envKey: string,
+  req: RemoteRunRequest,
+  header: string,
+  args: string[],
+): Promise<{ code: number; signal?: string } | "env" | string[]> {
+  const child = await store.startRun(runId, envKey, req.name ?? "", header, req.env, args);
+  let ready = false;
+  let pending = "";
+  let tail = "";
+  let envMissing = false;
+  const missing: string[] = [];
+  const stdin = process.stdin;
+  child.stderr?.on("data", (b: Buffer) => {
+    if (ready) {
+      process.stderr.write(b);
+      tail = (tail + b.toString("utf8")).slice(-4096);
+      return;
+    }
+    pending += b.toString("utf8");
+    for (let nl = pending.indexOf("\n"); nl !== -1 && !ready; nl = pending.indexOf("\n")) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (line === "pyferry:ready") {
+        ready = true;
+        if (pending) process.stderr.write(pending);
+        tail = pending;
+        stdin.pipe(child.stdin as NodeJS.WritableStream);
+      } else if (line === "pyferry:env-missing") envMissing = true;
+      else if (line.startsWith("pyferry:missing "))
+        missing.push(line.slice("pyferry:missing ".length));
+      else tail = `${tail}${line}\n`.slice(-4096);
+    }
+  });
+  let stopping: string | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    stopping = sig;
+    // Stop the remote program's group; its session then ends and ssh exits by itself.
+    void store.signal(runId, sig.replace(/^SIG/, "")).catch(() => child.kill("SIGTERM"));
+  };
+  for (const s of FORWARDED) process.on(s, stop);
+  try {
+    const code = await new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (c) => resolve(c ?? SSH_FAILED));
+    });
+    if (!ready) {
+      if (code === REMOTE_EXIT.envMissing || envMissing) return "env";
+      if (code === REMOTE_EXIT.objectsMissing) return missing;
+      if (code === SSH_FAILED) store.conn.failIfConnectionLost(`${tail}${pending}`);
+      throw store.failure("starting the program", {
+        code,
+        stdout: Buffer.alloc(0),
+        stderr: `${tail}${pending}`,
+      });
+    }
+    if (code === SSH_FAILED) {
+      try {
+        store.conn.failIfConnectionLost(tail);
+      } catch (err) {
+        if (err instanceof SshError)
+          throw new SshError(`${err.message.replace(/\.$/, "")}, while the program ran there.`);
+        throw err;
+      }
+    }
+    return stopping ? { code, signal: stopping } : { code };
+  } finally {
+    for (const s of FORWARDED) process.off(s, stop);
+    stdin.unpipe(child.stdin as NodeJS.WritableStream);
+    // Reading a terminal keeps the process alive; the program is done with it.
+    if (ready) stdin.destroy();
+  }
+}
+
+async function fetchBack(
+  store: RemoteStore,
+  runId: string,
+  req: RemoteRunRequest,
+): Promise<string[]> {
+  const { stream, done } = await store.fetch(runId, req.fetch);
+  const got = await extractFetched(stream, req.fetchInto ?? process.cwd(), req.target.label);
+  const end = await done;
+  for (const line of end.stderr.split("\n")) {
+    const m = /^pyferry: (.*) does not exist$/.exec(line);
+    if (m) process.stderr.write(`warning: --fetch ${m[1]}: no such file in the run's folder.\n`);
+  }
+  for (const s of got.skipped)
+    process.stderr.write(`warning: --fetch skipped ${s} (not a plain file).\n`);
+  say(req, `fetched ${got.files.length} file(s)`);
+  return got.files;
+}

@@ -1,0 +1,277 @@
+/**
+ * The remote side of the store, as POSIX sh scripts run with `sh -c SCRIPT pyferry ARGS...`:
+ * only sh, tar and coreutils are needed there. Every script starts by resolving the store root
+ * ($1; empty means the default under the user's cache folder) into $r.
+ *
+ * The store under $r:
+ *   objects/ab/cdef...[.x]  file contents by sha256 (".x": executable), read-only, shared by
+ *                           hardlinks; an object with one link is used by nothing
+ *   envs/<key>/             assembled environments, complete (renamed into place whole)
+ *   runs/<id>/              a run's working folder (the app's files), runs/<id>.pid while
+ *                           it runs, runs/<id>.env naming the environment it uses
+ *   names/<name>            a named pack: the environment key it keeps
+ *   tmp/<tx>/, tmp/<tx>.pid objects being received, and the receiving shell's pid
+ *
+ * Exit codes the client understands are in REMOTE_EXIT.
+ */
+
+export const REMOTE_EXIT = {
+  /** The store root cannot be created or entered. */
+  noRoot: 90,
+  /** tar failed while receiving (connection lost, disk full, missing objects). */
+  tarFailed: 91,
+  /** The environment a run needs is not assembled. */
+  envMissing: 92,
+  /** Objects the run needs are missing; their ids are on stdout. */
+  objectsMissing: 94,
+  /** The run's folder does not exist. */
+  noRun: 95,
+  /** tar is not installed there. */
+  noTar: 96,
+  /** Another gc is running. */
+  busy: 97,
+} as const;
+
+const PRELUDE = `
+r=$1; shift
+case $r in
+  "") r=\${XDG_CACHE_HOME:-$HOME/.cache}/pyferry-remote ;;
+  "~") r=$HOME ;;
+  "~/"*) r=$HOME/\${r#"~/"} ;;
+esac
+umask 022
+mkdir -p "$r/objects" "$r/envs" "$r/runs" "$r/tmp" "$r/names" 2>/dev/null
+cd "$r" 2>/dev/null || { echo "pyferry: cannot use the store folder $r" >&2; exit ${REMOTE_EXIT.noRoot}; }
+command -v tar >/dev/null 2>&1 || { echo "pyferry: tar is not installed" >&2; exit ${REMOTE_EXIT.noTar}; }
+`;
+
+/**
+ * Objects left by a receiver that is gone (connection lost, client killed): each file is kept
+ * only if its bytes hash to its name, so a partial object is never used.
+ */
+const SALVAGE = `
+salvage() {
+  for p in tmp/*.pid; do
+    [ -e "$p" ] || continue
+    d=\${p%.pid}
+    read -r pid < "$p" 2>/dev/null
+    if [ -n "$pid" ] && [ "$pid" != "$1" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
+    if [ -d "$d" ]; then
+      find "$d" -type f -exec sha256sum {} + 2>/dev/null | while read -r h f; do
+        o=\${f#"$d"/}; o=\${o%.x}
+        [ "\${o%%/*}\${o#*/}" = "$h" ] || rm -f "$f"
+      done
+      cp -alf "$d"/. objects/ 2>/dev/null
+    fi
+    rm -rf "$d" "$p"
+  done
+}
+`;
+
+/** Facts about the remote, one key=value per line. */
+export const PROBE = `${PRELUDE}
+echo "root=$r"
+echo "arch=$(uname -m)"
+echo "os=$(uname -s)"
+g=$(getconf GNU_LIBC_VERSION 2>/dev/null) && echo "glibc=\${g#glibc }"
+for p in python3 python; do
+  c=$(command -v $p 2>/dev/null) && { echo "python=$c"; break; }
+done
+command -v setsid >/dev/null 2>&1 && echo "setsid=yes"
+df -Pk . 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "free_kb=$a"; }
+`;
+
+/** stdin: object ids, one per line; stdout: those the store lacks. */
+export const NEED = `${PRELUDE}
+cd objects || exit ${REMOTE_EXIT.noRoot}
+while IFS= read -r o; do [ -e "$o" ] || printf '%s\\n' "$o"; done
+`;
+
+/**
+ * $1: a transfer id. stdin: a tar of objects named ab/cdef...[.x]. Received into tmp/<id>,
+ * published with hardlinks only when the whole stream arrived; otherwise what arrived
+ * whole is salvaged right away (or by the next transfer, if this shell was killed).
+ */
+export const PUT = `${PRELUDE}${SALVAGE}
+salvage
+t=tmp/$1
+mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
+if tar -x -f - -C "$t"; then
+  cp -alf "$t"/. objects/ && rm -rf "$t" "$t.pid" && exit 0
+fi
+salvage $$
+exit ${REMOTE_EXIT.tarFailed}
+`;
+
+/**
+ * $1: the environment key, $2: a temporary name. stdin: a tar whose entries live under
+ * envs/<temporary name>/, files as hardlinks to objects/. Renamed into envs/<key> whole.
+ */
+export const ASSEMBLE = `${PRELUDE}
+k=$1; t=envs/.tmp-$2
+[ -e "envs/$k/.pyferry-complete" ] && { cat >/dev/null; exit 0; }
+if ! tar -x -f -; then rm -rf "$t"; exit ${REMOTE_EXIT.tarFailed}; fi
+: > "$t/.pyferry-complete"
+mv -T "$t" "envs/$k" 2>/dev/null || rm -rf "$t"
+[ -e "envs/$k/.pyferry-complete" ]
+`;
+
+/**
+ * $1: environment key, $2: run id, $3: pack name or "". stdin: the object ids the run's files
+ * use, one per line, an empty line, then a tar of runs/<id>/. Checks everything first, so
+ * that a run starts only on a complete environment and a complete set of files.
+ */
+export const PREPARE_RUN = `${PRELUDE}
+k=$1; id=$2; name=$3
+# Registered before looking, so that a gc starting now keeps the environment; one already
+# running is waited for.
+printf '%s\\n' "$k" > "runs/$id.env"
+while [ -d gc.lock ]; do sleep 1; done
+fail() { rm -f "runs/$id.env"; cat >/dev/null; exit "$1"; }
+[ -e "envs/$k/.pyferry-complete" ] || fail ${REMOTE_EXIT.envMissing}
+missing=0
+while IFS= read -r o && [ -n "$o" ]; do
+  [ -e "objects/$o" ] || { printf '%s\\n' "$o"; missing=1; }
+done
+[ $missing = 0 ] || fail ${REMOTE_EXIT.objectsMissing}
+if ! tar -x -f -; then rm -rf "runs/$id"; fail ${REMOTE_EXIT.tarFailed}; fi
+[ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
+exit 0
+`;
+
+/**
+ * $1: run id, $2: environment key, $3: pack name or "", $4: how many K=V settings follow,
+ * then the settings, then the command's arguments (the interpreter is the environment's).
+ *
+ * stdin starts with the run folder's entries, one per line up to an empty line ("d PATH",
+ * "f OBJECT PATH", "e PATH" / "x PATH" for empty files), made here with ln and mkdir; a
+ * folder already made by PREPARE_RUN comes with no entries. After that, stdin is the
+ * program's. Until the program starts, stderr speaks to the client: "pyferry:env-missing",
+ * "pyferry:missing OBJECT" (with exit 92/94, nothing created), then "pyferry:ready".
+ *
+ * The program gets its own process group (when setsid exists) so that stopping it stops its
+ * children too; its pid is in runs/<id>.pid while it runs. The exit status is the program's
+ * (128+N after signal N).
+ */
+export const RUN = `${PRELUDE}
+id=$1; k=$2; name=$3; n=$4; shift 4
+e=$r/envs/$k
+printf '%s\\n' "$k" > "runs/$id.env"
+while [ -d gc.lock ]; do sleep 1; done
+fail() { rm -f "runs/$id.env"; exit "$1"; }
+[ -e "$e/.pyferry-complete" ] || { echo "pyferry:env-missing" >&2; fail ${REMOTE_EXIT.envMissing}; }
+entries=""; missing=0
+while IFS= read -r line && [ -n "$line" ]; do
+  case $line in
+    "f "*) o=\${line#f }; o=\${o%% *}
+      [ -e "objects/$o" ] || { echo "pyferry:missing $o" >&2; missing=1; } ;;
+  esac
+  entries="$entries$line
+"
+done
+[ $missing = 0 ] || fail ${REMOTE_EXIT.objectsMissing}
+if [ -n "$entries" ]; then
+  mkdir -p "runs/$id" || fail ${REMOTE_EXIT.noRun}
+  printf '%s' "$entries" | while IFS= read -r line; do
+    p=\${line#? }
+    case $line in
+      "d "*) mkdir -p "runs/$id/$p" ;;
+      "f "*) o=\${p%% *}; ln -f "objects/$o" "runs/$id/\${p#* }" ;;
+      "e "*) : > "runs/$id/$p" ;;
+      "x "*) : > "runs/$id/$p"; chmod +x "runs/$id/$p" ;;
+    esac
+  done
+fi
+[ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
+cd "runs/$id" 2>/dev/null || { echo "pyferry: the run folder runs/$id is gone" >&2; fail ${REMOTE_EXIT.noRun}; }
+while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+export VIRTUAL_ENV="$e" PATH="$e/bin:$PATH"
+unset PYTHONHOME
+echo "pyferry:ready" >&2
+# A background command's stdin is /dev/null unless redirected from a saved copy.
+exec 3<&0
+if command -v setsid >/dev/null 2>&1; then
+  setsid "$e/bin/python" "$@" <&3 3<&- &
+else
+  "$e/bin/python" "$@" <&3 3<&- &
+fi
+p=$!
+exec 3<&-
+echo "$p" > "$r/runs/$id.pid"
+trap 'kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null' HUP TERM INT
+while :; do
+  wait "$p"; rc=$?
+  kill -0 "$p" 2>/dev/null || break
+done
+rm -f "$r/runs/$id.pid"
+exit $rc
+`;
+
+/** $1: run id, $2: signal name. Signals the run's process group (or the process). */
+export const SIGNAL_RUN = `${PRELUDE}
+read -r p < "runs/$1.pid" 2>/dev/null || exit 0
+kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null
+exit 0
+`;
+
+/** $1: run id, then paths relative to the run folder. stdout: a tar of them. */
+export const FETCH = `${PRELUDE}
+cd "runs/$1" 2>/dev/null || exit ${REMOTE_EXIT.noRun}
+shift
+for f in "$@"; do [ -e "$f" ] || echo "pyferry: $f does not exist" >&2; done
+tar -c -f - -- "$@"
+`;
+
+/**
+ * $1: run id (or ""), $2: environment key to drop too (or ""), $3: pack name to drop (or "").
+ * An environment still used by a running program or kept by a name stays.
+ */
+export const CLEAN = `${PRELUDE}
+id=$1; k=$2; name=$3
+if [ -n "$id" ]; then
+  if read -r p < "runs/$id.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; then
+    echo "pyferry: run $id is still running" >&2; exit 1
+  fi
+  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid"
+fi
+[ -n "$name" ] && rm -f "names/$name"
+if [ -n "$k" ]; then
+  for f in runs/*.env names/*; do
+    [ -e "$f" ] || continue
+    read -r u < "$f"; [ "$u" = "$k" ] && exit 0
+  done
+  rm -rf "envs/$k"
+fi
+exit 0
+`;
+
+/**
+ * Removes finished runs, environments nothing uses or names, and objects no tree links to
+ * (link count 1). Runs whose program is alive, and what they use, stay. Prints counts.
+ */
+export const GC = `${PRELUDE}${SALVAGE}
+mkdir gc.lock 2>/dev/null || { echo "pyferry: another gc is running" >&2; exit ${REMOTE_EXIT.busy}; }
+trap 'rmdir gc.lock' EXIT
+salvage
+runs=0; envs=0
+for f in runs/*.env; do
+  [ -e "$f" ] || continue
+  id=\${f#runs/}; id=\${id%.env}
+  if read -r p < "runs/$id.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; then continue; fi
+  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid"; runs=$((runs + 1))
+done
+for d in envs/*; do
+  [ -d "$d" ] || continue
+  k=\${d#envs/}; used=0
+  for f in runs/*.env names/*; do
+    [ -e "$f" ] || continue
+    read -r u < "$f"; [ "$u" = "$k" ] && { used=1; break; }
+  done
+  [ $used = 1 ] && continue
+  case $k in .tmp-*) [ -n "$(find "$d" -maxdepth 0 -mmin +60)" ] || continue ;; esac
+  rm -rf "$d"; envs=$((envs + 1))
+done
+objects=$(find objects -type f -links 1 -print -exec rm -f {} + | wc -l)
+find objects -mindepth 1 -type d -empty -delete 2>/dev/null
+echo "runs=$runs envs=$envs objects=$objects"
+`;

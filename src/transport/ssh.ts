@@ -1,0 +1,266 @@
+/**
+ * The user's own OpenSSH client, one multiplexed connection per host per invocation: a master
+ * connection is opened once and every remote command after it is a session over that master,
+ * with no handshake of its own. ~/.ssh/config, agents, ProxyJump and known_hosts work as they
+ * do for ssh; host keys are checked strictly unless the target says to accept new ones.
+ */
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { UserError } from "../util/errors.js";
+import { shCommand, splitCommandLine } from "./shell.js";
+
+export interface SshTarget {
+  /** What ssh is given: "user@host", "host" or an alias from ~/.ssh/config. */
+  destination: string;
+  port?: number;
+  identityFile?: string;
+  knownHostsFile?: string;
+  sshOptions?: string[];
+  acceptNewHostKeys?: boolean;
+  /** How messages name the target (a configured name, or the destination). */
+  label: string;
+}
+
+/** Seconds a master connection outlives its last session when pyferry could not close it. */
+const MASTER_LINGER = 15;
+
+/** ssh's own exit status when it, not the remote command, failed. */
+export const SSH_FAILED = 255;
+
+/** A failure of the connection (not of a remote command), as one sentence. */
+export class SshError extends UserError {
+  constructor(message: string) {
+    super(message, SSH_FAILED);
+    this.name = "SshError";
+  }
+}
+
+/** The ssh program and its leading arguments: PYFERRY_SSH_COMMAND (like GIT_SSH_COMMAND), else ssh. */
+export function sshProgram(env: NodeJS.ProcessEnv = process.env): string[] {
+  const line = env.PYFERRY_SSH_COMMAND?.trim();
+  if (!line) return ["ssh"];
+  try {
+    const words = splitCommandLine(line);
+    if (words.length > 0) return words;
+  } catch (err) {
+    throw new UserError(`PYFERRY_SSH_COMMAND cannot be read (${(err as Error).message}).`, 2);
+  }
+  return ["ssh"];
+}
+
+/** Turn ssh's stderr after a failed connection into one sentence a person can act on. */
+export function explainSshFailure(target: SshTarget, stderr: string): string {
+  const who = target.label;
+  const last =
+    stderr
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "" && !l.startsWith("@"))
+      .pop() ?? "no message";
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(stderr)) {
+    return `The host key of ${who} has changed since it was recorded in known_hosts, so pyferry will not connect; if the change is expected, remove the old key (ssh-keygen -R HOST) and connect once with ssh to check the new one.`;
+  }
+  if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
+    return `The host key of ${who} is not in known_hosts; connect once with ssh to check and accept it, or set accept_new_host_keys = true for this target.`;
+  }
+  if (/Permission denied/i.test(stderr)) {
+    return `${who} refused the login (${last}); check the user name and that your key (identity_file or ssh-agent) is authorized there.`;
+  }
+  if (/Could not resolve hostname|Name or service not known|nodename nor servname/i.test(stderr)) {
+    return `The host of ${who} is unknown (${last}); check the address or the alias in ~/.ssh/config.`;
+  }
+  if (/Connection refused/i.test(stderr)) {
+    return `${who} refused the connection (${last}); is sshd running there, on that port?`;
+  }
+  if (/timed out|No route to host|Network is unreachable/i.test(stderr)) {
+    return `${who} cannot be reached (${last}).`;
+  }
+  if (/closed|reset|Broken pipe|disconnect/i.test(stderr)) {
+    return `The connection to ${who} dropped (${last}).`;
+  }
+  return `ssh to ${who} failed (${last}).`;
+}
+
+export interface Finished {
+  code: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** One connection to one target, opened on first use and closed by close(). */
+export class SshConnection {
+  private readonly program: string[];
+  private controlDir: string | undefined;
+  private opening: Promise<void> | undefined;
+  private masterUp = false;
+
+  constructor(
+    readonly target: SshTarget,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    if (target.destination.startsWith("-") || /[\s\0]/.test(target.destination)) {
+      throw new UserError(`"${target.destination}" is not an SSH destination.`, 2);
+    }
+    this.program = sshProgram(env);
+  }
+
+  /** Options every ssh call of this connection takes, the destination last. */
+  private baseArgs(): string[] {
+    const t = this.target;
+    const args = ["-T", "-o", `ControlPath=${join(this.controlDir as string, "%C")}`];
+    // No prompts where nobody can answer them: an unknown host key is then refused, not asked.
+    if (!process.stdin.isTTY) args.push("-o", "BatchMode=yes");
+    if (t.port !== undefined) args.push("-p", String(t.port));
+    if (t.identityFile) args.push("-i", t.identityFile);
+    if (t.knownHostsFile) args.push("-o", `UserKnownHostsFile=${t.knownHostsFile}`);
+    if (t.acceptNewHostKeys) args.push("-o", "StrictHostKeyChecking=accept-new");
+    args.push(...(t.sshOptions ?? []));
+    return args;
+  }
+
+  /** Open the master connection, once; later calls wait for the same one. */
+  open(): Promise<void> {
+    this.opening ??= this.startMaster();
+    return this.opening;
+  }
+
+  private startMaster(): Promise<void> {
+    // A short private folder: a socket path must fit in 108 bytes.
+    this.controlDir = mkdtempSync(join(tmpdir(), "pf-ssh-"));
+    const [cmd, ...lead] = this.program as [string, ...string[]];
+    // No remote command (-N), so no login shell runs for the master. ControlPersist makes ssh
+    // return once the connection is up, leaving the master in the background; if pyferry is
+    // killed before close(), the master still goes MASTER_LINGER seconds after its last session.
+    const master = spawn(
+      cmd,
+      [
+        ...lead,
+        ...this.baseArgs(),
+        "-N",
+        "-o",
+        "ControlMaster=yes",
+        "-o",
+        `ControlPersist=${MASTER_LINGER}`,
+        "--",
+        this.target.destination,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    master.stderr?.setEncoding("utf8");
+    master.stderr?.on("data", (s: string) => {
+      stderr = (stderr + s).slice(-8192);
+    });
+    return new Promise((resolve, reject) => {
+      master.once("error", (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === "ENOENT"
+            ? new UserError(`The ssh client (${cmd}) is not installed or not on PATH.`, 127)
+            : e,
+        ),
+      );
+      master.once("close", (code) => {
+        this.masterUp = code === 0;
+        if (code === 0) resolve();
+        else reject(new SshError(explainSshFailure(this.target, stderr)));
+      });
+    });
+  }
+
+  /** Arguments for one session over the master running `script` with `args` under sh. */
+  sessionArgs(script: string, args: readonly string[] = []): string[] {
+    return [
+      ...this.program.slice(1),
+      ...this.baseArgs(),
+      "-o",
+      "ControlMaster=no",
+      "--",
+      this.target.destination,
+      shCommand(script, args),
+    ];
+  }
+
+  /** Start a session; the caller owns its stdio. */
+  async spawn(
+    script: string,
+    args: readonly string[],
+    stdio: StdioOptions,
+    opts: { detached?: boolean } = {},
+  ): Promise<ChildProcess> {
+    await this.open();
+    return spawn(this.program[0] as string, this.sessionArgs(script, args), {
+      stdio,
+      detached: opts.detached ?? false,
+    });
+  }
+
+  /**
+   * Run `script` remotely and collect its output; `input` is sent to its stdin. A failure of
+   * the connection itself (ssh's 255 with nothing from the remote) becomes an SshError.
+   */
+  async exec(
+    script: string,
+    args: readonly string[] = [],
+    input?: Buffer | string | Readable,
+  ): Promise<Finished> {
+    const child = await this.spawn(script, args, ["pipe", "pipe", "pipe"]);
+    const out: Buffer[] = [];
+    let err = "";
+    child.stdout?.on("data", (b: Buffer) => out.push(b));
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (s: string) => {
+      err += s;
+    });
+    const stdin = child.stdin as NodeJS.WritableStream;
+    // A remote that stops reading (an error there) must not crash us with EPIPE.
+    child.stdin?.on("error", () => undefined);
+    if (input === undefined) stdin.end();
+    else if (typeof input === "string" || Buffer.isBuffer(input)) stdin.end(input);
+    else {
+      input.on("error", (e) => child.stdin?.destroy(e));
+      input.pipe(stdin);
+    }
+    const code = await new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+    });
+    if (code === SSH_FAILED) this.failIfConnectionLost(err);
+    return { code, stdout: Buffer.concat(out), stderr: err };
+  }
+
+  /** Throw an SshError when `stderr` (of a session that ended with 255) shows ssh failed. */
+  failIfConnectionLost(stderr: string): void {
+    if (
+      /^(ssh|mux_client|Control socket|client_loop|Connection)|Broken pipe|closed by remote/m.test(
+        stderr,
+      )
+    ) {
+      throw new SshError(explainSshFailure(this.target, stderr));
+    }
+  }
+
+  /** Close the master connection and its socket folder. */
+  async close(): Promise<void> {
+    if (this.masterUp && this.controlDir) {
+      const [cmd, ...lead] = this.program as [string, ...string[]];
+      await new Promise<void>((resolve) => {
+        const c = spawn(
+          cmd,
+          [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination],
+          {
+            stdio: "ignore",
+          },
+        );
+        c.once("error", () => resolve());
+        c.once("close", () => resolve());
+      });
+    }
+    if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
+    this.controlDir = undefined;
+    this.opening = undefined;
+    this.masterUp = false;
+  }
+}

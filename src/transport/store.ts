@@ -1,0 +1,286 @@
+/**
+ * The content-addressed store on a remote host, driven over one SSH connection: what the
+ * remote lacks is found by object id and sent once; environments and run folders are
+ * assembled there from hardlinks and renamed into place whole.
+ */
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { UserError } from "../util/errors.js";
+import * as sh from "./scripts.js";
+import { type Finished, type SshConnection, SshError } from "./ssh.js";
+import { linkEntries, objectEntries, tarStream } from "./tar-stream.js";
+import type { Tree } from "./tree.js";
+
+export interface RemoteFacts {
+  /** The store's absolute path there. */
+  root: string;
+  /** `uname -m`, e.g. x86_64. */
+  arch: string;
+  os: string;
+  /** glibc version, when the host uses glibc. */
+  glibc?: string;
+  python?: string;
+  setsid: boolean;
+  freeKb?: number;
+}
+
+export interface ShipStats {
+  objectsSent: number;
+  bytesSent: number;
+}
+
+/** Where the bytes of each object can be read locally. */
+export type ObjectSources = ReadonlyMap<string, { source: string; size: number }>;
+
+function parseFacts(text: string): RemoteFacts {
+  const kv = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  const free = Number(kv.get("free_kb"));
+  return {
+    root: kv.get("root") ?? "",
+    arch: kv.get("arch") ?? "unknown",
+    os: kv.get("os") ?? "unknown",
+    ...(kv.get("glibc") ? { glibc: kv.get("glibc") as string } : {}),
+    ...(kv.get("python") ? { python: kv.get("python") as string } : {}),
+    setsid: kv.get("setsid") === "yes",
+    ...(Number.isFinite(free) ? { freeKb: free } : {}),
+  };
+}
+
+/** Runs with at most this many entries make their folder inside the run's own session. */
+export const INLINE_ENTRIES = 64;
+
+/**
+ * The lines that describe a run folder to the RUN script, or "" when the tree is too large
+ * for that (prepareRun sends it as a tar instead). Paths with a newline cannot be described.
+ */
+export function runHeader(app: Tree): string | undefined {
+  if (app.entries.length > INLINE_ENTRIES) return undefined;
+  const lines: string[] = [];
+  for (const e of app.entries) {
+    if (e.path.includes("\n")) return undefined;
+    if (e.type === "dir") lines.push(`d ${e.path}`);
+    else if (e.type === "file" && e.size === 0)
+      lines.push(`${e.object.endsWith(".x") ? "x" : "e"} ${e.path}`);
+    else if (e.type === "file") lines.push(`f ${e.object} ${e.path}`);
+    else return undefined;
+  }
+  return lines.map((l) => `${l}\n`).join("");
+}
+
+export function newId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
+}
+
+export class RemoteStore {
+  constructor(
+    readonly conn: SshConnection,
+    /** The store root as configured ("" = the default under the remote user's cache). */
+    readonly root: string,
+  ) {}
+
+  private get label(): string {
+    return this.conn.target.label;
+  }
+
+  private run(script: string, args: readonly string[], input?: Buffer | string | Readable) {
+    return this.conn.exec(script, [this.root, ...args], input);
+  }
+
+  /** A failure of a store script, as one sentence. */
+  failure(what: string, r: Finished): UserError {
+    const said = r.stderr
+      .split("\n")
+      .map((l) => l.replace(/^pyferry: /, "").trim())
+      .filter(Boolean);
+    const last = said.pop() ?? `exit status ${r.code}`;
+    if (/No space left on device/i.test(r.stderr)) {
+      return new UserError(
+        `The disk of ${this.label} is full (while ${what}); free some space there (pyferry store gc --on ${this.label} removes what nothing uses) and run again.`,
+      );
+    }
+    if (r.code === sh.REMOTE_EXIT.noTar) {
+      return new UserError(`${this.label} has no tar, which pyferry needs there; install it.`);
+    }
+    if (r.code === sh.REMOTE_EXIT.noRoot) {
+      return new UserError(`The store folder on ${this.label} cannot be used (${last}).`);
+    }
+    return new UserError(
+      `${what[0]?.toUpperCase()}${what.slice(1)} on ${this.label} failed (${last}).`,
+    );
+  }
+
+  /** Facts about the host, and the store created if needed. */
+  async probe(): Promise<RemoteFacts> {
+    const r = await this.run(sh.PROBE, []);
+    if (r.code !== 0) throw this.failure("looking at the host", r);
+    return parseFacts(r.stdout.toString("utf8"));
+  }
+
+  /** The objects among `ids` the store lacks. */
+  async missing(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const r = await this.run(sh.NEED, [], `${ids.join("\n")}\n`);
+    if (r.code !== 0) throw this.failure("checking the store", r);
+    return r.stdout.toString("utf8").split("\n").filter(Boolean);
+  }
+
+  /** Send objects; on a dropped connection what arrived whole is kept for the next try. */
+  async upload(
+    ids: readonly string[],
+    sources: ObjectSources,
+    onBytes?: (n: number) => void,
+  ): Promise<ShipStats> {
+    const wanted = new Map<string, { source: string; size: number }>();
+    for (const id of ids) {
+      const s = sources.get(id);
+      if (!s) throw new Error(`No local file holds object ${id}.`);
+      wanted.set(id, s);
+    }
+    if (wanted.size === 0) return { objectsSent: 0, bytesSent: 0 };
+    let bytes = 0;
+    const stream = tarStream(objectEntries(wanted), (n) => {
+      bytes += n;
+      onBytes?.(n);
+    });
+    const r = await this.run(sh.PUT, [newId()], stream);
+    if (r.code !== 0) throw this.failure("receiving files", r);
+    return { objectsSent: wanted.size, bytesSent: bytes };
+  }
+
+  /** Assemble `tree` as envs/<tree.key> from objects already in the store. */
+  async assemble(tree: Tree): Promise<void> {
+    const tmp = newId();
+    const r = await this.run(
+      sh.ASSEMBLE,
+      [tree.key, tmp],
+      tarStream(linkEntries(tree, `envs/.tmp-${tmp}`)),
+    );
+    if (r.code !== 0) throw this.failure("assembling the environment", r);
+  }
+
+  /**
+   * Make sure `tree` is assembled there, sending what is missing. Returns what was sent.
+   * The store may lose objects to a concurrent gc between the steps: one retry covers it.
+   */
+  async ensureTree(
+    tree: Tree,
+    sources: ObjectSources,
+    onBytes?: (n: number) => void,
+  ): Promise<ShipStats> {
+    const ids = [
+      ...new Set(tree.entries.flatMap((e) => (e.type === "file" && e.size > 0 ? [e.object] : []))),
+    ];
+    const total: ShipStats = { objectsSent: 0, bytesSent: 0 };
+    for (let attempt = 0; ; attempt++) {
+      const sent = await this.upload(await this.missing(ids), sources, onBytes);
+      total.objectsSent += sent.objectsSent;
+      total.bytesSent += sent.bytesSent;
+      try {
+        await this.assemble(tree);
+        return total;
+      } catch (err) {
+        if (attempt > 0 || err instanceof SshError) throw err;
+      }
+    }
+  }
+
+  /**
+   * Create the run folder runs/<runId> from `app` for a run in environment `envKey`.
+   * "env" / a list of object ids: what the store lacks for it (nothing was created).
+   */
+  async prepareRun(
+    envKey: string,
+    runId: string,
+    app: Tree,
+    name = "",
+  ): Promise<"ok" | "env" | string[]> {
+    const ids = [
+      ...new Set(app.entries.flatMap((e) => (e.type === "file" && e.size > 0 ? [e.object] : []))),
+    ];
+    const head = Buffer.from(`${ids.join("\n")}${ids.length > 0 ? "\n" : ""}\n`);
+    const body = tarStream(linkEntries(app, `runs/${runId}`));
+    async function* input(): AsyncGenerator<Buffer> {
+      yield head;
+      for await (const chunk of body) yield chunk as Buffer;
+    }
+    const r = await this.run(sh.PREPARE_RUN, [envKey, runId, name], Readable.from(input()));
+    if (r.code === 0) return "ok";
+    if (r.code === sh.REMOTE_EXIT.envMissing) return "env";
+    if (r.code === sh.REMOTE_EXIT.objectsMissing)
+      return r.stdout.toString("utf8").split("\n").filter(Boolean);
+    throw this.failure("preparing the run", r);
+  }
+
+  /**
+   * Start run `runId`: the remote makes its folder from `header` (see runHeader; empty when
+   * prepareRun made it), checks the environment, then starts the program. stdout is the
+   * user's; stdin and stderr are the caller's to connect (see scripts.ts RUN).
+   */
+  async startRun(
+    runId: string,
+    envKey: string,
+    name: string,
+    header: string,
+    env: readonly string[],
+    args: readonly string[],
+  ): Promise<ChildProcess> {
+    const child = await this.conn.spawn(
+      sh.RUN,
+      [this.root, runId, envKey, name, String(env.length), ...env, ...args],
+      ["pipe", "inherit", "pipe"],
+      // Its own process group: a Ctrl-C at the terminal reaches pyferry, which stops the
+      // remote program, instead of killing ssh and leaving the program running.
+      { detached: true },
+    );
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.write(`${header}\n`);
+    return child;
+  }
+
+  /** Send `signal` (a name without SIG) to run `runId`'s process group. */
+  async signal(runId: string, signal: string): Promise<void> {
+    await this.run(sh.SIGNAL_RUN, [runId, signal]);
+  }
+
+  /** A tar of `paths` from run `runId`'s folder, as a stream, with the session's end. */
+  async fetch(
+    runId: string,
+    paths: readonly string[],
+  ): Promise<{ stream: Readable; done: Promise<Finished> }> {
+    const child = await this.conn.spawn(
+      sh.FETCH,
+      [this.root, runId, ...paths],
+      ["ignore", "pipe", "pipe"],
+    );
+    let stderr = "";
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (s: string) => {
+      stderr += s;
+    });
+    const done = new Promise<Finished>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (code) => resolve({ code: code ?? 1, stdout: Buffer.alloc(0), stderr }));
+    });
+    return { stream: child.stdout as Readable, done };
+  }
+
+  /** Remove a run folder, and an environment (unless still used or named), and a name. */
+  async clean(opts: { runId?: string; envKey?: string; name?: string }): Promise<void> {
+    const r = await this.run(sh.CLEAN, [opts.runId ?? "", opts.envKey ?? "", opts.name ?? ""]);
+    if (r.code !== 0) throw this.failure("cleaning up", r);
+  }
+
+  /** Remove what nothing uses; returns the counts removed. */
+  async gc(): Promise<{ runs: number; envs: number; objects: number }> {
+    const r = await this.run(sh.GC, []);
+    if (r.code !== 0) throw this.failure("collecting garbage", r);
+    const text = r.stdout.toString("utf8");
+    const num = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(text)?.[1] ?? 0);
+    return { runs: num("runs"), envs: num("envs"), objects: num("objects") };
+  }
+}

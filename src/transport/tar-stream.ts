@@ -1,0 +1,112 @@
+/** Tar streams for the remote store, written as they are sent: nothing is staged on disk. */
+import { closeSync, openSync, readSync } from "node:fs";
+import { Readable } from "node:stream";
+import { BLOCK, encodeHeader, padding, RECORD, type TarEntry } from "../bundle/tar.js";
+import type { Tree } from "./tree.js";
+
+export interface StreamEntry {
+  entry: TarEntry;
+  /** For files: where the bytes come from. */
+  source?: string;
+}
+
+/** Bytes gathered before they are handed on: fewer, larger writes into the ssh pipe. */
+const BATCH = 1 << 20;
+
+/**
+ * A tar archive of `entries`, ended and padded to a whole record as tar expects. Files are
+ * read with synchronous calls in slices of at most BATCH: thousands of small files through a
+ * read stream each cost far more in buffers and callbacks than the reading itself.
+ */
+export function tarStream(entries: Iterable<StreamEntry>, onBytes?: (n: number) => void): Readable {
+  function* generate(): Generator<Buffer> {
+    let written = 0;
+    let parts: Buffer[] = [];
+    let pending = 0;
+    const add = (b: Buffer) => {
+      parts.push(b);
+      pending += b.length;
+    };
+    const flush = (): Buffer => {
+      const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, pending);
+      written += out.length;
+      onBytes?.(out.length);
+      parts = [];
+      pending = 0;
+      return out;
+    };
+    for (const { entry, source } of entries) {
+      add(encodeHeader(entry));
+      if (entry.type === "file" && entry.size > 0) {
+        const fd = openSync(source as string, "r");
+        try {
+          let left = entry.size;
+          while (left > 0) {
+            const buf = Buffer.allocUnsafe(Math.min(left, BATCH));
+            const n = readSync(fd, buf, 0, buf.length, null);
+            if (n === 0) throw new Error(`${source} shrank while it was being sent.`);
+            add(n === buf.length ? buf : buf.subarray(0, n));
+            left -= n;
+            if (pending >= BATCH) yield flush();
+          }
+        } finally {
+          closeSync(fd);
+        }
+        add(Buffer.alloc(padding(entry.size)));
+      }
+      if (pending >= BATCH) yield flush();
+    }
+    const end = 2 * BLOCK;
+    add(Buffer.alloc(end + ((RECORD - ((written + pending + end) % RECORD)) % RECORD)));
+    yield flush();
+  }
+  return Readable.from(generate(), { objectMode: false });
+}
+
+/**
+ * A tree as tar entries under `prefix`: directories and symlinks as themselves, files as
+ * hardlinks to their objects (relative to the store root), empty files as empty files (one
+ * object shared by thousands of trees would run out of links).
+ */
+export function linkEntries(tree: Tree, prefix: string): StreamEntry[] {
+  const out: StreamEntry[] = [
+    { entry: { path: prefix, type: "dir", mode: 0o755, size: 0, mtime: 0 } },
+  ];
+  for (const e of tree.entries) {
+    const path = `${prefix}/${e.path}`;
+    if (e.type === "dir") {
+      out.push({ entry: { path, type: "dir", mode: 0o755, size: 0, mtime: 0 } });
+    } else if (e.type === "symlink") {
+      out.push({
+        entry: { path, type: "symlink", mode: 0o777, size: 0, mtime: 0, linkname: e.target },
+      });
+    } else if (e.size === 0) {
+      const mode = e.object.endsWith(".x") ? 0o755 : 0o644;
+      out.push({ entry: { path, type: "file", mode, size: 0, mtime: 0 } });
+    } else {
+      const mode = e.object.endsWith(".x") ? 0o555 : 0o444;
+      out.push({
+        entry: { path, type: "hardlink", mode, size: 0, mtime: 0, linkname: `objects/${e.object}` },
+      });
+    }
+  }
+  return out;
+}
+
+/** Objects as tar entries named by their ids, read-only, with their folders. */
+export function objectEntries(
+  objects: ReadonlyMap<string, { source: string; size: number }>,
+): StreamEntry[] {
+  const out: StreamEntry[] = [];
+  const dirs = new Set<string>();
+  for (const [id, { source, size }] of [...objects].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const dir = id.slice(0, 2);
+    if (!dirs.has(dir)) {
+      dirs.add(dir);
+      out.push({ entry: { path: dir, type: "dir", mode: 0o755, size: 0, mtime: 0 } });
+    }
+    const mode = id.endsWith(".x") ? 0o555 : 0o444;
+    out.push({ entry: { path: id, type: "file", mode, size, mtime: 0 }, source });
+  }
+  return out;
+}
