@@ -122,11 +122,53 @@ Examples:
         "--no-bundle-python",
         "do not copy the interpreter in (the target must have the same Python)",
       )
-      .option("--compile", "ship compiled bytecode"),
-  ).action(async (path: string, flags: BuildFlags) => {
-    const { packCommand } = await import("../pipeline/commands.js");
-    await packCommand(path, flags);
-  });
+      .option("--compile", "ship compiled bytecode")
+      .option(
+        "--folder",
+        "write an editable pack folder (app files + conf/mods) for pyferry sync/run --on, not an archive",
+      ),
+  )
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pyferry pack train.py                     train.tar.gz: environment, interpreter and app
+  pyferry pack train.py --folder -n nightly a folder nightly/ to edit, then sync and run it:
+  pyferry sync nightly --on gpu1 && pyferry run --on gpu1 nightly`,
+    )
+    .action(async (path: string, flags: BuildFlags & { folder?: boolean }) => {
+      if (flags.folder) {
+        const { packFolder } = await import("../pipeline/staged.js");
+        const { id, dir, report } = await packFolder(path, {
+          ...(flags.name ? { name: flags.name } : {}),
+          ...(flags.python ? { python: flags.python } : {}),
+          ...(flags.guessFiles ? { guessFiles: true } : {}),
+        });
+        const open = report.ambiguous.filter((a) => !a.chosen).length + report.unresolved.length;
+        process.stderr.write(
+          `Packed ${path} into ${dir}${open ? `; ${open} import(s) need a decision in conf/mods` : ""}.\n`,
+        );
+        process.stdout.write(`${id}\n`);
+        return;
+      }
+      const { packCommand } = await import("../pipeline/commands.js");
+      await packCommand(path, flags);
+    });
+
+  program
+    .command("sync")
+    .description("build a pack folder's environment for a target and send what the target lacks")
+    .argument("<id>", "the pack's ID (the folder pyferry pack --folder wrote)")
+    .requiredOption(
+      "--on <target>",
+      "the target: a configured name, user@host[:port] or an ssh alias",
+    )
+    .option("-v, --verbose", "say what is set up and sent")
+    .addHelpText("after", "\nExample:\n  pyferry sync nightly --on gpu1")
+    .action(async (id: string, flags: { on: string; verbose?: boolean }) => {
+      const { syncCommand } = await import("./remote-run.js");
+      await syncCommand(id, flags);
+    });
 
   program
     .command("exec")
@@ -148,7 +190,7 @@ Examples:
     .description(
       "analyze, lock, build and run a script in one go, here or on another machine; every stage is cached",
     )
-    .argument("<script>", "the Python script to run")
+    .argument("<script>", "the Python script to run (or, with --on, a pack folder's ID)")
     .argument("[args...]", "arguments for the script")
     .option("--python <version|path>", "interpreter to run on (default: the active one)")
     .option(

@@ -5,6 +5,7 @@ import { registerAnalyze } from "./analyze.js";
 import { registerBuildCommands } from "./build-commands.js";
 import { registerConfig } from "./config-command.js";
 import { runProgram } from "./parse.js";
+import { registerRemoteCommands } from "./remote-commands.js";
 
 export function buildProgram(): Command {
   const program = new Command("pyferry")
@@ -20,12 +21,15 @@ export function buildProgram(): Command {
   registerAnalyze(program);
   registerBuildCommands(program);
   registerConfig(program);
+  registerRemoteCommands(program);
   program.addHelpText(
     "after",
     `
 Examples:
   pyferry analyze examples/hello/hello.py      what the example script needs
   pyferry analyze train.py -o spec.json        write a conda-style spec
+  pyferry run examples/hello/hello.py          analyze, lock, build and run, all cached
+  pyferry run --on gpu1 train.py               the same on another machine, over ssh
 
 Run 'pyferry <command> --help' for a command's options.`,
   );

@@ -1,7 +1,10 @@
 /** `pyferry run --on TARGET`: the command-line side of a remote run. */
+
+import { basename } from "node:path";
 import { loadConfig, resolveTarget, type TargetConfig, withFlags } from "../config/index.js";
 import { remoteRun } from "../pipeline/remote-run.js";
-import type { SshTarget } from "../transport/index.js";
+import { findPack } from "../pipeline/staged.js";
+import { RemoteStore, SshConnection, type SshTarget } from "../transport/index.js";
 import { UserError } from "../util/errors.js";
 import type { RunFlags } from "./build-commands.js";
 
@@ -37,8 +40,10 @@ export async function remoteRunCommand(
   flags: RunFlags,
 ): Promise<void> {
   const t = targetFor(flags.on);
+  const pack = script.endsWith(".py") ? undefined : findPack(script);
   const report = await remoteRun({
     script,
+    ...(pack ? { pack, name: flags.name ?? basename(pack) } : {}),
     args,
     ...(flags.python ? { pythonRequest: flags.python } : {}),
     target: sshTargetOf(t),
@@ -47,8 +52,52 @@ export async function remoteRunCommand(
     env: flags.env ?? [],
     verbose: flags.verbose === true,
     cleanAfter: flags.cleanAfter === true,
-    ...(flags.name ? { name: flags.name } : {}),
+    ...(flags.name && !pack ? { name: flags.name } : {}),
     ...(flags.guessFiles ? { guessFiles: true } : {}),
   });
   process.exitCode = report.code;
+}
+
+/** `pyferry sync ID --on TARGET`: ship a pack folder's environment and files, run nothing. */
+export async function syncCommand(
+  id: string,
+  flags: { on: string; verbose?: boolean },
+): Promise<void> {
+  const pack = findPack(id);
+  if (!pack)
+    throw new UserError(
+      `There is no pack folder ${id} here; write one with pyferry pack SCRIPT --folder.`,
+      2,
+    );
+  const t = targetFor(flags.on);
+  const report = await remoteRun({
+    script: id,
+    pack,
+    name: basename(pack),
+    syncOnly: true,
+    args: [],
+    target: sshTargetOf(t),
+    root: t.root ?? "",
+    fetch: [],
+    env: [],
+    verbose: flags.verbose === true,
+    cleanAfter: false,
+  });
+  process.stderr.write(
+    `Synced ${basename(pack)} to ${flags.on}: sent ${report.objectsSent} file(s), ${(report.bytesSent / 1048576).toFixed(1)} MiB.\n`,
+  );
+}
+
+/** Run `fn` against the store on the target `spec` names, closing the connection after. */
+export async function withStore<T>(
+  spec: string | undefined,
+  fn: (store: RemoteStore) => Promise<T>,
+): Promise<T> {
+  const t = targetFor(spec);
+  const conn = new SshConnection(sshTargetOf(t));
+  try {
+    return await fn(new RemoteStore(conn, t.root ?? ""));
+  } finally {
+    await conn.close();
+  }
 }

@@ -20,7 +20,7 @@ export interface PrepareOptions {
 }
 
 /** The older of two glibc versions ("2.28" < "2.36"). */
-function olderGlibc(a: string | undefined, b: string): string {
+export function olderGlibc(a: string | undefined, b: string): string {
   if (!a) return b;
   const [am = 0, an = 0] = a.split(".").map(Number);
   const [bm = 0, bn = 0] = b.split(".").map(Number);

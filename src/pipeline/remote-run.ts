@@ -23,6 +23,7 @@ import {
   type SshTarget,
   type Tree,
   type TreeEntry,
+  treeObjects,
 } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
@@ -31,7 +32,12 @@ import { VERSION } from "../version.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey } from "./run-cache.js";
 
 export interface RemoteRunRequest {
+  /** The script, or with `pack` the pack's ID as given. */
   script: string;
+  /** A pack folder (pyferry pack --folder): its conf/mods and app/ are used. */
+  pack?: string;
+  /** Ship and name the pack there, run nothing (pyferry sync). */
+  syncOnly?: boolean;
   args: string[];
   pythonRequest?: string;
   target: SshTarget;
@@ -200,8 +206,12 @@ function checkRequest(req: RemoteRunRequest): void {
   }
 }
 
-/** The local side of a run: an environment record for the remote's platform. */
+/** The local side of a run: an environment record for the remote's platform, and the app. */
 async function prepare(req: RemoteRunRequest, facts: RemoteFacts): Promise<RunRecord> {
+  if (req.pack) {
+    const { packEnv } = await import("./staged.js");
+    return packEnv(req.pack, facts.glibc);
+  }
   const key = runKey(
     req.script,
     req.pythonRequest,
@@ -257,10 +267,19 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
       report.bytesSent += sent.bytesSent;
       say(req, `sent ${sent.objectsSent} app files (${mib(sent.bytesSent)})`);
     };
+    if (req.syncOnly) {
+      await sendEnv();
+      await sendApp(await store.missing(treeObjects(app)));
+      await store.setName(req.name ?? baseName(req.script), env.key);
+      return report;
+    }
     // A small app's folder is made in the run's own session; a large one is sent as a tar first.
     let header = runHeader(app);
-    // The app's root is the script's folder, so the script sits at the top of the run folder.
-    const args = [baseName(req.script), ...req.args];
+    // The app's root is the script's folder (a pack's app/), so the entry sits at its top.
+    const entry = req.pack
+      ? (await import("./staged.js")).readPackInfo(req.pack).entry
+      : baseName(req.script);
+    const args = [entry, ...req.args];
     let outcome: { code: number; signal?: string } | undefined;
     for (let attempt = 0; outcome === undefined; attempt++) {
       if (attempt > 3) {

@@ -12,4 +12,12 @@ export {
   runHeader,
   type ShipStats,
 } from "./store.js";
-export { hashFile, listTree, objectId, type Tree, type TreeEntry, treeKey } from "./tree.js";
+export {
+  hashFile,
+  listTree,
+  objectId,
+  type Tree,
+  type TreeEntry,
+  treeKey,
+  treeObjects,
+} from "./tree.js";

@@ -207,6 +207,12 @@ rm -f "$r/runs/$id.pid"
 exit $rc
 `;
 
+/** $1: a pack name, $2: the environment key it keeps from gc. */
+export const NAME = `${PRELUDE}
+[ -e "envs/$2/.pyferry-complete" ] || exit ${REMOTE_EXIT.envMissing}
+printf '%s\\n' "$2" > "names/$1"
+`;
+
 /** $1: run id, $2: signal name. Signals the run's process group (or the process). */
 export const SIGNAL_RUN = `${PRELUDE}
 read -r p < "runs/$1.pid" 2>/dev/null || exit 0
@@ -223,26 +229,36 @@ tar -c -f - -- "$@"
 `;
 
 /**
- * $1: run id (or ""), $2: environment key to drop too (or ""), $3: pack name to drop (or "").
- * An environment still used by a running program or kept by a name stays.
+ * $1: run id (or ""), $2: environment key to drop too (or ""), $3: pack name (or ""). A name
+ * is dropped with the finished runs of its environment, and that environment too. What a
+ * running program uses, or another name keeps, stays. Prints what it removed.
  */
 export const CLEAN = `${PRELUDE}
-id=$1; k=$2; name=$3
+id=$1; k=$2; name=$3; runs=0; envs=0
+live() { read -r p < "runs/$1.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; }
+if [ -n "$name" ]; then
+  [ -e "names/$name" ] || { echo "pyferry: nothing is named $name there" >&2; exit 1; }
+  read -r k < "names/$name"; rm -f "names/$name"
+fi
 if [ -n "$id" ]; then
-  if read -r p < "runs/$id.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; then
-    echo "pyferry: run $id is still running" >&2; exit 1
-  fi
-  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid"
+  if live "$id"; then echo "pyferry: run $id is still running" >&2; exit 1; fi
+  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid"; runs=1
 fi
-[ -n "$name" ] && rm -f "names/$name"
 if [ -n "$k" ]; then
-  for f in runs/*.env names/*; do
+  used=0
+  for f in runs/*.env; do
     [ -e "$f" ] || continue
-    read -r u < "$f"; [ "$u" = "$k" ] && exit 0
+    read -r u < "$f"; [ "$u" = "$k" ] || continue
+    r1=\${f#runs/}; r1=\${r1%.env}
+    if live "$r1"; then used=1; else rm -rf "runs/$r1" "$f" "runs/$r1.pid"; runs=$((runs + 1)); fi
   done
-  rm -rf "envs/$k"
+  for f in names/*; do
+    [ -e "$f" ] || continue
+    read -r u < "$f"; [ "$u" = "$k" ] && used=1
+  done
+  if [ $used = 0 ] && [ -d "envs/$k" ]; then rm -rf "envs/$k"; envs=1; fi
 fi
-exit 0
+echo "runs=$runs envs=$envs"
 `;
 
 /**

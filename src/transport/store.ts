@@ -10,7 +10,7 @@ import { UserError } from "../util/errors.js";
 import * as sh from "./scripts.js";
 import { type Finished, type SshConnection, SshError } from "./ssh.js";
 import { linkEntries, objectEntries, tarStream } from "./tar-stream.js";
-import type { Tree } from "./tree.js";
+import { type Tree, treeObjects } from "./tree.js";
 
 export interface RemoteFacts {
   /** The store's absolute path there. */
@@ -70,6 +70,11 @@ export function runHeader(app: Tree): string | undefined {
     else return undefined;
   }
   return lines.map((l) => `${l}\n`).join("");
+}
+
+/** The number after `key=` in a script's summary line. */
+function count(text: string, key: string): number {
+  return Number(new RegExp(`\\b${key}=(\\d+)`).exec(text)?.[1] ?? 0);
 }
 
 export function newId(): string {
@@ -172,9 +177,7 @@ export class RemoteStore {
     sources: ObjectSources,
     onBytes?: (n: number) => void,
   ): Promise<ShipStats> {
-    const ids = [
-      ...new Set(tree.entries.flatMap((e) => (e.type === "file" && e.size > 0 ? [e.object] : []))),
-    ];
+    const ids = treeObjects(tree);
     const total: ShipStats = { objectsSent: 0, bytesSent: 0 };
     for (let attempt = 0; ; attempt++) {
       const sent = await this.upload(await this.missing(ids), sources, onBytes);
@@ -199,9 +202,7 @@ export class RemoteStore {
     app: Tree,
     name = "",
   ): Promise<"ok" | "env" | string[]> {
-    const ids = [
-      ...new Set(app.entries.flatMap((e) => (e.type === "file" && e.size > 0 ? [e.object] : []))),
-    ];
+    const ids = treeObjects(app);
     const head = Buffer.from(`${ids.join("\n")}${ids.length > 0 ? "\n" : ""}\n`);
     const body = tarStream(linkEntries(app, `runs/${runId}`));
     async function* input(): AsyncGenerator<Buffer> {
@@ -242,6 +243,12 @@ export class RemoteStore {
     return child;
   }
 
+  /** Name environment `envKey` `name`, so that gc keeps it and later runs find it by name. */
+  async setName(name: string, envKey: string): Promise<void> {
+    const r = await this.run(sh.NAME, [name, envKey]);
+    if (r.code !== 0) throw this.failure(`naming the pack ${name}`, r);
+  }
+
   /** Send `signal` (a name without SIG) to run `runId`'s process group. */
   async signal(runId: string, signal: string): Promise<void> {
     await this.run(sh.SIGNAL_RUN, [runId, signal]);
@@ -269,10 +276,19 @@ export class RemoteStore {
     return { stream: child.stdout as Readable, done };
   }
 
-  /** Remove a run folder, and an environment (unless still used or named), and a name. */
-  async clean(opts: { runId?: string; envKey?: string; name?: string }): Promise<void> {
+  /**
+   * Remove a run folder, an environment (unless a running program uses it or a name keeps
+   * it), or a pack name with its finished runs and environment. Returns the counts removed.
+   */
+  async clean(opts: {
+    runId?: string;
+    envKey?: string;
+    name?: string;
+  }): Promise<{ runs: number; envs: number }> {
     const r = await this.run(sh.CLEAN, [opts.runId ?? "", opts.envKey ?? "", opts.name ?? ""]);
     if (r.code !== 0) throw this.failure("cleaning up", r);
+    const text = r.stdout.toString("utf8");
+    return { runs: count(text, "runs"), envs: count(text, "envs") };
   }
 
   /** Remove what nothing uses; returns the counts removed. */
@@ -280,7 +296,10 @@ export class RemoteStore {
     const r = await this.run(sh.GC, []);
     if (r.code !== 0) throw this.failure("collecting garbage", r);
     const text = r.stdout.toString("utf8");
-    const num = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(text)?.[1] ?? 0);
-    return { runs: num("runs"), envs: num("envs"), objects: num("objects") };
+    return {
+      runs: count(text, "runs"),
+      envs: count(text, "envs"),
+      objects: count(text, "objects"),
+    };
   }
 }

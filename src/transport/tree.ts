@@ -83,3 +83,10 @@ export function listTree(root: string, skip: ReadonlySet<string> = new Set()): T
   walk("");
   return { key: treeKey(entries), entries };
 }
+
+/** The objects a tree's files need, each once (empty files need none: they are made there). */
+export function treeObjects(tree: Tree): string[] {
+  return [
+    ...new Set(tree.entries.flatMap((e) => (e.type === "file" && e.size > 0 ? [e.object] : []))),
+  ];
+}

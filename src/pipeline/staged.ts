@@ -1,0 +1,203 @@
+/**
+ * The staged workflow (cloudpy's pack, sync, run, clean): `pyferry pack --folder` writes a
+ * folder named by its ID holding the app's files and an editable record of what it needs;
+ * sync and run build from that record for the target's platform.
+ */
+import { randomBytes } from "node:crypto";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
+import type { AnalysisReport } from "../analyze/analyze.js";
+import { installable } from "../analyze/spec.js";
+import { runAnalysis } from "../cli/analyze.js";
+import { loadPipSettings } from "../index/pip-config.js";
+import { parseRequirement } from "../python/requirement.js";
+import { targetFromInterpreter } from "../python/target.js";
+import { UserError } from "../util/errors.js";
+import { VERSION } from "../version.js";
+import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import { olderGlibc } from "./prepare-run.js";
+import { ENV_MARKER, freshRecord, type RunRecord, runKey, saveRecord, stamp } from "./run-cache.js";
+
+export const PACK_CONF = join("conf", "pack.json");
+export const PACK_MODS = join("conf", "mods");
+
+export interface PackInfo {
+  format: 1;
+  /** The script to run, relative to app/. */
+  entry: string;
+  /** The interpreter request (a version), if one was made. */
+  python?: string;
+  created_by: string;
+}
+
+/** The dependency record: requirements, then what the analysis could not decide, as comments. */
+export function modsText(report: AnalysisReport, entry: string): string {
+  const lines = [
+    `# What ${entry} needs: one requirement per line, in pip's syntax. Edit freely;`,
+    "# pyferry sync and pyferry run read this file (lines starting with # are ignored).",
+    ...installable(report).map((r) => r.requirement),
+  ];
+  for (const a of report.ambiguous) {
+    const names = a.candidates.map((c) => c.name);
+    const decided = a.chosen
+      ? `${a.chosen} is listed above (${a.reason ?? "the usual choice"})`
+      : "uncomment the right one";
+    lines.push("", `# '${a.import}' could come from ${names.join(" or ")}; ${decided}:`);
+    for (const n of names) if (n !== a.chosen) lines.push(`# ${n}`);
+  }
+  for (const u of report.unresolved) {
+    const hint = u.suggestions.length ? `; perhaps ${u.suggestions.join(" or ")}` : "";
+    lines.push(
+      "",
+      `# '${u.import}' (imported by ${u.files.join(", ")}): no distribution found${hint}.`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** The requirements in a dependency record. */
+export function readMods(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new UserError(`${path} is missing; is this a folder written by pyferry pack --folder?`);
+  }
+  const reqs: string[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const line = raw.replace(/(^|\s)#.*$/, "").trim();
+    if (line === "") return;
+    try {
+      parseRequirement(line);
+    } catch (err) {
+      throw new UserError(`${path}, line ${i + 1}: ${(err as Error).message.replace(/\.$/, "")}.`);
+    }
+    reqs.push(line);
+  });
+  return reqs;
+}
+
+/** Write the pack folder for `script` into `parent`; returns its ID and path. */
+export async function packFolder(
+  script: string,
+  opts: { name?: string; python?: string; guessFiles?: boolean; parent?: string },
+): Promise<{ id: string; dir: string; report: AnalysisReport }> {
+  const report = await runAnalysis(script, {
+    index: loadPipSettings(),
+    ...(opts.python ? { python: opts.python } : {}),
+    ...(opts.guessFiles ? { guessFiles: true } : {}),
+  });
+  if (report.kind !== "script")
+    throw new UserError(`pyferry pack --folder takes a script; ${script} is a ${report.kind}.`, 2);
+  const entry = basename(script);
+  const id = opts.name ?? `${basename(script, extname(script))}-${randomBytes(3).toString("hex")}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) {
+    throw new UserError(`A pack name is letters, digits, ".", "_" and "-", not "${id}".`, 2);
+  }
+  const dir = resolve(opts.parent ?? ".", id);
+  if (existsSync(dir))
+    throw new UserError(`${dir} already exists; pick another name or run pyferry clean ${id}.`);
+  const root = dirname(resolve(script));
+  const tmp = `${dir}.partial-${process.pid}`;
+  try {
+    for (const f of new Set([...report.local_files, ...report.data_files])) {
+      const to = join(tmp, "app", f);
+      mkdirSync(dirname(to), { recursive: true });
+      cpSync(join(root, f), to);
+    }
+    mkdirSync(join(tmp, "conf"), { recursive: true });
+    writeFileSync(join(tmp, PACK_MODS), modsText(report, entry));
+    const info: PackInfo = {
+      format: 1,
+      entry,
+      ...(opts.python ? { python: opts.python } : {}),
+      created_by: `pyferry ${VERSION}`,
+    };
+    writeFileSync(join(tmp, PACK_CONF), `${JSON.stringify(info, null, 2)}\n`);
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return { id, dir, report };
+}
+
+/** The pack folder `id` names (a path, or a folder of that name here), or undefined. */
+export function findPack(id: string): string | undefined {
+  const dir = resolve(id);
+  return existsSync(join(dir, PACK_CONF)) ? dir : undefined;
+}
+
+export function readPackInfo(dir: string): PackInfo {
+  try {
+    const info = JSON.parse(readFileSync(join(dir, PACK_CONF), "utf8")) as PackInfo;
+    if (info.format !== 1 || typeof info.entry !== "string") throw new Error("unknown format");
+    return info;
+  } catch (err) {
+    throw new UserError(`${join(dir, PACK_CONF)} cannot be read (${(err as Error).message}).`);
+  }
+}
+
+/** Every file under the pack's app/ folder, relative to it. */
+export function packAppFiles(dir: string): string[] {
+  const app = join(dir, "app");
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(relative(app, p).split(sep).join("/"));
+    }
+  };
+  walk(app);
+  return out.sort();
+}
+
+/**
+ * The environment for a pack on a machine with glibc `glibc`: built from conf/mods with a
+ * bundled interpreter, cached until conf/mods or conf/pack.json change.
+ */
+export async function packEnv(dir: string, glibc: string | undefined): Promise<RunRecord> {
+  const info = readPackInfo(dir);
+  const mods = join(dir, PACK_MODS);
+  const key = runKey(mods, info.python, `${VERSION}\0pack\0${glibc ?? "none"}`);
+  const app = { root: join(dir, "app"), files: packAppFiles(dir) };
+  const fresh = freshRecord(key, ENV_MARKER);
+  if (fresh) return { ...fresh, app };
+  const requirements = readMods(mods).map((r) => parseRequirement(r));
+  const python = await interpreterFor({}, info.python);
+  const target = glibc
+    ? targetFromInterpreter({ ...python, glibc: olderGlibc(python.glibc, glibc) })
+    : python;
+  const { text, lock } = await lockRequirements(requirements, target, loadPipSettings());
+  const env = await cachedEnv(text, lock, python, { compile: true, bundlePython: true });
+  const rec = {
+    key,
+    inputs: [stamp(mods), stamp(join(dir, PACK_CONF)), stamp(python.realPath)],
+    python: env.python,
+    envDir: env.dir,
+  };
+  await saveRecord(rec);
+  return { version: 1, ...rec, app };
+}
+
+/** Remove the local pack folder `id`; returns its path. */
+export async function removePackFolder(id: string): Promise<string> {
+  const dir = findPack(id);
+  if (!dir)
+    throw new UserError(
+      `There is no pack folder ${id} here (looked for ${join(resolve(id), PACK_CONF)}).`,
+    );
+  rmSync(dir, { recursive: true, force: true });
+  return dir;
+}
