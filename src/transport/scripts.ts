@@ -170,8 +170,8 @@ while IFS= read -r line && [ -n "$line" ]; do
 "
 done
 [ $missing = 0 ] || fail ${REMOTE_EXIT.objectsMissing}
+mkdir -p "runs/$id" || fail ${REMOTE_EXIT.noRun}
 if [ -n "$entries" ]; then
-  mkdir -p "runs/$id" || fail ${REMOTE_EXIT.noRun}
   printf '%s' "$entries" | while IFS= read -r line; do
     p=\${line#? }
     case $line in

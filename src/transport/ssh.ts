@@ -8,8 +8,8 @@ import { type ChildProcess, type StdioOptions, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
+import { ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
 
 export interface SshTarget {
@@ -26,9 +26,6 @@ export interface SshTarget {
 
 /** Seconds a master connection outlives its last session when pyferry could not close it. */
 const MASTER_LINGER = 15;
-
-/** ssh's own exit status when it, not the remote command, failed. */
-export const SSH_FAILED = 255;
 
 /** A failure of the connection (not of a remote command), as one sentence. */
 export class SshError extends UserError {
@@ -59,7 +56,8 @@ export function explainSshFailure(target: SshTarget, stderr: string): string {
       .split("\n")
       .map((l) => l.trim())
       .filter((l) => l !== "" && !l.startsWith("@"))
-      .pop() ?? "no message";
+      .pop()
+      ?.replace(/\.$/, "") ?? "no message";
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/i.test(stderr)) {
     return `The host key of ${who} has changed since it was recorded in known_hosts, so pyferry will not connect; if the change is expected, remove the old key (ssh-keygen -R HOST) and connect once with ssh to check the new one.`;
   }
@@ -73,7 +71,7 @@ export function explainSshFailure(target: SshTarget, stderr: string): string {
     return `The host of ${who} is unknown (${last}); check the address or the alias in ~/.ssh/config.`;
   }
   if (/Connection refused/i.test(stderr)) {
-    return `${who} refused the connection (${last}); is sshd running there, on that port?`;
+    return `${who} refused the connection (${last}); check that sshd runs there, on that port.`;
   }
   if (/timed out|No route to host|Network is unreachable/i.test(stderr)) {
     return `${who} cannot be reached (${last}).`;
@@ -84,14 +82,8 @@ export function explainSshFailure(target: SshTarget, stderr: string): string {
   return `ssh to ${who} failed (${last}).`;
 }
 
-export interface Finished {
-  code: number;
-  stdout: Buffer;
-  stderr: string;
-}
-
 /** One connection to one target, opened on first use and closed by close(). */
-export class SshConnection {
+export class SshConnection extends ShellConnection {
   private readonly program: string[];
   private controlDir: string | undefined;
   private opening: Promise<void> | undefined;
@@ -101,6 +93,7 @@ export class SshConnection {
     readonly target: SshTarget,
     env: NodeJS.ProcessEnv = process.env,
   ) {
+    super();
     if (target.destination.startsWith("-") || /[\s\0]/.test(target.destination)) {
       throw new UserError(`"${target.destination}" is not an SSH destination.`, 2);
     }
@@ -197,42 +190,12 @@ export class SshConnection {
     });
   }
 
-  /**
-   * Run `script` remotely and collect its output; `input` is sent to its stdin. A failure of
-   * the connection itself (ssh's 255 with nothing from the remote) becomes an SshError.
-   */
-  async exec(
-    script: string,
-    args: readonly string[] = [],
-    input?: Buffer | string | Readable,
-  ): Promise<Finished> {
-    const child = await this.spawn(script, args, ["pipe", "pipe", "pipe"]);
-    const out: Buffer[] = [];
-    let err = "";
-    child.stdout?.on("data", (b: Buffer) => out.push(b));
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (s: string) => {
-      err += s;
-    });
-    const stdin = child.stdin as NodeJS.WritableStream;
-    // A remote that stops reading (an error there) must not crash us with EPIPE.
-    child.stdin?.on("error", () => undefined);
-    if (input === undefined) stdin.end();
-    else if (typeof input === "string" || Buffer.isBuffer(input)) stdin.end(input);
-    else {
-      input.on("error", (e) => child.stdin?.destroy(e));
-      input.pipe(stdin);
-    }
-    const code = await new Promise<number>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
-    });
-    if (code === SSH_FAILED) this.failIfConnectionLost(err);
-    return { code, stdout: Buffer.concat(out), stderr: err };
+  get label(): string {
+    return this.target.label;
   }
 
   /** Throw an SshError when `stderr` (of a session that ended with 255) shows ssh failed. */
-  failIfConnectionLost(stderr: string): void {
+  override failIfConnectionLost(stderr: string): void {
     if (
       /^(ssh|mux_client|Control socket|client_loop|Connection)|Broken pipe|closed by remote/m.test(
         stderr,
@@ -243,7 +206,7 @@ export class SshConnection {
   }
 
   /** Close the master connection and its socket folder. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     if (this.masterUp && this.controlDir) {
       const [cmd, ...lead] = this.program as [string, ...string[]];
       await new Promise<void>((resolve) => {

@@ -7,8 +7,9 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
+import type { Finished, ShellConnection } from "./connection.js";
 import * as sh from "./scripts.js";
-import { type Finished, type SshConnection, SshError } from "./ssh.js";
+import { SshError } from "./ssh.js";
 import { linkEntries, objectEntries, tarStream } from "./tar-stream.js";
 import { type Tree, treeObjects } from "./tree.js";
 
@@ -83,13 +84,13 @@ export function newId(): string {
 
 export class RemoteStore {
   constructor(
-    readonly conn: SshConnection,
+    readonly conn: ShellConnection,
     /** The store root as configured ("" = the default under the remote user's cache). */
     readonly root: string,
   ) {}
 
   private get label(): string {
-    return this.conn.target.label;
+    return this.conn.label;
   }
 
   private run(script: string, args: readonly string[], input?: Buffer | string | Readable) {

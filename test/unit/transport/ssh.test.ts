@@ -1,0 +1,60 @@
+/** What ssh says when it fails, turned into sentences; destinations that are options refused. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { explainSshFailure, SshConnection, sshProgram } from "../../../src/transport/ssh.js";
+import { UserError } from "../../../src/util/errors.js";
+
+const target = { destination: "alice@gpu1", label: "gpu1" };
+
+test("ssh's failures become one sentence naming the target and what to do", () => {
+  const cases: [string, RegExp][] = [
+    [
+      "@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@\nHost key verification failed.\n",
+      /host key of gpu1 has changed.*ssh-keygen -R/,
+    ],
+    [
+      "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\nHost key verification failed.\n",
+      /not in known_hosts/,
+    ],
+    [
+      "alice@127.0.0.1: Permission denied (publickey).\n",
+      /gpu1 refused the login \(alice@127\.0\.0\.1: Permission denied \(publickey\)\)/,
+    ],
+    [
+      "ssh: Could not resolve hostname nowhere: Name or service not known\n",
+      /host of gpu1 is unknown/,
+    ],
+    [
+      "ssh: connect to host 127.0.0.1 port 1: Connection refused\n",
+      /gpu1 refused the connection .* port 1: Connection refused/,
+    ],
+    ["ssh: connect to host 10.9.9.9 port 22: Connection timed out\n", /gpu1 cannot be reached/],
+    ["Connection to 127.0.0.1 closed by remote host.\n", /connection to gpu1 dropped/],
+    ["something else entirely\n", /ssh to gpu1 failed \(something else entirely\)/],
+  ];
+  for (const [stderr, want] of cases) {
+    const said = explainSshFailure(target, stderr);
+    assert.match(said, want, stderr);
+    assert.ok(!said.includes("\n"), "one line");
+    assert.match(said, /\.$/);
+  }
+});
+
+test("a destination that ssh would read as an option is refused before ssh runs", () => {
+  for (const bad of ["-oProxyCommand=touch /tmp/x", "a b", "x\0y"]) {
+    assert.throws(() => new SshConnection({ destination: bad, label: bad }), UserError);
+  }
+});
+
+test("PYFERRY_SSH_COMMAND replaces ssh, split like a command line", () => {
+  assert.deepEqual(sshProgram({}), ["ssh"]);
+  assert.deepEqual(sshProgram({ PYFERRY_SSH_COMMAND: "ssh -F '/tmp/my config'" }), [
+    "ssh",
+    "-F",
+    "/tmp/my config",
+  ]);
+  assert.throws(
+    () => sshProgram({ PYFERRY_SSH_COMMAND: "ssh 'x" }),
+    /PYFERRY_SSH_COMMAND cannot be read/,
+  );
+});

@@ -1,0 +1,329 @@
+/**
+ * The remote store's sh scripts, run by a real sh and tar on this machine (LocalConnection):
+ * sending only what is missing, assembling, interrupted transfers, runs, names and gc. The
+ * same scripts run over ssh in test/e2e/remote-*.test.ts.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, test } from "node:test";
+import { encodeHeader, padding } from "../../../src/bundle/tar.js";
+import { LocalConnection } from "../../../src/transport/connection.js";
+import { extractFetched } from "../../../src/transport/fetch.js";
+import * as sh from "../../../src/transport/scripts.js";
+import { newId, RemoteStore, runHeader } from "../../../src/transport/store.js";
+import { objectEntries, tarStream } from "../../../src/transport/tar-stream.js";
+import { listTree, type Tree } from "../../../src/transport/tree.js";
+
+const work = mkdtempSync(join(tmpdir(), "pyferry-store-"));
+after(() => {
+  spawnSync("chmod", ["-R", "u+w", work]);
+  rmSync(work, { recursive: true, force: true });
+});
+let n = 0;
+const fresh = (name: string) => {
+  const d = join(work, `${name}-${++n}`);
+  mkdirSync(d, { recursive: true });
+  return d;
+};
+const PYTHON = execFileSync("python3", ["-c", "import sys; print(sys.executable)"])
+  .toString()
+  .trim();
+
+/** A small environment-like tree: folders, an executable, an empty file, a symlink, a python. */
+function sampleTree(): string {
+  const d = fresh("tree");
+  mkdirSync(join(d, "bin"));
+  mkdirSync(join(d, "lib", "pkg"), { recursive: true });
+  symlinkSync(PYTHON, join(d, "bin", "python"));
+  writeFileSync(join(d, "bin", "tool"), "#!/bin/sh\necho tool\n");
+  chmodSync(join(d, "bin", "tool"), 0o755);
+  writeFileSync(join(d, "lib", "pkg", "__init__.py"), "");
+  writeFileSync(join(d, "lib", "pkg", "mod.py"), "X = 1\n".repeat(1000));
+  writeFileSync(join(d, "lib", "pkg", "same.py"), "X = 1\n".repeat(1000));
+  return d;
+}
+
+function sourcesOf(tree: Tree, root: string) {
+  const m = new Map<string, { source: string; size: number }>();
+  for (const e of tree.entries)
+    if (e.type === "file") m.set(e.object, { source: join(root, e.path), size: e.size });
+  return m;
+}
+
+/** Every object hashes to its name, and nothing is left half-received. */
+function checkStore(root: string): number {
+  let count = 0;
+  const objects = join(root, "objects");
+  for (const dir of readdirSync(objects)) {
+    for (const f of readdirSync(join(objects, dir))) {
+      const sha = createHash("sha256")
+        .update(readFileSync(join(objects, dir, f)))
+        .digest("hex");
+      assert.equal(`${dir}${f.replace(/\.x$/, "")}`, sha, `objects/${dir}/${f}`);
+      count++;
+    }
+  }
+  return count;
+}
+
+test("a tree is sent once, assembled whole, and reused", async () => {
+  const root = fresh("store");
+  const store = new RemoteStore(new LocalConnection(), root);
+  const src = sampleTree();
+  const tree = listTree(src);
+  const first = await store.ensureTree(tree, sourcesOf(tree, src));
+  // Two identical files are one object; the empty file needs none.
+  assert.equal(first.objectsSent, 2);
+  const again = await store.ensureTree(tree, sourcesOf(tree, src));
+  assert.deepEqual(again, { objectsSent: 0, bytesSent: 0 });
+  const env = join(root, "envs", tree.key);
+  assert.ok(existsSync(join(env, ".pyferry-complete")));
+  assert.equal(readlinkSync(join(env, "bin", "python")), PYTHON);
+  assert.equal(readFileSync(join(env, "lib", "pkg", "mod.py"), "utf8"), "X = 1\n".repeat(1000));
+  assert.equal(statSync(join(env, "lib", "pkg", "__init__.py")).size, 0);
+  assert.ok((statSync(join(env, "bin", "tool")).mode & 0o111) !== 0);
+  // Files are hardlinks to read-only objects.
+  const mod = statSync(join(env, "lib", "pkg", "mod.py"));
+  assert.equal(mod.nlink, 3);
+  assert.equal(mod.mode & 0o222, 0);
+  assert.equal(checkStore(root), 2);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
+});
+
+test("an interrupted transfer keeps what arrived whole and drops the partial object", async () => {
+  const root = fresh("store");
+  const conn = new LocalConnection();
+  const store = new RemoteStore(conn, root);
+  const src = fresh("objs");
+  const objects = new Map<string, { source: string; size: number }>();
+  for (const [i, size] of [40_000, 50_000, 60_000].entries()) {
+    const data = Buffer.alloc(size, 65 + i);
+    const path = join(src, `f${i}`);
+    writeFileSync(path, data);
+    const sha = createHash("sha256").update(data).digest("hex");
+    objects.set(`${sha.slice(0, 2)}/${sha.slice(2)}`, { source: path, size });
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of tarStream(objectEntries(objects))) chunks.push(c as Buffer);
+  const whole = Buffer.concat(chunks);
+  const ids = [...objects.keys()].sort();
+  // Cut inside the last object's bytes: tar stops, the shell salvages, the rest waits.
+  const r = await conn.exec(sh.PUT, [root, newId()], whole.subarray(0, whole.length - 30_000));
+  assert.equal(r.code, sh.REMOTE_EXIT.tarFailed);
+  assert.equal(checkStore(root), 2);
+  assert.deepEqual(await store.missing(ids), [ids[2]]);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+  const sent = await store.upload(await store.missing(ids), objects);
+  assert.equal(sent.objectsSent, 1);
+  assert.equal(checkStore(root), 3);
+});
+
+test("a receiver that died leaves its folder to the next one, which keeps only good objects", async () => {
+  const root = fresh("store");
+  const store = new RemoteStore(new LocalConnection(), root);
+  await store.probe();
+  const good = Buffer.from("good object\n");
+  const sha = createHash("sha256").update(good).digest("hex");
+  const dead = join(root, "tmp", "dead");
+  mkdirSync(join(dead, sha.slice(0, 2)), { recursive: true });
+  mkdirSync(join(dead, "00"), { recursive: true });
+  writeFileSync(join(dead, sha.slice(0, 2), sha.slice(2)), good);
+  writeFileSync(join(dead, "00", "0".repeat(62)), "truncated or corrupt");
+  // A pid that is not running: the receiver is gone.
+  writeFileSync(`${dead}.pid`, "2147483646\n");
+  await store.upload([], new Map());
+  const src = fresh("one");
+  writeFileSync(join(src, "x"), "x");
+  const tree = listTree(src);
+  await store.ensureTree(tree, sourcesOf(tree, src));
+  assert.equal(checkStore(root), 2);
+  assert.ok(existsSync(join(root, "objects", sha.slice(0, 2), sha.slice(2))));
+  assert.ok(!existsSync(join(root, "objects", "00", "0".repeat(62))));
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+});
+
+async function runToEnd(
+  store: RemoteStore,
+  runId: string,
+  envKey: string,
+  header: string,
+  env: string[],
+  args: string[],
+  input = "",
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = await store.conn.spawn(
+    sh.RUN,
+    [store.root, runId, envKey, "", String(env.length), ...env, ...args],
+    ["pipe", "pipe", "pipe"],
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (b: Buffer) => {
+    stdout += b.toString();
+  });
+  child.stderr?.on("data", (b: Buffer) => {
+    stderr += b.toString();
+  });
+  child.stdin?.end(`${header}\n${input}`);
+  const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+  return { code, stdout, stderr };
+}
+
+test("a run: its folder made from objects, arguments, variables and stdin exact, its status back", async () => {
+  const root = fresh("store");
+  const store = new RemoteStore(new LocalConnection(), root);
+  const envSrc = sampleTree();
+  const env = listTree(envSrc);
+  const appSrc = fresh("app");
+  mkdirSync(join(appSrc, "data"));
+  writeFileSync(
+    join(appSrc, "main.py"),
+    [
+      "import os, sys",
+      "print(repr(sys.argv[1:]))",
+      "print(os.environ['ODD'])",
+      "print(open('data/in.txt').read().strip())",
+      "print(sys.stdin.read().strip())",
+      "print(os.path.exists('data/empty'))",
+      "sys.exit(7)",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(join(appSrc, "data", "in.txt"), "data file\n");
+  writeFileSync(join(appSrc, "data", "empty"), "");
+  const app = listTree(appSrc);
+  const header = runHeader(app) as string;
+  const id = newId();
+  const args = ["main.py", "a b", "$HOME", "x;rm -rf /", "it's", ""];
+  // Nothing there yet: the environment is reported missing and nothing is created.
+  const none = await runToEnd(store, id, env.key, header, [], args);
+  assert.equal(none.code, sh.REMOTE_EXIT.envMissing);
+  assert.match(none.stderr, /^pyferry:env-missing$/m);
+  await store.ensureTree(env, sourcesOf(env, envSrc));
+  const missing = await runToEnd(store, id, env.key, header, [], args);
+  assert.equal(missing.code, sh.REMOTE_EXIT.objectsMissing);
+  assert.equal(missing.stderr.match(/^pyferry:missing /gm)?.length, 2);
+  assert.ok(!existsSync(join(root, "runs", id)));
+  await store.upload(
+    await store.missing([...sourcesOf(app, appSrc).keys()]),
+    sourcesOf(app, appSrc),
+  );
+  const r = await runToEnd(store, id, env.key, header, ["ODD=v a l'ue;$x"], args, "from stdin\n");
+  assert.equal(r.code, 7, r.stderr);
+  assert.match(r.stderr, /^pyferry:ready$/m);
+  // What Python itself prints for these arguments given directly, without any shell.
+  const direct = execFileSync(PYTHON, [
+    "-c",
+    "import sys; print(repr(sys.argv[1:]))",
+    ...args.slice(1),
+  ]);
+  assert.equal(r.stdout, `${direct}v a l'ue;$x\ndata file\nfrom stdin\nTrue\n`);
+  assert.equal(readFileSync(join(root, "runs", `${id}.env`), "utf8").trim(), env.key);
+  assert.ok(
+    !existsSync(join(root, "runs", `${id}.pid`)),
+    "the pid file goes when the program ends",
+  );
+});
+
+test("gc removes finished runs and what nothing uses; names and running programs keep theirs", async () => {
+  const root = fresh("store");
+  const store = new RemoteStore(new LocalConnection(), root);
+  const trees = [sampleTree(), sampleTree()].map((d) => {
+    writeFileSync(join(d, "lib", "pkg", "own.py"), `# ${d}\n`);
+    return { d, tree: listTree(d) };
+  });
+  for (const { d, tree } of trees) await store.ensureTree(tree, sourcesOf(tree, d));
+  const [kept, dropped] = trees as [{ d: string; tree: Tree }, { d: string; tree: Tree }];
+  await store.setName("nightly", kept.tree.key);
+  const finished = newId();
+  const done = await runToEnd(store, finished, dropped.tree.key, "", [], ["-c", "pass"]);
+  assert.equal(done.code, 0, done.stderr);
+  // A run still going: its environment stays whatever gc thinks of it otherwise.
+  const live = newId();
+  const child = await store.conn.spawn(
+    sh.RUN,
+    [
+      root,
+      live,
+      dropped.tree.key,
+      "",
+      "0",
+      "-c",
+      "import time; print('up', flush=True); time.sleep(30)",
+    ],
+    ["pipe", "pipe", "pipe"],
+  );
+  child.stdin?.end("\n");
+  await new Promise<void>((resolve) => child.stdout?.once("data", () => resolve()));
+  let removed = await store.gc();
+  assert.deepEqual(removed, { runs: 1, envs: 0, objects: 0 });
+  assert.ok(existsSync(join(root, "envs", dropped.tree.key)));
+  const closed = new Promise((resolve) => child.on("close", resolve));
+  await store.signal(live, "TERM");
+  await closed;
+  removed = await store.gc();
+  assert.equal(removed.runs, 1);
+  assert.equal(removed.envs, 1);
+  assert.equal(removed.objects, 1, "only the dropped tree's own file is unused");
+  assert.deepEqual(readdirSync(join(root, "envs")), [kept.tree.key]);
+  const cleaned = await store.clean({ name: "nightly" });
+  assert.deepEqual(cleaned, { runs: 0, envs: 1 });
+  assert.deepEqual((await store.gc()).objects, 3);
+  assert.equal(checkStore(root), 0);
+});
+
+test("fetched files: only plain files and folders, inside the destination, each whole", async () => {
+  const entry = (path: string, type: "file" | "dir" | "symlink", data = "", linkname?: string) => {
+    const body = Buffer.from(data);
+    const h = encodeHeader({
+      path,
+      type,
+      mode: 0o644,
+      size: body.length,
+      mtime: 0,
+      ...(linkname ? { linkname } : {}),
+    });
+    return Buffer.concat([h, body, Buffer.alloc(padding(body.length))]);
+  };
+  const tar = Buffer.concat([
+    entry("out", "dir"),
+    entry("out/result.txt", "file", "42\n"),
+    entry("../escape.txt", "file", "no"),
+    entry("/abs.txt", "file", "no"),
+    entry("out/link", "symlink", "", "/etc"),
+    entry("out/link/passwd", "file", "inside"),
+    entry("pre/x", "file", "no"),
+    Buffer.alloc(1024),
+  ]);
+  const dest = fresh("fetch");
+  const outside = fresh("outside");
+  // A symlink already in the destination must not lead a fetched file out of it.
+  symlinkSync(outside, join(dest, "pre"));
+  const got = await extractFetched(Readable.from([tar]), dest, "h1");
+  // The symlink entry is never made, so out/link is an ordinary folder inside dest.
+  assert.deepEqual(got.files, ["out/result.txt", "out/link/passwd"]);
+  assert.deepEqual(got.skipped, ["../escape.txt", "/abs.txt", "out/link", "pre/x"]);
+  assert.equal(readFileSync(join(dest, "out", "result.txt"), "utf8"), "42\n");
+  assert.ok(!existsSync(join(dest, "..", "escape.txt")));
+  assert.ok(lstatSync(join(dest, "out", "link")).isDirectory());
+  assert.deepEqual(readdirSync(outside), []);
+});
