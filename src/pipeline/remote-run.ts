@@ -110,7 +110,7 @@ function compareVersions(a: string, b: string): number {
 }
 
 /** Refuse early, and clearly, a host the environment cannot run on. */
-function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: string): void {
+export function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: string): void {
   if (facts.os !== "Linux") {
     throw new UserError(
       `${label} runs ${facts.os}; pyferry ships environments to Linux hosts only.`,
