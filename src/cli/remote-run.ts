@@ -2,8 +2,8 @@
 
 import { basename } from "node:path";
 import { loadConfig, resolveTarget, type TargetConfig, withFlags } from "../config/index.js";
+import { findPack } from "../pipeline/pack-folder.js";
 import { remoteRun } from "../pipeline/remote-run.js";
-import { findPack } from "../pipeline/staged.js";
 import { RemoteStore, SshConnection, type SshTarget } from "../transport/index.js";
 import { UserError } from "../util/errors.js";
 import type { RunFlags } from "./build-commands.js";

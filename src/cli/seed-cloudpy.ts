@@ -6,8 +6,9 @@
 import { basename } from "node:path";
 import { Command } from "commander";
 import { loadCloudpyConfig, loadConfig, resolveTarget, withFlags } from "../config/index.js";
+import { findPack } from "../pipeline/pack-folder.js";
 import { remoteRun } from "../pipeline/remote-run.js";
-import { findPack, packFolder, removePackFolder } from "../pipeline/staged.js";
+import { packFolder, removePackFolder } from "../pipeline/staged.js";
 import { UserError } from "../util/errors.js";
 import { runProgram } from "./parse.js";
 import { sshTargetOf } from "./remote-run.js";

@@ -1,4 +1,5 @@
 /** The cold path of `pyferry run`: analyze, lock and build, then remember what it depended on. */
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
@@ -8,7 +9,7 @@ import { parseRequirement } from "../python/requirement.js";
 import { targetFromInterpreter } from "../python/target.js";
 import { UserError } from "../util/errors.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
-import { type RunRecord, saveRecord, stamp } from "./run-cache.js";
+import { ENV_MARKER, type RunRecord, readRecord, saveRecord, stamp } from "./run-cache.js";
 
 export interface PrepareOptions {
   /** Build with a relocatable copy of the interpreter (to ship the environment elsewhere). */
@@ -56,16 +57,28 @@ export async function prepareRun(
     { ...(report.python.requires ? { requiresPython: report.python.requires } : {}) },
     pythonRequest,
   );
-  const requirements = installable(report).map((r) => parseRequirement(r.requirement));
-  const target = opts.glibc
-    ? targetFromInterpreter({ ...info, glibc: olderGlibc(info.glibc, opts.glibc) })
-    : info;
-  const { text, lock } = await lockRequirements(requirements, target, settings);
-  // Compiled once here: with PYTHONDONTWRITEBYTECODE set, every run would recompile otherwise.
-  const env = await cachedEnv(text, lock, info, {
-    compile: true,
-    ...(opts.bundlePython ? { bundlePython: true } : {}),
-  });
+  const requirements = installable(report).map((r) => r.requirement);
+  // An edit that changed no import needs no new lock or environment: the last one still fits.
+  const basis = JSON.stringify([requirements, info.realPath, info.version, opts]);
+  const before = readRecord(key);
+  let env: { dir: string; python: string };
+  if (before?.basis === basis && existsSync(join(before.envDir, ENV_MARKER))) {
+    env = { dir: before.envDir, python: before.python };
+  } else {
+    const target = opts.glibc
+      ? targetFromInterpreter({ ...info, glibc: olderGlibc(info.glibc, opts.glibc) })
+      : info;
+    const { text, lock } = await lockRequirements(
+      requirements.map((r) => parseRequirement(r)),
+      target,
+      settings,
+    );
+    // Compiled once here: with PYTHONDONTWRITEBYTECODE set, every run would recompile otherwise.
+    env = await cachedEnv(text, lock, info, {
+      compile: true,
+      ...(opts.bundlePython ? { bundlePython: true } : {}),
+    });
+  }
   const root = dirname(resolve(script));
   const inputs = [
     ...report.local_files.map((f) => stamp(join(root, f))),
@@ -79,6 +92,7 @@ export async function prepareRun(
     python: env.python,
     envDir: env.dir,
     app: { root, files: [...new Set([...report.local_files, ...report.data_files])].sort() },
+    basis,
   };
   await saveRecord(rec);
   return { version: 1, ...rec };

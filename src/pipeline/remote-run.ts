@@ -29,6 +29,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { VERSION } from "../version.js";
+import { readPackInfo } from "./pack-folder.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey } from "./run-cache.js";
 
 export interface RemoteRunRequest {
@@ -253,7 +254,10 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
       const envSources = new Map<string, { source: string; size: number }>();
       sourcesOf(env, rec.envDir, envSources);
       say(req, `sending the environment (${env.entries.length} entries) to ${req.target.label}`);
-      const sent = await store.ensureTree(env, envSources as ObjectSources);
+      const sent = await store.ensureTree(env, envSources as ObjectSources, {
+        knownAbsent: true,
+        ...(req.name ? { name: req.name } : {}),
+      });
       report.objectsSent += sent.objectsSent;
       report.bytesSent += sent.bytesSent;
       say(
@@ -268,17 +272,36 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
       say(req, `sent ${sent.objectsSent} app files (${mib(sent.bytesSent)})`);
     };
     if (req.syncOnly) {
-      await sendEnv();
-      await sendApp(await store.missing(treeObjects(app)));
-      await store.setName(req.name ?? baseName(req.script), env.key);
+      // One session says what is there (and names the environment if it is); one sends the rest.
+      const name = req.name ?? baseName(req.script);
+      const st = await store.status(env.key, name, treeObjects(app));
+      if (st.envComplete) {
+        say(req, `environment ${env.key.slice(0, 12)} is there already`);
+        if (st.missing.length > 0) await sendApp(st.missing);
+      } else {
+        const envSources = new Map<string, { source: string; size: number }>(sources);
+        sourcesOf(env, rec.envDir, envSources);
+        const envMissing = await store.missing(treeObjects(env));
+        say(req, `sending ${envMissing.length + st.missing.length} files to ${req.target.label}`);
+        const sent = await store.send(
+          [...new Set([...envMissing, ...st.missing])],
+          envSources,
+          env,
+          name,
+        );
+        report.objectsSent += sent.objectsSent;
+        report.bytesSent += sent.bytesSent;
+        say(
+          req,
+          `sent ${sent.objectsSent} files (${mib(sent.bytesSent)}); environment ${env.key.slice(0, 12)} assembled`,
+        );
+      }
       return report;
     }
     // A small app's folder is made in the run's own session; a large one is sent as a tar first.
     let header = runHeader(app);
     // The app's root is the script's folder (a pack's app/), so the entry sits at its top.
-    const entry = req.pack
-      ? (await import("./staged.js")).readPackInfo(req.pack).entry
-      : baseName(req.script);
+    const entry = req.pack ? readPackInfo(req.pack).entry : baseName(req.script);
     const args = [entry, ...req.args];
     let outcome: { code: number; signal?: string } | undefined;
     for (let attempt = 0; outcome === undefined; attempt++) {

@@ -31,6 +31,8 @@ export interface RunRecord {
   envDir: string;
   /** The app's files (relative to `root`): the script, its local modules and data files. */
   app?: { root: string; files: string[] };
+  /** What the environment was built for: when an edit leaves these alone, it is reused. */
+  basis?: string;
 }
 
 /** One record per script and interpreter request. */
@@ -54,15 +56,20 @@ export function stamp(path: string): InputStamp {
   }
 }
 
-/** The record for `key` if every input is exactly as it was and the env is still there. */
-export function freshRecord(key: string, envMarker: string): RunRecord | undefined {
-  let rec: RunRecord;
+/** The record for `key` as it was saved, fresh or not. */
+export function readRecord(key: string): RunRecord | undefined {
   try {
-    rec = JSON.parse(readFileSync(recordPath(key), "utf8")) as RunRecord;
+    const rec = JSON.parse(readFileSync(recordPath(key), "utf8")) as RunRecord;
+    return rec.version === RECORD_VERSION && rec.key === key ? rec : undefined;
   } catch {
     return undefined;
   }
-  if (rec.version !== RECORD_VERSION || rec.key !== key) return undefined;
+}
+
+/** The record for `key` if every input is exactly as it was and the env is still there. */
+export function freshRecord(key: string, envMarker: string): RunRecord | undefined {
+  const rec = readRecord(key);
+  if (!rec) return undefined;
   for (const i of rec.inputs) {
     const now = stamp(i.path);
     if (now.size !== i.size || now.mtimeMs !== i.mtimeMs) return undefined;

@@ -8,14 +8,12 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
-  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
-  statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import type { AnalysisReport } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
@@ -25,20 +23,16 @@ import { targetFromInterpreter } from "../python/target.js";
 import { UserError } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import {
+  findPack,
+  PACK_CONF,
+  PACK_MODS,
+  type PackInfo,
+  packAppFiles,
+  readPackInfo,
+} from "./pack-folder.js";
 import { olderGlibc } from "./prepare-run.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey, saveRecord, stamp } from "./run-cache.js";
-
-export const PACK_CONF = join("conf", "pack.json");
-export const PACK_MODS = join("conf", "mods");
-
-export interface PackInfo {
-  format: 1;
-  /** The script to run, relative to app/. */
-  entry: string;
-  /** The interpreter request (a version), if one was made. */
-  python?: string;
-  created_by: string;
-}
 
 /** The dependency record: requirements, then what the analysis could not decide, as comments. */
 export function modsText(report: AnalysisReport, entry: string): string {
@@ -130,37 +124,6 @@ export async function packFolder(
     throw err;
   }
   return { id, dir, report };
-}
-
-/** The pack folder `id` names (a path, or a folder of that name here), or undefined. */
-export function findPack(id: string): string | undefined {
-  const dir = resolve(id);
-  return existsSync(join(dir, PACK_CONF)) ? dir : undefined;
-}
-
-export function readPackInfo(dir: string): PackInfo {
-  try {
-    const info = JSON.parse(readFileSync(join(dir, PACK_CONF), "utf8")) as PackInfo;
-    if (info.format !== 1 || typeof info.entry !== "string") throw new Error("unknown format");
-    return info;
-  } catch (err) {
-    throw new UserError(`${join(dir, PACK_CONF)} cannot be read (${(err as Error).message}).`);
-  }
-}
-
-/** Every file under the pack's app/ folder, relative to it. */
-export function packAppFiles(dir: string): string[] {
-  const app = join(dir, "app");
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(relative(app, p).split(sep).join("/"));
-    }
-  };
-  walk(app);
-  return out.sort();
 }
 
 /**

@@ -9,6 +9,7 @@ import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { MarkerEnvironment } from "./marker.js";
 import { PROBE_MARKER, probeSource } from "./probe.js";
+import { resolvePyenvShim } from "./pyenv-shim.js";
 
 export type VersionInfo = [number, number, number, string, number];
 
@@ -360,9 +361,11 @@ async function probeCandidates(candidates: string[]): Promise<Probed[]> {
 }
 
 /** A shim on PATH is swapped for the interpreter it runs, so the answer can be cached. */
-async function stablePath(file: string): Promise<string> {
+async function stablePath(file: string, env: NodeJS.ProcessEnv): Promise<string> {
   if (!(await isScript(file))) return file;
-  return (await probeInterpreter(file)).sysExecutable;
+  return (
+    resolvePyenvShim(file, pyenvRoot(env), env) ?? (await probeInterpreter(file)).sysExecutable
+  );
 }
 
 function venvPython(venv: string): string {
@@ -390,7 +393,7 @@ export async function findInterpreter(
         "No Python interpreter found on PATH; install Python or pass --python PATH.",
       );
     }
-    return stablePath(found);
+    return stablePath(found, env);
   }
   if (request.includes("/") || request.includes(sep)) {
     const file = resolve(request);
@@ -406,7 +409,7 @@ export async function findInterpreter(
   if (!wanted) {
     const found = await which(request, env);
     if (!found) throw new UserError(`No ${request} found on PATH; pass --python PATH instead.`);
-    return stablePath(found);
+    return stablePath(found, env);
   }
   const [major, minor] = wanted.parts;
   const names = minor === undefined ? [] : [`python${major}.${minor}`];

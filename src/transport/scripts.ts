@@ -88,32 +88,48 @@ while IFS= read -r o; do [ -e "$o" ] || printf '%s\\n' "$o"; done
 `;
 
 /**
- * $1: a transfer id. stdin: a tar of objects named ab/cdef...[.x]. Received into tmp/<id>,
- * published with hardlinks only when the whole stream arrived; otherwise what arrived
- * whole is salvaged right away (or by the next transfer, if this shell was killed).
+ * $1: environment key, $2: pack name (or ""), then object ids. Says whether the environment
+ * is assembled ("env=complete", and names it then) or not ("env=absent"), and which of the
+ * objects are missing ("missing=ID").
  */
-export const PUT = `${PRELUDE}${SALVAGE}
-salvage
-t=tmp/$1
-mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
-if tar -x -f - -C "$t"; then
-  cp -alf "$t"/. objects/ && rm -rf "$t" "$t.pid" && exit 0
+export const STATUS = `${PRELUDE}
+k=$1; name=$2; shift 2
+if [ -e "envs/$k/.pyferry-complete" ]; then
+  echo env=complete
+  [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
+else
+  echo env=absent
 fi
-salvage $$
-exit ${REMOTE_EXIT.tarFailed}
+for o in "$@"; do [ -e "objects/$o" ] || echo "missing=$o"; done
+exit 0
 `;
 
 /**
- * $1: the environment key, $2: a temporary name. stdin: a tar whose entries live under
- * envs/<temporary name>/, files as hardlinks to objects/. Renamed into envs/<key> whole.
+ * $1: a transfer id, $2: an environment key (or ""), $3: a pack name (or ""). stdin: one tar,
+ * extracted here: objects under tmp/<id>/ab/cdef...[.x], then, with a key, the environment
+ * under envs/.tmp-<id>/ with its files as hardlinks to objects/ or to tmp/<id>/. Objects are
+ * published with hardlinks and the environment renamed into envs/<key> only when the whole
+ * stream arrived; otherwise what arrived whole is salvaged at once (or by the next transfer,
+ * if this shell was killed) and nothing else is kept.
  */
-export const ASSEMBLE = `${PRELUDE}
-k=$1; t=envs/.tmp-$2
-[ -e "envs/$k/.pyferry-complete" ] && { cat >/dev/null; exit 0; }
-if ! tar -x -f -; then rm -rf "$t"; exit ${REMOTE_EXIT.tarFailed}; fi
-: > "$t/.pyferry-complete"
-mv -T "$t" "envs/$k" 2>/dev/null || rm -rf "$t"
-[ -e "envs/$k/.pyferry-complete" ]
+export const RECEIVE = `${PRELUDE}${SALVAGE}
+tx=$1; k=$2; name=$3; t=tmp/$tx; e=envs/.tmp-$tx
+salvage
+if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; exit 0; fi
+mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
+if tar -x -f -; then
+  cp -alf "$t"/. objects/ && rm -rf "$t" "$t.pid" || exit ${REMOTE_EXIT.tarFailed}
+  if [ -n "$k" ]; then
+    : > "$e/.pyferry-complete"
+    mv -T "$e" "envs/$k" 2>/dev/null || rm -rf "$e"
+    [ -e "envs/$k/.pyferry-complete" ] || exit ${REMOTE_EXIT.tarFailed}
+    [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
+  fi
+  exit 0
+fi
+rm -rf "$e"
+salvage $$
+exit ${REMOTE_EXIT.tarFailed}
 `;
 
 /**
@@ -205,12 +221,6 @@ while :; do
 done
 rm -f "$r/runs/$id.pid"
 exit $rc
-`;
-
-/** $1: a pack name, $2: the environment key it keeps from gc. */
-export const NAME = `${PRELUDE}
-[ -e "envs/$2/.pyferry-complete" ] || exit ${REMOTE_EXIT.envMissing}
-printf '%s\\n' "$2" > "names/$1"
 `;
 
 /** $1: run id, $2: signal name. Signals the run's process group (or the process). */

@@ -78,6 +78,9 @@ function count(text: string, key: string): number {
   return Number(new RegExp(`\\b${key}=(\\d+)`).exec(text)?.[1] ?? 0);
 }
 
+/** The remote disk filled up: trying again at once would only fill it again. */
+export class RemoteDiskFull extends UserError {}
+
 export function newId(): string {
   return `${Date.now().toString(36)}-${randomBytes(6).toString("hex")}`;
 }
@@ -105,7 +108,7 @@ export class RemoteStore {
       .filter(Boolean);
     const last = said.pop() ?? `exit status ${r.code}`;
     if (/No space left on device/i.test(r.stderr)) {
-      return new UserError(
+      return new RemoteDiskFull(
         `The disk of ${this.label} is full (while ${what}); free some space there (pyferry store gc --on ${this.label} removes what nothing uses) and run again.`,
       );
     }
@@ -135,10 +138,33 @@ export class RemoteStore {
     return r.stdout.toString("utf8").split("\n").filter(Boolean);
   }
 
-  /** Send objects; on a dropped connection what arrived whole is kept for the next try. */
-  async upload(
+  /**
+   * Whether environment `envKey` is assembled there (naming it `name` when it is), and which
+   * of `ids` are missing, in one session.
+   */
+  async status(
+    envKey: string,
+    name: string,
+    ids: readonly string[],
+  ): Promise<{ envComplete: boolean; missing: string[] }> {
+    const r = await this.run(sh.STATUS, [envKey, name, ...ids]);
+    if (r.code !== 0) throw this.failure("checking the store", r);
+    const lines = r.stdout.toString("utf8").split("\n");
+    return {
+      envComplete: lines.includes("env=complete"),
+      missing: lines.filter((l) => l.startsWith("missing=")).map((l) => l.slice("missing=".length)),
+    };
+  }
+
+  /**
+   * Send objects `ids` and, with `tree`, assemble it as envs/<tree.key> (named `name`), all in
+   * one stream. On a dropped connection what arrived whole is kept for the next try.
+   */
+  async send(
     ids: readonly string[],
     sources: ObjectSources,
+    tree?: Tree,
+    name = "",
     onBytes?: (n: number) => void,
   ): Promise<ShipStats> {
     const wanted = new Map<string, { source: string; size: number }>();
@@ -147,48 +173,63 @@ export class RemoteStore {
       if (!s) throw new Error(`No local file holds object ${id}.`);
       wanted.set(id, s);
     }
-    if (wanted.size === 0) return { objectsSent: 0, bytesSent: 0 };
+    if (wanted.size === 0 && !tree) return { objectsSent: 0, bytesSent: 0 };
+    const tx = newId();
+    const fresh = `tmp/${tx}`;
     let bytes = 0;
-    const stream = tarStream(objectEntries(wanted), (n) => {
+    const entries = [
+      ...objectEntries(wanted, fresh),
+      ...(tree
+        ? linkEntries(tree, `envs/.tmp-${tx}`, { dir: fresh, ids: new Set(wanted.keys()) })
+        : []),
+    ];
+    const stream = tarStream(entries, (n) => {
       bytes += n;
       onBytes?.(n);
     });
-    const r = await this.run(sh.PUT, [newId()], stream);
-    if (r.code !== 0) throw this.failure("receiving files", r);
+    const r = await this.run(sh.RECEIVE, [tx, tree?.key ?? "", name], stream);
+    if (r.code !== 0) throw this.failure(tree ? "receiving the environment" : "receiving files", r);
     return { objectsSent: wanted.size, bytesSent: bytes };
   }
 
-  /** Assemble `tree` as envs/<tree.key> from objects already in the store. */
-  async assemble(tree: Tree): Promise<void> {
-    const tmp = newId();
-    const r = await this.run(
-      sh.ASSEMBLE,
-      [tree.key, tmp],
-      tarStream(linkEntries(tree, `envs/.tmp-${tmp}`)),
-    );
-    if (r.code !== 0) throw this.failure("assembling the environment", r);
+  /** Send objects only. */
+  upload(
+    ids: readonly string[],
+    sources: ObjectSources,
+    onBytes?: (n: number) => void,
+  ): Promise<ShipStats> {
+    return this.send(ids, sources, undefined, "", onBytes);
   }
 
   /**
-   * Make sure `tree` is assembled there, sending what is missing. Returns what was sent.
-   * The store may lose objects to a concurrent gc between the steps: one retry covers it.
+   * Make sure `tree` is assembled there, sending what is missing; returns what was sent.
+   * `knownAbsent` skips asking whether it is there already. The store may lose objects to a
+   * concurrent gc between the steps: one retry covers it.
    */
   async ensureTree(
     tree: Tree,
     sources: ObjectSources,
-    onBytes?: (n: number) => void,
+    opts: { knownAbsent?: boolean; name?: string; onBytes?: (n: number) => void } = {},
   ): Promise<ShipStats> {
+    if (!opts.knownAbsent && (await this.status(tree.key, opts.name ?? "", [])).envComplete) {
+      return { objectsSent: 0, bytesSent: 0 };
+    }
     const ids = treeObjects(tree);
     const total: ShipStats = { objectsSent: 0, bytesSent: 0 };
     for (let attempt = 0; ; attempt++) {
-      const sent = await this.upload(await this.missing(ids), sources, onBytes);
-      total.objectsSent += sent.objectsSent;
-      total.bytesSent += sent.bytesSent;
       try {
-        await this.assemble(tree);
+        const sent = await this.send(
+          await this.missing(ids),
+          sources,
+          tree,
+          opts.name ?? "",
+          opts.onBytes,
+        );
+        total.objectsSent += sent.objectsSent;
+        total.bytesSent += sent.bytesSent;
         return total;
       } catch (err) {
-        if (attempt > 0 || err instanceof SshError) throw err;
+        if (attempt > 0 || err instanceof SshError || err instanceof RemoteDiskFull) throw err;
       }
     }
   }
@@ -242,12 +283,6 @@ export class RemoteStore {
     child.stdin?.on("error", () => undefined);
     child.stdin?.write(`${header}\n`);
     return child;
-  }
-
-  /** Name environment `envKey` `name`, so that gc keeps it and later runs find it by name. */
-  async setName(name: string, envKey: string): Promise<void> {
-    const r = await this.run(sh.NAME, [name, envKey]);
-    if (r.code !== 0) throw this.failure(`naming the pack ${name}`, r);
   }
 
   /** Send `signal` (a name without SIG) to run `runId`'s process group. */

@@ -65,17 +65,23 @@ export function tarStream(entries: Iterable<StreamEntry>, onBytes?: (n: number) 
 
 /**
  * A tree as tar entries under `prefix`: directories and symlinks as themselves, files as
- * hardlinks to their objects (relative to the store root), empty files as empty files (one
- * object shared by thousands of trees would run out of links).
+ * hardlinks to their objects (relative to the store root: `objects/ID`, or `fresh/ID` for an
+ * object sent earlier in the same stream), empty files as empty files (one object shared by
+ * thousands of trees would run out of links).
  */
-export function linkEntries(tree: Tree, prefix: string): StreamEntry[] {
-  const out: StreamEntry[] = [
-    { entry: { path: prefix, type: "dir", mode: 0o755, size: 0, mtime: 0 } },
-  ];
+export function linkEntries(
+  tree: Tree,
+  prefix: string,
+  fresh?: { dir: string; ids: ReadonlySet<string> },
+): StreamEntry[] {
+  const dir = (path: string): StreamEntry => ({
+    entry: { path, type: "dir", mode: 0o755, size: 0, mtime: 0 },
+  });
+  const out: StreamEntry[] = [dir(prefix)];
   for (const e of tree.entries) {
     const path = `${prefix}/${e.path}`;
     if (e.type === "dir") {
-      out.push({ entry: { path, type: "dir", mode: 0o755, size: 0, mtime: 0 } });
+      out.push(dir(path));
     } else if (e.type === "symlink") {
       out.push({
         entry: { path, type: "symlink", mode: 0o777, size: 0, mtime: 0, linkname: e.target },
@@ -85,28 +91,33 @@ export function linkEntries(tree: Tree, prefix: string): StreamEntry[] {
       out.push({ entry: { path, type: "file", mode, size: 0, mtime: 0 } });
     } else {
       const mode = e.object.endsWith(".x") ? 0o555 : 0o444;
-      out.push({
-        entry: { path, type: "hardlink", mode, size: 0, mtime: 0, linkname: `objects/${e.object}` },
-      });
+      const linkname = fresh?.ids.has(e.object)
+        ? `${fresh.dir}/${e.object}`
+        : `objects/${e.object}`;
+      out.push({ entry: { path, type: "hardlink", mode, size: 0, mtime: 0, linkname } });
     }
   }
   return out;
 }
 
-/** Objects as tar entries named by their ids, read-only, with their folders. */
+/** Objects as tar entries named `prefix/ID`, read-only, with their folders. */
 export function objectEntries(
   objects: ReadonlyMap<string, { source: string; size: number }>,
+  prefix = "",
 ): StreamEntry[] {
-  const out: StreamEntry[] = [];
+  const under = (p: string) => (prefix ? `${prefix}/${p}` : p);
+  const out: StreamEntry[] = prefix
+    ? [{ entry: { path: prefix, type: "dir", mode: 0o755, size: 0, mtime: 0 } }]
+    : [];
   const dirs = new Set<string>();
   for (const [id, { source, size }] of [...objects].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const dir = id.slice(0, 2);
     if (!dirs.has(dir)) {
       dirs.add(dir);
-      out.push({ entry: { path: dir, type: "dir", mode: 0o755, size: 0, mtime: 0 } });
+      out.push({ entry: { path: under(dir), type: "dir", mode: 0o755, size: 0, mtime: 0 } });
     }
     const mode = id.endsWith(".x") ? 0o555 : 0o444;
-    out.push({ entry: { path: id, type: "file", mode, size, mtime: 0 }, source });
+    out.push({ entry: { path: under(id), type: "file", mode, size, mtime: 0 }, source });
   }
   return out;
 }

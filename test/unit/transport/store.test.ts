@@ -123,11 +123,16 @@ test("an interrupted transfer keeps what arrived whole and drops the partial obj
     objects.set(`${sha.slice(0, 2)}/${sha.slice(2)}`, { source: path, size });
   }
   const chunks: Buffer[] = [];
-  for await (const c of tarStream(objectEntries(objects))) chunks.push(c as Buffer);
+  const tx = newId();
+  for await (const c of tarStream(objectEntries(objects, `tmp/${tx}`))) chunks.push(c as Buffer);
   const whole = Buffer.concat(chunks);
   const ids = [...objects.keys()].sort();
   // Cut inside the last object's bytes: tar stops, the shell salvages, the rest waits.
-  const r = await conn.exec(sh.PUT, [root, newId()], whole.subarray(0, whole.length - 30_000));
+  const r = await conn.exec(
+    sh.RECEIVE,
+    [root, tx, "", ""],
+    whole.subarray(0, whole.length - 30_000),
+  );
   assert.equal(r.code, sh.REMOTE_EXIT.tarFailed);
   assert.equal(checkStore(root), 2);
   assert.deepEqual(await store.missing(ids), [ids[2]]);
@@ -253,7 +258,7 @@ test("gc removes finished runs and what nothing uses; names and running programs
   });
   for (const { d, tree } of trees) await store.ensureTree(tree, sourcesOf(tree, d));
   const [kept, dropped] = trees as [{ d: string; tree: Tree }, { d: string; tree: Tree }];
-  await store.setName("nightly", kept.tree.key);
+  assert.ok((await store.status(kept.tree.key, "nightly", [])).envComplete);
   const finished = newId();
   const done = await runToEnd(store, finished, dropped.tree.key, "", [], ["-c", "pass"]);
   assert.equal(done.code, 0, done.stderr);
