@@ -20,6 +20,8 @@ import { basename, dirname, join, posix, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { memoSha256 } from "../util/hash-memo.js";
+import { touch } from "../util/touch.js";
 import { ByteReader } from "./byte-reader.js";
 import { acquireLock, pidAlive } from "./lock.js";
 import { isBundlePath, MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
@@ -269,7 +271,8 @@ export interface Unpacked {
  * that looks usable (its partial tree is removed by the next unpacker).
  */
 export async function ensureUnpacked(archive: string): Promise<Unpacked> {
-  const digest = await sha256File(archive);
+  // Keyed by what identifies the file's content, so a bundle run many times is read once.
+  const digest = await memoSha256(archive, () => sha256File(archive));
   const root = join(cacheDir(), "bundles");
   const dir = join(root, digest);
   const complete = (): Promise<boolean> => present(join(dir, COMPLETE_MARKER));
@@ -283,6 +286,7 @@ export async function ensureUnpacked(archive: string): Promise<Unpacked> {
         );
       },
     );
+    await touch(join(dir, COMPLETE_MARKER));
     return { dir, manifest: parseManifest(text, dir), unpacked: false };
   };
   if (await complete()) return reuse();

@@ -256,11 +256,21 @@ Examples:
     .command("prune")
     .description("remove cached wheels, unpacked trees and environments not used recently")
     .option("--older-than <days>", "age in days", "30")
-    .action(async (flags: { olderThan: string }) => {
+    .option("--dry-run", "say what would go, remove nothing")
+    .option("--json", "machine-readable output")
+    .addHelpText(
+      "after",
+      `
+Wheels, unpacked wheels, wheels built from sdists, environments of run/pack and unpacked
+bundles of exec go when they were last used more than DAYS ago; leftovers of writers that died
+go too. Example:
+  pyferry cache prune --older-than 7 --dry-run`,
+    )
+    .action(async (flags: { olderThan: string; dryRun?: boolean; json?: boolean }) => {
       const days = Number(flags.olderThan);
       if (!Number.isFinite(days) || days < 0)
         throw new UserError("--older-than takes a number of days.", 2);
       const { cachePruneCommand } = await import("../pipeline/commands.js");
-      await cachePruneCommand(days);
+      await cachePruneCommand(days, flags.json === true, flags.dryRun === true);
     });
 }

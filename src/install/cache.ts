@@ -21,7 +21,6 @@ import {
   rm,
   rmdir,
   stat,
-  utimes,
   writeFile,
 } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
@@ -30,6 +29,7 @@ import { HttpFailure, httpGet, redactUrl } from "../index/http.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { touch } from "../util/touch.js";
 import { mapLimit } from "./pool.js";
 import {
   extractWheel,
@@ -78,12 +78,6 @@ function tempSuffix(): string {
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/** Mark a published entry as used now; a failure (another user's cache) only loses the date. */
-async function touch(path: string): Promise<void> {
-  const now = new Date();
-  await utimes(path, now, now).catch(() => undefined);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -37,6 +37,7 @@ import { bestTagRank, parseSdistFilename, parseWheelFilename, tagRanks } from ".
 import { targetFromInterpreter, targetTagList } from "../python/target.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { touch } from "../util/touch.js";
 import { removeTree } from "./cache.js";
 import type { EnvLayout } from "./env.js";
 
@@ -487,7 +488,9 @@ async function cachedWheel(sha256: string, info: InterpreterInfo): Promise<strin
     const rank = bestTagRank(parseWheelFilename(name), ranks);
     if (rank !== undefined && (!best || rank < best.rank)) best = { name, rank };
   }
-  return best && join(dir, best.name);
+  if (!best) return undefined;
+  await touch(join(dir, best.name));
+  return join(dir, best.name);
 }
 
 /** Run the backend's build_wheel and publish the wheel into the cache; returns its path. */

@@ -39,6 +39,7 @@ import { ResolutionImpossible, resolve } from "../resolve/resolver.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
 import { ENV_MARKER } from "./run-cache.js";
 
@@ -267,7 +268,8 @@ export async function cachedEnv(
     .digest("hex")
     .slice(0, 32);
   const dir = join(cacheDir(), "envs", key);
-  if (!existsSync(join(dir, ENV_MARKER))) {
+  if (existsSync(join(dir, ENV_MARKER))) await touch(join(dir, ENV_MARKER));
+  else {
     try {
       await buildEnv(lock, info, dir, opts);
     } catch (err) {

@@ -10,7 +10,7 @@ import type { BuildFlags } from "../cli/build-commands.js";
 import { writeJson } from "../cli/output.js";
 import { progress } from "../cli/progress.js";
 import { loadPipSettings } from "../index/pip-config.js";
-import { cacheInfo, pruneCache } from "../install/cache.js";
+import { cacheInfo } from "../install/cache.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
@@ -250,9 +250,24 @@ async function treeBytes(dir: string): Promise<number> {
   return total;
 }
 
-export async function cachePruneCommand(days: number): Promise<void> {
-  const r = await pruneCache({ olderThanDays: days });
-  writeJson(r);
+export async function cachePruneCommand(
+  days: number,
+  json: boolean,
+  dryRun: boolean,
+): Promise<void> {
+  const { pruneEverything } = await import("./prune.js");
+  const removed = await pruneEverything(days, dryRun);
+  const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);
+  if (json) {
+    writeJson({ removed, bytes });
+    return;
+  }
+  const kinds = new Map<string, number>();
+  for (const r of removed) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
+  const what = [...kinds].map(([k, n]) => `${n} ${k}${n === 1 ? "" : "s"}`).join(", ") || "nothing";
+  process.stderr.write(
+    `${dryRun ? "Would remove" : "Removed"} ${what} (${(bytes / 1048576).toFixed(1)} MiB).\n`,
+  );
 }
 
 /** For python_package_create: a spec -> a relocatable environment archive. */

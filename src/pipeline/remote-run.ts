@@ -28,6 +28,7 @@ import {
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { memoSha256Sync } from "../util/hash-memo.js";
 import { VERSION } from "../version.js";
 import { readPackInfo } from "./pack-folder.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey } from "./run-cache.js";
@@ -176,7 +177,8 @@ function appFile(abs: string): { object: string; size: number } {
   } catch {
     throw new UserError(`${abs} is gone; it was part of the app when it was analyzed.`);
   }
-  return { object: objectId(hashFile(abs), (st.mode & 0o111) !== 0), size: st.size };
+  const sha = memoSha256Sync(abs, () => hashFile(abs));
+  return { object: objectId(sha, (st.mode & 0o111) !== 0), size: st.size };
 }
 
 function sourcesOf(

@@ -5,6 +5,7 @@
  */
 import { join, resolve } from "node:path";
 import { exitLike, runChild } from "../run/child.js";
+import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
 import { ENV_MARKER, freshRecord, runKey } from "./run-cache.js";
 
@@ -19,6 +20,7 @@ export async function runCommand(
     const { prepareRun } = await import("./prepare-run.js");
     rec = await prepareRun(script, pythonRequest, key);
   }
+  void touch(join(rec.envDir, ENV_MARKER));
   // As if the environment were activated: its console scripts first on PATH.
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -1,0 +1,112 @@
+/**
+ * `pyferry cache prune`: everything the cache holds, not only the installer's part. Wheels built
+ * from sdists, environments of run/pack and unpacked bundles of exec go when they were last
+ * used before the cutoff (their markers are touched on use). An environment or bundle is
+ * unpublished by one rename before it is removed, and a bundle only under its unpacking lock,
+ * so no process ever starts on a half-removed tree.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { acquireLock } from "../bundle/lock.js";
+import { COMPLETE_MARKER } from "../bundle/unpack.js";
+import { pruneCache, removeTree } from "../install/cache.js";
+import { cacheDir } from "../util/dirs.js";
+import { ENV_MARKER } from "./run-cache.js";
+
+export interface Removed {
+  kind: "wheel" | "unpacked" | "partial" | "built" | "env" | "bundle" | "record";
+  path: string;
+  bytes: number;
+}
+
+async function list(dir: string): Promise<string[]> {
+  return (await readdir(dir).catch(() => [] as string[])).filter((n) => !n.startsWith("."));
+}
+
+async function mtime(path: string): Promise<number | undefined> {
+  return (await stat(path).catch(() => undefined))?.mtimeMs;
+}
+
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await treeBytes(p);
+    else if (e.isFile()) total += (await stat(p).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
+}
+
+/** Unpublish `dir` by renaming it aside, then remove it. False when it was gone already. */
+async function retire(dir: string): Promise<boolean> {
+  const trash = join(dir, "..", `.trash-${process.pid}-${randomBytes(4).toString("hex")}`);
+  try {
+    await rename(dir, trash);
+  } catch {
+    return false;
+  }
+  await removeTree(trash);
+  return true;
+}
+
+export async function pruneEverything(olderThanDays: number, dryRun = false): Promise<Removed[]> {
+  const root = cacheDir();
+  const cutoff = Date.now() - olderThanDays * 86_400_000;
+  const installer = await pruneCache({ olderThanDays, dryRun, root });
+  const removed: Removed[] = [...installer.removed];
+
+  for (const sha of await list(join(root, "built"))) {
+    for (const name of await list(join(root, "built", sha))) {
+      const path = join(root, "built", sha, name);
+      const st = await stat(path).catch(() => undefined);
+      if (!st || st.mtimeMs > cutoff) continue;
+      removed.push({ kind: "built", path, bytes: st.size });
+      if (!dryRun) await unlink(path).catch(() => undefined);
+    }
+  }
+
+  for (const key of await list(join(root, "envs"))) {
+    const dir = join(root, "envs", key);
+    const used = await mtime(join(dir, ENV_MARKER));
+    if (used !== undefined && used > cutoff) continue;
+    const bytes = await treeBytes(dir);
+    if (dryRun || (await retire(dir))) removed.push({ kind: "env", path: dir, bytes });
+  }
+
+  for (const sha of await list(join(root, "bundles"))) {
+    if (sha.endsWith(".lock")) continue;
+    const dir = join(root, "bundles", sha);
+    const used = await mtime(join(dir, COMPLETE_MARKER));
+    if (used !== undefined && used > cutoff) continue;
+    const bytes = await treeBytes(dir);
+    if (dryRun) {
+      removed.push({ kind: "bundle", path: dir, bytes });
+      continue;
+    }
+    // Not while another process unpacks it; a short wait, then leave it for next time.
+    const lock = await acquireLock(`${dir}.lock`, { timeoutMs: 2_000 }).catch(() => undefined);
+    if (!lock) continue;
+    try {
+      if (await retire(dir)) removed.push({ kind: "bundle", path: dir, bytes });
+    } finally {
+      await lock.release();
+    }
+  }
+
+  // Run records whose environment is gone only cost a rebuild check: drop them.
+  for (const name of await list(join(root, "runs"))) {
+    const path = join(root, "runs", name);
+    let envDir: string | undefined;
+    try {
+      envDir = (JSON.parse(readFileSync(path, "utf8")) as { envDir?: string }).envDir;
+    } catch {
+      envDir = undefined;
+    }
+    if (envDir && existsSync(join(envDir, ENV_MARKER))) continue;
+    removed.push({ kind: "record", path, bytes: 0 });
+    if (!dryRun) await rm(path, { force: true });
+  }
+  return removed;
+}

@@ -1,0 +1,57 @@
+/** cache prune covers every part of the cache, by last use, and never a bundle being unpacked. */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { acquireLock } from "../../../src/bundle/lock.js";
+import { COMPLETE_MARKER } from "../../../src/bundle/unpack.js";
+import { pruneEverything } from "../../../src/pipeline/prune.js";
+import { ENV_MARKER } from "../../../src/pipeline/run-cache.js";
+
+const root = mkdtempSync(join(tmpdir(), "pyferry-prune-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function make(path: string, ageDays: number, text = "x"): string {
+  mkdirSync(join(path, ".."), { recursive: true });
+  writeFileSync(path, text);
+  const t = new Date(Date.now() - ageDays * 86_400_000);
+  utimesSync(path, t, t);
+  return path;
+}
+
+test("old built wheels, environments, bundles and stale run records go; recent ones stay", async () => {
+  process.env.PYFERRY_CACHE_DIR = root;
+  const oldEnv = join(root, "envs", "a".repeat(32));
+  const newEnv = join(root, "envs", "b".repeat(32));
+  make(join(oldEnv, ENV_MARKER), 40);
+  make(join(oldEnv, "lib", "x.py"), 40, "print(1)\n");
+  make(join(newEnv, ENV_MARKER), 1);
+  const oldBundle = join(root, "bundles", "c".repeat(64));
+  const lockedBundle = join(root, "bundles", "d".repeat(64));
+  make(join(oldBundle, COMPLETE_MARKER), 40);
+  make(join(lockedBundle, COMPLETE_MARKER), 40);
+  const built = make(join(root, "built", "e".repeat(64), "demo-1.0-py3-none-any.whl"), 40);
+  make(join(root, "runs", "stale.json"), 0, JSON.stringify({ envDir: oldEnv }));
+  make(join(root, "runs", "live.json"), 0, JSON.stringify({ envDir: newEnv }));
+  // Another process is unpacking that bundle: it is not touched.
+  const lock = await acquireLock(`${lockedBundle}.lock`);
+  assert.ok(lock);
+  try {
+    const dry = await pruneEverything(30, true);
+    assert.ok(existsSync(oldEnv) && existsSync(built), "a dry run removes nothing");
+    assert.ok(dry.some((r) => r.kind === "env"));
+    const removed = await pruneEverything(30);
+    const kinds = removed.map((r) => `${r.kind}:${r.path.slice(root.length + 1)}`).sort();
+    assert.deepEqual(kinds, [
+      `built:built/${"e".repeat(64)}/demo-1.0-py3-none-any.whl`,
+      `bundle:bundles/${"c".repeat(64)}`,
+      `env:envs/${"a".repeat(32)}`,
+      "record:runs/stale.json",
+    ]);
+    assert.ok(existsSync(newEnv) && existsSync(lockedBundle));
+    assert.ok(existsSync(join(root, "runs", "live.json")));
+  } finally {
+    await lock.release();
+  }
+});
