@@ -13,15 +13,23 @@ import {
   type IndexSettings,
   loadPipSettings,
 } from "../index/pip-config.js";
+import type { IndexFile } from "../index/simple.js";
 import { bundlePython } from "../install/bundled-python.js";
-import { type DistFile, fetchMany, findUnpacked, type UnpackedWheel } from "../install/cache.js";
+import {
+  type DistFile,
+  fetchDist,
+  fetchMany,
+  findUnpacked,
+  type UnpackedWheel,
+} from "../install/cache.js";
 import { compileBytecode } from "../install/compile.js";
 import { createVenv, type EnvLayout, layoutFor } from "../install/env.js";
-import { type BuildDeps, buildWheelFromSdist } from "../install/sdist.js";
+import { type BuildDeps, buildWheelFromSdist, sdistMetadata } from "../install/sdist.js";
 import { unpackMany } from "../install/unpack-pool.js";
 import { installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
+import type { CoreMetadata } from "../python/metadata.js";
 import { normalizeName } from "../python/names.js";
 import type { Requirement } from "../python/requirement.js";
 import { bestTagRank, parseWheelFilename, tagRanks } from "../python/tags.js";
@@ -69,12 +77,17 @@ export async function lockRequirements(
   requirements: Requirement[],
   target: Target | InterpreterInfo,
   settings: IndexSettings,
-  opts: { prereleases?: boolean; lockDir?: string; mixedSources?: boolean } = {},
+  opts: {
+    prereleases?: boolean;
+    lockDir?: string;
+    mixedSources?: boolean;
+    /** The interpreter that builds sdists whose dependencies only a build can tell. */
+    interpreter?: InterpreterInfo;
+  } = {},
 ): Promise<LockResult> {
-  const t =
-    "markerEnv" in target && "platforms" in target
-      ? target
-      : targetFromInterpreter(target as InterpreterInfo);
+  const isTarget = "markerEnv" in target && "platforms" in target;
+  const t = isTarget ? target : targetFromInterpreter(target as InterpreterInfo);
+  const builder = opts.interpreter ?? (isTarget ? undefined : (target as InterpreterInfo));
   const resolution = await resolve({
     requirements,
     target: t,
@@ -85,6 +98,7 @@ export async function lockRequirements(
     },
     ...(opts.prereleases ? { prereleases: true } : {}),
     ...(opts.mixedSources ? { allowMixedSources: true } : {}),
+    ...(builder ? { buildMetadata: sdistMetadataFor(builder, settings) } : {}),
   }).catch((err: unknown) => {
     // Under the strict one-source-per-project rule, pip's merging might have found a way.
     if (err instanceof ResolutionImpossible && !opts.mixedSources) {
@@ -108,6 +122,18 @@ export interface BuildOptions {
   lockDir?: string;
   /** Where the build requirements of sdists come from; default: pip's configuration. */
   index?: IndexSettings;
+}
+
+/** The metadata of an sdist as its backend makes it, built with `info` (PEP 643, PEP 517). */
+function sdistMetadataFor(
+  info: InterpreterInfo,
+  settings: IndexSettings,
+): (file: IndexFile, sha256: string) => Promise<CoreMetadata> {
+  return async (file, sha256) => {
+    const path = await fetchDist({ url: file.url, filename: file.filename, sha256 });
+    const deps = buildDeps(info, { index: settings }, []);
+    return sdistMetadata({ path, sha256, filename: file.filename }, info, deps);
+  };
 }
 
 /** Build `dest` (which must not exist) from a lock: nothing is resolved, every hash verified. */

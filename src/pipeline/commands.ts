@@ -56,9 +56,10 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
   const bar = progress();
   try {
     bar.update("Resolving");
-    const target = flags.platform
-      ? await readTarget(flags.platform)
-      : targetFromInterpreter(await interpreterFor(input, flags.python));
+    // Without --platform the interpreter is here, and can build sdists whose dependencies
+    // only a build tells.
+    const info = flags.platform ? undefined : await interpreterFor(input, flags.python);
+    const target = info ? targetFromInterpreter(info) : await readTarget(flags.platform as string);
     const { text, lock } = await lockRequirements(
       input.requirements,
       target,
@@ -66,6 +67,7 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
       {
         ...(flags.pre ? { prereleases: true } : {}),
         ...(flags.mixedSources ? { mixedSources: true } : {}),
+        ...(info ? { interpreter: info } : {}),
         lockDir: dirname(output),
       },
     );

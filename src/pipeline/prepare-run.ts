@@ -72,6 +72,7 @@ export async function prepareRun(
       requirements.map((r) => parseRequirement(r)),
       target,
       settings,
+      { interpreter: info },
     );
     // Compiled once here: with PYTHONDONTWRITEBYTECODE set, every run would recompile otherwise.
     env = await cachedEnv(text, lock, info, {

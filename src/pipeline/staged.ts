@@ -142,7 +142,9 @@ export async function packEnv(dir: string, glibc: string | undefined): Promise<R
   const target = glibc
     ? targetFromInterpreter({ ...python, glibc: olderGlibc(python.glibc, glibc) })
     : python;
-  const { text, lock } = await lockRequirements(requirements, target, loadPipSettings());
+  const { text, lock } = await lockRequirements(requirements, target, loadPipSettings(), {
+    interpreter: python,
+  });
   const env = await cachedEnv(text, lock, python, { compile: true, bundlePython: true });
   const rec = {
     key,

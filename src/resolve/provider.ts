@@ -15,7 +15,12 @@ import { fileURLToPath } from "node:url";
 import type { HttpOptions } from "../index/http.js";
 import type { IndexSettings } from "../index/pip-config.js";
 import { findLinksFiles, type IndexFile, IndexUnavailable, projectFiles } from "../index/simple.js";
-import { distMetadata, fileSha256, type MetadataOptions } from "../index/wheel-metadata.js";
+import {
+  distMetadata,
+  fileSha256,
+  type MetadataOptions,
+  NeedsBuild,
+} from "../index/wheel-metadata.js";
 import type { CoreMetadata } from "../python/metadata.js";
 import { normalizeName } from "../python/names.js";
 import { bestTagRank, parseSdistFilename, parseWheelFilename, tagRanks } from "../python/tags.js";
@@ -224,6 +229,11 @@ export interface IndexProviderOptions {
   metadata?: MetadataOptions;
   /** Told once about each source that could not be reached and was skipped. */
   onWarning?: (message: string) => void;
+  /**
+   * The metadata of an sdist whose PKG-INFO cannot be trusted (PEP 643), from its build
+   * backend; without it such an sdist is unusable. A UserError makes the candidate unusable.
+   */
+  buildMetadata?: (file: IndexFile, sha256: string) => Promise<CoreMetadata>;
 }
 
 /** Candidates from package indexes and find-links locations, per the rules at the top. */
@@ -306,8 +316,20 @@ export class IndexProvider implements Provider {
     return chooseCandidates(project, found, this.target, this.ranks);
   }
 
-  metadata(c: Candidate): Promise<CoreMetadata> {
-    return distMetadata(c.file, { ...this.opts.metadata, http: this.opts.http ?? {} });
+  async metadata(c: Candidate): Promise<CoreMetadata> {
+    try {
+      return await distMetadata(c.file, { ...this.opts.metadata, http: this.opts.http ?? {} });
+    } catch (err) {
+      const build = this.opts.buildMetadata;
+      if (!(err instanceof NeedsBuild) || !build) throw err;
+      try {
+        return await build(c.file, await this.sha256(c));
+      } catch (failure) {
+        if (!(failure instanceof UserError)) throw failure;
+        // A backend that fails makes this version unusable; the resolver tries the others.
+        throw new NeedsBuild(c.file.filename, failure.message.replace(/\.$/, ""));
+      }
+    }
   }
 
   sha256(c: Candidate): Promise<string> {

@@ -26,6 +26,7 @@ import {
   allowedVersions,
   type Candidate,
   IndexProvider,
+  type IndexProviderOptions,
   joinOr,
   type Provider,
   pythonAccepts,
@@ -45,6 +46,8 @@ export interface ResolveRequest {
   allowMixedSources?: boolean;
   /** For the default provider: told about skipped, unreachable sources. */
   onWarning?: (message: string) => void;
+  /** For the default provider: metadata of sdists that must be built to be known. */
+  buildMetadata?: IndexProviderOptions["buildMetadata"];
 }
 
 export interface ResolvedPackage {
@@ -954,6 +957,7 @@ function defaultProvider(req: ResolveRequest): Provider {
       ? { http: { readTimeoutMs: settings.timeoutSeconds * 1000 } }
       : {}),
     ...(req.onWarning ? { onWarning: req.onWarning } : {}),
+    ...(req.buildMetadata ? { buildMetadata: req.buildMetadata } : {}),
   });
 }
 

@@ -102,11 +102,11 @@ function sdist(
   dir: string,
   name: string,
   files: Record<string, string>,
-  opts: { zip?: boolean; requires?: string[] } = {},
+  opts: { zip?: boolean; requires?: string[]; metadataVersion?: string } = {},
 ): SdistFile {
   const top = `${name}-1.0`;
   const pkgInfo = [
-    "Metadata-Version: 2.2",
+    `Metadata-Version: ${opts.metadataVersion ?? "2.2"}`,
     `Name: ${name}`,
     "Version: 1.0",
     ...(opts.requires ?? []).map((r) => `Requires-Dist: ${r}`),
@@ -370,6 +370,46 @@ describe("sdistMetadata", () => {
 });
 
 describe("pyferry env create with projects that exist only as sdists", () => {
+  test("an sdist whose PKG-INFO cannot be trusted is resolved from its backend's metadata", () => {
+    const links = fresh("links");
+    // Metadata-Version 2.1 and no Requires-Dist: only the backend knows it needs ldep (PEP 643).
+    sdist(
+      links,
+      "lmeta",
+      {
+        "pyproject.toml": pyproject("setuptools.build_meta", ["setuptools>=61"], {
+          extra: `${PROJECT("lmeta")}dependencies = ["ldep"]\n`,
+        }),
+        "lmeta/__init__.py": "from ldep import PART\nVALUE = 'meta-' + PART\n",
+      },
+      { metadataVersion: "2.1" },
+    );
+    sdist(links, "ldep", {
+      "pyproject.toml": pyproject("hatchling.build", ["hatchling"], { extra: PROJECT("ldep") }),
+      "ldep/__init__.py": "PART = 'dep'\n",
+    });
+    const lockFile = join(fresh("lock"), "pylock.toml");
+    const cliCache = fresh("cli-cache");
+    const r = pyferry(
+      ["lock", "lmeta", "--find-links", links, "--python", PYTHON, "-o", lockFile],
+      {
+        env: { PYFERRY_CACHE_DIR: cliCache },
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const text = readFileSync(lockFile, "utf8");
+    assert.match(text, /name = "ldep"/, "the dependency only the backend declares is locked");
+    const env = join(fresh("menv"), "env");
+    const c = pyferry(["env", "create", env, "--lock", lockFile, "--python", PYTHON], {
+      env: { PYFERRY_CACHE_DIR: cliCache },
+    });
+    assert.equal(c.status, 0, c.stderr);
+    const py = spawnSync(join(env, "bin", "python"), ["-c", "import lmeta; print(lmeta.VALUE)"], {
+      encoding: "utf8",
+    });
+    assert.equal(py.stdout.trim(), "meta-dep", py.stderr);
+  });
+
   test("builds both (setuptools and hatchling), installs them, and reuses the builds", () => {
     const links = fresh("links");
     sdist(
