@@ -4,6 +4,7 @@ import { VERSION } from "../version.js";
 import { registerAnalyze } from "./analyze.js";
 import { registerBuildCommands } from "./build-commands.js";
 import { registerConfig } from "./config-command.js";
+import { registerFleet } from "./fleet-command.js";
 import { runProgram } from "./parse.js";
 import { registerRemoteCommands } from "./remote-commands.js";
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerBuildCommands(program);
   registerConfig(program);
   registerRemoteCommands(program);
+  registerFleet(program);
   program.addHelpText(
     "after",
     `

@@ -69,29 +69,47 @@ export async function createVenv(dir: string, info: InterpreterInfo): Promise<En
       `${info.executable} is ${info.implementation}; pyferry creates environments for CPython only.`,
     );
   }
-  const layout = layoutFor(dir, info.version);
   // A venv's own interpreter is a symlink into its base: follow it, so the new environment
   // does not depend on the one it was made from.
   const base = info.isVirtualenv ? await realpath(info.sysExecutable) : info.sysExecutable;
   const real = await realpath(base).catch(() => {
     throw new UserError(`The interpreter ${base} does not exist.`);
   });
+  return writeVenv(dir, { base, real, version: info.version, pointerBits: info.pointerBits });
+}
+
+/** What a virtual environment records of its base interpreter. */
+export interface VenvBase {
+  /** The interpreter bin/python3 points at. */
+  base: string;
+  /** Its path with symlinks resolved (pyvenv.cfg's `executable`). */
+  real: string;
+  version: string;
+  pointerBits: number;
+}
+
+/**
+ * Write a virtual environment's skeleton at `dir` for `base`, which need not exist on this
+ * machine: an environment built here for another host's interpreter is shipped there.
+ */
+export async function writeVenv(dir: string, b: VenvBase): Promise<EnvLayout> {
+  const layout = layoutFor(dir, b.version);
   const xy = layout.pythonVersion;
   const bin = layout.scripts;
   await mkdir(layout.purelib, { recursive: true });
   await mkdir(bin, { recursive: true });
   await mkdir(join(layout.root, "include", `python${xy}`), { recursive: true });
-  if (info.pointerBits === 64 && process.platform !== "darwin") {
+  if (b.pointerBits === 64 && process.platform !== "darwin") {
     await placeSymlink("lib", join(layout.root, "lib64"));
   }
-  await placeSymlink(base, join(bin, "python3"));
+  await placeSymlink(b.base, join(bin, "python3"));
   await placeSymlink("python3", join(bin, "python"));
   await placeSymlink("python3", join(bin, `python${xy}`));
   const cfg = [
-    `home = ${dirname(base)}`,
+    `home = ${dirname(b.base)}`,
     "include-system-site-packages = false",
-    `version = ${info.version}`,
-    `executable = ${real}`,
+    `version = ${b.version}`,
+    `executable = ${b.real}`,
   ];
   await writeFileAtomic(join(layout.root, "pyvenv.cfg"), `${cfg.join("\n")}\n`);
   return layout;

@@ -23,7 +23,7 @@ import {
   type UnpackedWheel,
 } from "../install/cache.js";
 import { compileBytecode } from "../install/compile.js";
-import { createVenv, type EnvLayout, layoutFor } from "../install/env.js";
+import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from "../install/env.js";
 import { type BuildDeps, buildWheelFromSdist, sdistMetadata } from "../install/sdist.js";
 import { unpackMany } from "../install/unpack-pool.js";
 import { installAll } from "../install/wheel-install.js";
@@ -122,6 +122,11 @@ export interface BuildOptions {
   lockDir?: string;
   /** Where the build requirements of sdists come from; default: pip's configuration. */
   index?: IndexSettings;
+  /**
+   * Build for an interpreter on another machine (its probed description is `info`): the
+   * venv is written for this base, which need not exist here. No bytecode is compiled here.
+   */
+  venvBase?: VenvBase;
 }
 
 /** The metadata of an sdist as its backend makes it, built with `info` (PEP 643, PEP 517). */
@@ -163,6 +168,8 @@ export async function buildEnv(
       if (!existsSync(join(tmp, "bin", "python")))
         await symlink("python3", join(tmp, "bin", "python"));
       layout = layoutFor(tmp, majorMinor(info.version));
+    } else if (opts.venvBase) {
+      layout = await writeVenv(tmp, opts.venvBase);
     } else {
       layout = await createVenv(tmp, info);
     }
@@ -174,7 +181,7 @@ export async function buildEnv(
       layout,
       { linkMode },
     );
-    if (opts.compile) await compileBytecode(layout);
+    if (opts.compile && !opts.venvBase) await compileBytecode(layout);
     await writeFileAtomic(
       join(tmp, ENV_MARKER),
       `${JSON.stringify(
@@ -289,7 +296,7 @@ export async function cachedEnv(
 ): Promise<{ dir: string; python: string }> {
   const key = createHash("sha256")
     .update(
-      `${lockText}\0${info.realPath}\0${info.version}\0${opts.bundlePython === true}\0${opts.compile === true}`,
+      `${lockText}\0${info.realPath}\0${info.version}\0${opts.bundlePython === true}\0${opts.compile === true}\0${JSON.stringify(opts.venvBase ?? null)}`,
     )
     .digest("hex")
     .slice(0, 32);

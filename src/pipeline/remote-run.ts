@@ -9,7 +9,6 @@ import { join } from "node:path";
 import {
   extractFetched,
   hashFile,
-  listTree,
   newId,
   type ObjectSources,
   objectId,
@@ -30,6 +29,7 @@ import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256Sync } from "../util/hash-memo.js";
 import { VERSION } from "../version.js";
+import { envTree } from "./env-tree.js";
 import { readPackInfo } from "./pack-folder.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey } from "./run-cache.js";
 
@@ -133,22 +133,6 @@ export function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: st
       `${label} has glibc ${facts.glibc}, but the bundled Python needs glibc ${glibcFloor} or newer; use a host with a newer system or build on an older one.`,
     );
   }
-}
-
-/** The environment's listing, hashed once per environment and kept in the cache. */
-function envTree(envDir: string): Tree {
-  const marker = statSync(join(envDir, ENV_MARKER));
-  const id = createHash("sha256").update(envDir).digest("hex").slice(0, 32);
-  const path = join(cacheDir(), "remote", "trees", `${id}.json`);
-  try {
-    const cached = JSON.parse(readFileSync(path, "utf8")) as { stamp: number; tree: Tree };
-    if (cached.stamp === marker.mtimeMs) return cached.tree;
-  } catch {
-    // Not listed yet.
-  }
-  const tree = listTree(envDir);
-  void writeFileAtomic(path, JSON.stringify({ stamp: marker.mtimeMs, tree }));
-  return tree;
 }
 
 /** The app's files as a tree: the folders they need, then each file. */

@@ -178,10 +178,30 @@ async function runProbe(abs: string, realPath: string): Promise<InterpreterInfo>
     const reason = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new UserError(`Could not run ${abs} as a Python interpreter (${reason}).`);
   }
-  const line = result.stdout.split("\n").find((l) => l.startsWith(PROBE_MARKER));
-  if (result.code !== 0 || line === undefined) {
-    const lines = result.stderr.trim().split("\n");
-    const status = result.signal ? `killed by ${result.signal}` : `exit status ${result.code}`;
+  const status = result.signal ? `killed by ${result.signal}` : `exit status ${result.code}`;
+  return readProbeOutput(
+    result.code === 0 ? result.stdout : "",
+    result.stderr,
+    status,
+    abs,
+    realPath,
+  );
+}
+
+/**
+ * The interpreter described by the probe script's output (data/python/probe.py, also run on
+ * remote hosts); a UserError naming `abs` when there is no usable description in it.
+ */
+export function readProbeOutput(
+  stdout: string,
+  stderr: string,
+  status: string,
+  abs: string,
+  realPath: string,
+): InterpreterInfo {
+  const line = stdout.split("\n").find((l) => l.startsWith(PROBE_MARKER));
+  if (line === undefined) {
+    const lines = stderr.trim().split("\n");
     const detail = lines[lines.length - 1] || status;
     throw new UserError(`${abs} is not a working Python interpreter: ${detail}`);
   }

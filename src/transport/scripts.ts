@@ -32,7 +32,7 @@ export const REMOTE_EXIT = {
   busy: 97,
 } as const;
 
-const PRELUDE = `
+export const PRELUDE = `
 r=$1; shift
 case $r in
   "") r=\${XDG_CACHE_HOME:-$HOME/.cache}/pyferry-remote ;;

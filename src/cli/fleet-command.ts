@@ -1,0 +1,130 @@
+/** `pyferry deploy` and `pyferry rollback`: the fleet of environments in the inventory. */
+import type { Command } from "commander";
+import { UserError } from "../util/errors.js";
+import { out, writeJson } from "./output.js";
+
+interface FleetFlags {
+  inventory: string;
+  check?: boolean;
+  yes?: boolean;
+  forks: string;
+  json?: boolean;
+}
+
+function forksOf(flags: FleetFlags): number {
+  const n = Number(flags.forks);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UserError("--forks takes a whole number of 1 or more.", 2);
+  return n;
+}
+
+/** One line per environment, and the exit status the results call for. */
+async function report(
+  results: import("../fleet/deploy.js").EnvResult[],
+  flags: FleetFlags,
+): Promise<void> {
+  const { describeChanges } = await import("../fleet/plan.js");
+  if (flags.json) writeJson({ results });
+  else {
+    const colour = {
+      ok: out.green,
+      changed: out.yellow,
+      failed: out.red,
+      pending: out.cyan,
+      skipped: out.dim,
+    };
+    for (const r of results) {
+      const where = `${r.user ? `${r.user}@` : ""}${r.host}:${r.path}`;
+      const detail = r.error ?? describeChanges(r.changes);
+      process.stdout.write(
+        `${where}  ${colour[r.outcome](r.outcome)}${detail ? `  ${detail}` : ""}\n`,
+      );
+    }
+  }
+  if (results.some((r) => r.outcome === "failed")) process.exitCode = 1;
+  else if (results.some((r) => r.outcome === "pending")) process.exitCode = 2;
+}
+
+async function ask(question: string): Promise<"yes" | "no" | "all" | "quit"> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    for (;;) {
+      const a = (await rl.question(`${question} [y]es/[n]o/[a]ll/[q]uit: `)).trim().toLowerCase();
+      if (a === "y" || a === "yes") return "yes";
+      if (a === "n" || a === "no") return "no";
+      if (a === "a" || a === "all") return "all";
+      if (a === "q" || a === "quit") return "quit";
+    }
+  } finally {
+    rl.close();
+  }
+}
+
+export function registerFleet(program: Command): void {
+  const common = (cmd: Command) =>
+    cmd
+      .option("-i, --inventory <file>", "the inventory (TOML)", "inventory.toml")
+      .option("--forks <n>", "hosts worked on at once", "5")
+      .option("--json", "machine-readable results");
+  common(
+    program
+      .command("deploy")
+      .description(
+        "bring the inventory's environments exactly to their requirements, from the wheelhouse",
+      )
+      .argument(
+        "[selectors...]",
+        "which environments: hostname, user@host, user@host:/path, host:/path, :/path, user@, or a group (default: all)",
+      )
+      .option("--check", "change nothing; show the plan and exit 2 when changes are pending")
+      .option("-y, --yes", "apply every plan without asking"),
+  )
+    .addHelpText(
+      "after",
+      `
+Each environment is read on its host (its .dist-info folders), planned (installs, upgrades,
+downgrades and removals), confirmed (yes / no / all / quit), then built beside the old one and
+switched to in one rename; hooks and the reload command run after it, and a failure switches
+back. One line per environment: ok, changed or failed.
+
+Examples:
+  pyferry deploy --check                     what would change, everywhere
+  pyferry deploy web --yes --forks 10        the hosts of group web, without asking
+  pyferry deploy app@web1:/srv/app/venv      one environment`,
+    )
+    .action(async (selectors: string[], flags: FleetFlags) => {
+      const forks = forksOf(flags);
+      const { readInventory } = await import("../fleet/inventory.js");
+      const { selectEnvs } = await import("../fleet/selector.js");
+      const { deploy } = await import("../fleet/deploy.js");
+      const inv = readInventory(flags.inventory);
+      const sels = selectEnvs(inv, selectors);
+      const interactive = process.stdin.isTTY === true && !flags.json;
+      const results = await deploy(inv, sels, {
+        check: flags.check === true,
+        yes: flags.yes === true,
+        forks,
+        ...(interactive ? { confirm: ask } : {}),
+        say: (line) => {
+          if (!flags.json) process.stderr.write(`${line}\n`);
+        },
+      });
+      await report(results, flags);
+    });
+  common(
+    program
+      .command("rollback")
+      .description("return environments to the state before their last deployment")
+      .argument("<selectors...>", "which environments (as for deploy)"),
+  )
+    .addHelpText("after", "\nExample:\n  pyferry rollback web1:/srv/app/venv")
+    .action(async (selectors: string[], flags: FleetFlags) => {
+      const forks = forksOf(flags);
+      const { readInventory } = await import("../fleet/inventory.js");
+      const { selectEnvs } = await import("../fleet/selector.js");
+      const { rollback } = await import("../fleet/deploy.js");
+      const inv = readInventory(flags.inventory);
+      await report(await rollback(selectEnvs(inv, selectors), forks), flags);
+    });
+}

@@ -1,0 +1,461 @@
+/**
+ * `pyferry deploy` and `pyferry rollback`: keep the inventory's environments exactly in sync
+ * with their requirements, from the wheelhouse. Each environment is read on its host (its
+ * .dist-info folders; no pip there), built here for the host's interpreter, planned, confirmed,
+ * then shipped into the host's store (only what it lacks), assembled beside the old one and
+ * switched to with one rename; hooks and the reload command run after, and any failure
+ * switches back. Hosts are worked on in parallel; each environment gets one summary line.
+ */
+import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import type { IndexSettings } from "../index/pip-config.js";
+import { createLimiter } from "../install/pool.js";
+import { cachedEnv, lockRequirements } from "../pipeline/build.js";
+import { envTree } from "../pipeline/env-tree.js";
+import { fromRequirementsTxt } from "../pipeline/inputs.js";
+import { type InterpreterInfo, readProbeOutput } from "../python/interpreter.js";
+import { evaluateMarker, parseMarker } from "../python/marker.js";
+import { normalizeName } from "../python/names.js";
+import { probeSource } from "../python/probe.js";
+import { targetFromInterpreter } from "../python/target.js";
+import { type Lock, readLock } from "../resolve/lock.js";
+import { RemoteStore, SshConnection, type SshTarget, type Tree } from "../transport/index.js";
+import { UserError } from "../util/errors.js";
+import { envUser, type FleetEnv, type FleetHost, type Inventory } from "./inventory.js";
+import { type Change, describeChanges, diff, distInfoName } from "./plan.js";
+import * as sh from "./scripts.js";
+import type { Selected } from "./selector.js";
+
+export type Answer = "yes" | "no" | "all" | "quit";
+
+export interface DeployOptions {
+  check: boolean;
+  yes: boolean;
+  forks: number;
+  /** Asks whether to apply a plan; undefined means nobody can answer (then --yes is needed). */
+  confirm?: (question: string) => Promise<Answer>;
+  /** Progress and plans for people (stderr). */
+  say: (line: string) => void;
+}
+
+export type Outcome = "ok" | "changed" | "failed" | "pending" | "skipped";
+
+export interface EnvResult {
+  host: string;
+  user?: string;
+  path: string;
+  outcome: Outcome;
+  changes: Change[];
+  /** What failed and where, for failed environments. */
+  error?: string;
+}
+
+/** What one environment looks like now, and what it should be. */
+interface Planned {
+  sel: Selected;
+  currentKey?: string;
+  currentKind: string;
+  installed: Map<string, string>;
+  wanted: Map<string, string>;
+  envDir: string;
+  tree: Tree;
+  changes: Change[];
+}
+
+/** One ssh connection per host and login user. */
+function connectionKey(host: FleetHost, env: FleetEnv): string {
+  return `${host.name}\0${envUser(host, env) ?? ""}`;
+}
+
+function sshTarget(host: FleetHost, user: string | undefined): SshTarget {
+  return {
+    destination: user ? `${user}@${host.address.replace(/^.*@/, "")}` : host.address,
+    label: user ? `${user}@${host.name}` : host.name,
+    ...(host.port !== undefined ? { port: host.port } : {}),
+    ...(host.identityFile ? { identityFile: host.identityFile } : {}),
+    ...(host.knownHostsFile ? { knownHostsFile: host.knownHostsFile } : {}),
+    sshOptions: host.sshOptions.flatMap((o) => ["-o", o]),
+  };
+}
+
+/** Only the wheelhouse: deployments never reach out to an index. */
+function wheelhouseSettings(inv: Inventory): IndexSettings {
+  return {
+    indexUrl: "",
+    extraIndexUrls: [],
+    findLinks: [`${inv.wheelhouse}/wheels`],
+    noIndex: true,
+    trustedHosts: [],
+    sources: { "find-links": "the inventory's wheelhouse", "no-index": "pyferry deploy" },
+  };
+}
+
+interface HostState {
+  info: InterpreterInfo;
+  envs: Map<string, { kind: string; link?: string; dists: Map<string, string> }>;
+}
+
+/** Read the interpreter and the environments that use it, in one session. */
+async function readState(store: RemoteStore, python: string, paths: string[]): Promise<HostState> {
+  const r = await store.conn.exec(sh.STATE, [store.root, python, probeSource(), ...paths]);
+  const out = r.stdout.toString("utf8");
+  if (r.code !== 0) throw store.failure("reading the environments", r);
+  const real = /^real (.*)$/m.exec(out)?.[1] ?? python;
+  const info = readProbeOutput(out, r.stderr, `exit status ${r.code}`, python, real);
+  const envs: HostState["envs"] = new Map();
+  let current: { kind: string; link?: string; dists: Map<string, string> } | undefined;
+  for (const line of out.split("\n")) {
+    const sp = line.indexOf(" ");
+    const [tag, rest] = sp === -1 ? [line, ""] : [line.slice(0, sp), line.slice(sp + 1)];
+    if (tag === "env") {
+      current = { kind: "none", dists: new Map() };
+      envs.set(rest, current);
+    } else if (current && tag === "link") {
+      current.kind = "link";
+      current.link = rest;
+    } else if (current && tag === "kind") current.kind = rest;
+    else if (current && tag === "dist") {
+      const nv = distInfoName(rest);
+      if (nv) current.dists.set(nv[0], nv[1]);
+    }
+  }
+  return { info, envs };
+}
+
+/** The lock for an environment on this interpreter, from its requirements or its lock file. */
+async function lockFor(
+  env: FleetEnv,
+  info: InterpreterInfo,
+  inv: Inventory,
+): Promise<{ text: string; lock: Lock }> {
+  if (env.lock) {
+    const text = readFileSync(env.lock, "utf8");
+    return { text, lock: readLock(text, env.lock) };
+  }
+  const file = env.requirements as string;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    throw new UserError(`Cannot read the requirements file ${file}.`);
+  }
+  const input = fromRequirementsTxt(text, file);
+  const r = await lockRequirements(
+    input.requirements,
+    targetFromInterpreter(info),
+    wheelhouseSettings(inv),
+    {
+      lockDir: dirname(file),
+    },
+  );
+  return { text: r.text, lock: r.lock };
+}
+
+/** The locked versions this interpreter gets (packages whose marker holds). */
+function lockedVersions(lock: Lock, info: InterpreterInfo): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const p of lock.packages) {
+    if (p.marker && !evaluateMarker(parseMarker(p.marker), info.markerEnv)) continue;
+    out.set(normalizeName(p.name), p.version);
+  }
+  return out;
+}
+
+/** Phase one for one connection: state, locks and local builds, plans. Nothing changes there. */
+async function planConnection(
+  store: RemoteStore,
+  sels: Selected[],
+  inv: Inventory,
+): Promise<Planned[]> {
+  const byPython = new Map<string, Selected[]>();
+  for (const s of sels) byPython.set(s.env.python, [...(byPython.get(s.env.python) ?? []), s]);
+  const planned: Planned[] = [];
+  for (const [python, group] of byPython) {
+    const state = await readState(
+      store,
+      python,
+      group.map((s) => s.env.path),
+    );
+    for (const sel of group) {
+      const now = state.envs.get(sel.env.path) ?? {
+        kind: "none",
+        dists: new Map<string, string>(),
+      };
+      const { text, lock } = await lockFor(sel.env, state.info, inv);
+      const info = state.info;
+      const base = info.isVirtualenv ? info.realPath : info.sysExecutable;
+      const env = await cachedEnv(text, lock, info, {
+        venvBase: {
+          base,
+          real: info.realPath,
+          version: info.version,
+          pointerBits: info.pointerBits,
+        },
+        index: wheelhouseSettings(inv),
+        lockDir: sel.env.lock ? dirname(sel.env.lock) : dirname(sel.env.requirements as string),
+      });
+      const tree = envTree(env.dir);
+      const wanted = lockedVersions(lock, info);
+      const currentKey = now.link?.split("/").pop();
+      planned.push({
+        sel,
+        currentKind: now.kind,
+        installed: now.dists,
+        wanted,
+        envDir: env.dir,
+        tree,
+        changes: diff(now.dists, wanted),
+        ...(currentKey ? { currentKey } : {}),
+      });
+    }
+  }
+  return planned;
+}
+
+function label(sel: Selected): string {
+  const user = envUser(sel.host, sel.env);
+  return `${user ? `${user}@` : ""}${sel.host.name}:${sel.env.path}`;
+}
+
+/** True when the environment is already exactly the one the plan would switch to. */
+function inSync(p: Planned): boolean {
+  return p.currentKey === p.tree.key;
+}
+
+/** The run of a remote script as a one-line reason, or undefined when it worked. */
+async function step(
+  store: RemoteStore,
+  script: string,
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await store.conn.exec(script, [store.root, ...args]);
+  return { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
+}
+
+function lastLine(text: string): string {
+  return text.split("\n").filter(Boolean).pop() ?? "no output";
+}
+
+/** Phase three for one environment: ship, switch, hooks, reload; switch back on failure. */
+async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
+  const { sel } = p;
+  const base = {
+    host: sel.host.name,
+    path: sel.env.path,
+    changes: p.changes,
+    ...(envUser(sel.host, sel.env) ? { user: envUser(sel.host, sel.env) as string } : {}),
+  };
+  const fail = (error: string): EnvResult => ({ ...base, outcome: "failed", error });
+  const sources = new Map<string, { source: string; size: number }>();
+  for (const e of p.tree.entries) {
+    if (e.type === "file") sources.set(e.object, { source: `${p.envDir}/${e.path}`, size: e.size });
+  }
+  try {
+    await store.ensureTree(p.tree, sources);
+  } catch (err) {
+    return fail(`sending the environment: ${(err as Error).message.replace(/\.$/, "")}`);
+  }
+  if (sel.env.compile) {
+    const c = await step(store, sh.COMPILE, [p.tree.key]);
+    if (c.code !== 0) return fail(`compiling bytecode: ${lastLine(c.err)}`);
+  }
+  const sw = await step(store, sh.SWITCH, [sel.env.path, p.tree.key, "deploy"]);
+  if (sw.code !== 0) return fail(`switching ${sel.env.path}: ${lastLine(sw.err)}`);
+  const prev = /^prev (.*)$/m.exec(sw.out)?.[1];
+  const commands = [
+    ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
+    ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
+  ];
+  for (const c of commands) {
+    const r = await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", c.cmd]);
+    if (r.code === 0) continue;
+    const why = `${c.what} failed with exit status ${r.code} (${lastLine(r.err || r.out)})`;
+    if (!prev) return fail(`${why}; there was no earlier pyferry environment to switch back to`);
+    const back = await step(store, sh.SWITCH, [sel.env.path, prev, "restore"]);
+    if (back.code !== 0)
+      return fail(`${why}, and switching back failed too (${lastLine(back.err)})`);
+    if (sel.env.reload)
+      await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", sel.env.reload]);
+    return fail(`${why}; switched back to the previous environment`);
+  }
+  return { ...base, outcome: "changed" };
+}
+
+/** Group environments by connection, and run `fn` per group with at most `forks` at once. */
+async function perConnection<T>(
+  sels: Selected[],
+  forks: number,
+  fn: (store: RemoteStore, group: Selected[]) => Promise<T[]>,
+  onError: (group: Selected[], err: unknown) => T[],
+): Promise<T[]> {
+  const groups = new Map<string, Selected[]>();
+  for (const s of sels) {
+    const k = connectionKey(s.host, s.env);
+    groups.set(k, [...(groups.get(k) ?? []), s]);
+  }
+  const limit = createLimiter(Math.max(1, forks));
+  const results = await Promise.all(
+    [...groups.values()].map((group) =>
+      limit(async () => {
+        const first = group[0] as Selected;
+        const conn = new SshConnection(sshTarget(first.host, envUser(first.host, first.env)));
+        try {
+          return await fn(new RemoteStore(conn, first.host.root), group);
+        } catch (err) {
+          return onError(group, err);
+        } finally {
+          await conn.close();
+        }
+      }),
+    ),
+  );
+  return results.flat();
+}
+
+function failedAll(group: Selected[], err: unknown): EnvResult[] {
+  const message = err instanceof Error ? err.message.replace(/\.$/, "") : String(err);
+  return group.map((s) => ({
+    host: s.host.name,
+    path: s.env.path,
+    outcome: "failed" as const,
+    changes: [],
+    error: message,
+    ...(envUser(s.host, s.env) ? { user: envUser(s.host, s.env) as string } : {}),
+  }));
+}
+
+export async function deploy(
+  inv: Inventory,
+  sels: Selected[],
+  opts: DeployOptions,
+): Promise<EnvResult[]> {
+  // Phase one, in parallel: read every environment and plan it.
+  const plans: (Planned | EnvResult)[] = await perConnection<Planned | EnvResult>(
+    sels,
+    opts.forks,
+    (store, group) => planConnection(store, group, inv),
+    failedAll,
+  );
+  // Phase two, in order: show the plans and ask.
+  const approved: Planned[] = [];
+  const results: EnvResult[] = [];
+  let all = opts.yes;
+  let quit = false;
+  for (const p of plans) {
+    if (!("sel" in p)) {
+      results.push(p);
+      continue;
+    }
+    const user = envUser(p.sel.host, p.sel.env);
+    const head = {
+      host: p.sel.host.name,
+      path: p.sel.env.path,
+      changes: p.changes,
+      ...(user ? { user } : {}),
+    };
+    if (inSync(p)) {
+      results.push({ ...head, outcome: "ok" });
+      continue;
+    }
+    const what =
+      p.changes.length > 0
+        ? describeChanges(p.changes)
+        : "the same packages, as a pyferry environment";
+    opts.say(`${label(p.sel)}: ${what}`);
+    if (opts.check || quit) {
+      results.push({ ...head, outcome: opts.check ? "pending" : "skipped" });
+      continue;
+    }
+    if (!all) {
+      if (!opts.confirm) {
+        throw new UserError(
+          "Changes need confirmation and nobody can answer here; pass --yes (or --check to only look).",
+          2,
+        );
+      }
+      const a = await opts.confirm(`Apply to ${label(p.sel)}?`);
+      if (a === "quit") quit = true;
+      if (a === "all") all = true;
+      if (a === "no" || a === "quit") {
+        results.push({ ...head, outcome: "skipped" });
+        continue;
+      }
+    }
+    approved.push(p);
+  }
+  // Phase three, in parallel across hosts: apply.
+  const bySel = new Map(approved.map((p) => [p.sel, p]));
+  const applied = await perConnection<EnvResult>(
+    approved.map((p) => p.sel),
+    opts.forks,
+    async (store, group) => {
+      const out: EnvResult[] = [];
+      for (const s of group) out.push(await apply(store, bySel.get(s) as Planned));
+      return out;
+    },
+    failedAll,
+  );
+  return order(sels, [...results, ...applied]);
+}
+
+/** Results in the inventory's order. */
+function order(sels: Selected[], results: EnvResult[]): EnvResult[] {
+  const index = new Map(sels.map((s, i) => [`${s.host.name}\0${s.env.path}`, i]));
+  return results.sort(
+    (a, b) => (index.get(`${a.host}\0${a.path}`) ?? 0) - (index.get(`${b.host}\0${b.path}`) ?? 0),
+  );
+}
+
+/** Switch each environment back to the one before its last deployment. */
+export async function rollback(sels: Selected[], forks: number): Promise<EnvResult[]> {
+  const results = await perConnection<EnvResult>(
+    sels,
+    forks,
+    async (store, group) => {
+      const out: EnvResult[] = [];
+      for (const s of group) {
+        const user = envUser(s.host, s.env);
+        const head = {
+          host: s.host.name,
+          path: s.env.path,
+          changes: [],
+          ...(user ? { user } : {}),
+        };
+        const prev = await step(store, sh.PREVIOUS, [s.env.path]);
+        const key = /^prev (.*)$/m.exec(prev.out)?.[1];
+        if (prev.code !== 0 || !key) {
+          out.push({
+            ...head,
+            outcome: "failed",
+            error: "there is no earlier environment to return to",
+          });
+          continue;
+        }
+        const sw = await step(store, sh.SWITCH, [s.env.path, key, "deploy"]);
+        if (sw.code !== 0) {
+          out.push({
+            ...head,
+            outcome: "failed",
+            error: `switching back failed (${lastLine(sw.err)})`,
+          });
+          continue;
+        }
+        if (s.env.reload) {
+          const r = await step(store, sh.HOOK, [s.env.path, s.env.workdir ?? "", s.env.reload]);
+          if (r.code !== 0) {
+            out.push({
+              ...head,
+              outcome: "failed",
+              error: `reload failed after switching back (${lastLine(r.err || r.out)})`,
+            });
+            continue;
+          }
+        }
+        out.push({ ...head, outcome: "changed" });
+      }
+      return out;
+    },
+    failedAll,
+  );
+  return order(sels, results);
+}

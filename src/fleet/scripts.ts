@@ -1,0 +1,103 @@
+/**
+ * The host side of deployments, POSIX sh on top of the remote store (transport/scripts.ts):
+ * reading what environments hold, switching an environment's path between assembled
+ * environments with one rename, and running hooks. The store keeps deployed environments
+ * from gc through names/deploy-<id> (current) and names/deploy-<id>-prev (for rollback),
+ * where <id> is the cksum of the environment's path.
+ */
+import { PRELUDE, REMOTE_EXIT } from "../transport/scripts.js";
+
+export const FLEET_EXIT = {
+  /** The path holds something pyferry will not replace (a file). */
+  notAnEnv: 98,
+  /** The switch itself failed. */
+  switchFailed: 99,
+  /** Nothing to roll back to. */
+  noPrevious: 100,
+} as const;
+
+/** The name files of the environment at path $1, in $id. */
+const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
+
+/**
+ * $1: an interpreter, $2: the probe script, then environment paths. Prints the interpreter's
+ * description (the probe's line), "real PATH", then for each environment "env PATH", "link
+ * TARGET" or "kind dir|none", and "dist NAME-VERSION.dist-info" for what it has installed.
+ */
+export const STATE = `${PRELUDE}
+py=$1; probe=$2; shift 2
+if "$py" -I -c "$probe" 2>/dev/null || "$py" -E -s -c "$probe"; then
+  echo "real $(readlink -f "$py")"
+else
+  echo "pyferry: $py is not a working Python interpreter there" >&2
+fi
+for p in "$@"; do
+  echo "env $p"
+  if [ -L "$p" ]; then echo "link $(readlink "$p")"
+  elif [ -d "$p" ]; then echo "kind dir"
+  elif [ -e "$p" ]; then echo "kind file"
+  else echo "kind none"; fi
+  for d in "$p"/lib/python*/site-packages/*.dist-info; do
+    [ -d "$d" ] && echo "dist \${d##*/}"
+  done
+done
+exit 0
+`;
+
+/**
+ * $1: environment path, $2: environment key, $3: "deploy" or "restore". Points the path at
+ * envs/<key> with one rename; a folder pyferry did not make is moved aside once
+ * (PATH.pyferry-orig). A deploy records the environment it replaced as the one to roll back
+ * to (printing "prev KEY"), remembering the earlier record; a restore (after a failed deploy)
+ * puts that earlier record back, as if the failed deploy had never happened.
+ */
+export const SWITCH = `${PRELUDE}
+p=$1; k=$2; mode=$3; ${ID}
+t=$r/envs/$k
+[ -e "$t/.pyferry-complete" ] || { echo "pyferry: environment $k is not in the store" >&2; exit ${REMOTE_EXIT.envMissing}; }
+prev=""
+if [ -L "$p" ]; then
+  prev=$(readlink "$p"); prev=\${prev##*/}
+elif [ -d "$p" ]; then
+  mv "$p" "$p.pyferry-orig" 2>/dev/null || mv "$p" "$p.pyferry-orig-$$" || exit ${FLEET_EXIT.switchFailed}
+elif [ -e "$p" ]; then
+  echo "pyferry: $p is a file, not an environment" >&2; exit ${FLEET_EXIT.notAnEnv}
+fi
+mkdir -p "$(dirname "$p")" || exit ${FLEET_EXIT.switchFailed}
+# The records first, then the switch: killed in between, both environments are still kept.
+if [ "$mode" = restore ]; then
+  if [ -e "names/$id-undo" ]; then mv -f "names/$id-undo" "names/$id-prev"; else rm -f "names/$id-prev"; fi
+elif [ -n "$prev" ] && [ "$prev" != "$k" ]; then
+  if [ -e "names/$id-prev" ]; then cp "names/$id-prev" "names/$id-undo"; else rm -f "names/$id-undo"; fi
+  printf '%s\\n' "$prev" > "names/$id-prev"
+  echo "prev $prev"
+fi
+printf '%s\\n' "$k" > "names/$id"
+rm -f "$p.pyferry-new"
+ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
+exit 0
+`;
+
+/** $1: environment path. Prints "prev KEY" when there is an environment to roll back to. */
+export const PREVIOUS = `${PRELUDE}
+${ID}
+read -r k < "names/$id-prev" 2>/dev/null || exit ${FLEET_EXIT.noPrevious}
+[ -e "envs/$k/.pyferry-complete" ] || exit ${FLEET_EXIT.noPrevious}
+echo "prev $k"
+`;
+
+/**
+ * $1: environment path, $2: working folder ("" = the path's parent), $3: a command for sh.
+ * Runs it as if the environment were activated; its output comes back as it is.
+ */
+export const HOOK = `${PRELUDE}
+p=$1; w=\${2:-$(dirname "$1")}; cmd=$3
+cd "$w" 2>/dev/null || { echo "pyferry: cannot enter $w" >&2; exit 1; }
+VIRTUAL_ENV=$p PATH="$p/bin:$PATH" sh -c "$cmd"
+`;
+
+/** $1: environment key. Compiles the environment's modules to bytecode. */
+export const COMPILE = `${PRELUDE}
+e=envs/$1
+"$e/bin/python" -m compileall -q "$e/lib" >/dev/null || exit 1
+`;
