@@ -1,0 +1,146 @@
+/** The inventory's TOML, the seed's selectors, and plans as exact syncs. */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { readInventory } from "../../../src/fleet/inventory.js";
+import { describeChanges, diff, distInfoName } from "../../../src/fleet/plan.js";
+import { selectEnvs } from "../../../src/fleet/selector.js";
+import { UserError } from "../../../src/util/errors.js";
+
+const dir = mkdtempSync(join(tmpdir(), "pyferry-inventory-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+function inventory(text: string): string {
+  const file = join(dir, `inv-${++n}.toml`);
+  writeFileSync(file, text);
+  return file;
+}
+
+const SAMPLE = `
+wheelhouse = "wh"
+[defaults]
+python = "/usr/bin/python3"
+hooks = ["manage migrate"]
+[hosts.web1]
+address = "deploy@10.0.0.1:2222"
+groups = ["web"]
+[[hosts.web1.envs]]
+path = "/srv/shop/venv/"
+requirements = "shop.txt"
+reload = "systemctl reload shop"
+[[hosts.web1.envs]]
+path = "/srv/blog/venv"
+user = "blog"
+lock = "blog.pylock.toml"
+hooks = []
+[hosts.web2]
+groups = ["web"]
+[[hosts.web2.envs]]
+path = "/srv/shop/venv"
+requirements = "shop.txt"
+[hosts.db1]
+[[hosts.db1.envs]]
+path = "/opt/tools"
+requirements = "tools.txt"
+compile = true
+[groups.backend]
+hosts = ["db1"]
+`;
+
+test("hosts, environments, defaults, groups and paths relative to the inventory", () => {
+  const inv = readInventory(inventory(SAMPLE));
+  assert.equal(inv.wheelhouse, join(dir, "wh"));
+  const [web1, web2, db1] = inv.hosts;
+  assert.equal(web1?.address, "deploy@10.0.0.1");
+  assert.equal(web1?.port, 2222);
+  assert.equal(web1?.user, "deploy");
+  assert.equal(web2?.address, "web2");
+  assert.deepEqual(web1?.envs[0], {
+    host: "web1",
+    path: "/srv/shop/venv",
+    python: "/usr/bin/python3",
+    requirements: join(dir, "shop.txt"),
+    hooks: ["manage migrate"],
+    reload: "systemctl reload shop",
+    compile: false,
+  });
+  assert.equal(web1?.envs[1]?.user, "blog");
+  assert.deepEqual(web1?.envs[1]?.hooks, []);
+  assert.equal(db1?.envs[0]?.compile, true);
+  assert.deepEqual(inv.groups.get("web"), ["web1", "web2"]);
+  assert.deepEqual(inv.groups.get("backend"), ["db1"]);
+});
+
+test("the seed's selectors and group names pick exactly their environments", () => {
+  const inv = readInventory(inventory(SAMPLE));
+  const pick = (...s: string[]) => selectEnvs(inv, s).map((x) => `${x.host.name}:${x.env.path}`);
+  const all = [
+    "web1:/srv/shop/venv",
+    "web1:/srv/blog/venv",
+    "web2:/srv/shop/venv",
+    "db1:/opt/tools",
+  ];
+  assert.deepEqual(pick(), all);
+  assert.deepEqual(pick("web1"), all.slice(0, 2));
+  assert.deepEqual(pick("blog@web1"), ["web1:/srv/blog/venv"]);
+  assert.deepEqual(pick("deploy@web1"), ["web1:/srv/shop/venv"]);
+  assert.deepEqual(pick("deploy@web1:/srv/shop/venv"), ["web1:/srv/shop/venv"]);
+  assert.deepEqual(pick("web2:/srv/shop/venv"), ["web2:/srv/shop/venv"]);
+  assert.deepEqual(pick(":/srv/shop/venv"), ["web1:/srv/shop/venv", "web2:/srv/shop/venv"]);
+  assert.deepEqual(pick("blog@"), ["web1:/srv/blog/venv"]);
+  assert.deepEqual(pick("web"), all.slice(0, 3));
+  assert.deepEqual(pick("backend", "blog@"), ["web1:/srv/blog/venv", "db1:/opt/tools"]);
+  assert.throws(() => pick("nowhere"), /names no host or group/);
+  assert.throws(() => pick("web1:relative"), /absolute path/);
+  assert.throws(() => pick("nobody@"), /No environment .* matches nobody@/);
+});
+
+test("a broken inventory is one sentence naming the file and the key", () => {
+  const cases: [string, RegExp][] = [
+    ["[hosts.a]\nport = 70000\n", /hosts\.a\.port must be a port number/],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "rel"\npython = "p"\nrequirements = "r"\n',
+      /path must be an absolute path/,
+    ],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\n',
+      /needs exactly one of requirements and lock/,
+    ],
+    ["[hosts.a]\nflavour = 1\n", /hosts\.a\.flavour is not a known key/],
+    ['[hosts.a]\naddress = "-oProxyCommand=x"\n', /not a valid SSH destination/],
+    ['[groups.g]\nhosts = ["zz"]\n', /names the unknown host "zz"/],
+    ["hosts = [\n", /is not valid TOML \(line/],
+  ];
+  for (const [text, want] of cases) {
+    assert.throws(
+      () => readInventory(inventory(text)),
+      (e: unknown) => e instanceof UserError && want.test(e.message),
+      text,
+    );
+  }
+});
+
+test("plans are exact syncs: installs, upgrades, downgrades and removals", () => {
+  assert.deepEqual(distInfoName("Foo_Bar-1.2.post1.dist-info"), ["foo-bar", "1.2.post1"]);
+  assert.equal(distInfoName("notes.txt"), undefined);
+  const installed = new Map([
+    ["six", "1.16.0"],
+    ["idna", "3.7"],
+    ["chardet", "5.2.0"],
+    ["requests", "2.31.0"],
+  ]);
+  const wanted = new Map([
+    ["six", "1.16.0"],
+    ["idna", "3.6"],
+    ["requests", "2.32.3"],
+    ["urllib3", "2.2.1"],
+  ]);
+  const changes = diff(installed, wanted);
+  assert.equal(
+    describeChanges(changes),
+    "-chardet 5.2.0 vidna 3.7->3.6 ^requests 2.31.0->2.32.3 +urllib3 2.2.1",
+  );
+  assert.deepEqual(diff(wanted, wanted), []);
+});
