@@ -7,6 +7,7 @@ import { registerConfig } from "./config-command.js";
 import { registerFleet } from "./fleet-command.js";
 import { runProgram } from "./parse.js";
 import { registerRemoteCommands } from "./remote-commands.js";
+import { registerWheelhouse } from "./wheelhouse-command.js";
 
 export function buildProgram(): Command {
   const program = new Command("pyferry")
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerBuildCommands(program);
   registerConfig(program);
   registerRemoteCommands(program);
+  registerWheelhouse(program);
   registerFleet(program);
   program.addHelpText(
     "after",

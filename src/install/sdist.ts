@@ -441,9 +441,17 @@ async function runHook(
   return JSON.parse(text) as { missing: true } | { value: unknown };
 }
 
-/** Extract the sdist into `work` and make its build environment, with what the backend adds. */
-async function prepare(sdist: SdistFile, deps: BuildDeps, work: string): Promise<Project> {
-  const root = await extractSdist(sdist, join(work, "src"));
+/**
+ * Extract the sdist into `work` (unless `tree` is a source tree to build instead) and make its
+ * build environment, with what the backend adds.
+ */
+async function prepare(
+  sdist: SdistFile,
+  deps: BuildDeps,
+  work: string,
+  tree?: string,
+): Promise<Project> {
+  const root = tree ?? (await extractSdist(sdist, join(work, "src")));
   const system = await readBuildSystem(root, sdist.filename);
   const envDir = join(work, "env");
   const p: Project = { sdist, root, system, env: await deps(system.requires, envDir), work };
@@ -556,6 +564,30 @@ export async function buildWheelFromSdist(
     (await cachedWheel(sdist.sha256, info)) ??
     (await inWorkDir(async (work) => buildAndPublish(await prepare(sdist, deps, work), info)));
   return { wheel, sha256: await hashFile(wheel) };
+}
+
+/**
+ * A wheel built through its PEP 517 backend from the source tree at `root` (a work copy the
+ * backend may write into, as into an extracted sdist), written into the folder `outDir`;
+ * returns its path. Nothing is cached: a folder, unlike an sdist, has no hash to name it by.
+ */
+export async function buildWheelFromTree(
+  root: string,
+  label: string,
+  deps: BuildDeps,
+  outDir: string,
+): Promise<string> {
+  return inWorkDir(async (work) => {
+    const p = await prepare({ path: root, sha256: "", filename: label }, deps, work, root);
+    const result = await runHook(p, "build_wheel", [outDir]);
+    const name = "value" in result ? result.value : undefined;
+    if (typeof name !== "string" || name !== basename(name) || !name.endsWith(".whl")) {
+      throw new UserError(
+        `Building ${label} failed: build_wheel returned ${JSON.stringify(name)}, not a wheel file name.`,
+      );
+    }
+    return join(outDir, name);
+  });
 }
 
 /** Core metadata of a wheel file, read from its METADATA member. */
