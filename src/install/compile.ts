@@ -17,15 +17,20 @@ import { formatRecord, parseRecord, sha256Record } from "./record.js";
  * Reads NUL-separated source paths on stdin and writes, for each in order, "o<pyc path>" or
  * "f" (the file does not compile: Python 2 test files and templates are common) and a NUL.
  * Forked workers, not spawned ones: functions defined under -c cannot be sent to a spawn.
+ * The file name inside each .pyc is relative to the environment (argv[1]), so the same source
+ * gives the same bytes in every environment, which the remote store then sends once; the
+ * import system puts the real path back when it loads the file.
  */
 const DRIVER = `
-import multiprocessing, py_compile, sys, warnings
+import multiprocessing, os, py_compile, sys, warnings
 warnings.filterwarnings("ignore")
 MODE = py_compile.PycInvalidationMode.UNCHECKED_HASH
+ROOT = sys.argv[1]
 
 def build(src):
     try:
-        return "o" + py_compile.compile(src, doraise=True, invalidation_mode=MODE)
+        rel = os.path.relpath(src, ROOT)
+        return "o" + py_compile.compile(src, dfile=rel, doraise=True, invalidation_mode=MODE)
     except Exception:
         return "f"
 
@@ -65,9 +70,9 @@ async function pyFilesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-function run(python: string, input: Buffer): Promise<Buffer> {
+function run(python: string, root: string, input: Buffer): Promise<Buffer> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(python, ["-I", "-c", DRIVER], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(python, ["-I", "-c", DRIVER, root], { stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => out.push(c));
@@ -136,7 +141,7 @@ export async function compileBytecode(layout: EnvLayout, files?: string[]): Prom
   }
   const result: CompileResult = { compiled: new Map(), failed: [] };
   if (sources.length === 0) return result;
-  const output = await run(layout.python, Buffer.from(`${sources.join("\0")}\0`));
+  const output = await run(layout.python, layout.root, Buffer.from(`${sources.join("\0")}\0`));
   const answers = output.toString("utf8").split("\0").slice(0, -1);
   if (answers.length !== sources.length) {
     throw new UserError(

@@ -346,10 +346,12 @@ async function runRemote(
   let envMissing = false;
   const missing: string[] = [];
   const stdin = process.stdin;
+  const after = new ExitMarker();
   child.stderr?.on("data", (b: Buffer) => {
     if (ready) {
-      process.stderr.write(b);
-      tail = (tail + b.toString("utf8")).slice(-4096);
+      const text = after.feed(b.toString("utf8"));
+      if (text) process.stderr.write(text);
+      tail = (tail + text).slice(-4096);
       return;
     }
     pending += b.toString("utf8");
@@ -358,8 +360,9 @@ async function runRemote(
       pending = pending.slice(nl + 1);
       if (line === "pyferry:ready") {
         ready = true;
-        if (pending) process.stderr.write(pending);
-        tail = pending;
+        const rest = after.feed(pending);
+        if (rest) process.stderr.write(rest);
+        tail = rest;
         stdin.pipe(child.stdin as NodeJS.WritableStream);
       } else if (line === "pyferry:env-missing") envMissing = true;
       else if (line.startsWith("pyferry:missing "))
@@ -389,14 +392,13 @@ async function runRemote(
         stderr: `${tail}${pending}`,
       });
     }
-    if (code === SSH_FAILED) {
-      try {
-        store.conn.failIfConnectionLost(tail);
-      } catch (err) {
-        if (err instanceof SshError)
-          throw new SshError(`${err.message.replace(/\.$/, "")}, while the program ran there.`);
-        throw err;
-      }
+    const left = after.end();
+    if (left) process.stderr.write(left);
+    // Without the wrapper's last line the session was cut short: the program's status is unknown.
+    if (after.exit === undefined && !stopping) {
+      throw new SshError(
+        `The connection to ${req.target.label} dropped while the program ran there (ssh ended with status ${code}).`,
+      );
     }
     return stopping ? { code, signal: stopping } : { code };
   } finally {
@@ -404,6 +406,40 @@ async function runRemote(
     stdin.unpipe(child.stdin as NodeJS.WritableStream);
     // Reading a terminal keeps the process alive; the program is done with it.
     if (ready) stdin.destroy();
+  }
+}
+
+/**
+ * Passes a stream of text through, less the wrapper's last line "pyferry:exit N", whose
+ * number it keeps. A trailing piece that may be the start of that line is held back.
+ */
+export class ExitMarker {
+  exit: number | undefined;
+  private held = "";
+
+  feed(text: string): string {
+    const all = this.held + text;
+    this.held = "";
+    let out = "";
+    let start = 0;
+    for (let nl = all.indexOf("\n"); nl !== -1; nl = all.indexOf("\n", start)) {
+      const line = all.slice(start, nl);
+      const m = /^pyferry:exit (\d+)$/.exec(line);
+      if (m) this.exit = Number(m[1]);
+      else out += `${line}\n`;
+      start = nl + 1;
+    }
+    const rest = all.slice(start);
+    if ("pyferry:exit ".startsWith(rest) || /^pyferry:exit \d*$/.test(rest)) this.held = rest;
+    else out += rest;
+    return out;
+  }
+
+  /** What is still held back at the end (not the marker: that ends with a newline). */
+  end(): string {
+    const rest = this.held;
+    this.held = "";
+    return rest;
   }
 }
 

@@ -61,7 +61,7 @@ salvage() {
         o=\${f#"$d"/}; o=\${o%.x}
         [ "\${o%%/*}\${o#*/}" = "$h" ] || rm -f "$f"
       done
-      cp -alf "$d"/. objects/ 2>/dev/null
+      cp -aln "$d"/. objects/ 2>/dev/null
     fi
     rm -rf "$d" "$p"
   done
@@ -81,8 +81,12 @@ command -v setsid >/dev/null 2>&1 && echo "setsid=yes"
 df -Pk . 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "free_kb=$a"; }
 `;
 
-/** stdin: object ids, one per line; stdout: those the store lacks. */
-export const NEED = `${PRELUDE}
+/**
+ * stdin: object ids, one per line; stdout: those the store lacks. What a receiver that died
+ * left behind is salvaged first, so that it is not asked for again.
+ */
+export const NEED = `${PRELUDE}${SALVAGE}
+salvage
 cd objects || exit ${REMOTE_EXIT.noRoot}
 while IFS= read -r o; do [ -e "$o" ] || printf '%s\\n' "$o"; done
 `;
@@ -118,7 +122,10 @@ salvage
 if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; exit 0; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
 if tar -x -f -; then
-  cp -alf "$t"/. objects/ && rm -rf "$t" "$t.pid" || exit ${REMOTE_EXIT.tarFailed}
+  # Never replace an object (a reader may be linking it); one that could not be published is
+  # simply missing, and sent again when next needed.
+  cp -aln "$t"/. objects/ 2>/dev/null
+  rm -rf "$t" "$t.pid"
   if [ -n "$k" ]; then
     : > "$e/.pyferry-complete"
     mv -T "$e" "envs/$k" 2>/dev/null || rm -rf "$e"
@@ -171,7 +178,7 @@ exit 0
  */
 export const RUN = `${PRELUDE}
 id=$1; k=$2; name=$3; n=$4; shift 4
-e=$r/envs/$k
+e=$r/envs/$k; pp=$PPID
 printf '%s\\n' "$k" > "runs/$id.env"
 while [ -d gc.lock ]; do sleep 1; done
 fail() { rm -f "runs/$id.env"; exit "$1"; }
@@ -188,38 +195,48 @@ done
 [ $missing = 0 ] || fail ${REMOTE_EXIT.objectsMissing}
 mkdir -p "runs/$id" || fail ${REMOTE_EXIT.noRun}
 if [ -n "$entries" ]; then
-  printf '%s' "$entries" | while IFS= read -r line; do
+  # An object that vanished since the check (a concurrent gc) is reported like a missing one.
+  lost=$(printf '%s' "$entries" | while IFS= read -r line; do
     p=\${line#? }
     case $line in
       "d "*) mkdir -p "runs/$id/$p" ;;
-      "f "*) o=\${p%% *}; ln -f "objects/$o" "runs/$id/\${p#* }" ;;
+      "f "*) o=\${p%% *}; ln "objects/$o" "runs/$id/\${p#* }" 2>/dev/null || echo "pyferry:missing $o" ;;
       "e "*) : > "runs/$id/$p" ;;
       "x "*) : > "runs/$id/$p"; chmod +x "runs/$id/$p" ;;
     esac
-  done
+  done)
+  if [ -n "$lost" ]; then printf '%s\\n' "$lost" >&2; rm -rf "runs/$id"; fail ${REMOTE_EXIT.objectsMissing}; fi
 fi
 [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
 cd "runs/$id" 2>/dev/null || { echo "pyferry: the run folder runs/$id is gone" >&2; fail ${REMOTE_EXIT.noRun}; }
 while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
 export VIRTUAL_ENV="$e" PATH="$e/bin:$PATH"
 unset PYTHONHOME
+# A background command starts with SIGINT and SIGQUIT ignored; coreutils' env puts them back,
+# so that Ctrl-C reaches the program as KeyboardInterrupt.
+dflt=""; env --default-signal=INT,QUIT true 2>/dev/null && dflt="--default-signal=INT,QUIT"
+group=""; command -v setsid >/dev/null 2>&1 && group=setsid
 echo "pyferry:ready" >&2
 # A background command's stdin is /dev/null unless redirected from a saved copy.
 exec 3<&0
-if command -v setsid >/dev/null 2>&1; then
-  setsid "$e/bin/python" "$@" <&3 3<&- &
-else
-  "$e/bin/python" "$@" <&3 3<&- &
-fi
+$group env $dflt "$e/bin/python" "$@" <&3 3<&- &
 p=$!
 exec 3<&-
 echo "$p" > "$r/runs/$id.pid"
-trap 'kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null' HUP TERM INT
+stop() { kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }
+trap stop HUP TERM INT
+# If the connection drops, sshd goes and nobody will ever stop the program: the watchdog does.
+( while kill -0 "$pp" 2>/dev/null && kill -0 "$p" 2>/dev/null; do sleep 1; done
+  kill -0 "$p" 2>/dev/null && stop ) </dev/null >/dev/null 2>&1 &
+w=$!
 while :; do
   wait "$p"; rc=$?
   kill -0 "$p" 2>/dev/null || break
 done
+kill "$w" 2>/dev/null
 rm -f "$r/runs/$id.pid"
+# The last line says the program ended, so a session cut short is told from an exit of 255.
+echo "pyferry:exit $rc" >&2
 exit $rc
 `;
 

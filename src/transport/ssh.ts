@@ -4,7 +4,7 @@
  * with no handshake of its own. ~/.ssh/config, agents, ProxyJump and known_hosts work as they
  * do for ssh; host keys are checked strictly unless the target says to accept new ones.
  */
-import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -194,15 +194,32 @@ export class SshConnection extends ShellConnection {
     return this.target.label;
   }
 
-  /** Throw an SshError when `stderr` (of a session that ended with 255) shows ssh failed. */
+  /**
+   * Throw an SshError when a session that ended with 255 did so because the connection
+   * failed: ssh said so, or the master connection is gone (a reset connection says nothing).
+   */
   override failIfConnectionLost(stderr: string): void {
-    if (
-      /^(ssh|mux_client|Control socket|client_loop|Connection)|Broken pipe|closed by remote/m.test(
-        stderr,
-      )
-    ) {
-      throw new SshError(explainSshFailure(this.target, stderr));
+    const said =
+      /^(ssh|mux_client|Control socket|client_loop|Connection)|Broken pipe|closed by remote/m;
+    if (said.test(stderr) || !this.masterAlive()) {
+      const why = stderr.trim() || "Connection reset";
+      throw new SshError(explainSshFailure(this.target, `${why}\nconnection closed`));
     }
+  }
+
+  /** Whether the master connection still answers (`ssh -O check`). */
+  private masterAlive(): boolean {
+    if (!this.masterUp || !this.controlDir) return false;
+    const [cmd, ...lead] = this.program as [string, ...string[]];
+    const r = spawnSync(
+      cmd,
+      [...lead, ...this.baseArgs(), "-O", "check", "--", this.target.destination],
+      {
+        stdio: "ignore",
+        timeout: 5000,
+      },
+    );
+    return r.status === 0;
   }
 
   /** Close the master connection and its socket folder. */

@@ -1,5 +1,5 @@
 /** Tar streams for the remote store, written as they are sent: nothing is staged on disk. */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { Readable } from "node:stream";
 import { BLOCK, encodeHeader, padding, RECORD, type TarEntry } from "../bundle/tar.js";
 import type { Tree } from "./tree.js";
@@ -117,7 +117,10 @@ export function objectEntries(
       out.push({ entry: { path: under(dir), type: "dir", mode: 0o755, size: 0, mtime: 0 } });
     }
     const mode = id.endsWith(".x") ? 0o555 : 0o444;
-    out.push({ entry: { path: under(id), type: "file", mode, size, mtime: 0 }, source });
+    // The source's own mtime: a CPython's stdlib .pyc files are checked against the mtime of
+    // their .py file, and with any other the host would recompile (and rewrite) them.
+    const mtime = Math.floor(statSync(source).mtimeMs / 1000);
+    out.push({ entry: { path: under(id), type: "file", mode, size, mtime }, source });
   }
   return out;
 }

@@ -1,0 +1,563 @@
+/**
+ * `pyferry run --on HOST` against real OpenSSH servers (test/support/sshd.ts): a program with a
+ * third-party import, local code and a data file runs there with its arguments, environment,
+ * stdin, exit status and result files intact; only what a store lacks is sent; hosts keep
+ * separate stores of verified objects; signals reach the remote program; the staged flow (pack
+ * --folder, sync, run ID, clean), store gc, and two runs at once.
+ *
+ * Each host's $HOME is a folder on this machine, so its store is inspected directly.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { CACHE } from "../support/cli.js";
+import {
+  checkObjects,
+  defaultStore,
+  entries,
+  errorLine,
+  type Finished,
+  hasStackTrace,
+  pgrep,
+  pyferryAsync,
+  type Running,
+  replacedEnvFiles,
+  sentOf,
+  show,
+  startPyferry,
+  unlinkedObjects,
+  waitFor,
+} from "../support/remote.js";
+import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+
+const skip = sshAvailable();
+
+/** A fresh folder for one test's scripts (the cwd of its pyferry runs). */
+function workdir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "pyferry-remote-run-"));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+/** Every line -v writes about what it sent. */
+const SENT_LINE = /^pyferry: sent \d+ /m;
+
+describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
+  let lab: SshLab;
+  const dirs: string[] = [];
+  const work = (files: Record<string, string>) => {
+    const d = workdir(files);
+    dirs.push(d);
+    return d;
+  };
+  const run = (args: string[], cwd: string, input?: string): Promise<Finished> =>
+    pyferryAsync(args, { cwd, env: lab.env(), ...(input !== undefined ? { input } : {}) });
+  const store = (alias: string) => defaultStore(lab.host(alias).root);
+
+  before(async () => {
+    lab = await startSshLab({ hosts: 3, netns: "auto" });
+  });
+  after(async () => {
+    await lab?.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    // This file's private cache (cli.ts makes one per test process): hundreds of MB.
+    rmSync(CACHE, { recursive: true, force: true });
+  });
+
+  test("a program runs there as it would here: arguments, output, exit status, env, stdin, fetch", async (t) => {
+    const dir = work({
+      "main.py": [
+        "import json, os, sys",
+        "import idna",
+        "import helper",
+        "",
+        'with open("data.txt") as f:',
+        "    data = f.read().strip()",
+        "print(json.dumps(sys.argv[1:]))",
+        "print(helper.greet(), data)",
+        'print(idna.encode("bücher.example").decode())',
+        'print("K=" + os.environ["K"])',
+        'print("stdin=" + json.dumps(sys.stdin.read()))',
+        'with open("out.txt", "w") as f:',
+        '    f.write("written there\\n")',
+        'print("to stderr", file=sys.stderr)',
+        "sys.exit(3)",
+        "",
+      ].join("\n"),
+      "helper.py": 'def greet():\n    return "hello from helper"\n',
+      "data.txt": "the data file\n",
+    });
+    const r = await run(
+      [
+        "run",
+        "--on",
+        "h1",
+        "-f",
+        "--env",
+        "K=v w",
+        "--fetch",
+        "out.txt",
+        "main.py",
+        "a b",
+        "$HOME",
+        "x;rm -rf /",
+      ],
+      dir,
+      "line one\nline two\n",
+    );
+    t.diagnostic(`first run (build + ship): ${r.ms} ms`);
+    assert.equal(r.status, 3, show(r));
+    assert.equal(
+      r.stdout,
+      [
+        '["a b", "$HOME", "x;rm -rf /"]',
+        "hello from helper the data file",
+        "xn--bcher-kva.example",
+        "K=v w",
+        'stdin="line one\\nline two\\n"',
+        "",
+      ].join("\n"),
+    );
+    assert.equal(r.stderr, "to stderr\n", show(r));
+    assert.equal(readFileSync(join(dir, "out.txt"), "utf8"), "written there\n");
+
+    const bad = await run(["run", "--on", "h1", "--fetch", "../x", "main.py"], dir);
+    assert.equal(bad.status, 2, show(bad));
+    assert.match(errorLine(bad.stderr), /^error: --fetch takes a path inside the run's folder/);
+    assert.equal(bad.stdout, "");
+    assert.ok(!hasStackTrace(bad.stderr), show(bad));
+  });
+
+  test("only what the store lacks is sent", async (t) => {
+    // Its own store on h1, so that the first ship is a whole environment.
+    const dir = work({
+      "pyferry.toml": '[targets.fresh]\naddress = "h1"\nroot = "~/store2"\n',
+      "calc.py": 'import idna\nprint("v1", idna.decode("xn--bcher-kva"))\n',
+    });
+    const first = await run(["run", "--on", "fresh", "-v", "calc.py"], dir);
+    assert.equal(first.status, 0, show(first));
+    assert.equal(first.stdout, "v1 bücher\n");
+    const full = sentOf(first.stderr);
+    assert.equal(full.env.length, 1, show(first));
+    const fullMib = full.env[0]?.mib ?? 0;
+    assert.ok(fullMib > 10, `a first ship carries the interpreter too: ${show(first)}`);
+    t.diagnostic(`first ship: ${full.env[0]?.files} files, ${fullMib} MiB in ${first.ms} ms`);
+
+    const again = await run(["run", "--on", "fresh", "-v", "calc.py"], dir);
+    assert.equal(again.status, 0, show(again));
+    assert.equal(again.stdout, "v1 bücher\n");
+    assert.doesNotMatch(again.stderr, SENT_LINE, "an unchanged run sends nothing");
+    t.diagnostic(`unchanged run: ${again.ms} ms`);
+
+    writeFileSync(join(dir, "calc.py"), 'import idna\nprint("v2", idna.decode("xn--bcher-kva"))\n');
+    const edited = await run(["run", "--on", "fresh", "-v", "calc.py"], dir);
+    assert.equal(edited.status, 0, show(edited));
+    assert.equal(edited.stdout, "v2 bücher\n");
+    const e = sentOf(edited.stderr);
+    assert.deepEqual(e.env, [], `no environment is sent for an edited script: ${show(edited)}`);
+    assert.deepEqual(
+      e.app.map((a) => a.files),
+      [1],
+      show(edited),
+    );
+    assert.equal((edited.stderr.match(SENT_LINE) ?? []).length, 1);
+
+    writeFileSync(
+      join(dir, "calc.py"),
+      'import idna\nimport six\nprint("v3", idna.decode("xn--bcher-kva"), six.PY3)\n',
+    );
+    const grown = await run(["run", "--on", "fresh", "-v", "calc.py"], dir);
+    assert.equal(grown.status, 0, show(grown));
+    assert.equal(grown.stdout, "v3 bücher True\n");
+    const g = sentOf(grown.stderr);
+    assert.equal(g.env.length, 1, show(grown));
+    const grownMib = g.env[0]?.mib ?? Number.POSITIVE_INFINITY;
+    t.diagnostic(`after adding six: ${g.env[0]?.files} files, ${grownMib} MiB`);
+    assert.ok(
+      grownMib <= fullMib * 0.05,
+      `adding six sent ${grownMib} MiB, the first ship ${fullMib} MiB`,
+    );
+    assert.notEqual(g.env[0]?.key, full.env[0]?.key);
+    assert.deepEqual(
+      g.app.map((a) => a.files),
+      [1],
+    );
+  });
+
+  test("an added package sends its own files, not the unchanged packages' again", async (t) => {
+    const dir = work({
+      "pyferry.toml": '[targets.fresh3]\naddress = "h1"\nroot = "~/store3"\n',
+      "calc.py": 'import idna\nprint(idna.decode("xn--bcher-kva"))\n',
+    });
+    const first = await run(["run", "--on", "fresh3", "-v", "calc.py"], dir);
+    assert.equal(first.status, 0, show(first));
+    writeFileSync(join(dir, "calc.py"), 'import idna, six\nprint(idna.decode("xn--bcher-kva"))\n');
+    const grown = await run(["run", "--on", "fresh3", "-v", "calc.py"], dir);
+    assert.equal(grown.status, 0, show(grown));
+    const sent = sentOf(grown.stderr).env[0];
+    assert.ok(sent, show(grown));
+    t.diagnostic(`adding six sent ${sent.files} files, ${sent.mib} MiB`);
+    // six is one module: its .py and .pyc, five dist-info files; the environment's own record.
+    assert.ok(
+      sent.files <= 10,
+      `adding six sent ${sent.files} files; idna's files are the same bytes in both environments`,
+    );
+  });
+
+  test("several hosts: each runs the program and keeps only its own things", async () => {
+    const dir = work({
+      "where.py": [
+        "import os, idna",
+        'with open("host.txt", "w") as f:',
+        '    f.write(os.environ["HOME"])',
+        'print(os.environ["HOME"], idna.encode("a.b").decode())',
+        "",
+      ].join("\n"),
+    });
+    const aliases = ["h1", "h2", "h3"];
+    const results = await Promise.all(
+      aliases.map((a) => run(["run", "--on", a, "-v", "where.py"], dir)),
+    );
+    const runIds = new Map<string, string>();
+    for (const [i, alias] of aliases.entries()) {
+      const r = results[i] as Finished;
+      const home = lab.host(alias).root;
+      assert.equal(r.status, 0, `${alias}: ${show(r)}`);
+      assert.equal(r.stdout, `${home} a.b\n`);
+      const ids = sentOf(r.stderr).runIds;
+      assert.equal(ids.length, 1, show(r));
+      runIds.set(alias, ids[0] as string);
+      assert.ok(
+        existsSync(join(store(alias), "runs", ids[0] as string, "host.txt")),
+        `${alias}: the run's folder is in its own store`,
+      );
+    }
+    for (const alias of aliases) {
+      const s = store(alias);
+      const runs = entries(s, "runs").filter((n) => !n.includes("."));
+      for (const id of runs) {
+        const p = join(s, "runs", id, "host.txt");
+        if (existsSync(p)) assert.equal(readFileSync(p, "utf8"), lab.host(alias).root);
+      }
+      for (const [other, id] of runIds) {
+        assert.equal(runs.includes(id), other === alias, `${id} of ${other} in ${alias}'s store`);
+      }
+    }
+    // h2 and h3 were used by this test only: one environment, this test's run, nothing else.
+    for (const alias of ["h2", "h3"]) {
+      const s = store(alias);
+      assert.equal(entries(s, "envs").length, 1, `${alias}: ${entries(s, "envs")}`);
+      assert.deepEqual(entries(s, "runs"), [
+        runIds.get(alias) as string,
+        `${runIds.get(alias)}.env`,
+      ]);
+      assert.deepEqual(entries(s, "names"), []);
+      assert.deepEqual(entries(s, "tmp"), []);
+    }
+  });
+
+  test("every object in every store hashes to its name", () => {
+    const stores = [
+      ...["h1", "h2", "h3"].map(store),
+      join(lab.host("h1").root, "store2"),
+      join(lab.host("h1").root, "store3"),
+    ];
+    for (const s of stores) {
+      const c = checkObjects(s);
+      assert.ok(c.objects > 100, `${s}: ${c.objects} objects`);
+      assert.deepEqual(c.bad, [], s);
+      assert.deepEqual(entries(s, "tmp"), [], `${s}/tmp is empty`);
+    }
+  });
+
+  test("a run leaves its environment as assembled", () => {
+    // Every environment on h1 has run programs by now (the first test's among them).
+    const envs = entries(store("h1"), "envs");
+    assert.ok(envs.length > 0);
+    for (const key of envs) {
+      const replaced = replacedEnvFiles(join(store("h1"), "envs", key));
+      assert.deepEqual(
+        replaced.slice(0, 5),
+        [],
+        `${replaced.length} file(s) of envs/${key.slice(0, 12)} were rewritten after it was assembled, so they are no longer the store's objects`,
+      );
+    }
+  });
+
+  describe("signals", () => {
+    test("a program killed by a signal there gives 128+N", async () => {
+      const dir = work({
+        "die.py": [
+          "import os, signal, idna",
+          'print("dying", flush=True)',
+          "os.kill(os.getpid(), signal.SIGKILL)",
+          "",
+        ].join("\n"),
+      });
+      const r = await run(["run", "--on", "h1", "die.py"], dir);
+      assert.equal(r.status, 137, show(r));
+      assert.equal(r.stdout, "dying\n");
+      assert.ok(!hasStackTrace(r.stderr), show(r));
+    });
+
+    const long = [
+      "import sys, time, idna",
+      'print("started", flush=True)',
+      "time.sleep(float(sys.argv[1]))",
+      'print("finished")',
+      "",
+    ].join("\n");
+
+    /**
+     * Start long.py on h1 with a unique marker argument, wait until it runs there, send `sig`
+     * to pyferry; the remote program must be gone soon after and pyferry end non-zero.
+     */
+    async function interrupt(sig: NodeJS.Signals, marker: string): Promise<Finished> {
+      const dir = work({ "long.py": long });
+      const p: Running = startPyferry(["run", "--on", "h1", "long.py", "120", marker], {
+        cwd: dir,
+        env: lab.env(),
+        timeoutMs: 150_000,
+      });
+      try {
+        await waitFor("the program to start there", () => p.stdout().includes("started"), 60_000);
+        // The remote interpreter is a process of this machine (the lab's sshd runs here).
+        const remote = pgrep(marker).filter((pid) => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("/bin/python\0");
+          } catch {
+            return false;
+          }
+        });
+        assert.equal(remote.length, 1, `one remote python with ${marker}: ${remote}`);
+        p.child.kill(sig);
+        let timer: NodeJS.Timeout | undefined;
+        const ended = await Promise.race([
+          p.done,
+          new Promise<undefined>((r) => {
+            timer = setTimeout(r, 20_000, undefined);
+          }),
+        ]);
+        clearTimeout(timer);
+        assert.ok(ended, `pyferry was still running 20 s after ${sig}; stderr: ${p.stderr()}`);
+        await waitFor(
+          `the remote program to be gone after ${sig}`,
+          () => pgrep(marker).length === 0,
+          10_000,
+        );
+        assert.doesNotMatch(ended.stdout, /finished/);
+        return ended;
+      } finally {
+        // Whatever this test started and left: pyferry (SIGTERM first, so that it closes its
+        // ssh connection), its ssh sessions, the remote program.
+        const alive = () => p.child.exitCode === null && p.child.signalCode === null;
+        if (alive()) {
+          p.child.kill("SIGTERM");
+          await waitFor("pyferry to end", () => !alive(), 5_000).catch(() =>
+            p.child.kill("SIGKILL"),
+          );
+        }
+        for (const pid of pgrep(marker)) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // Gone.
+          }
+        }
+      }
+    }
+
+    test("SIGTERM to pyferry stops the remote program", async () => {
+      const r = await interrupt("SIGTERM", `pf-term-${process.pid}-${Date.now()}`);
+      assert.notEqual(r.status, 0, show(r));
+      assert.equal(r.status, 143, show(r));
+    });
+
+    test("SIGINT to pyferry stops the remote program", async () => {
+      const r = await interrupt("SIGINT", `pf-int-${process.pid}-${Date.now()}`);
+      assert.notEqual(r.status, 0, show(r));
+    });
+  });
+
+  test("staged: pack --folder, edit conf/mods, sync, run the ID, clean --on, clean", async (t) => {
+    const dir = work({
+      "job.py": [
+        "import importlib, sys",
+        "import idna",
+        "for m in sys.argv[1:]:",
+        "    importlib.import_module(m)",
+        '    print(m, "ok")',
+        "",
+      ].join("\n"),
+    });
+    const packed = await run(["pack", "job.py", "--folder", "-n", "nightly"], dir);
+    assert.equal(packed.status, 0, show(packed));
+    assert.equal(packed.stdout, "nightly\n");
+    const pack = join(dir, "nightly");
+    assert.equal(
+      readFileSync(join(pack, "app", "job.py"), "utf8"),
+      readFileSync(join(dir, "job.py"), "utf8"),
+    );
+    const mods = readFileSync(join(pack, "conf", "mods"), "utf8");
+    assert.match(mods, /^idna$/m);
+    assert.doesNotMatch(mods, /^six/m);
+    assert.equal(JSON.parse(readFileSync(join(pack, "conf", "pack.json"), "utf8")).entry, "job.py");
+    writeFileSync(join(pack, "conf", "mods"), `${mods}six\n`);
+
+    const synced = await run(["sync", "nightly", "--on", "h1", "-v"], dir);
+    assert.equal(synced.status, 0, show(synced));
+    assert.match(synced.stderr, /^Synced nightly to h1: sent \d+ file\(s\), [\d.]+ MiB\.$/m);
+    const key = sentOf(synced.stderr).env[0]?.key;
+    assert.ok(key, show(synced));
+    const s = store("h1");
+    const named = readFileSync(join(s, "names", "nightly"), "utf8").trim();
+    assert.ok(named.startsWith(key), `names/nightly holds ${named}`);
+    assert.ok(existsSync(join(s, "envs", named, ".pyferry-complete")));
+    t.diagnostic(`sync: ${synced.ms} ms`);
+
+    const ran = await run(["run", "--on", "h1", "-v", "nightly", "six", "idna"], dir);
+    assert.equal(ran.status, 0, show(ran));
+    assert.equal(ran.stdout, "six ok\nidna ok\n");
+    assert.deepEqual(sentOf(ran.stderr).env, [], `sync sent the environment: ${show(ran)}`);
+    const runId = sentOf(ran.stderr).runIds[0] as string;
+    assert.ok(existsSync(join(s, "runs", runId, "job.py")));
+
+    const cleaned = await run(["clean", "nightly", "--on", "h1"], dir);
+    assert.equal(cleaned.status, 0, show(cleaned));
+    assert.match(
+      cleaned.stderr,
+      /Removed the name nightly, 1 finished run\(s\) and 1 environment\(s\) on h1\./,
+    );
+    assert.equal(existsSync(join(s, "names", "nightly")), false);
+    assert.equal(existsSync(join(s, "envs", named)), false);
+    assert.equal(existsSync(join(s, "runs", runId)), false);
+    assert.ok(existsSync(pack), "clean --on leaves the local folder");
+
+    const local = await run(["clean", "nightly"], dir);
+    assert.equal(local.status, 0, show(local));
+    assert.equal(existsSync(pack), false);
+    const none = await run(["clean", "nightly"], dir);
+    assert.notEqual(none.status, 0);
+    assert.match(errorLine(none.stderr), /^error: There is no pack folder nightly here/);
+  });
+
+  test("store gc: finished runs, then what a dropped name kept; a running program's environment stays", async (t) => {
+    // h3 holds only the several-hosts test's run and environment.
+    const s = store("h3");
+    const dir = work({
+      "where.py": [
+        "import os, idna",
+        'print(os.environ["HOME"], idna.encode("a.b").decode())',
+        "",
+      ].join("\n"),
+      "slow.py": [
+        "import sys, time",
+        'print("started", flush=True)',
+        "time.sleep(float(sys.argv[1]))",
+        "import idna",
+        'print(idna.encode("bücher.example").decode())',
+        "",
+      ].join("\n"),
+    });
+    const named = await run(["run", "--on", "h3", "-n", "keep", "where.py"], dir);
+    assert.equal(named.status, 0, show(named));
+    const key = readFileSync(join(s, "names", "keep"), "utf8").trim();
+    const runsBefore = entries(s, "runs").filter((n) => n.endsWith(".env")).length;
+    assert.ok(runsBefore >= 2, `runs: ${entries(s, "runs")}`);
+    // What gc may take: the app files of the finished runs (their folders go first), and
+    // objects nothing links to any more (see "a run leaves its environment as assembled").
+    const appObjects = new Set(
+      entries(s, "runs")
+        .filter((n) => !n.includes("."))
+        .map((id) => join(s, "runs", id, "where.py"))
+        .map((p) => `${statSync(p).dev}:${statSync(p).ino}`),
+    );
+    const unused = unlinkedObjects(s).length;
+    const objectsBefore = checkObjects(s).objects;
+
+    const gc1 = await run(["store", "gc", "--on", "h3", "--json"], dir);
+    assert.equal(gc1.status, 0, show(gc1));
+    assert.deepEqual(JSON.parse(gc1.stdout), {
+      runs: runsBefore,
+      envs: 0,
+      objects: unused + appObjects.size,
+    });
+    assert.deepEqual(entries(s, "runs"), []);
+    assert.deepEqual(entries(s, "envs"), [key], "the named environment stays");
+    assert.equal(checkObjects(s).objects, objectsBefore - unused - appObjects.size);
+    // The named environment is whole: a run by the name sends only its app file.
+    const reuse = await run(["run", "--on", "h3", "-v", "-n", "keep", "where.py"], dir);
+    assert.equal(reuse.status, 0, show(reuse));
+    assert.deepEqual(sentOf(reuse.stderr).env, [], show(reuse));
+    const gc1b = await run(["store", "gc", "--on", "h3", "--json"], dir);
+    assert.equal(gc1b.status, 0, show(gc1b));
+    assert.equal((JSON.parse(gc1b.stdout) as { runs: number }).runs, 1);
+    const left = checkObjects(s).objects;
+
+    const dropped = await run(["clean", "keep", "--on", "h3"], dir);
+    assert.equal(dropped.status, 0, show(dropped));
+    assert.deepEqual(entries(s, "envs"), []);
+    const gc2 = await run(["store", "gc", "--on", "h3", "--json"], dir);
+    assert.equal(gc2.status, 0, show(gc2));
+    assert.deepEqual(JSON.parse(gc2.stdout), { runs: 0, envs: 0, objects: left });
+    assert.equal(checkObjects(s).objects, 0);
+
+    // Now a program that needs its environment after a gc has run.
+    const slow = startPyferry(["run", "--on", "h3", "-v", "slow.py", "4"], {
+      cwd: dir,
+      env: lab.env(),
+    });
+    await waitFor("slow.py to start", () => slow.stdout().includes("started"), 60_000);
+    const running = entries(s, "envs");
+    assert.equal(running.length, 1);
+    const orphans = unlinkedObjects(s).length;
+    const gc3 = await run(["store", "gc", "--on", "h3", "--json"], dir);
+    assert.equal(gc3.status, 0, show(gc3));
+    assert.deepEqual(JSON.parse(gc3.stdout), { runs: 0, envs: 0, objects: orphans });
+    assert.deepEqual(entries(s, "envs"), running, "the running program's environment stays");
+    const done = await slow.done;
+    assert.equal(done.status, 0, show(done));
+    assert.equal(done.stdout, "started\nxn--bcher-kva.example\n");
+    t.diagnostic(`gc while running: ${gc3.ms} ms`);
+
+    const gc4 = await run(["store", "gc", "--on", "h3", "--json"], dir);
+    assert.equal(gc4.status, 0, show(gc4));
+    const removed = JSON.parse(gc4.stdout) as { runs: number; envs: number; objects: number };
+    assert.equal(removed.runs, 1);
+    assert.equal(removed.envs, 1);
+    assert.ok(removed.objects > 100, gc4.stdout);
+    assert.equal(checkObjects(s).objects, 0);
+    const human = await run(["store", "gc", "--on", "h3"], dir);
+    assert.equal(human.status, 0, show(human));
+    assert.match(
+      human.stderr,
+      /^Removed 0 finished run\(s\), 0 environment\(s\) and 0 file\(s\) nothing used\.$/m,
+    );
+  });
+
+  test("two runs at once on the same fresh program both succeed", async () => {
+    // A fresh store and an environment not built before: both runs build and ship it at once.
+    const dir = work({
+      "pyferry.toml": '[targets.par]\naddress = "h2"\nroot = "~/store8"\n',
+      "twice.py": [
+        "import sys, certifi, idna",
+        'print(sys.argv[1], certifi.where().endswith(".pem"), idna.encode("a.b").decode())',
+        "",
+      ].join("\n"),
+    });
+    const [a, b] = await Promise.all([
+      run(["run", "--on", "par", "-v", "twice.py", "one"], dir),
+      run(["run", "--on", "par", "-v", "twice.py", "two"], dir),
+    ]);
+    assert.equal(a?.status, 0, a && show(a));
+    assert.equal(b?.status, 0, b && show(b));
+    assert.equal(a?.stdout, "one True a.b\n");
+    assert.equal(b?.stdout, "two True a.b\n");
+    const s = join(lab.host("h2").root, "store8");
+    assert.equal(entries(s, "envs").length, 1, `envs: ${entries(s, "envs")}`);
+    assert.deepEqual(entries(s, "tmp"), []);
+    assert.deepEqual(checkObjects(s).bad, []);
+  });
+});
