@@ -50,6 +50,7 @@ import {
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { type Captured, capture } from "../util/capture.js";
+import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import { isElf, patchRunpath, readElfDynamic } from "./elf.js";
 
@@ -452,16 +453,6 @@ async function relocateSearchPath(
   return out.length > 0 ? out.join(":") : `$ORIGIN/${relative(destDir, join(root, "lib"))}`;
 }
 
-function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 /**
  * Rewrite the search path of every copied ELF file, and gather what they need from the system:
  * shared libraries outside the bundle and the newest glibc symbol version.
@@ -487,7 +478,7 @@ async function relocateElfFiles(
       if (!GLIBC_LIBRARY.test(lib)) continue;
       for (const v of versions) {
         const m = /^GLIBC_(\d+(?:\.\d+)+)$/.exec(v);
-        if (m?.[1] && (glibc === undefined || compareVersions(m[1], glibc) > 0)) glibc = m[1];
+        if (m?.[1] && (glibc === undefined || compareDotted(m[1], glibc) > 0)) glibc = m[1];
       }
     }
     const old = dyn.runpath ?? dyn.rpath;

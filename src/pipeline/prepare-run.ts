@@ -7,6 +7,7 @@ import { warn } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { parseRequirement } from "../python/requirement.js";
 import { targetFromInterpreter } from "../python/target.js";
+import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import { ENV_MARKER, type RunRecord, readRecord, saveRecord, stamp } from "./run-cache.js";
@@ -22,10 +23,7 @@ export interface PrepareOptions {
 
 /** The older of two glibc versions ("2.28" < "2.36"). */
 export function olderGlibc(a: string | undefined, b: string): string {
-  if (!a) return b;
-  const [am = 0, an = 0] = a.split(".").map(Number);
-  const [bm = 0, bn = 0] = b.split(".").map(Number);
-  return am < bm || (am === bm && an < bn) ? a : b;
+  return a && compareDotted(a, b) < 0 ? a : b;
 }
 
 export async function prepareRun(

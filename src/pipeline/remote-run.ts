@@ -26,6 +26,7 @@ import {
 } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
+import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256Sync } from "../util/hash-memo.js";
 import { VERSION } from "../version.js";
@@ -101,16 +102,6 @@ async function remoteFacts(store: RemoteStore, req: RemoteRunRequest): Promise<R
   }
 }
 
-function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
 /** Refuse early, and clearly, a host the environment cannot run on. */
 export function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: string): void {
   if (facts.os !== "Linux") {
@@ -128,7 +119,7 @@ export function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: st
       `${label} has no glibc (musl?), and the bundled Python needs glibc ${glibcFloor} or newer.`,
     );
   }
-  if (glibcFloor && facts.glibc && compareVersions(facts.glibc, glibcFloor) < 0) {
+  if (glibcFloor && facts.glibc && compareDotted(facts.glibc, glibcFloor) < 0) {
     throw new UserError(
       `${label} has glibc ${facts.glibc}, but the bundled Python needs glibc ${glibcFloor} or newer; use a host with a newer system or build on an older one.`,
     );
