@@ -25,7 +25,8 @@ import { touch } from "../util/touch.js";
 import { ByteReader } from "./byte-reader.js";
 import { acquireLock, pidAlive } from "./lock.js";
 import { isBundlePath, MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
-import { BLOCK, decodeHeader, isZeroBlock, padding, parsePax } from "./tar.js";
+import { padding } from "./tar.js";
+import { tarMembers } from "./tar-members.js";
 
 /** Written into an unpacked tree just before it is published: its presence means complete. */
 export const COMPLETE_MARKER = ".pyferry-complete";
@@ -68,24 +69,10 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       made.add(dir);
     };
-    let pax = new Map<string, string>();
-    for (;;) {
-      const block = await reader.read(BLOCK);
-      if (isZeroBlock(block)) break;
-      const h = decodeHeader(block);
-      if (typeof h === "string") throw new Refused(h);
-      const size = pax.has("size") ? Number(pax.get("size")) : h.size;
-      if (!Number.isSafeInteger(size) || size < 0) throw new Refused("a pax size is malformed");
-      if (h.typeflag === "x") {
-        if (size > MAX_META_BYTES) throw new Refused("a pax header is too large");
-        const parsed = parsePax((await reader.read(size + padding(size))).subarray(0, size));
-        if (typeof parsed === "string") throw new Refused(parsed);
-        pax = parsed;
-        continue;
-      }
-      const rawPath = pax.get("path") ?? h.name;
-      const linkname = pax.get("linkpath") ?? h.linkname;
-      pax = new Map();
+    const members = tarMembers(reader, (m) => new Refused(m), { maxMeta: MAX_META_BYTES });
+    for await (const h of members) {
+      const { size, linkname } = h;
+      const rawPath = h.path;
       const isDir = h.typeflag === "5";
       const path = isDir ? rawPath.replace(/\/$/, "") : rawPath;
       const shown = JSON.stringify(rawPath);

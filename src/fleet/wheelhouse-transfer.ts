@@ -13,16 +13,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { ByteReader } from "../bundle/byte-reader.js";
-import {
-  BLOCK,
-  decodeHeader,
-  encodeHeader,
-  isZeroBlock,
-  padding,
-  parsePax,
-  RECORD,
-  type TarEntry,
-} from "../bundle/tar.js";
+import { BLOCK, encodeHeader, padding, RECORD, type TarEntry } from "../bundle/tar.js";
+import { tarMembers } from "../bundle/tar-members.js";
 import { UserError } from "../util/errors.js";
 import {
   type AddOutcome,
@@ -191,32 +183,17 @@ async function extractArchive(archive: string, stage: string): Promise<Extracted
   const reader = new ByteReader(await archiveChunks(archive), (m) => new Refused(m));
   const out: Extracted = { wheels: [] };
   const seen = new Set<string>();
-  let pax = new Map<string, string>();
-  let longName: string | undefined;
-  for (;;) {
-    const block = await reader.read(BLOCK);
-    if (isZeroBlock(block)) break;
-    const h = decodeHeader(block);
-    if (typeof h === "string") throw new Refused(h);
-    const size = pax.has("size") ? Number(pax.get("size")) : h.size;
-    if (!Number.isSafeInteger(size) || size < 0) throw new Refused("a pax size is malformed");
+  const members = tarMembers(reader, (m) => new Refused(m), {
+    maxMeta: MAX_PAX_BYTES,
+    foreign: true,
+  });
+  for await (const h of members) {
+    const { size } = h;
     const body = async (limit: number, what: string): Promise<Buffer> => {
       if (size > limit) throw new Refused(`${what} is too large`);
       return (await reader.read(size + padding(size))).subarray(0, size);
     };
-    if (h.typeflag === "x" || h.typeflag === "g") {
-      const parsed = parsePax(await body(MAX_PAX_BYTES, "a pax header"));
-      if (typeof parsed === "string") throw new Refused(parsed);
-      if (h.typeflag === "x") pax = parsed;
-      continue;
-    }
-    if (h.typeflag === "L") {
-      longName = (await body(MAX_PAX_BYTES, "a long name")).toString("utf8").replace(/\0+$/, "");
-      continue;
-    }
-    const raw = pax.get("path") ?? longName ?? h.name;
-    pax = new Map();
-    longName = undefined;
+    const raw = h.path;
     const shown = JSON.stringify(raw);
     const kind = TYPE_NAMES[h.typeflag];
     if (kind) throw new Refused(`its member ${shown} is ${kind}`);

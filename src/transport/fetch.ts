@@ -8,7 +8,8 @@ import { closeSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSyn
 import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { ByteReader } from "../bundle/byte-reader.js";
-import { BLOCK, decodeHeader, isZeroBlock, padding, parsePax } from "../bundle/tar.js";
+import { padding } from "../bundle/tar.js";
+import { type TarMember, tarMembers } from "../bundle/tar-members.js";
 import { UserError } from "../util/errors.js";
 
 const MAX_META = 1 << 20;
@@ -47,39 +48,30 @@ export async function extractFetched(
 ): Promise<Fetched> {
   const fail = (m: string) =>
     new UserError(`The files fetched from ${label} cannot be used: ${m}.`);
-  const reader = new ByteReader(stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>, fail);
+  let received = 0;
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const chunk of stream) {
+      received += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+  }
+  const reader = new ByteReader(counted(), fail);
   const files: string[] = [];
   const skipped: string[] = [];
-  let longName: string | undefined;
-  let pax = new Map<string, string>();
+  const members = tarMembers(reader, fail, { maxMeta: MAX_META, foreign: true });
   for (;;) {
-    let block: Buffer;
+    let next: IteratorResult<TarMember>;
     try {
-      block = await reader.read(BLOCK);
-    } catch {
-      // tar wrote nothing (every path missing): an empty result, not a broken one.
-      if (files.length === 0 && skipped.length === 0) break;
-      throw fail("it is truncated");
+      next = await members.next();
+    } catch (err) {
+      // tar wrote nothing at all (every path missing): an empty result, not a broken one.
+      if (received === 0) break;
+      throw err;
     }
-    if (isZeroBlock(block)) break;
-    const h = decodeHeader(block);
-    if (typeof h === "string") throw fail(h);
-    const body = h.size + padding(h.size);
-    if (h.typeflag === "x" || h.typeflag === "L" || h.typeflag === "g") {
-      if (h.size > MAX_META) throw fail("a header is too large");
-      const data = (await reader.read(body)).subarray(0, h.size);
-      if (h.typeflag === "L") longName = data.toString("utf8").replace(/\0+$/, "");
-      if (h.typeflag === "x") {
-        const parsed = parsePax(data);
-        if (typeof parsed === "string") throw fail(parsed);
-        pax = parsed;
-      }
-      continue;
-    }
-    const name = pax.get("path") ?? longName ?? h.name;
-    const size = pax.has("size") ? Number(pax.get("size")) : h.size;
-    pax = new Map();
-    longName = undefined;
+    if (next.done) break;
+    const h = next.value;
+    const name = h.path;
+    const size = h.size;
     const rel = safePath(name);
     const skip = async () => {
       skipped.push(name);
