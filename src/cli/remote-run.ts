@@ -24,14 +24,7 @@ export function sshTargetOf(t: TargetConfig): SshTarget {
 /** The target `spec` names (or the configured default), resolved through the configuration. */
 export function targetFor(spec: string | undefined): TargetConfig {
   const config = withFlags(loadConfig(), spec === undefined ? {} : { target: spec });
-  const t = resolveTarget(config, spec);
-  if (t.python !== "bundled") {
-    throw new UserError(
-      `Target ${t.name ?? t.address} asks for python = "${t.python}"; only "bundled" is supported so far (the interpreter travels with the environment).`,
-      2,
-    );
-  }
-  return t;
+  return resolveTarget(config, spec);
 }
 
 export async function remoteRunCommand(
@@ -48,6 +41,7 @@ export async function remoteRunCommand(
     ...(flags.python ? { pythonRequest: flags.python } : {}),
     target: sshTargetOf(t),
     root: t.root ?? "",
+    python: t.python,
     fetch: flags.fetch ?? [],
     env: flags.env ?? [],
     verbose: flags.verbose === true,

@@ -5,7 +5,7 @@
  * from gc through names/deploy-<id> (current) and names/deploy-<id>-prev (for rollback),
  * where <id> is the cksum of the environment's path.
  */
-import { PRELUDE, REMOTE_EXIT } from "../transport/scripts.js";
+import { PRELUDE, PROBE_PYTHON, REMOTE_EXIT } from "../transport/scripts.js";
 
 export const FLEET_EXIT = {
   /** The path holds something pyferry will not replace (a file). */
@@ -26,11 +26,7 @@ const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
  */
 export const STATE = `${PRELUDE}
 py=$1; probe=$2; shift 2
-if "$py" -I -c "$probe" 2>/dev/null || "$py" -E -s -c "$probe"; then
-  echo "real $(readlink -f "$py")"
-else
-  echo "pyferry: $py is not a working Python interpreter there" >&2
-fi
+${PROBE_PYTHON}
 for p in "$@"; do
   echo "env $p"
   if [ -L "$p" ]; then echo "link $(readlink "$p")"

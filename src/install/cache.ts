@@ -241,7 +241,8 @@ async function readUnpacked(root: string, sha256: string): Promise<UnpackedWheel
     text = await readFile(marker, "utf8");
   } catch (err) {
     if (errCode(err) !== "ENOENT" || !(await exists(dir))) return undefined;
-    text = "";
+    // Published between the two looks (a published tree always has its marker), or old.
+    text = await readFile(marker, "utf8").catch(() => "");
   }
   let data: unknown;
   try {

@@ -5,8 +5,10 @@ import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
 import { warn } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
+import type { InterpreterInfo } from "../python/interpreter.js";
 import { parseRequirement } from "../python/requirement.js";
 import { targetFromInterpreter } from "../python/target.js";
+import { satisfies } from "../python/version.js";
 import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
@@ -19,6 +21,11 @@ export interface PrepareOptions {
   glibc?: string;
   /** Take string literals naming existing files as data files of the app. */
   guessFiles?: boolean;
+  /**
+   * Build for this interpreter on another host (probed there) instead of one here: a venv for
+   * it, with wheels for its platform; nothing of it has to run here.
+   */
+  hostPython?: InterpreterInfo;
 }
 
 /** The older of two glibc versions ("2.28" < "2.36"). */
@@ -51,13 +58,26 @@ export async function prepareRun(
       `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; running without it (pass it in a # /// script block to decide).`,
     );
   }
-  const info = await interpreterFor(
-    { ...(report.python.requires ? { requiresPython: report.python.requires } : {}) },
-    pythonRequest,
-  );
+  const requiresPython = report.python.requires;
+  const host = opts.hostPython;
+  if (host && requiresPython && !satisfies(host.version, requiresPython)) {
+    throw new UserError(
+      `Python ${host.version} (${host.executable} there) does not satisfy requires-python ${requiresPython}.`,
+    );
+  }
+  const info =
+    host ??
+    (await interpreterFor({ ...(requiresPython ? { requiresPython } : {}) }, pythonRequest));
   const requirements = installable(report).map((r) => r.requirement);
   // An edit that changed no import needs no new lock or environment: the last one still fits.
-  const basis = JSON.stringify([requirements, info.realPath, info.version, opts]);
+  const basis = JSON.stringify([
+    requirements,
+    info.realPath,
+    info.version,
+    opts.bundlePython === true,
+    opts.glibc ?? null,
+    opts.guessFiles === true,
+  ]);
   const before = readRecord(key);
   let env: { dir: string; python: string };
   if (before?.basis === basis && existsSync(join(before.envDir, ENV_MARKER))) {
@@ -73,9 +93,17 @@ export async function prepareRun(
       { interpreter: info },
     );
     // Compiled once here: with PYTHONDONTWRITEBYTECODE set, every run would recompile otherwise.
+    const venvBase = host && {
+      base: host.isVirtualenv ? host.realPath : host.sysExecutable,
+      real: host.realPath,
+      version: host.version,
+      pointerBits: host.pointerBits,
+    };
     env = await cachedEnv(text, lock, info, {
-      compile: true,
+      // Compiled here only by an interpreter that runs here.
+      compile: !venvBase,
       ...(opts.bundlePython ? { bundlePython: true } : {}),
+      ...(venvBase ? { venvBase } : {}),
     });
   }
   const root = dirname(resolve(script));

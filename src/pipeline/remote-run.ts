@@ -6,6 +6,8 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { machine } from "node:os";
 import { join } from "node:path";
+import { type InterpreterInfo, readProbeOutput } from "../python/interpreter.js";
+import { probeSource } from "../python/probe.js";
 import {
   extractFetched,
   hashFile,
@@ -46,6 +48,8 @@ export interface RemoteRunRequest {
   target: SshTarget;
   /** The store folder there ("" = the default under the remote user's cache folder). */
   root: string;
+  /** "bundled" (default: the interpreter travels with the environment), or one on the host. */
+  python?: string;
   fetch: string[];
   /** K=V settings for the program's environment. */
   env: string[];
@@ -184,8 +188,41 @@ function checkRequest(req: RemoteRunRequest): void {
   }
 }
 
+/** The interpreter `python` on the host, probed there and kept with the host's facts. */
+async function hostInterpreter(
+  store: RemoteStore,
+  req: RemoteRunRequest,
+  python: string,
+): Promise<InterpreterInfo> {
+  const path = join(
+    cacheDir(),
+    "remote",
+    "hosts",
+    `${hostKey(req.target, req.root)}-${hostKey({ destination: python, label: "" }, "")}.json`,
+  );
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as InterpreterInfo;
+  } catch {
+    say(req, `looking at ${python} on ${req.target.label}`);
+    const r = await store.interpreter(python, probeSource());
+    const info = readProbeOutput(
+      r.stdout,
+      r.stderr,
+      `exit status ${r.code}`,
+      `${python} on ${req.target.label}`,
+      r.real,
+    );
+    await writeFileAtomic(path, `${JSON.stringify(info)}\n`);
+    return info;
+  }
+}
+
 /** The local side of a run: an environment record for the remote's platform, and the app. */
-async function prepare(req: RemoteRunRequest, facts: RemoteFacts): Promise<RunRecord> {
+async function prepare(
+  req: RemoteRunRequest,
+  facts: RemoteFacts,
+  host?: InterpreterInfo,
+): Promise<RunRecord> {
   if (req.pack) {
     const { packEnv } = await import("./staged.js");
     return packEnv(req.pack, facts.glibc);
@@ -193,14 +230,14 @@ async function prepare(req: RemoteRunRequest, facts: RemoteFacts): Promise<RunRe
   const key = runKey(
     req.script,
     req.pythonRequest,
-    `${VERSION}\0remote\0${facts.glibc ?? "none"}\0${req.guessFiles === true}`,
+    `${VERSION}\0remote\0${facts.glibc ?? "none"}\0${req.guessFiles === true}\0${host?.realPath ?? "bundled"}`,
   );
   const rec = freshRecord(key, ENV_MARKER);
   if (rec?.app) return rec;
   const { prepareRun } = await import("./prepare-run.js");
   return prepareRun(req.script, req.pythonRequest, key, {
-    bundlePython: true,
-    ...(facts.glibc ? { glibc: facts.glibc } : {}),
+    ...(host ? { hostPython: host } : { bundlePython: true }),
+    ...(facts.glibc && !host ? { glibc: facts.glibc } : {}),
     ...(req.guessFiles ? { guessFiles: true } : {}),
   });
 }
@@ -215,12 +252,21 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
   conn.open().catch(() => undefined);
   try {
     const facts = await remoteFacts(store, req);
-    checkPlatform(facts, req.target.label);
-    const rec = await prepare(req, facts);
+    const python = req.python ?? "bundled";
+    if (python !== "bundled" && req.pack) {
+      throw new UserError(
+        `A pack folder is built with a bundled interpreter; ${req.target.label} asks for python = "${python}".`,
+        2,
+      );
+    }
+    // A host's own interpreter: wheels for its platform, nothing built here runs there.
+    const host = python === "bundled" ? undefined : await hostInterpreter(store, req, python);
+    if (!host) checkPlatform(facts, req.target.label);
+    const rec = await prepare(req, facts, host);
     const marker = JSON.parse(readFileSync(join(rec.envDir, ENV_MARKER), "utf8")) as {
       glibc?: string;
     };
-    checkPlatform(facts, req.target.label, marker.glibc);
+    if (!host) checkPlatform(facts, req.target.label, marker.glibc);
     const env = envTree(rec.envDir);
     const app = appTree(rec.app?.root ?? ".", rec.app?.files ?? []);
     const sources = new Map<string, { source: string; size: number }>();

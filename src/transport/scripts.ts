@@ -68,6 +68,22 @@ salvage() {
 }
 `;
 
+/**
+ * Describe the interpreter $py with the probe script $probe (data/python/probe.py): its line,
+ * then "real PATH". A bare version ("3.11") is looked for on PATH as python3.11.
+ */
+export const PROBE_PYTHON = `
+case $py in */*) ;; *) py=$(command -v "python$py" 2>/dev/null || command -v "$py" 2>/dev/null || echo "$py") ;; esac
+# Python 2.7 has no -I; what the second try says on stderr is the reason, when both fail.
+"$py" -I -c "$probe" 2>/dev/null || "$py" -E -s -c "$probe" && echo "real $(readlink -f "$py")"
+`;
+
+/** $1: an interpreter (path or version), $2: the probe script. See PROBE_PYTHON. */
+export const INTERPRETER = `${PRELUDE}
+py=$1; probe=$2
+${PROBE_PYTHON}
+`;
+
 /** Facts about the remote, one key=value per line. */
 export const PROBE = `${PRELUDE}
 echo "root=$r"

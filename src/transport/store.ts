@@ -130,6 +130,24 @@ export class RemoteStore {
     return parseFacts(r.stdout.toString("utf8"));
   }
 
+  /**
+   * The output of the probe script (`probe`, data/python/probe.py) run by the interpreter
+   * `python` there (a path, or a version looked for on PATH), and its resolved path.
+   */
+  async interpreter(
+    python: string,
+    probe: string,
+  ): Promise<{ stdout: string; stderr: string; real: string; code: number }> {
+    const r = await this.run(sh.INTERPRETER, [python, probe]);
+    const stdout = r.stdout.toString("utf8");
+    return {
+      stdout,
+      stderr: r.stderr,
+      real: /^real (.*)$/m.exec(stdout)?.[1] ?? python,
+      code: r.code,
+    };
+  }
+
   /** The objects among `ids` the store lacks. */
   async missing(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];

@@ -8,7 +8,16 @@
  * Each host's $HOME is a folder on this machine, so its store is inspected directly.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -203,6 +212,41 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.ok(
       sent.files <= 10,
       `adding six sent ${sent.files} files; idna's files are the same bytes in both environments`,
+    );
+  });
+
+  test("a target with python = the host's own interpreter: a venv for it, no interpreter shipped", async () => {
+    const hostPython = realpathSync(
+      execFileSync("python3", ["-c", "import sys; print(sys.executable)"]).toString().trim(),
+    );
+    const dir = work({
+      "pyferry.toml": `[targets.own]\naddress = "h3"\nroot = "~/store-own"\npython = "${hostPython}"\n`,
+      "which.py":
+        'import sys, idna\nprint(sys.version_info[:2] >= (3, 6), idna.decode("xn--bcher-kva"))\n',
+    });
+    const r = await run(["run", "--on", "own", "-v", "which.py"], dir);
+    assert.equal(r.status, 0, show(r));
+    assert.equal(r.stdout, "True bücher\n");
+    const root = join(lab.host("h3").root, "store-own");
+    const [env] = entries(root, "envs");
+    assert.ok(env, "one environment");
+    const envDir = join(root, "envs", env as string);
+    assert.equal(realpathSync(join(envDir, "bin", "python")), realpathSync(hostPython));
+    assert.match(readFileSync(join(envDir, "pyvenv.cfg"), "utf8"), /^home = /m);
+    // No interpreter travelled: the environment holds no libpython and no stdlib.
+    assert.ok(
+      !existsSync(join(envDir, "lib", "python3.11", "os.py")) &&
+        !existsSync(join(envDir, "lib", "libpython3.11.so.1.0")),
+    );
+    const bad = work({
+      "pyferry.toml": '[targets.nopy]\naddress = "h3"\npython = "/nonexistent/python3"\n',
+      "which.py": "print(1)\n",
+    });
+    const b = await run(["run", "--on", "nopy", "which.py"], bad);
+    assert.equal(b.status, 1, show(b));
+    assert.match(
+      b.stderr,
+      /^error: \/nonexistent\/python3 on nopy is not a working Python interpreter/m,
     );
   });
 
