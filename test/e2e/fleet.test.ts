@@ -1,0 +1,666 @@
+/**
+ * `pyferry deploy` and `pyferry rollback` against a fleet of five real OpenSSH servers
+ * (test/support/sshd.ts), two environments on each, each with its own requirements, from a
+ * wheelhouse of real wheels taken from the machine's package mirror (found through pip's
+ * configuration). Each host's $HOME is a folder on this machine, so environments and stores are
+ * inspected directly: the exact set of distributions in site-packages, what the environment's
+ * own Python sees and imports, where each environment's link points, and what each store holds.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { loadPipSettings } from "../../src/index/pip-config.js";
+import {
+  defaultStore,
+  entries,
+  type Finished,
+  hasStackTrace,
+  pyferryAsync,
+  show,
+} from "../support/remote.js";
+import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+
+// ---------------------------------------------------------------------------------------------
+// The machine's mirror and a wheelhouse from it
+
+const norm = (name: string) => name.toLowerCase().replace(/[-_.]+/g, "-");
+
+/** Every wheel of `project` `version` the machine's pip configuration can see (local ones). */
+function mirrorWheels(project: string, version: string): string[] {
+  const s = loadPipSettings();
+  const found = new Set<string>();
+  const consider = (file: string) => {
+    const parts = basename(file).split("-");
+    if (file.endsWith(".whl") && norm(parts[0] ?? "") === norm(project) && parts[1] === version)
+      found.add(file);
+  };
+  const indexes = s.noIndex ? [] : [s.indexUrl, ...s.extraIndexUrls];
+  for (const url of indexes.filter((u) => u.startsWith("file:"))) {
+    const page = new URL(`${norm(project)}/index.html`, url.endsWith("/") ? url : `${url}/`);
+    const path = fileURLToPath(page);
+    if (!existsSync(path)) continue;
+    for (const m of readFileSync(path, "utf8").matchAll(/href="([^"]+)"/g)) {
+      const u = new URL((m[1] as string).replace(/&amp;/g, "&"), page);
+      u.hash = "";
+      consider(decodeURIComponent(fileURLToPath(u)));
+    }
+  }
+  for (const link of s.findLinks) {
+    const dir = link.startsWith("file:") ? fileURLToPath(link) : link;
+    if (link.includes("://") && !link.startsWith("file:")) continue;
+    if (existsSync(dir)) for (const f of readdirSync(dir)) consider(join(dir, f));
+  }
+  return [...found].filter((f) => existsSync(f));
+}
+
+/** A wheelhouse folder (wheels/ inside) holding every wheel of these project versions. */
+function makeWheelhouse(dir: string, wanted: readonly (readonly [string, string])[]): void {
+  mkdirSync(join(dir, "wheels"), { recursive: true });
+  for (const [project, version] of wanted) {
+    const files = mirrorWheels(project, version);
+    if (files.length === 0)
+      throw new Error(
+        `the package mirror pip is configured with has no wheel of ${project} ${version}`,
+      );
+    for (const f of files) copyFileSync(f, join(dir, "wheels", basename(f)));
+  }
+}
+
+/** A CPython 3.11 for the hosts (the wheelhouse has cp311 wheels). */
+function findPython(): string | undefined {
+  const candidates = [process.env.PYFERRY_TEST_PYTHON ?? ""];
+  const pyenv = join(
+    process.env.PYENV_ROOT ?? join(process.env.HOME ?? "/root", ".pyenv"),
+    "versions",
+  );
+  if (existsSync(pyenv)) {
+    for (const v of readdirSync(pyenv)
+      .filter((v) => v.startsWith("3.11."))
+      .sort()
+      .reverse())
+      candidates.push(join(pyenv, v, "bin", "python3"));
+  }
+  candidates.push("/usr/bin/python3.11");
+  return candidates.find((c) => c !== "" && existsSync(c));
+}
+
+const WHEELHOUSE = [
+  ["six", "1.17.0"],
+  ["zipp", "3.23.0"],
+  ["zipp", "4.1.0"],
+  ["tabulate", "0.8.10"],
+  ["tabulate", "0.10.0"],
+  ["fsspec", "2026.6.0"],
+  ["fsspec", "2026.7.0"],
+  ["fsspec", "2026.9.0"],
+  ["websockets", "15.0.1"],
+  ["websockets", "16.1.1"],
+  ["websockets", "17.1"],
+  ["idna", "3.20"],
+  ["attrs", "26.1.0"],
+  ["packaging", "26.3"],
+  ["jinja2", "3.1.6"],
+  ["markupsafe", "3.0.3"],
+] as const;
+
+// ---------------------------------------------------------------------------------------------
+// The fleet
+
+type Packages = Record<string, string>;
+
+interface EnvSpec {
+  host: string;
+  kind: "app" | "jobs";
+  /** Lines of its requirements file. */
+  reqs: string[];
+  /** Exactly what it must hold once deployed: normalized name -> version. */
+  expect: Packages;
+  hooks?: string[];
+}
+
+/** What each environment asks for, and what that must give (unpinned = newest in the house). */
+function initialFleet(): EnvSpec[] {
+  return [
+    {
+      host: "h1",
+      kind: "app",
+      reqs: ["six", "zipp==3.23.0", "tabulate==0.8.10"],
+      expect: { six: "1.17.0", zipp: "3.23.0", tabulate: "0.8.10" },
+    },
+    {
+      host: "h1",
+      kind: "jobs",
+      reqs: ["fsspec==2026.7.0", "websockets==16.1.1"],
+      expect: { fsspec: "2026.7.0", websockets: "16.1.1" },
+    },
+    {
+      host: "h2",
+      kind: "app",
+      reqs: ["six", "zipp==4.1.0", "jinja2"],
+      expect: { six: "1.17.0", zipp: "4.1.0", jinja2: "3.1.6", markupsafe: "3.0.3" },
+    },
+    {
+      host: "h2",
+      kind: "jobs",
+      reqs: ["websockets==15.0.1", "packaging"],
+      expect: { websockets: "15.0.1", packaging: "26.3" },
+    },
+    {
+      host: "h3",
+      kind: "app",
+      reqs: ["tabulate", "idna"],
+      expect: { tabulate: "0.10.0", idna: "3.20" },
+    },
+    {
+      host: "h3",
+      kind: "jobs",
+      reqs: ["fsspec==2026.7.0", "six"],
+      expect: { fsspec: "2026.7.0", six: "1.17.0" },
+    },
+    {
+      host: "h4",
+      kind: "app",
+      reqs: ["six", "fsspec==2026.6.0", "attrs"],
+      expect: { six: "1.17.0", fsspec: "2026.6.0", attrs: "26.1.0" },
+    },
+    {
+      host: "h4",
+      kind: "jobs",
+      reqs: ["tabulate==0.10.0", "websockets"],
+      expect: { tabulate: "0.10.0", websockets: "17.1" },
+    },
+    {
+      host: "h5",
+      kind: "app",
+      reqs: ["attrs", "zipp"],
+      expect: { attrs: "26.1.0", zipp: "4.1.0" },
+    },
+    {
+      host: "h5",
+      kind: "jobs",
+      reqs: ["fsspec", "idna==3.20", "jinja2"],
+      expect: { fsspec: "2026.9.0", idna: "3.20", jinja2: "3.1.6", markupsafe: "3.0.3" },
+    },
+  ];
+}
+
+const GROUPS: Record<string, string[]> = {
+  h1: ["web"],
+  h2: ["web"],
+  h3: ["web"],
+  h4: ["batch"],
+  h5: ["batch"],
+};
+
+/** One parsed summary line: "[user@]host:/path  outcome  detail". */
+interface Line {
+  outcome: string;
+  detail: string;
+}
+
+function summary(stdout: string): Map<string, Line> {
+  const out = new Map<string, Line>();
+  for (const line of stdout.split("\n").filter(Boolean)) {
+    const m = /^(\S+) {2}(ok|changed|failed|pending|skipped)(?: {2}(.*))?$/.exec(line);
+    assert.ok(m, `a summary line: ${JSON.stringify(line)}`);
+    assert.ok(!out.has(m[1] as string), `one line per environment: ${line}`);
+    out.set(m[1] as string, { outcome: m[2] as string, detail: m[3] ?? "" });
+  }
+  return out;
+}
+
+/** name -> version of the *.dist-info folders in the environment's site-packages. */
+function distInfos(env: string): Packages {
+  const lib = join(env, "lib");
+  const pys = readdirSync(lib).filter((d) => d.startsWith("python"));
+  assert.equal(pys.length, 1, `one lib/pythonX.Y in ${env}: ${pys.join(", ")}`);
+  const sp = join(lib, pys[0] as string, "site-packages");
+  const out: Packages = {};
+  for (const d of readdirSync(sp)) {
+    const m = /^(.+)-([^-]+)\.dist-info$/.exec(d);
+    if (m) out[norm(m[1] as string)] = m[2] as string;
+  }
+  return out;
+}
+
+const VIEW = `
+import importlib, importlib.metadata as md, json, os, sys
+mods = sys.argv[1:]
+where = {}
+for m in mods:
+    where[m] = os.path.realpath(importlib.import_module(m).__file__)
+dists = {}
+for d in md.distributions():
+    dists[d.metadata["Name"].lower().replace("_", "-").replace(".", "-")] = d.version
+print(json.dumps({"dists": dists, "where": where, "prefix": os.path.realpath(sys.prefix)}))
+`;
+
+/** What the environment's own Python sees: its distributions, and where its imports come from. */
+function pythonView(env: string, modules: string[]) {
+  const r = spawnSync(join(env, "bin", "python"), ["-c", VIEW, ...modules], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  });
+  assert.equal(r.status, 0, `${env}/bin/python imports ${modules.join(", ")}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as {
+    dists: Packages;
+    where: Record<string, string>;
+    prefix: string;
+  };
+}
+
+/** The environment holds exactly `expect`, and its Python imports all of it from itself. */
+function assertState(env: string, expect: Packages): void {
+  assert.deepEqual(distInfos(env), expect, `the dist-info folders of ${env}`);
+  const view = pythonView(env, Object.keys(expect));
+  assert.deepEqual(view.dists, expect, `what ${env}/bin/python sees`);
+  const real = realpathSync(env);
+  assert.equal(view.prefix, real, `sys.prefix of ${env}`);
+  for (const [m, file] of Object.entries(view.where))
+    assert.ok(file.startsWith(`${real}/`), `${m} is imported from ${env}, not ${file}`);
+}
+
+describe("pyferry deploy to five hosts", {
+  skip: sshAvailable() ?? false,
+  timeout: 900_000,
+}, () => {
+  let lab: SshLab;
+  let work: string;
+  let python: string;
+  let fleet: EnvSpec[];
+
+  const envPath = (e: { host: string; kind: string }) =>
+    join(lab.host(e.host).root, "srv", e.kind, "venv");
+  /** The summary's name of an environment: jobs environments name their user. */
+  const label = (e: { host: string; kind: string }) =>
+    `${e.kind === "jobs" ? `${lab.user}@` : ""}${e.host}:${envPath(e)}`;
+  const spec = (host: string, kind: string) =>
+    fleet.find((e) => e.host === host && e.kind === kind) as EnvSpec;
+  const store = (host: string) => defaultStore(lab.host(host).root);
+
+  function writeFleet(): void {
+    const lines = [
+      'wheelhouse = "wheelhouse"',
+      "[defaults]",
+      `python = ${JSON.stringify(python)}`,
+      "[groups.db]",
+      'hosts = ["h2", "h5"]',
+    ];
+    for (const h of lab.hosts) {
+      lines.push(
+        `[hosts.${h.alias}]`,
+        `address = ${JSON.stringify(h.alias)}`,
+        `groups = ${JSON.stringify(GROUPS[h.alias])}`,
+      );
+      for (const e of fleet.filter((x) => x.host === h.alias)) {
+        const reqs = `reqs/${e.host}-${e.kind}.txt`;
+        writeFileSync(join(work, reqs), `${e.reqs.join("\n")}\n`);
+        const hooks = e.hooks ?? [
+          `python -c "import ${Object.keys(e.expect).join(", ")}"`,
+          'echo "$VIRTUAL_ENV" >> hooks.log',
+        ];
+        lines.push(
+          `[[hosts.${h.alias}.envs]]`,
+          `path = ${JSON.stringify(envPath(e))}`,
+          ...(e.kind === "jobs" ? [`user = ${JSON.stringify(lab.user)}`] : []),
+          `requirements = ${JSON.stringify(reqs)}`,
+          `hooks = ${JSON.stringify(hooks)}`,
+          `reload = ${JSON.stringify('readlink "$VIRTUAL_ENV" >> reload.log')}`,
+        );
+      }
+    }
+    writeFileSync(join(work, "inventory.toml"), `${lines.join("\n")}\n`);
+  }
+
+  const pyferry = (args: string[]): Promise<Finished> =>
+    pyferryAsync(args, { cwd: work, env: lab.env(), timeoutMs: 300_000 });
+
+  /** Everything a deployment could change, to compare before and after. */
+  function snapshot(): string {
+    const out: Record<string, unknown> = {};
+    for (const e of fleet) {
+      const p = envPath(e);
+      const dir = join(p, "..");
+      const read = (f: string) =>
+        existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "";
+      out[label(e)] = {
+        link: existsSync(p) ? readlinkSync(p) : "(missing)",
+        hooks: read("hooks.log"),
+        reload: read("reload.log"),
+      };
+    }
+    for (const h of lab.hosts) {
+      const s = store(h.alias);
+      out[h.alias] = {
+        envs: entries(s, "envs"),
+        names: entries(s, "names").map((n) => `${n}=${readFileSync(join(s, "names", n), "utf8")}`),
+        objects: entries(s, "objects").flatMap((d) => entries(s, join("objects", d))).length,
+        tmp: entries(s, "tmp"),
+      };
+    }
+    return JSON.stringify(out, null, 1);
+  }
+
+  function assertAllStates(): void {
+    for (const e of fleet) assertState(envPath(e), e.expect);
+  }
+
+  before(async () => {
+    const py = findPython();
+    assert.ok(py, "a CPython 3.11 (set PYFERRY_TEST_PYTHON)");
+    python = py;
+    lab = await startSshLab({ hosts: 5, netns: "auto" });
+    work = mkdtempSync(join(tmpdir(), "pyferry-fleet-"));
+    mkdirSync(join(work, "reqs"));
+    makeWheelhouse(join(work, "wheelhouse"), WHEELHOUSE);
+    fleet = initialFleet();
+    writeFleet();
+  });
+  after(async () => {
+    await lab?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  test("without --yes and without a terminal, deploy refuses in a sentence (exit 2)", async () => {
+    const before = snapshot();
+    const r = await pyferry(["deploy"]);
+    assert.equal(r.status, 2, show(r));
+    assert.match(r.stderr, /^error: .*confirm.*--yes.*\.$/m, show(r));
+    assert.ok(!hasStackTrace(r.stderr), show(r));
+    assert.equal(snapshot(), before, "nothing changed");
+    for (const e of fleet) assert.ok(!existsSync(envPath(e)), `${envPath(e)} was not made`);
+  });
+
+  test("--check on a new fleet: all pending, exit 2, nothing is made there", async (t) => {
+    const before = snapshot();
+    const r = await pyferry(["deploy", "--check"]);
+    t.diagnostic(`deploy --check, 10 new environments: ${r.ms} ms`);
+    assert.equal(r.status, 2, show(r));
+    const s = summary(r.stdout);
+    assert.equal(s.size, fleet.length, show(r));
+    for (const e of fleet) {
+      const line = s.get(label(e));
+      assert.equal(line?.outcome, "pending", `${label(e)}: ${show(r)}`);
+      const adds = Object.entries(e.expect)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([n, v]) => `+${n} ${v}`)
+        .join(" ");
+      assert.equal(line?.detail, adds, label(e));
+    }
+    assert.equal(snapshot(), before, "nothing changed");
+    for (const h of lab.hosts) assert.deepEqual(entries(store(h.alias), "envs"), []);
+  });
+
+  test("deploy --yes: every environment changed, exactly its packages, hooks then reload", async (t) => {
+    const r = await pyferry(["deploy", "--yes"]);
+    t.diagnostic(`first deploy, 10 environments on 5 hosts: ${r.ms} ms`);
+    assert.equal(r.status, 0, show(r));
+    const s = summary(r.stdout);
+    assert.deepEqual([...s.keys()], fleet.map(label), "one line each, in inventory order");
+    for (const e of fleet) assert.equal(s.get(label(e))?.outcome, "changed", label(e));
+    assertAllStates();
+    for (const e of fleet) {
+      const p = envPath(e);
+      const dir = join(p, "..");
+      const key = readlinkSync(p);
+      assert.ok(key.startsWith(`${store(e.host)}/envs/`), `${p} -> ${key}`);
+      assert.equal(readFileSync(join(dir, "hooks.log"), "utf8"), `${p}\n`, "the hooks ran once");
+      assert.equal(readFileSync(join(dir, "reload.log"), "utf8"), `${key}\n`, "reload, once");
+    }
+  });
+
+  test("a second deploy has nothing to do: ok everywhere, nothing changes", async (t) => {
+    const before = snapshot();
+    const r = await pyferry(["deploy", "--yes"]);
+    t.diagnostic(`no-op deploy: ${r.ms} ms`);
+    assert.equal(r.status, 0, show(r));
+    const s = summary(r.stdout);
+    assert.equal(s.size, fleet.length);
+    for (const e of fleet) assert.deepEqual(s.get(label(e)), { outcome: "ok", detail: "" });
+    assert.equal(snapshot(), before, "same links, same store, no hook or reload ran");
+
+    // Nothing to confirm: no --yes needed even without a terminal; --check finds nothing.
+    const plain = await pyferry(["deploy"]);
+    assert.equal(plain.status, 0, show(plain));
+    const check = await pyferry(["deploy", "--check"]);
+    assert.equal(check.status, 0, show(check));
+    for (const line of summary(check.stdout).values()) assert.equal(line.outcome, "ok");
+    assert.equal(snapshot(), before);
+    assertAllStates();
+  });
+
+  test("one pin changed in one file: only that environment changes", async (t) => {
+    const jobs3 = spec("h3", "jobs");
+    jobs3.reqs = ["fsspec==2026.9.0", "six"];
+    jobs3.expect = { ...jobs3.expect, fsspec: "2026.9.0" };
+    writeFleet();
+    const links = new Map(fleet.map((e) => [label(e), readlinkSync(envPath(e))]));
+
+    const before = snapshot();
+    const check = await pyferry(["deploy", "--check"]);
+    assert.equal(check.status, 2, show(check));
+    for (const [where, line] of summary(check.stdout)) {
+      if (where === label(jobs3))
+        assert.deepEqual(line, { outcome: "pending", detail: "^fsspec 2026.7.0->2026.9.0" });
+      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
+    }
+    assert.equal(snapshot(), before, "--check changed nothing");
+
+    const r = await pyferry(["deploy", "--yes"]);
+    t.diagnostic(`one environment changed: ${r.ms} ms`);
+    assert.equal(r.status, 0, show(r));
+    for (const [where, line] of summary(r.stdout)) {
+      if (where === label(jobs3))
+        assert.deepEqual(line, { outcome: "changed", detail: "^fsspec 2026.7.0->2026.9.0" });
+      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
+    }
+    for (const e of fleet) {
+      const now = readlinkSync(envPath(e));
+      if (e === jobs3) assert.notEqual(now, links.get(label(e)), "it points elsewhere now");
+      else assert.equal(now, links.get(label(e)), `${label(e)} was not touched`);
+    }
+    assertAllStates();
+    assert.equal(
+      readFileSync(join(envPath(jobs3), "..", "hooks.log"), "utf8"),
+      `${envPath(jobs3)}\n`.repeat(2),
+    );
+  });
+
+  test("selectors pick exactly the environments the seed says", async () => {
+    const pick = async (...sels: string[]): Promise<string[]> => {
+      const r = await pyferry(["deploy", "--check", "--json", ...sels]);
+      assert.equal(r.status, 0, show(r));
+      const doc = JSON.parse(r.stdout) as { results: { host: string; path: string }[] };
+      return doc.results.map((x) => `${x.host}:${x.path}`);
+    };
+    const names = (...es: [string, string][]) =>
+      es.map(([h, k]) => `${h}:${envPath({ host: h, kind: k })}`);
+    const app4 = envPath({ host: "h4", kind: "app" });
+    const jobs2 = envPath({ host: "h2", kind: "jobs" });
+    const u = lab.user;
+
+    assert.deepEqual(await pick("h2"), names(["h2", "app"], ["h2", "jobs"]), "hostname");
+    assert.deepEqual(await pick(`:${app4}`), names(["h4", "app"]), ":full_path");
+    assert.deepEqual(await pick(`h4:${app4}`), names(["h4", "app"]), "host:full_path");
+    assert.deepEqual(
+      await pick("web"),
+      names(
+        ["h1", "app"],
+        ["h1", "jobs"],
+        ["h2", "app"],
+        ["h2", "jobs"],
+        ["h3", "app"],
+        ["h3", "jobs"],
+      ),
+      "group from the hosts' groups",
+    );
+    assert.deepEqual(
+      await pick("db"),
+      names(["h2", "app"], ["h2", "jobs"], ["h5", "app"], ["h5", "jobs"]),
+      "group from [groups]",
+    );
+    assert.deepEqual(
+      await pick(`${u}@`),
+      names(["h1", "jobs"], ["h2", "jobs"], ["h3", "jobs"], ["h4", "jobs"], ["h5", "jobs"]),
+      "user@",
+    );
+    assert.deepEqual(await pick(`${u}@h2`), names(["h2", "jobs"]), "vpy_user@host");
+    assert.deepEqual(await pick(`${u}@h2:${jobs2}`), names(["h2", "jobs"]), "user@host:path");
+    assert.deepEqual(
+      await pick("h5", `:${app4}`, "h1"),
+      names(["h1", "app"], ["h1", "jobs"], ["h4", "app"], ["h5", "app"], ["h5", "jobs"]),
+      "several: their union, in inventory order",
+    );
+    assert.deepEqual(
+      await pick(),
+      names(...fleet.map((e) => [e.host, e.kind] as [string, string])),
+    );
+
+    for (const [sel, why] of [
+      ["h9", /names no host or group/],
+      [`${u}@h2:${app4.replace("h4", "h2")}`, /No environment .* matches/],
+      [`h3:${app4}`, /No environment .* matches/],
+      ["nobody@", /No environment .* matches/],
+      ["h1:relative/venv", /absolute path/],
+    ] as const) {
+      const r = await pyferry(["deploy", "--check", sel]);
+      assert.equal(r.status, 2, `${sel}: ${show(r)}`);
+      assert.match(r.stderr, /^error: .*\.$/m, show(r));
+      assert.match(r.stderr, why, show(r));
+      assert.equal(r.stdout, "", show(r));
+    }
+  });
+
+  test("rollback returns an environment to its previous packages; --json shapes", async (t) => {
+    const jobs3 = spec("h3", "jobs");
+    const p = envPath(jobs3);
+    const r = await pyferry(["rollback", "--json", `${lab.user}@h3:${p}`]);
+    t.diagnostic(`rollback: ${r.ms} ms`);
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual(JSON.parse(r.stdout), {
+      results: [{ host: "h3", path: p, user: lab.user, outcome: "changed", changes: [] }],
+    });
+    assertState(p, { ...jobs3.expect, fsspec: "2026.7.0" });
+    for (const e of fleet) if (e !== jobs3) assertState(envPath(e), e.expect);
+
+    // The requirements still say 2026.9.0: the fleet is one step behind, as JSON.
+    const check = await pyferry(["deploy", "--check", "--json"]);
+    assert.equal(check.status, 2, show(check));
+    const doc = JSON.parse(check.stdout) as { results: Record<string, unknown>[] };
+    assert.deepEqual(Object.keys(doc), ["results"]);
+    assert.equal(doc.results.length, fleet.length);
+    for (const [i, res] of doc.results.entries()) {
+      const e = fleet[i] as EnvSpec;
+      const want: Record<string, unknown> = {
+        host: e.host,
+        path: envPath(e),
+        outcome: e === jobs3 ? "pending" : "ok",
+        changes: e === jobs3 ? [{ name: "fsspec", from: "2026.7.0", to: "2026.9.0" }] : [],
+        ...(e.kind === "jobs" ? { user: lab.user } : {}),
+      };
+      assert.deepEqual(res, want, `results[${i}]`);
+    }
+    assert.equal(check.stderr.trim(), "", "--json: nothing for people on stderr");
+
+    const again = await pyferry(["deploy", "--yes", "--json"]);
+    assert.equal(again.status, 0, show(again));
+    const res = (JSON.parse(again.stdout) as { results: Record<string, unknown>[] }).results;
+    assert.deepEqual(
+      res.map((x) => x.outcome),
+      fleet.map((e) => (e === jobs3 ? "changed" : "ok")),
+    );
+    assertAllStates();
+  });
+
+  test("rollback where there is nothing earlier fails in a sentence (exit 1)", async () => {
+    const app1 = envPath({ host: "h1", kind: "app" });
+    const before = snapshot();
+    const r = await pyferry(["rollback", `:${app1}`]);
+    assert.equal(r.status, 1, show(r));
+    assert.deepEqual(summary(r.stdout).get(label({ host: "h1", kind: "app" })), {
+      outcome: "failed",
+      detail: "there is no earlier environment to return to",
+    });
+    assert.equal(snapshot(), before);
+    assertAllStates();
+  });
+
+  test("a failing hook: that environment switches back and fails (exit 1), the others succeed", async (t) => {
+    const app2 = spec("h2", "app");
+    const app4 = spec("h4", "app");
+    const old2 = { ...app2.expect };
+    const oldLink = readlinkSync(envPath(app2));
+    // h2's app gets a downgrade and a hook that fails after one that works; h4's app a change.
+    app2.reqs = ["six", "zipp==3.23.0", "jinja2"];
+    app2.hooks = ['echo "$VIRTUAL_ENV" >> hooks.log', "false"];
+    app4.reqs = ["six", "fsspec==2026.7.0", "attrs"];
+    app4.expect = { ...app4.expect, fsspec: "2026.7.0" };
+    writeFleet();
+    const reloads = readFileSync(join(envPath(app2), "..", "reload.log"), "utf8");
+
+    const r = await pyferry(["deploy", "--yes"]);
+    t.diagnostic(`deploy with a failing hook: ${r.ms} ms`);
+    assert.equal(r.status, 1, show(r));
+    assert.ok(!hasStackTrace(r.stderr), show(r));
+    const s = summary(r.stdout);
+    const failed = s.get(label(app2));
+    assert.equal(failed?.outcome, "failed", show(r));
+    assert.match(failed?.detail ?? "", /hook "false" failed with exit status 1/, show(r));
+    assert.match(failed?.detail ?? "", /switched back to the previous environment/, show(r));
+    assert.deepEqual(s.get(label(app4)), {
+      outcome: "changed",
+      detail: "^fsspec 2026.6.0->2026.7.0",
+    });
+    for (const e of fleet)
+      if (e !== app2 && e !== app4)
+        assert.deepEqual(s.get(label(e)), { outcome: "ok", detail: "" });
+
+    assert.equal(readlinkSync(envPath(app2)), oldLink, "h2's app points where it did before");
+    app2.expect = old2;
+    assertAllStates();
+    // The new environment ran the first hook, then after the switch back the service was
+    // reloaded onto the old one.
+    const log = readFileSync(join(envPath(app2), "..", "reload.log"), "utf8").slice(reloads.length);
+    assert.equal(log.trim().split("\n").pop(), oldLink, "reload ran on the old environment last");
+
+    // As if the failed deploy had never happened: no earlier environment to roll back to (h2's
+    // app was deployed once), and the change is still pending.
+    const rb = await pyferry(["rollback", `h2:${envPath(app2)}`]);
+    assert.equal(rb.status, 1, show(rb));
+    assert.match(summary(rb.stdout).get(label(app2))?.detail ?? "", /no earlier environment/);
+    assert.equal(readlinkSync(envPath(app2)), oldLink);
+    const check = await pyferry(["deploy", "--check", "h2"]);
+    assert.equal(check.status, 2, show(check));
+    assert.deepEqual(summary(check.stdout).get(label(app2)), {
+      outcome: "pending",
+      detail: "vzipp 4.1.0->3.23.0",
+    });
+
+    // Fixed hook: it goes through.
+    app2.hooks = undefined;
+    app2.expect = { ...old2, zipp: "3.23.0" };
+    writeFleet();
+    const ok = await pyferry(["deploy", "--yes"]);
+    assert.equal(ok.status, 0, show(ok));
+    assert.deepEqual(summary(ok.stdout).get(label(app2)), {
+      outcome: "changed",
+      detail: "vzipp 4.1.0->3.23.0",
+    });
+    assertAllStates();
+  });
+});
