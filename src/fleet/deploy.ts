@@ -6,8 +6,9 @@
  * switched to with one rename; hooks and the reload command run after, and any failure
  * switches back. Hosts are worked on in parallel; each environment gets one summary line.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { IndexSettings } from "../index/pip-config.js";
 import { createLimiter } from "../install/pool.js";
 import { cachedEnv, lockRequirements } from "../pipeline/build.js";
@@ -20,6 +21,8 @@ import { probeSource } from "../python/probe.js";
 import { targetFromInterpreter } from "../python/target.js";
 import { type Lock, readLock } from "../resolve/lock.js";
 import { RemoteStore, SshConnection, type SshTarget, type Tree } from "../transport/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { envUser, type FleetEnv, type FleetHost, type Inventory } from "./inventory.js";
 import { type Change, describeChanges, diff, distInfoName } from "./plan.js";
@@ -95,13 +98,47 @@ interface HostState {
   envs: Map<string, { kind: string; link?: string; dists: Map<string, string> }>;
 }
 
-/** Read the interpreter and the environments that use it, in one session. */
+/** Where the description of a host's interpreter is kept between deploys. */
+function probeCache(store: RemoteStore, python: string): string {
+  const id = createHash("sha256")
+    .update(`${store.conn.label}\0${store.root}\0${python}`)
+    .digest("hex");
+  return join(cacheDir(), "remote", "pythons", `${id.slice(0, 32)}.json`);
+}
+
+/**
+ * Read the interpreter and the environments that use it, in one session. The interpreter is
+ * probed (Python started there) only when its file changed since the last deploy.
+ */
 async function readState(store: RemoteStore, python: string, paths: string[]): Promise<HostState> {
-  const r = await store.conn.exec(sh.STATE, [store.root, python, probeSource(), ...paths]);
+  const cacheFile = probeCache(store, python);
+  let cached: { stamp: string; info: InterpreterInfo } | undefined;
+  try {
+    cached = JSON.parse(readFileSync(cacheFile, "utf8")) as {
+      stamp: string;
+      info: InterpreterInfo;
+    };
+  } catch {
+    cached = undefined;
+  }
+  const r = await store.conn.exec(sh.STATE, [
+    store.root,
+    python,
+    probeSource(),
+    cached?.stamp ?? "",
+    ...paths,
+  ]);
   const out = r.stdout.toString("utf8");
   if (r.code !== 0) throw store.failure("reading the environments", r);
-  const real = /^real (.*)$/m.exec(out)?.[1] ?? python;
-  const info = readProbeOutput(out, r.stderr, `exit status ${r.code}`, python, real);
+  const stamp = /^stamp (.*)$/m.exec(out)?.[1] ?? "";
+  let info: InterpreterInfo;
+  if (cached && /^same-python$/m.test(out)) info = cached.info;
+  else {
+    const real = /^real (.*)$/m.exec(out)?.[1] ?? python;
+    info = readProbeOutput(out, r.stderr, `exit status ${r.code}`, python, real);
+    if (stamp)
+      await writeFileAtomic(cacheFile, JSON.stringify({ stamp, info })).catch(() => undefined);
+  }
   const envs: HostState["envs"] = new Map();
   let current: { kind: string; link?: string; dists: Map<string, string> } | undefined;
   for (const line of out.split("\n")) {
@@ -122,8 +159,11 @@ async function readState(store: RemoteStore, python: string, paths: string[]): P
   return { info, envs };
 }
 
+/** Locks resolved in this process: environments with the same file and target share one. */
+const locks = new Map<string, Promise<{ text: string; lock: Lock }>>();
+
 /** The lock for an environment on this interpreter, from its requirements or its lock file. */
-async function lockFor(
+async function resolveLock(
   env: FleetEnv,
   info: InterpreterInfo,
   inv: Inventory,
@@ -149,6 +189,20 @@ async function lockFor(
     },
   );
   return { text: r.text, lock: r.lock };
+}
+
+function lockFor(
+  env: FleetEnv,
+  info: InterpreterInfo,
+  inv: Inventory,
+): Promise<{ text: string; lock: Lock }> {
+  const key = JSON.stringify([env.lock ?? env.requirements, targetFromInterpreter(info)]);
+  let found = locks.get(key);
+  if (!found) {
+    found = resolveLock(env, info, inv);
+    locks.set(key, found);
+  }
+  return found;
 }
 
 /** The locked versions this interpreter gets (packages whose marker holds). */
@@ -281,35 +335,56 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
   return { ...base, outcome: "changed" };
 }
 
-/** Group environments by connection, and run `fn` per group with at most `forks` at once. */
-async function perConnection<T>(
-  sels: Selected[],
-  forks: number,
-  fn: (store: RemoteStore, group: Selected[]) => Promise<T[]>,
-  onError: (group: Selected[], err: unknown) => T[],
-): Promise<T[]> {
-  const groups = new Map<string, Selected[]>();
-  for (const s of sels) {
-    const k = connectionKey(s.host, s.env);
-    groups.set(k, [...(groups.get(k) ?? []), s]);
+/**
+ * One connection per host and login user for the whole invocation: planning and applying
+ * use the same one. Groups run with at most `forks` at once.
+ */
+class Connections {
+  private readonly open = new Map<string, RemoteStore>();
+
+  store(sel: Selected): RemoteStore {
+    const k = connectionKey(sel.host, sel.env);
+    let s = this.open.get(k);
+    if (!s) {
+      s = new RemoteStore(
+        new SshConnection(sshTarget(sel.host, envUser(sel.host, sel.env))),
+        sel.host.root,
+      );
+      this.open.set(k, s);
+    }
+    return s;
   }
-  const limit = createLimiter(Math.max(1, forks));
-  const results = await Promise.all(
-    [...groups.values()].map((group) =>
-      limit(async () => {
-        const first = group[0] as Selected;
-        const conn = new SshConnection(sshTarget(first.host, envUser(first.host, first.env)));
-        try {
-          return await fn(new RemoteStore(conn, first.host.root), group);
-        } catch (err) {
-          return onError(group, err);
-        } finally {
-          await conn.close();
-        }
-      }),
-    ),
-  );
-  return results.flat();
+
+  async each<T>(
+    sels: Selected[],
+    forks: number,
+    fn: (store: RemoteStore, group: Selected[]) => Promise<T[]>,
+    onError: (group: Selected[], err: unknown) => T[],
+  ): Promise<T[]> {
+    const groups = new Map<string, Selected[]>();
+    for (const s of sels) {
+      const k = connectionKey(s.host, s.env);
+      groups.set(k, [...(groups.get(k) ?? []), s]);
+    }
+    const limit = createLimiter(Math.max(1, forks));
+    const results = await Promise.all(
+      [...groups.values()].map((group) =>
+        limit(async () => {
+          try {
+            return await fn(this.store(group[0] as Selected), group);
+          } catch (err) {
+            return onError(group, err);
+          }
+        }),
+      ),
+    );
+    return results.flat();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.open.values()].map((s) => s.conn.close()));
+    this.open.clear();
+  }
 }
 
 function failedAll(group: Selected[], err: unknown): EnvResult[] {
@@ -329,8 +404,22 @@ export async function deploy(
   sels: Selected[],
   opts: DeployOptions,
 ): Promise<EnvResult[]> {
+  const connections = new Connections();
+  try {
+    return await deployWith(connections, inv, sels, opts);
+  } finally {
+    await connections.close();
+  }
+}
+
+async function deployWith(
+  connections: Connections,
+  inv: Inventory,
+  sels: Selected[],
+  opts: DeployOptions,
+): Promise<EnvResult[]> {
   // Phase one, in parallel: read every environment and plan it.
-  const plans: (Planned | EnvResult)[] = await perConnection<Planned | EnvResult>(
+  const plans: (Planned | EnvResult)[] = await connections.each<Planned | EnvResult>(
     sels,
     opts.forks,
     (store, group) => planConnection(store, group, inv),
@@ -385,7 +474,7 @@ export async function deploy(
   }
   // Phase three, in parallel across hosts: apply.
   const bySel = new Map(approved.map((p) => [p.sel, p]));
-  const applied = await perConnection<EnvResult>(
+  const applied = await connections.each<EnvResult>(
     approved.map((p) => p.sel),
     opts.forks,
     async (store, group) => {
@@ -408,54 +497,57 @@ function order(sels: Selected[], results: EnvResult[]): EnvResult[] {
 
 /** Switch each environment back to the one before its last deployment. */
 export async function rollback(sels: Selected[], forks: number): Promise<EnvResult[]> {
-  const results = await perConnection<EnvResult>(
-    sels,
-    forks,
-    async (store, group) => {
-      const out: EnvResult[] = [];
-      for (const s of group) {
-        const user = envUser(s.host, s.env);
-        const head = {
-          host: s.host.name,
-          path: s.env.path,
-          changes: [],
-          ...(user ? { user } : {}),
-        };
-        const prev = await step(store, sh.PREVIOUS, [s.env.path]);
-        const key = /^prev (.*)$/m.exec(prev.out)?.[1];
-        if (prev.code !== 0 || !key) {
-          out.push({
-            ...head,
-            outcome: "failed",
-            error: "there is no earlier environment to return to",
-          });
-          continue;
-        }
-        const sw = await step(store, sh.SWITCH, [s.env.path, key, "deploy"]);
-        if (sw.code !== 0) {
-          out.push({
-            ...head,
-            outcome: "failed",
-            error: `switching back failed (${lastLine(sw.err)})`,
-          });
-          continue;
-        }
-        if (s.env.reload) {
-          const r = await step(store, sh.HOOK, [s.env.path, s.env.workdir ?? "", s.env.reload]);
-          if (r.code !== 0) {
+  const connections = new Connections();
+  const results = await connections
+    .each<EnvResult>(
+      sels,
+      forks,
+      async (store, group) => {
+        const out: EnvResult[] = [];
+        for (const s of group) {
+          const user = envUser(s.host, s.env);
+          const head = {
+            host: s.host.name,
+            path: s.env.path,
+            changes: [],
+            ...(user ? { user } : {}),
+          };
+          const prev = await step(store, sh.PREVIOUS, [s.env.path]);
+          const key = /^prev (.*)$/m.exec(prev.out)?.[1];
+          if (prev.code !== 0 || !key) {
             out.push({
               ...head,
               outcome: "failed",
-              error: `reload failed after switching back (${lastLine(r.err || r.out)})`,
+              error: "there is no earlier environment to return to",
             });
             continue;
           }
+          const sw = await step(store, sh.SWITCH, [s.env.path, key, "deploy"]);
+          if (sw.code !== 0) {
+            out.push({
+              ...head,
+              outcome: "failed",
+              error: `switching back failed (${lastLine(sw.err)})`,
+            });
+            continue;
+          }
+          if (s.env.reload) {
+            const r = await step(store, sh.HOOK, [s.env.path, s.env.workdir ?? "", s.env.reload]);
+            if (r.code !== 0) {
+              out.push({
+                ...head,
+                outcome: "failed",
+                error: `reload failed after switching back (${lastLine(r.err || r.out)})`,
+              });
+              continue;
+            }
+          }
+          out.push({ ...head, outcome: "changed" });
         }
-        out.push({ ...head, outcome: "changed" });
-      }
-      return out;
-    },
-    failedAll,
-  );
+        return out;
+      },
+      failedAll,
+    )
+    .finally(() => connections.close());
   return order(sels, results);
 }

@@ -20,13 +20,21 @@ export const FLEET_EXIT = {
 const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
 
 /**
- * $1: an interpreter, $2: the probe script, then environment paths. Prints the interpreter's
- * description (the probe's line), "real PATH", then for each environment "env PATH", "link
- * TARGET" or "kind dir|none", and "dist NAME-VERSION.dist-info" for what it has installed.
+ * $1: an interpreter, $2: the probe script, $3: the interpreter's stamp when it was last
+ * probed (or ""), then environment paths. Prints "same-python" when the interpreter file is
+ * unchanged since (no Python is started), else its description (the probe's line) and "real
+ * PATH"; then "stamp STAMP"; then for each environment "env PATH", "link TARGET" or "kind
+ * dir|none", and "dist NAME-VERSION.dist-info" for what it has installed.
  */
 export const STATE = `${PRELUDE}
-py=$1; probe=$2; shift 2
+py=$1; probe=$2; known=$3; shift 3
+stamp=$(stat -L -c '%i %s %Y' "$py" 2>/dev/null)
+if [ -n "$stamp" ] && [ "$stamp" = "$known" ]; then
+  echo same-python
+else
 ${PROBE_PYTHON}
+fi
+echo "stamp $stamp"
 for p in "$@"; do
   echo "env $p"
   if [ -L "$p" ]; then echo "link $(readlink "$p")"

@@ -301,14 +301,29 @@ export async function cachedEnv(
     .digest("hex")
     .slice(0, 32);
   const dir = join(cacheDir(), "envs", key);
-  if (existsSync(join(dir, ENV_MARKER))) await touch(join(dir, ENV_MARKER));
-  else {
-    try {
-      await buildEnv(lock, info, dir, opts);
-    } catch (err) {
-      // Another process may have published the same environment first: that is success.
-      if (!existsSync(join(dir, ENV_MARKER))) throw err;
-    }
+  // Callers in this process asking at once (a deploy plans many hosts) share one build.
+  let pending = building.get(dir);
+  if (!pending) {
+    pending = (async () => {
+      if (existsSync(join(dir, ENV_MARKER))) return touch(join(dir, ENV_MARKER));
+      try {
+        await buildEnv(lock, info, dir, opts);
+      } catch (err) {
+        // Another process may have published the same environment first: that is success.
+        if (!existsSync(join(dir, ENV_MARKER))) throw err;
+      }
+    })();
+    building.set(dir, pending);
+    pending.catch(() => building.delete(dir));
+  }
+  await pending;
+  if (!existsSync(join(dir, ENV_MARKER))) {
+    // Removed since this process built it (a prune): build it again.
+    building.delete(dir);
+    return cachedEnv(lockText, lock, info, opts);
   }
   return { dir, python: join(dir, "bin", "python") };
 }
+
+/** Environments being built (or checked) by this process, by folder. */
+const building = new Map<string, Promise<void>>();
