@@ -57,6 +57,8 @@ export interface EnvResult {
 interface Planned {
   sel: Selected;
   currentKey?: string;
+  /** The current environment's hooks never finished (its deploy was stopped). */
+  hooksPending: boolean;
   currentKind: string;
   installed: Map<string, string>;
   wanted: Map<string, string>;
@@ -95,7 +97,14 @@ function wheelhouseSettings(inv: Inventory): IndexSettings {
 
 interface HostState {
   info: InterpreterInfo;
-  envs: Map<string, { kind: string; link?: string; dists: Map<string, string> }>;
+  envs: Map<string, EnvState>;
+}
+
+interface EnvState {
+  kind: string;
+  link?: string;
+  hooksPending?: boolean;
+  dists: Map<string, string>;
 }
 
 /** Where the description of a host's interpreter is kept between deploys. */
@@ -140,7 +149,7 @@ async function readState(store: RemoteStore, python: string, paths: string[]): P
       await writeFileAtomic(cacheFile, JSON.stringify({ stamp, info })).catch(() => undefined);
   }
   const envs: HostState["envs"] = new Map();
-  let current: { kind: string; link?: string; dists: Map<string, string> } | undefined;
+  let current: EnvState | undefined;
   for (const line of out.split("\n")) {
     const sp = line.indexOf(" ");
     const [tag, rest] = sp === -1 ? [line, ""] : [line.slice(0, sp), line.slice(sp + 1)];
@@ -151,6 +160,7 @@ async function readState(store: RemoteStore, python: string, paths: string[]): P
       current.kind = "link";
       current.link = rest;
     } else if (current && tag === "kind") current.kind = rest;
+    else if (current && tag === "hooks-pending") current.hooksPending = true;
     else if (current && tag === "dist") {
       const nv = distInfoName(rest);
       if (nv) current.dists.set(nv[0], nv[1]);
@@ -259,6 +269,7 @@ async function planConnection(
         envDir: env.dir,
         tree,
         changes: diff(now.dists, wanted),
+        hooksPending: now.hooksPending === true && currentKey === tree.key,
         ...(currentKey ? { currentKey } : {}),
       });
     }
@@ -273,7 +284,7 @@ function label(sel: Selected): string {
 
 /** True when the environment is already exactly the one the plan would switch to. */
 function inSync(p: Planned): boolean {
-  return p.currentKey === p.tree.key;
+  return p.currentKey === p.tree.key && !p.hooksPending;
 }
 
 /** The run of a remote script as a one-line reason, or undefined when it worked. */
@@ -313,9 +324,15 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
     const c = await step(store, sh.COMPILE, [p.tree.key]);
     if (c.code !== 0) return fail(`compiling bytecode: ${lastLine(c.err)}`);
   }
-  const sw = await step(store, sh.SWITCH, [sel.env.path, p.tree.key, "deploy"]);
-  if (sw.code !== 0) return fail(`switching ${sel.env.path}: ${lastLine(sw.err)}`);
-  const prev = /^prev (.*)$/m.exec(sw.out)?.[1];
+  let prev: string | undefined;
+  if (p.currentKey === p.tree.key) {
+    // Switched by a deploy that was stopped before its hooks: only they are left to do.
+    prev = /^prev (.*)$/m.exec((await step(store, sh.PREVIOUS, [sel.env.path])).out)?.[1];
+  } else {
+    const sw = await step(store, sh.SWITCH, [sel.env.path, p.tree.key, "deploy"]);
+    if (sw.code !== 0) return fail(`switching ${sel.env.path}: ${lastLine(sw.err)}`);
+    prev = /^prev (.*)$/m.exec(sw.out)?.[1];
+  }
   const commands = [
     ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
     ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
@@ -332,6 +349,7 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
       await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", sel.env.reload]);
     return fail(`${why}; switched back to the previous environment`);
   }
+  await step(store, sh.HOOKS_DONE, [sel.env.path]);
   return { ...base, outcome: "changed" };
 }
 
@@ -447,9 +465,11 @@ async function deployWith(
       continue;
     }
     const what =
-      p.changes.length > 0
-        ? describeChanges(p.changes)
-        : "the same packages, as a pyferry environment";
+      p.currentKey === p.tree.key
+        ? "its hooks and reload, left undone by an interrupted deploy"
+        : p.changes.length > 0
+          ? describeChanges(p.changes)
+          : "the same packages, as a pyferry environment";
     opts.say(`${label(p.sel)}: ${what}`);
     if (opts.check || quit) {
       results.push({ ...head, outcome: opts.check ? "pending" : "skipped" });

@@ -41,6 +41,8 @@ for p in "$@"; do
   elif [ -d "$p" ]; then echo "kind dir"
   elif [ -e "$p" ]; then echo "kind file"
   else echo "kind none"; fi
+  id=deploy-$(printf '%s' "$p" | cksum | cut -d' ' -f1)
+  [ -e "names/$id-hooks" ] && echo "hooks-pending"
   for d in "$p"/lib/python*/site-packages/*.dist-info; do
     [ -d "$d" ] && echo "dist \${d##*/}"
   done
@@ -77,9 +79,18 @@ elif [ -n "$prev" ] && [ "$prev" != "$k" ]; then
   echo "prev $prev"
 fi
 printf '%s\\n' "$k" > "names/$id"
+# Until HOOKS_DONE, the hooks of this switch are owed: a deploy killed before they ran finds
+# the environment current and runs them then.
+if [ "$mode" = restore ]; then rm -f "names/$id-hooks"; else printf '%s\\n' "$k" > "names/$id-hooks"; fi
 rm -f "$p.pyferry-new"
 ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
 exit 0
+`;
+
+/** $1: environment path. Its hooks and reload command have run. */
+export const HOOKS_DONE = `${PRELUDE}
+${ID}
+rm -f "names/$id-hooks"
 `;
 
 /** $1: environment path. Prints "prev KEY" when there is an environment to roll back to. */

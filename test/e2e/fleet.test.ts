@@ -32,6 +32,9 @@ import {
   hasStackTrace,
   pyferryAsync,
   show,
+  sleep,
+  startPyferry,
+  waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
 
@@ -662,5 +665,43 @@ describe("pyferry deploy to five hosts", {
       detail: "vzipp 4.1.0->3.23.0",
     });
     assertAllStates();
+  });
+  test("a deploy killed after the switch: the next one runs the hooks it owed, once", async (t) => {
+    const jobs3 = spec("h3", "jobs");
+    const before = readlinkSync(envPath(jobs3));
+    jobs3.reqs = ["fsspec==2026.6.0", "six"];
+    jobs3.expect = { ...jobs3.expect, fsspec: "2026.6.0" };
+    jobs3.hooks = ["sleep 4", 'echo "$VIRTUAL_ENV" >> owed.log'];
+    writeFleet();
+    const owed = join(envPath(jobs3), "..", "owed.log");
+    const run = startPyferry(["deploy", "--yes", "h3"], {
+      cwd: work,
+      env: lab.env(),
+      timeoutMs: 300_000,
+    });
+    // Killed while the first hook sleeps: switched, but the hooks never finished.
+    await waitFor("the switch", () => readlinkSync(envPath(jobs3)) !== before).catch(
+      async (err) => {
+        run.child.kill("SIGKILL");
+        const r = await run.done.catch(() => undefined);
+        throw new Error(`${(err as Error).message}\n${r ? show(r) : ""}`);
+      },
+    );
+    await sleep(1500);
+    run.child.kill("SIGKILL");
+    await run.done.catch(() => undefined);
+    await sleep(4000);
+    assert.ok(!existsSync(owed), "the second hook never ran");
+    const again = await pyferry(["deploy", "--yes"]);
+    t.diagnostic(`deploy after the kill: ${again.ms} ms`);
+    assert.equal(again.status, 0, show(again));
+    assert.equal(summary(again.stdout).get(label(jobs3))?.outcome, "changed", show(again));
+    assert.match(again.stderr, /its hooks and reload, left undone by an interrupted deploy/);
+    assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1);
+    assertAllStates();
+    const third = await pyferry(["deploy", "--yes"]);
+    assert.equal(third.status, 0, show(third));
+    assert.equal(summary(third.stdout).get(label(jobs3))?.outcome, "ok");
+    assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1, "owed hooks run once");
   });
 });
