@@ -4,6 +4,12 @@
  * script, help) goes through the full CLI instead.
  */
 export async function tryFastRun(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === "run" && argv.includes("--on")) {
+    // Remote: the full parse follows, but the SSH handshake can start now.
+    const { connectForRun } = await import("./early-connect.js");
+    connectForRun(argv);
+    return undefined;
+  }
   if (argv[0] !== "run" || argv.length < 2 || (argv[1] as string).startsWith("-")) return undefined;
   try {
     const { runCommand } = await import("../pipeline/run.js");

@@ -1,31 +1,12 @@
 /** `pyferry run --on TARGET`: the command-line side of a remote run. */
 
 import { basename } from "node:path";
-import { loadConfig, resolveTarget, type TargetConfig, withFlags } from "../config/index.js";
 import { findPack } from "../pipeline/pack-folder.js";
 import { remoteRun } from "../pipeline/remote-run.js";
-import { RemoteStore, SshConnection, type SshTarget } from "../transport/index.js";
+import { RemoteStore, SshConnection } from "../transport/index.js";
 import { UserError } from "../util/errors.js";
 import type { RunFlags } from "./build-commands.js";
-
-/** The transport's view of a configured target. */
-export function sshTargetOf(t: TargetConfig): SshTarget {
-  return {
-    destination: t.address,
-    label: t.name ?? (t.port ? `${t.address}:${t.port}` : t.address),
-    ...(t.port !== undefined ? { port: t.port } : {}),
-    ...(t.identityFile ? { identityFile: t.identityFile } : {}),
-    ...(t.knownHostsFile ? { knownHostsFile: t.knownHostsFile } : {}),
-    sshOptions: t.sshOptions.flatMap((o) => ["-o", o]),
-    acceptNewHostKeys: t.acceptNewHostKeys,
-  };
-}
-
-/** The target `spec` names (or the configured default), resolved through the configuration. */
-export function targetFor(spec: string | undefined): TargetConfig {
-  const config = withFlags(loadConfig(), spec === undefined ? {} : { target: spec });
-  return resolveTarget(config, spec);
-}
+import { sshTargetOf, targetFor } from "./ssh-target.js";
 
 export async function remoteRunCommand(
   script: string,

@@ -11,7 +11,7 @@ import { remoteRun } from "../pipeline/remote-run.js";
 import { packFolder, removePackFolder } from "../pipeline/staged.js";
 import { UserError } from "../util/errors.js";
 import { runProgram } from "./parse.js";
-import { sshTargetOf } from "./remote-run.js";
+import { sshTargetOf } from "./ssh-target.js";
 
 interface CloudpyFlags {
   P?: boolean;

@@ -8,6 +8,7 @@ import { machine } from "node:os";
 import { join } from "node:path";
 import { type InterpreterInfo, readProbeOutput } from "../python/interpreter.js";
 import { probeSource } from "../python/probe.js";
+import { takeEarly } from "../transport/early.js";
 import {
   extractFetched,
   hashFile,
@@ -245,7 +246,7 @@ async function prepare(
 /** Ship and run; resolves when the remote program has ended and files are back. */
 export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport> {
   checkRequest(req);
-  const conn = new SshConnection(req.target);
+  const conn = takeEarly(req.target) ?? new SshConnection(req.target);
   const store = new RemoteStore(conn, req.root);
   // The handshake runs while the environment is found or built here; its errors surface at
   // the first remote command.

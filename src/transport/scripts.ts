@@ -104,6 +104,8 @@ df -Pk . 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "free_kb=$a"; }
 export const NEED = `${PRELUDE}${SALVAGE}
 salvage
 cd objects || exit ${REMOTE_EXIT.noRoot}
+# An empty store lacks everything: no need to look at each id.
+if [ -z "$(ls -A)" ]; then cat >/dev/null; echo "*"; exit 0; fi
 while IFS= read -r o; do [ -e "$o" ] || printf '%s\\n' "$o"; done
 `;
 
@@ -138,8 +140,10 @@ salvage
 if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; exit 0; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
 if tar -x -f -; then
-  # Never replace an object (a reader may be linking it); one that could not be published is
-  # simply missing, and sent again when next needed.
+  # Whole folders the store does not have yet move in with one rename each (a first ship);
+  # into the others, objects are linked, never replacing one (a reader may be linking it).
+  # An object that could not be published is simply missing, and sent again when needed.
+  mv "$t"/* objects/ 2>/dev/null
   cp -aln "$t"/. objects/ 2>/dev/null
   rm -rf "$t" "$t.pid"
   if [ -n "$k" ]; then

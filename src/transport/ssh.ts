@@ -5,7 +5,7 @@
  * do for ssh; host keys are checked strictly unless the target says to accept new ones.
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../util/errors.js";
@@ -22,6 +22,27 @@ export interface SshTarget {
   acceptNewHostKeys?: boolean;
   /** How messages name the target (a configured name, or the destination). */
   label: string;
+}
+
+/** Remove the socket folders of pyferry processes that died without closing (kill -9). */
+function sweepControlDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = /^pf-ssh-(\d+)-/.exec(name)?.[1];
+    if (!pid || Number(pid) === process.pid) continue;
+    try {
+      process.kill(Number(pid), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") {
+        rmSync(join(tmpdir(), name), { recursive: true, force: true });
+      }
+    }
+  }
 }
 
 /** Seconds a master connection outlives its last session when pyferry could not close it. */
@@ -122,7 +143,8 @@ export class SshConnection extends ShellConnection {
 
   private startMaster(): Promise<void> {
     // A short private folder: a socket path must fit in 108 bytes.
-    this.controlDir = mkdtempSync(join(tmpdir(), "pf-ssh-"));
+    sweepControlDirs();
+    this.controlDir = mkdtempSync(join(tmpdir(), `pf-ssh-${process.pid}-`));
     const [cmd, ...lead] = this.program as [string, ...string[]];
     // No remote command (-N), so no login shell runs for the master. ControlPersist makes ssh
     // return once the connection is up, leaving the master in the background; if pyferry is
@@ -220,6 +242,19 @@ export class SshConnection extends ShellConnection {
       },
     );
     return r.status === 0;
+  }
+
+  /** close(), for an exiting process that can no longer wait. */
+  closeSync(): void {
+    if (this.masterUp && this.controlDir) {
+      const [cmd, ...lead] = this.program as [string, ...string[]];
+      spawnSync(cmd, [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination], {
+        stdio: "ignore",
+        timeout: 5000,
+      });
+    }
+    if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
+    this.controlDir = undefined;
   }
 
   /** Close the master connection and its socket folder. */

@@ -153,7 +153,9 @@ export class RemoteStore {
     if (ids.length === 0) return [];
     const r = await this.run(sh.NEED, [], `${ids.join("\n")}\n`);
     if (r.code !== 0) throw this.failure("checking the store", r);
-    return r.stdout.toString("utf8").split("\n").filter(Boolean);
+    const lines = r.stdout.toString("utf8").split("\n").filter(Boolean);
+    // "*": the store is empty.
+    return lines[0] === "*" ? [...ids] : lines;
   }
 
   /**
