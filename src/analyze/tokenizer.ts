@@ -6,6 +6,7 @@
  * It reports the first lexical error (unterminated string, bad dedent, stray
  * character, Python 2 literals) instead of recovering: such a file does not parse.
  */
+import { SIMPLE_ESCAPES } from "../python/escapes.js";
 
 export enum Tok {
   Name = 1,
@@ -695,20 +696,6 @@ class Lexer {
 export function tokenize(src: string): TokenizeResult {
   return new Lexer(src).run();
 }
-
-const SIMPLE_ESCAPES: Record<string, string> = {
-  "\n": "",
-  "\\": "\\",
-  "'": "'",
-  '"': '"',
-  a: "\x07",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-};
 
 /** The value of a plain (non-f) string token; undefined for bytes. */
 export function stringValue(tokens: Tokens, i: number): string | undefined {

@@ -5,6 +5,8 @@
  * float, True/False/None, dict, list, tuple, trailing commas, comments. Names, calls,
  * operators, sets, bytes and f-strings are refused with the line where they appear.
  */
+
+import { SIMPLE_ESCAPES } from "../python/escapes.js";
 import { UserError } from "../util/errors.js";
 import { q } from "./types.js";
 
@@ -14,19 +16,6 @@ export type PyValue = PyKey | PyValue[] | PyDict;
 
 /** Nesting deeper than this is not a config file; refusing it keeps the stack safe. */
 const MAX_DEPTH = 100;
-
-const SIMPLE_ESCAPES: Record<string, string> = {
-  "\\": "\\",
-  "'": "'",
-  '"': '"',
-  a: "\x07",
-  b: "\b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-};
 
 // Python's numeric literals (no complex numbers); digits may be grouped with "_".
 const NUMBER =
