@@ -19,7 +19,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -29,9 +28,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadPipSettings } from "../src/index/pip-config.js";
+import { findPython311, makeWheelhouse, norm } from "../test/support/mirror.js";
 import { type SshLab, sshAvailable, startSshLab } from "../test/support/sshd.js";
 import { BenchFailure, envCount, progress } from "./common.js";
 import { formatTable } from "./table.js";
@@ -174,20 +173,7 @@ function ensureAnsible(): string {
 
 /** A CPython 3.11 for the hosts' environments (the wheels include cp311 ones). */
 function findPython(): string {
-  const candidates = [process.env.PYFERRY_BENCH_PYTHON ?? ""];
-  const pyenv = join(
-    process.env.PYENV_ROOT ?? join(process.env.HOME ?? "/root", ".pyenv"),
-    "versions",
-  );
-  if (existsSync(pyenv)) {
-    for (const v of readdirSync(pyenv)
-      .filter((v) => v.startsWith("3.11."))
-      .sort()
-      .reverse())
-      candidates.push(join(pyenv, v, "bin", "python3"));
-  }
-  candidates.push("/usr/bin/python3.11");
-  const found = candidates.find((c) => c !== "" && existsSync(c));
+  const found = findPython311(process.env.PYFERRY_BENCH_PYTHON);
   if (!found) {
     throw new BenchFailure(
       "bench:fleet needs a CPython 3.11 for the hosts' environments; set PYFERRY_BENCH_PYTHON to one.",
@@ -213,56 +199,16 @@ function preflight(): { ansible: string; python: string } {
 // ---------------------------------------------------------------------------------------------
 // The wheelhouse, from the package mirror pip is configured with
 
-const norm = (name: string) => name.toLowerCase().replace(/[-_.]+/g, "-");
-
-/** Every local wheel of `project` `version` that pip's configured indexes and find-links list. */
-function mirrorWheels(project: string, version: string): string[] {
-  const s = loadPipSettings();
-  const found = new Set<string>();
-  const consider = (file: string) => {
-    const parts = basename(file).split("-");
-    if (file.endsWith(".whl") && norm(parts[0] ?? "") === norm(project) && parts[1] === version)
-      found.add(file);
-  };
-  const indexes = s.noIndex ? [] : [s.indexUrl, ...s.extraIndexUrls];
-  for (const url of indexes.filter((u) => u.startsWith("file:"))) {
-    const page = new URL(`${norm(project)}/index.html`, url.endsWith("/") ? url : `${url}/`);
-    const path = fileURLToPath(page);
-    if (!existsSync(path)) continue;
-    for (const m of readFileSync(path, "utf8").matchAll(/href="([^"]+)"/g)) {
-      const u = new URL((m[1] as string).replace(/&amp;/g, "&"), page);
-      u.hash = "";
-      consider(decodeURIComponent(fileURLToPath(u)));
-    }
-  }
-  for (const link of s.findLinks) {
-    if (link.includes("://") && !link.startsWith("file:")) continue;
-    const dir = link.startsWith("file:") ? fileURLToPath(link) : link;
-    if (existsSync(dir)) for (const f of readdirSync(dir)) consider(join(dir, f));
-  }
-  return [...found].filter((f) => existsSync(f));
-}
-
-function makeWheelhouse(dir: string): { files: number; bytes: number } {
-  const wheels = join(dir, "wheels");
-  mkdirSync(wheels, { recursive: true });
+function fillWheelhouse(dir: string): { files: number; bytes: number } {
   const wanted = [...before(), ...CHANGE.map(([n, , b]) => [n, b] as [string, string])];
-  let files = 0;
-  let bytes = 0;
-  for (const [project, version] of wanted) {
-    const found = mirrorWheels(project, version);
-    if (found.length === 0) {
-      throw new BenchFailure(
+  return makeWheelhouse(
+    dir,
+    wanted,
+    (project, version) =>
+      new BenchFailure(
         `The package mirror pip is configured with has no wheel of ${project} ${version}, which bench:fleet deploys.`,
-      );
-    }
-    for (const f of found) {
-      copyFileSync(f, join(wheels, basename(f)));
-      files++;
-      bytes += readFileSync(f).length;
-    }
-  }
-  return { files, bytes };
+      ),
+  );
 }
 
 /** name -> version of an environment's *.dist-info folders. */
@@ -741,7 +687,7 @@ async function main(): Promise<string> {
       noop: { pyferry: [], ansible: [] },
       initial: { pyferry: [], ansible: [] },
       references: { sshAll: [], version: [] },
-      wheelhouse: makeWheelhouse(join(w, "wheelhouse")),
+      wheelhouse: fillWheelhouse(join(w, "wheelhouse")),
     };
     await measure(c, repeat, res);
     await trace(c, res);

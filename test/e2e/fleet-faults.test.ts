@@ -11,9 +11,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
-  copyFileSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -23,10 +21,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { loadPipSettings } from "../../src/index/pip-config.js";
+import { findPython311, makeWheelhouse, norm } from "../support/mirror.js";
 import {
   checkObjects,
   defaultStore,
@@ -39,65 +36,6 @@ import {
   waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
-
-const norm = (name: string) => name.toLowerCase().replace(/[-_.]+/g, "-");
-
-/** Every wheel of `project` `version` the machine's pip configuration can see (local ones). */
-function mirrorWheels(project: string, version: string): string[] {
-  const s = loadPipSettings();
-  const found = new Set<string>();
-  const consider = (file: string) => {
-    const parts = basename(file).split("-");
-    if (file.endsWith(".whl") && norm(parts[0] ?? "") === norm(project) && parts[1] === version)
-      found.add(file);
-  };
-  const indexes = s.noIndex ? [] : [s.indexUrl, ...s.extraIndexUrls];
-  for (const url of indexes.filter((u) => u.startsWith("file:"))) {
-    const page = new URL(`${norm(project)}/index.html`, url.endsWith("/") ? url : `${url}/`);
-    const path = fileURLToPath(page);
-    if (!existsSync(path)) continue;
-    for (const m of readFileSync(path, "utf8").matchAll(/href="([^"]+)"/g)) {
-      const u = new URL((m[1] as string).replace(/&amp;/g, "&"), page);
-      u.hash = "";
-      consider(decodeURIComponent(fileURLToPath(u)));
-    }
-  }
-  for (const link of s.findLinks) {
-    if (link.includes("://") && !link.startsWith("file:")) continue;
-    const dir = link.startsWith("file:") ? fileURLToPath(link) : link;
-    if (existsSync(dir)) for (const f of readdirSync(dir)) consider(join(dir, f));
-  }
-  return [...found].filter((f) => existsSync(f));
-}
-
-function makeWheelhouse(dir: string, wanted: readonly (readonly [string, string])[]): void {
-  mkdirSync(join(dir, "wheels"), { recursive: true });
-  for (const [project, version] of wanted) {
-    const files = mirrorWheels(project, version);
-    if (files.length === 0)
-      throw new Error(
-        `the package mirror pip is configured with has no wheel of ${project} ${version}`,
-      );
-    for (const f of files) copyFileSync(f, join(dir, "wheels", basename(f)));
-  }
-}
-
-function findPython(): string | undefined {
-  const candidates = [process.env.PYFERRY_TEST_PYTHON ?? ""];
-  const pyenv = join(
-    process.env.PYENV_ROOT ?? join(process.env.HOME ?? "/root", ".pyenv"),
-    "versions",
-  );
-  if (existsSync(pyenv)) {
-    for (const v of readdirSync(pyenv)
-      .filter((v) => v.startsWith("3.11."))
-      .sort()
-      .reverse())
-      candidates.push(join(pyenv, v, "bin", "python3"));
-  }
-  candidates.push("/usr/bin/python3.11");
-  return candidates.find((c) => c !== "" && existsSync(c));
-}
 
 type Packages = Record<string, string>;
 
@@ -265,7 +203,7 @@ describe("fleet faults", { skip: sshAvailable() ?? false, timeout: 1_200_000 }, 
   }
 
   before(async () => {
-    const py = findPython();
+    const py = findPython311(process.env.PYFERRY_TEST_PYTHON);
     assert.ok(py, "a CPython 3.11 (set PYFERRY_TEST_PYTHON)");
     python = py;
     lab = await startSshLab({ hosts: 5, netns: "auto" });
