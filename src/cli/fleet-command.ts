@@ -97,19 +97,28 @@ Examples:
       const forks = forksOf(flags);
       const { readInventory } = await import("../fleet/inventory.js");
       const { selectEnvs } = await import("../fleet/selector.js");
-      const { deploy } = await import("../fleet/deploy.js");
+      const { Connections } = await import("../fleet/connections.js");
       const inv = readInventory(flags.inventory);
       const sels = selectEnvs(inv, selectors);
+      // The handshakes overlap loading the resolver and the installer.
+      const connections = new Connections();
+      connections.connectAhead(sels, forks);
+      const { deploy } = await import("../fleet/deploy.js");
       const interactive = process.stdin.isTTY === true && !flags.json;
-      const results = await deploy(inv, sels, {
-        check: flags.check === true,
-        yes: flags.yes === true,
-        forks,
-        ...(interactive ? { confirm: ask } : {}),
-        say: (line) => {
-          if (!flags.json) process.stderr.write(`${line}\n`);
+      const results = await deploy(
+        inv,
+        sels,
+        {
+          check: flags.check === true,
+          yes: flags.yes === true,
+          forks,
+          ...(interactive ? { confirm: ask } : {}),
+          say: (line) => {
+            if (!flags.json) process.stderr.write(`${line}\n`);
+          },
         },
-      });
+        connections,
+      );
       await report(results, flags);
     });
   common(

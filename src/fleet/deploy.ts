@@ -10,7 +10,6 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { IndexSettings } from "../index/pip-config.js";
-import { createLimiter } from "../install/pool.js";
 import { cachedEnv, lockRequirements } from "../pipeline/build.js";
 import { envTree } from "../pipeline/env-tree.js";
 import { fromRequirementsTxt } from "../pipeline/inputs.js";
@@ -20,11 +19,12 @@ import { normalizeName } from "../python/names.js";
 import { probeSource } from "../python/probe.js";
 import { targetFromInterpreter } from "../python/target.js";
 import { type Lock, readLock } from "../resolve/lock.js";
-import { RemoteStore, SshConnection, type SshTarget, type Tree } from "../transport/index.js";
+import { type RemoteStore, type Tree, treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
-import { envUser, type FleetEnv, type FleetHost, type Inventory } from "./inventory.js";
+import { Connections } from "./connections.js";
+import { envUser, type FleetEnv, type Inventory } from "./inventory.js";
 import { type Change, describeChanges, diff, distInfoName } from "./plan.js";
 import * as sh from "./scripts.js";
 import type { Selected } from "./selector.js";
@@ -65,22 +65,8 @@ interface Planned {
   envDir: string;
   tree: Tree;
   changes: Change[];
-}
-
-/** One ssh connection per host and login user. */
-function connectionKey(host: FleetHost, env: FleetEnv): string {
-  return `${host.name}\0${envUser(host, env) ?? ""}`;
-}
-
-function sshTarget(host: FleetHost, user: string | undefined): SshTarget {
-  return {
-    destination: user ? `${user}@${host.address.replace(/^.*@/, "")}` : host.address,
-    label: user ? `${user}@${host.name}` : host.name,
-    ...(host.port !== undefined ? { port: host.port } : {}),
-    ...(host.identityFile ? { identityFile: host.identityFile } : {}),
-    ...(host.knownHostsFile ? { knownHostsFile: host.knownHostsFile } : {}),
-    sshOptions: host.sshOptions.flatMap((o) => ["-o", o]),
-  };
+  /** What the store said of the tree while planning. */
+  shipping?: TreeStatus;
 }
 
 /** Only the wheelhouse: deployments never reach out to an index. */
@@ -115,41 +101,61 @@ function probeCache(store: RemoteStore, python: string): string {
   return join(cacheDir(), "remote", "pythons", `${id.slice(0, 32)}.json`);
 }
 
+interface ProbeRecord {
+  stamp: string;
+  info: InterpreterInfo;
+}
+
+function readProbeRecord(file: string): ProbeRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as ProbeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the store said of a tree the client may ship (see scripts.ts STATE). */
+export interface TreeStatus {
+  envComplete: boolean;
+  missing: string[];
+}
+
 /**
  * Read the interpreter and the environments that use it, in one session. The interpreter is
- * probed (Python started there) only when its file changed since the last deploy.
+ * probed (Python started there) only when its file changed since the last deploy. `trees`
+ * are asked about in the same session: whether the store has them, and which objects it lacks.
  */
-async function readState(store: RemoteStore, python: string, paths: string[]): Promise<HostState> {
-  const cacheFile = probeCache(store, python);
-  let cached: { stamp: string; info: InterpreterInfo } | undefined;
-  try {
-    cached = JSON.parse(readFileSync(cacheFile, "utf8")) as {
-      stamp: string;
-      info: InterpreterInfo;
-    };
-  } catch {
-    cached = undefined;
-  }
-  const r = await store.conn.exec(sh.STATE, [
-    store.root,
-    python,
-    probeSource(),
-    cached?.stamp ?? "",
-    ...paths,
-  ]);
+async function readState(
+  store: RemoteStore,
+  python: string,
+  paths: string[],
+  known: ProbeRecord | undefined,
+  trees: readonly Tree[],
+): Promise<HostState & { trees: Map<string, TreeStatus> }> {
+  const ask = trees.map((t) => `tree ${t.key}\n${treeObjects(t).join("\n")}\n`).join("");
+  const r = await store.conn.exec(
+    sh.STATE,
+    [store.root, python, probeSource(), known?.stamp ?? "", ...paths],
+    ask,
+  );
   const out = r.stdout.toString("utf8");
   if (r.code !== 0) throw store.failure("reading the environments", r);
   const stamp = /^stamp (.*)$/m.exec(out)?.[1] ?? "";
   let info: InterpreterInfo;
-  if (cached && /^same-python$/m.test(out)) info = cached.info;
+  if (known && /^same-python$/m.test(out)) info = known.info;
   else {
     const real = /^real (.*)$/m.exec(out)?.[1] ?? python;
     info = readProbeOutput(out, r.stderr, `exit status ${r.code}`, python, real);
-    if (stamp)
-      await writeFileAtomic(cacheFile, JSON.stringify({ stamp, info })).catch(() => undefined);
+    if (stamp) {
+      await writeFileAtomic(probeCache(store, python), JSON.stringify({ stamp, info })).catch(
+        () => undefined,
+      );
+    }
   }
   const envs: HostState["envs"] = new Map();
+  const statuses = new Map<string, TreeStatus>();
   let current: EnvState | undefined;
+  let tree: TreeStatus | undefined;
   for (const line of out.split("\n")) {
     const sp = line.indexOf(" ");
     const [tag, rest] = sp === -1 ? [line, ""] : [line.slice(0, sp), line.slice(sp + 1)];
@@ -164,9 +170,15 @@ async function readState(store: RemoteStore, python: string, paths: string[]): P
     else if (current && tag === "dist") {
       const nv = distInfoName(rest);
       if (nv) current.dists.set(nv[0], nv[1]);
-    }
+    } else if (tag === "tree") {
+      const [key = "", status = "", all] = rest.split(" ");
+      const asked = trees.find((t) => t.key === key);
+      tree = { envComplete: status === "complete", missing: [] };
+      if (all && asked) tree.missing = treeObjects(asked);
+      statuses.set(key, tree);
+    } else if (tree && tag === "missing") tree.missing.push(rest);
   }
-  return { info, envs };
+  return { info, envs, trees: statuses };
 }
 
 /** Locks resolved in this process: environments with the same file and target share one. */
@@ -225,6 +237,39 @@ function lockedVersions(lock: Lock, info: InterpreterInfo): Map<string, string> 
   return out;
 }
 
+interface Prepared {
+  lock: Lock;
+  envDir: string;
+  tree: Tree;
+}
+
+/** Environments built in this process, by requirements file and interpreter. */
+const builds = new Map<string, Promise<Prepared>>();
+
+/** The environment for `env` on interpreter `info`, built here (once per process). */
+function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<Prepared> {
+  const key = JSON.stringify([env.lock ?? env.requirements, info]);
+  let found = builds.get(key);
+  if (!found) {
+    found = (async () => {
+      const { text, lock } = await lockFor(env, info, inv);
+      const built = await cachedEnv(text, lock, info, {
+        venvBase: {
+          base: info.isVirtualenv ? info.realPath : info.sysExecutable,
+          real: info.realPath,
+          version: info.version,
+          pointerBits: info.pointerBits,
+        },
+        index: wheelhouseSettings(inv),
+        lockDir: env.lock ? dirname(env.lock) : dirname(env.requirements as string),
+      });
+      return { lock, envDir: built.dir, tree: envTree(built.dir) };
+    })();
+    builds.set(key, found);
+  }
+  return found;
+}
+
 /** Phase one for one connection: state, locks and local builds, plans. Nothing changes there. */
 async function planConnection(
   store: RemoteStore,
@@ -235,42 +280,42 @@ async function planConnection(
   for (const s of sels) byPython.set(s.env.python, [...(byPython.get(s.env.python) ?? []), s]);
   const planned: Planned[] = [];
   for (const [python, group] of byPython) {
+    // The interpreter as it was at the last deploy: the locks and builds usually need nothing
+    // more from the host, so they start now, while the connection is still being made, and
+    // the store is asked about their trees in the state's own session.
+    const known = readProbeRecord(probeCache(store, python));
+    const guessed = known
+      ? (await Promise.allSettled(group.map((sel) => prepare(sel.env, known.info, inv)))).flatMap(
+          (r) => (r.status === "fulfilled" ? [r.value.tree] : []),
+        )
+      : [];
     const state = await readState(
       store,
       python,
       group.map((s) => s.env.path),
+      known,
+      guessed,
     );
     for (const sel of group) {
       const now = state.envs.get(sel.env.path) ?? {
         kind: "none",
         dists: new Map<string, string>(),
       };
-      const { text, lock } = await lockFor(sel.env, state.info, inv);
-      const info = state.info;
-      const base = info.isVirtualenv ? info.realPath : info.sysExecutable;
-      const env = await cachedEnv(text, lock, info, {
-        venvBase: {
-          base,
-          real: info.realPath,
-          version: info.version,
-          pointerBits: info.pointerBits,
-        },
-        index: wheelhouseSettings(inv),
-        lockDir: sel.env.lock ? dirname(sel.env.lock) : dirname(sel.env.requirements as string),
-      });
-      const tree = envTree(env.dir);
-      const wanted = lockedVersions(lock, info);
+      const { lock, envDir, tree } = await prepare(sel.env, state.info, inv);
       const currentKey = now.link?.split("/").pop();
+      const shipping = state.trees.get(tree.key);
+      const wanted = lockedVersions(lock, state.info);
       planned.push({
         sel,
         currentKind: now.kind,
         installed: now.dists,
         wanted,
-        envDir: env.dir,
+        envDir,
         tree,
         changes: diff(now.dists, wanted),
         hooksPending: now.hooksPending === true && currentKey === tree.key,
         ...(currentKey ? { currentKey } : {}),
+        ...(shipping ? { shipping } : {}),
       });
     }
   }
@@ -316,7 +361,7 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
     if (e.type === "file") sources.set(e.object, { source: `${p.envDir}/${e.path}`, size: e.size });
   }
   try {
-    await store.ensureTree(p.tree, sources);
+    await store.ensureTree(p.tree, sources, p.shipping ? { known: p.shipping } : {});
   } catch (err) {
     return fail(`sending the environment: ${(err as Error).message.replace(/\.$/, "")}`);
   }
@@ -324,19 +369,21 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
     const c = await step(store, sh.COMPILE, [p.tree.key]);
     if (c.code !== 0) return fail(`compiling bytecode: ${lastLine(c.err)}`);
   }
+  const commands = [
+    ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
+    ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
+  ];
   let prev: string | undefined;
   if (p.currentKey === p.tree.key) {
     // Switched by a deploy that was stopped before its hooks: only they are left to do.
     prev = /^prev (.*)$/m.exec((await step(store, sh.PREVIOUS, [sel.env.path])).out)?.[1];
   } else {
-    const sw = await step(store, sh.SWITCH, [sel.env.path, p.tree.key, "deploy"]);
+    const owed = commands.length > 0 ? "hooks" : "";
+    const sw = await step(store, sh.SWITCH, [sel.env.path, p.tree.key, "deploy", owed]);
     if (sw.code !== 0) return fail(`switching ${sel.env.path}: ${lastLine(sw.err)}`);
     prev = /^prev (.*)$/m.exec(sw.out)?.[1];
+    if (commands.length === 0) return { ...base, outcome: "changed" };
   }
-  const commands = [
-    ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
-    ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
-  ];
   for (const c of commands) {
     const r = await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", c.cmd]);
     if (r.code === 0) continue;
@@ -353,58 +400,6 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
   return { ...base, outcome: "changed" };
 }
 
-/**
- * One connection per host and login user for the whole invocation: planning and applying
- * use the same one. Groups run with at most `forks` at once.
- */
-class Connections {
-  private readonly open = new Map<string, RemoteStore>();
-
-  store(sel: Selected): RemoteStore {
-    const k = connectionKey(sel.host, sel.env);
-    let s = this.open.get(k);
-    if (!s) {
-      s = new RemoteStore(
-        new SshConnection(sshTarget(sel.host, envUser(sel.host, sel.env))),
-        sel.host.root,
-      );
-      this.open.set(k, s);
-    }
-    return s;
-  }
-
-  async each<T>(
-    sels: Selected[],
-    forks: number,
-    fn: (store: RemoteStore, group: Selected[]) => Promise<T[]>,
-    onError: (group: Selected[], err: unknown) => T[],
-  ): Promise<T[]> {
-    const groups = new Map<string, Selected[]>();
-    for (const s of sels) {
-      const k = connectionKey(s.host, s.env);
-      groups.set(k, [...(groups.get(k) ?? []), s]);
-    }
-    const limit = createLimiter(Math.max(1, forks));
-    const results = await Promise.all(
-      [...groups.values()].map((group) =>
-        limit(async () => {
-          try {
-            return await fn(this.store(group[0] as Selected), group);
-          } catch (err) {
-            return onError(group, err);
-          }
-        }),
-      ),
-    );
-    return results.flat();
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.open.values()].map((s) => s.conn.close()));
-    this.open.clear();
-  }
-}
-
 function failedAll(group: Selected[], err: unknown): EnvResult[] {
   const message = err instanceof Error ? err.message.replace(/\.$/, "") : String(err);
   return group.map((s) => ({
@@ -417,12 +412,17 @@ function failedAll(group: Selected[], err: unknown): EnvResult[] {
   }));
 }
 
+/**
+ * Deploy the selected environments. `connections` may come with handshakes already started
+ * (Connections.connectAhead); they are closed at the end.
+ */
 export async function deploy(
   inv: Inventory,
   sels: Selected[],
   opts: DeployOptions,
+  connections = new Connections(),
 ): Promise<EnvResult[]> {
-  const connections = new Connections();
+  connections.connectAhead(sels, opts.forks);
   try {
     return await deployWith(connections, inv, sels, opts);
   } finally {

@@ -5,7 +5,7 @@
  * from gc through names/deploy-<id> (current) and names/deploy-<id>-prev (for rollback),
  * where <id> is the cksum of the environment's path.
  */
-import { PRELUDE, PROBE_PYTHON, REMOTE_EXIT } from "../transport/scripts.js";
+import { PRELUDE, PROBE_PYTHON, REMOTE_EXIT, SALVAGE } from "../transport/scripts.js";
 
 export const FLEET_EXIT = {
   /** The path holds something pyferry will not replace (a file). */
@@ -25,8 +25,12 @@ const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
  * unchanged since (no Python is started), else its description (the probe's line) and "real
  * PATH"; then "stamp STAMP"; then for each environment "env PATH", "link TARGET" or "kind
  * dir|none", and "dist NAME-VERSION.dist-info" for what it has installed.
+ *
+ * stdin: trees the client expects to ship, each a line "tree KEY" followed by its object ids;
+ * for each the store says "tree KEY complete", or "tree KEY absent" and "missing ID" for each
+ * object it lacks (all of them after "tree KEY absent all", when the store has no objects).
  */
-export const STATE = `${PRELUDE}
+export const STATE = `${PRELUDE}${SALVAGE}
 py=$1; probe=$2; known=$3; shift 3
 stamp=$(stat -L -c '%i %s %Y' "$py" 2>/dev/null)
 if [ -n "$stamp" ] && [ "$stamp" = "$known" ]; then
@@ -47,11 +51,23 @@ for p in "$@"; do
     [ -d "$d" ] && echo "dist \${d##*/}"
   done
 done
+salvage
+all=; [ -z "$(ls -A objects)" ] && all=" all"
+skip=
+while IFS= read -r o; do
+  case $o in
+    "tree "*) k=\${o#tree }
+      if [ -e "envs/$k/.pyferry-complete" ]; then echo "tree $k complete"; skip=1
+      else echo "tree $k absent$all"; skip=$all; fi ;;
+    *) [ -n "$skip" ] || [ -e "objects/$o" ] || echo "missing $o" ;;
+  esac
+done
 exit 0
 `;
 
 /**
- * $1: environment path, $2: environment key, $3: "deploy" or "restore". Points the path at
+ * $1: environment path, $2: environment key, $3: "deploy" or "restore", $4: "hooks" when
+ * hooks or a reload command are to run after a deploy (see HOOKS_DONE). Points the path at
  * envs/<key> with one rename; a folder pyferry did not make is moved aside once
  * (PATH.pyferry-orig). A deploy records the environment it replaced as the one to roll back
  * to (printing "prev KEY"), remembering the earlier record; a restore (after a failed deploy)
@@ -81,7 +97,7 @@ fi
 printf '%s\\n' "$k" > "names/$id"
 # Until HOOKS_DONE, the hooks of this switch are owed: a deploy killed before they ran finds
 # the environment current and runs them then.
-if [ "$mode" = restore ]; then rm -f "names/$id-hooks"; else printf '%s\\n' "$k" > "names/$id-hooks"; fi
+if [ "$mode" = deploy ] && [ "$4" = hooks ]; then printf '%s\\n' "$k" > "names/$id-hooks"; else rm -f "names/$id-hooks"; fi
 rm -f "$p.pyferry-new"
 ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
 exit 0

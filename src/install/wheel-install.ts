@@ -34,6 +34,11 @@ export interface InstallOptions {
   requested?: boolean;
   /** How files come from the cache; default "auto": clone, else hardlink, else copy. */
   linkMode?: LinkMode;
+  /**
+   * Nothing will run in or write to the environment here (it is for another machine; its
+   * files are only read to be shipped): "auto" may hardlink even for root.
+   */
+  readOnly?: boolean;
   /** Written to INSTALLER; default "pyferry". */
   installer?: string;
   /** Told when an install replaces files it does not own; pip replaces them silently. */
@@ -75,12 +80,13 @@ class Linker {
   constructor(
     private readonly mode: LinkMode,
     private readonly warn?: (message: string) => void,
+    readOnly = false,
   ) {
     this.clone = mode === "auto" || mode === "clone";
     // Read-only modes keep an edit through a hardlink out of the cache, but not for root, who
-    // may write to any file: for root, "auto" copies instead.
+    // may write to any file: for root, "auto" copies instead, unless nothing writes there.
     const root = typeof process.getuid === "function" && process.getuid() === 0;
-    this.hardlink = mode === "hardlink" || (mode === "auto" && !root);
+    this.hardlink = mode === "hardlink" || (mode === "auto" && (!root || readOnly));
   }
 
   private fellBack(way: "clone" | "hardlink", err: unknown): void {
@@ -310,7 +316,7 @@ export async function installWheel(
   await uninstall(w.name, layout);
   const plan = await planWheel(w, layout);
   const result = await runPlan(plan, {
-    linker: new Linker(opts.linkMode ?? "auto", opts.warn),
+    linker: new Linker(opts.linkMode ?? "auto", opts.warn, opts.readOnly),
     requested: opts.requested ?? false,
     installer: opts.installer ?? "pyferry",
     skip: new Set(),
@@ -352,7 +358,7 @@ export async function installAll(
       owner.set(dest, i);
     }
   });
-  const linker = new Linker(opts.linkMode ?? "auto", opts.warn);
+  const linker = new Linker(opts.linkMode ?? "auto", opts.warn, opts.readOnly);
   await settleAll(
     plans.map(async (plan, i) => {
       const skip = new Set<string>();

@@ -173,13 +173,14 @@ export async function buildEnv(
     } else {
       layout = await createVenv(tmp, info);
     }
-    const linkMode = opts.linkMode ?? "auto";
+    // An environment for another machine is never run here, only read to be shipped.
+    const placing = { linkMode: opts.linkMode ?? "auto", readOnly: opts.venvBase !== undefined };
     const isRequested = (w: UnpackedWheel) => requested.has(normalizeName(w.name));
-    await installAll(unpacked.filter(isRequested), layout, { linkMode, requested: true });
+    await installAll(unpacked.filter(isRequested), layout, { ...placing, requested: true });
     await installAll(
       unpacked.filter((w) => !isRequested(w)),
       layout,
-      { linkMode },
+      placing,
     );
     if (opts.compile && !opts.venvBase) await compileBytecode(layout);
     await writeFileAtomic(

@@ -46,14 +46,17 @@ command -v tar >/dev/null 2>&1 || { echo "pyferry: tar is not installed" >&2; ex
 `;
 
 /**
- * Objects left by a receiver that is gone (connection lost, client killed): each file is kept
- * only if its bytes hash to its name, so a partial object is never used.
+ * What a receiver that is gone (connection lost, client killed) left, kept only where it is
+ * whole: objects under tmp/<tx>/ only if their bytes hash to their name, and an environment's
+ * new files (envs/.tmp-<tx>/) only if they match tmp/<tx>.sums, published then by the links of
+ * tmp/<tx>.links. A partial file is never used. The receiver's own pid, $1, counts as gone.
+ * sh has no local variables: the ones set here (p, d, de, pid, h, f, o, l) are the caller's.
  */
-const SALVAGE = `
+export const SALVAGE = `
 salvage() {
   for p in tmp/*.pid; do
     [ -e "$p" ] || continue
-    d=\${p%.pid}
+    d=\${p%.pid}; de=envs/.tmp-\${d#tmp/}
     read -r pid < "$p" 2>/dev/null
     if [ -n "$pid" ] && [ "$pid" != "$1" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
     if [ -d "$d" ]; then
@@ -63,7 +66,13 @@ salvage() {
       done
       cp -aln "$d"/. objects/ 2>/dev/null
     fi
-    rm -rf "$d" "$p"
+    if [ -d "$de" ] && [ -f "$d.sums" ] && [ -f "$d.links" ]; then
+      sha256sum -c "$d.sums" 2>/dev/null | while IFS= read -r l; do
+        case $l in *": FAILED") rm -f "\${l%: FAILED}" ;; esac
+      done
+      tar -x -k -o -f "$d.links" 2>/dev/null
+    fi
+    rm -rf "$d" "$p" "$de" "$d.links" "$d.sums"
   done
 }
 `;
@@ -98,10 +107,19 @@ df -Pk . 2>/dev/null | { read -r _; read -r _ _ _ a _; echo "free_kb=$a"; }
 `;
 
 /**
- * stdin: object ids, one per line; stdout: those the store lacks. What a receiver that died
- * left behind is salvaged first, so that it is not asked for again.
+ * $1: an environment key (or ""), $2: a pack name (or ""). stdin: object ids, one per line;
+ * stdout: "env=complete" when environment $1 is assembled (naming it $2 then), else those of
+ * the objects the store lacks. What a receiver that died left behind is salvaged first, so
+ * that it is not asked for again.
  */
 export const NEED = `${PRELUDE}${SALVAGE}
+k=$1; name=$2
+if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then
+  cat >/dev/null
+  echo env=complete
+  [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
+  exit 0
+fi
 salvage
 cd objects || exit ${REMOTE_EXIT.noRoot}
 # An empty store lacks everything: no need to look at each id.
@@ -128,24 +146,28 @@ exit 0
 
 /**
  * $1: a transfer id, $2: an environment key (or ""), $3: a pack name (or ""). stdin: one tar,
- * extracted here: objects under tmp/<id>/ab/cdef...[.x], then, with a key, the environment
- * under envs/.tmp-<id>/ with its files as hardlinks to objects/ or to tmp/<id>/. Objects are
- * published with hardlinks and the environment renamed into envs/<key> only when the whole
- * stream arrived; otherwise what arrived whole is salvaged at once (or by the next transfer,
- * if this shell was killed) and nothing else is kept.
+ * extracted here. Without a key: objects under tmp/<id>/ab/cdef...[.x]. With a key, first
+ * tmp/<id>.links and tmp/<id>.sums, then objects the environment does not hold under tmp/<id>/,
+ * then the environment under envs/.tmp-<id>/: files the store has as hardlinks to objects/,
+ * new ones as files (written once, there). When the whole stream arrived, the new files are
+ * published as objects by the hardlinks in tmp/<id>.links, the other objects are linked into
+ * objects/, and the environment is renamed into envs/<key>; otherwise what arrived whole is
+ * salvaged at once (or by the next transfer, if this shell was killed) and nothing else kept.
  */
 export const RECEIVE = `${PRELUDE}${SALVAGE}
 tx=$1; k=$2; name=$3; t=tmp/$tx; e=envs/.tmp-$tx
 salvage
 if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; exit 0; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
-if tar -x -f -; then
-  # Whole folders the store does not have yet move in with one rename each (a first ship);
-  # into the others, objects are linked, never replacing one (a reader may be linking it).
-  # An object that could not be published is simply missing, and sent again when needed.
+# -o: ownership is this user's (root would otherwise chown every file to the archive's).
+if tar -x -o -f -; then
+  # Objects are published with links that never replace one (a reader may be linking it): an
+  # object that could not be published is simply missing, and sent again when needed. Whole
+  # folders the store does not have yet move in with one rename each.
+  [ -f "$t.links" ] && tar -x -k -o -f "$t.links" 2>/dev/null
   mv "$t"/* objects/ 2>/dev/null
   cp -aln "$t"/. objects/ 2>/dev/null
-  rm -rf "$t" "$t.pid"
+  rm -rf "$t" "$t.pid" "$t.links" "$t.sums"
   if [ -n "$k" ]; then
     : > "$e/.pyferry-complete"
     mv -T "$e" "envs/$k" 2>/dev/null || rm -rf "$e"
@@ -154,7 +176,6 @@ if tar -x -f -; then
   fi
   exit 0
 fi
-rm -rf "$e"
 salvage $$
 exit ${REMOTE_EXIT.tarFailed}
 `;

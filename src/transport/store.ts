@@ -10,7 +10,14 @@ import { UserError } from "../util/errors.js";
 import type { Finished, ShellConnection } from "./connection.js";
 import * as sh from "./scripts.js";
 import { SshError } from "./ssh.js";
-import { linkEntries, objectEntries, tarStream } from "./tar-stream.js";
+import {
+  linkEntries,
+  objectEntries,
+  placeTree,
+  type StreamEntry,
+  tarBytes,
+  tarStream,
+} from "./tar-stream.js";
 import { type Tree, treeObjects } from "./tree.js";
 
 export interface RemoteFacts {
@@ -151,11 +158,24 @@ export class RemoteStore {
   /** The objects among `ids` the store lacks. */
   async missing(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const r = await this.run(sh.NEED, [], `${ids.join("\n")}\n`);
+    return (await this.need("", "", ids)).missing;
+  }
+
+  /**
+   * In one session: whether environment `envKey` is assembled there (naming it `name` when it
+   * is), and if not, which of `ids` the store lacks.
+   */
+  async need(
+    envKey: string,
+    name: string,
+    ids: readonly string[],
+  ): Promise<{ envComplete: boolean; missing: string[] }> {
+    const r = await this.run(sh.NEED, [envKey, name], `${ids.join("\n")}\n`);
     if (r.code !== 0) throw this.failure("checking the store", r);
     const lines = r.stdout.toString("utf8").split("\n").filter(Boolean);
+    if (lines[0] === "env=complete") return { envComplete: true, missing: [] };
     // "*": the store is empty.
-    return lines[0] === "*" ? [...ids] : lines;
+    return { envComplete: false, missing: lines[0] === "*" ? [...ids] : lines };
   }
 
   /**
@@ -197,12 +217,21 @@ export class RemoteStore {
     const tx = newId();
     const fresh = `tmp/${tx}`;
     let bytes = 0;
-    const entries = [
-      ...objectEntries(wanted, fresh),
-      ...(tree
-        ? linkEntries(tree, `envs/.tmp-${tx}`, { dir: fresh, ids: new Set(wanted.keys()) })
-        : []),
-    ];
+    let entries: StreamEntry[];
+    if (tree) {
+      // The environment's new files are written once, in place (see scripts.ts RECEIVE).
+      const placed = placeTree(tree, `envs/.tmp-${tx}`, wanted);
+      const file = (path: string, data: Buffer): StreamEntry => ({
+        entry: { path, type: "file", mode: 0o644, size: data.length, mtime: 0 },
+        data,
+      });
+      entries = [
+        file(`${fresh}.links`, tarBytes(placed.links)),
+        file(`${fresh}.sums`, Buffer.from(placed.sums)),
+        ...objectEntries(placed.rest, fresh),
+        ...placed.entries,
+      ];
+    } else entries = objectEntries(wanted, fresh);
     const stream = tarStream(entries, (n) => {
       bytes += n;
       onBytes?.(n);
@@ -223,28 +252,34 @@ export class RemoteStore {
 
   /**
    * Make sure `tree` is assembled there, sending what is missing; returns what was sent.
-   * `knownAbsent` skips asking whether it is there already. The store may lose objects to a
-   * concurrent gc between the steps: one retry covers it.
+   * `knownAbsent` skips asking whether it is there already; `known` is what a recent `need`
+   * for this tree said. The store may lose objects to a concurrent gc between the steps: one
+   * retry, which asks again, covers it.
    */
   async ensureTree(
     tree: Tree,
     sources: ObjectSources,
-    opts: { knownAbsent?: boolean; name?: string; onBytes?: (n: number) => void } = {},
+    opts: {
+      knownAbsent?: boolean;
+      known?: { envComplete: boolean; missing: string[] };
+      name?: string;
+      onBytes?: (n: number) => void;
+    } = {},
   ): Promise<ShipStats> {
-    if (!opts.knownAbsent && (await this.status(tree.key, opts.name ?? "", [])).envComplete) {
-      return { objectsSent: 0, bytesSent: 0 };
-    }
     const ids = treeObjects(tree);
+    const name = opts.name ?? "";
+    let known = opts.known;
     const total: ShipStats = { objectsSent: 0, bytesSent: 0 };
     for (let attempt = 0; ; attempt++) {
       try {
-        const sent = await this.send(
-          await this.missing(ids),
-          sources,
-          tree,
-          opts.name ?? "",
-          opts.onBytes,
-        );
+        const now =
+          known ??
+          (opts.knownAbsent
+            ? { envComplete: false, missing: await this.missing(ids) }
+            : await this.need(tree.key, name, ids));
+        known = undefined;
+        if (now.envComplete) return total;
+        const sent = await this.send(now.missing, sources, tree, name, opts.onBytes);
         total.objectsSent += sent.objectsSent;
         total.bytesSent += sent.bytesSent;
         return total;

@@ -6,8 +6,9 @@ import type { Tree } from "./tree.js";
 
 export interface StreamEntry {
   entry: TarEntry;
-  /** For files: where the bytes come from. */
+  /** For files: where the bytes come from, a file or `data`. */
   source?: string;
+  data?: Buffer;
 }
 
 /** Bytes gathered before they are handed on: fewer, larger writes into the ssh pipe. */
@@ -19,48 +20,59 @@ const BATCH = 1 << 20;
  * read stream each cost far more in buffers and callbacks than the reading itself.
  */
 export function tarStream(entries: Iterable<StreamEntry>, onBytes?: (n: number) => void): Readable {
-  function* generate(): Generator<Buffer> {
-    let written = 0;
-    let parts: Buffer[] = [];
-    let pending = 0;
-    const add = (b: Buffer) => {
-      parts.push(b);
-      pending += b.length;
-    };
-    const flush = (): Buffer => {
-      const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, pending);
-      written += out.length;
-      onBytes?.(out.length);
-      parts = [];
-      pending = 0;
-      return out;
-    };
-    for (const { entry, source } of entries) {
-      add(encodeHeader(entry));
-      if (entry.type === "file" && entry.size > 0) {
-        const fd = openSync(source as string, "r");
-        try {
-          let left = entry.size;
-          while (left > 0) {
-            const buf = Buffer.allocUnsafe(Math.min(left, BATCH));
-            const n = readSync(fd, buf, 0, buf.length, null);
-            if (n === 0) throw new Error(`${source} shrank while it was being sent.`);
-            add(n === buf.length ? buf : buf.subarray(0, n));
-            left -= n;
-            if (pending >= BATCH) yield flush();
-          }
-        } finally {
-          closeSync(fd);
+  return Readable.from(tarChunks(entries, onBytes), { objectMode: false });
+}
+
+/** A small tar archive, whole in memory. */
+export function tarBytes(entries: Iterable<StreamEntry>): Buffer {
+  return Buffer.concat([...tarChunks(entries)]);
+}
+function* tarChunks(
+  entries: Iterable<StreamEntry>,
+  onBytes?: (n: number) => void,
+): Generator<Buffer> {
+  let written = 0;
+  let parts: Buffer[] = [];
+  let pending = 0;
+  const add = (b: Buffer) => {
+    parts.push(b);
+    pending += b.length;
+  };
+  const flush = (): Buffer => {
+    const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, pending);
+    written += out.length;
+    onBytes?.(out.length);
+    parts = [];
+    pending = 0;
+    return out;
+  };
+  for (const { entry, source, data } of entries) {
+    add(encodeHeader(entry));
+    if (data) {
+      add(data);
+      add(Buffer.alloc(padding(entry.size)));
+    } else if (entry.type === "file" && entry.size > 0) {
+      const fd = openSync(source as string, "r");
+      try {
+        let left = entry.size;
+        while (left > 0) {
+          const buf = Buffer.allocUnsafe(Math.min(left, BATCH));
+          const n = readSync(fd, buf, 0, buf.length, null);
+          if (n === 0) throw new Error(`${source} shrank while it was being sent.`);
+          add(n === buf.length ? buf : buf.subarray(0, n));
+          left -= n;
+          if (pending >= BATCH) yield flush();
         }
-        add(Buffer.alloc(padding(entry.size)));
+      } finally {
+        closeSync(fd);
       }
-      if (pending >= BATCH) yield flush();
+      add(Buffer.alloc(padding(entry.size)));
     }
-    const end = 2 * BLOCK;
-    add(Buffer.alloc(end + ((RECORD - ((written + pending + end) % RECORD)) % RECORD)));
-    yield flush();
+    if (pending >= BATCH) yield flush();
   }
-  return Readable.from(generate(), { objectMode: false });
+  const end = 2 * BLOCK;
+  add(Buffer.alloc(end + ((RECORD - ((written + pending + end) % RECORD)) % RECORD)));
+  yield flush();
 }
 
 /**
@@ -123,4 +135,62 @@ export function objectEntries(
     out.push({ entry: { path: under(id), type: "file", mode, size, mtime }, source });
   }
   return out;
+}
+
+export interface PlacedTree {
+  /** The tree under its prefix: new files in place, the rest as hardlinks. */
+  entries: StreamEntry[];
+  /** Hardlinks that publish the new files as objects (objects/ID -> their first path). */
+  links: StreamEntry[];
+  /** `sha256sum -c` lines for the new files, to keep what arrived whole after a cut. */
+  sums: string;
+  /** Objects of `fresh` the tree does not hold. */
+  rest: Map<string, { source: string; size: number }>;
+}
+
+/**
+ * A tree under `prefix` whose objects in `fresh` arrive as files in place: each is written
+ * once, in the tree itself, and published as an object by a hardlink once the whole stream has
+ * arrived. Files the store has are hardlinks to objects/ID; empty files are made as they are.
+ */
+export function placeTree(
+  tree: Tree,
+  prefix: string,
+  fresh: ReadonlyMap<string, { source: string; size: number }>,
+): PlacedTree {
+  const placed = new Map<string, string>();
+  const entries = linkEntries(tree, prefix).map((s) => {
+    const { entry } = s;
+    if (entry.type !== "hardlink") return s;
+    const id = (entry.linkname as string).slice("objects/".length);
+    const first = placed.get(id);
+    if (first !== undefined) return { entry: { ...entry, linkname: first } };
+    const object = fresh.get(id);
+    if (!object) return s;
+    placed.set(id, entry.path);
+    const mtime = Math.floor(statSync(object.source).mtimeMs / 1000);
+    return {
+      entry: { path: entry.path, type: "file", mode: entry.mode, size: object.size, mtime },
+      source: object.source,
+    } satisfies StreamEntry;
+  });
+  const links: StreamEntry[] = [];
+  const sums: string[] = [];
+  for (const [id, path] of placed) {
+    links.push({
+      entry: {
+        path: `objects/${id}`,
+        type: "hardlink",
+        mode: 0o444,
+        size: 0,
+        mtime: 0,
+        linkname: path,
+      },
+    });
+    // sha256sum escapes names with a newline or a backslash: those are simply sent again.
+    if (!/[\n\\]/.test(path))
+      sums.push(`${id.slice(0, 2)}${id.slice(3).replace(/\.x$/, "")}  ${path}\n`);
+  }
+  const rest = new Map([...fresh].filter(([id]) => !placed.has(id)));
+  return { entries, links, sums: sums.join(""), rest };
 }

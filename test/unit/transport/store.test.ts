@@ -142,6 +142,96 @@ test("an interrupted transfer keeps what arrived whole and drops the partial obj
   assert.equal(checkStore(root), 3);
 });
 
+/** A local store whose first environment transfer stops after `keep` bytes (a cut connection). */
+class CutConnection extends LocalConnection {
+  constructor(private keep: number | undefined) {
+    super();
+  }
+
+  override async exec(
+    script: string,
+    args: readonly string[] = [],
+    input?: Buffer | string | Readable,
+  ) {
+    const keep = this.keep;
+    if (script !== sh.RECEIVE || !(input instanceof Readable) || keep === undefined)
+      return super.exec(script, args, input);
+    this.keep = undefined;
+    const chunks: Buffer[] = [];
+    for await (const c of input) chunks.push(c as Buffer);
+    return super.exec(script, args, Buffer.concat(chunks).subarray(0, keep));
+  }
+}
+
+test("an environment cut mid-transfer: its new files that arrived whole are kept, nothing partial", async () => {
+  const src = fresh("big");
+  mkdirSync(join(src, "lib"));
+  const sizes = [40_000, 50_000, 60_000, 70_000];
+  for (const [i, size] of sizes.entries())
+    writeFileSync(join(src, "lib", `f${i}`), Buffer.alloc(size, 65 + i));
+  // The same bytes twice: one object, linked to the first copy in the stream.
+  writeFileSync(join(src, "lib", "f0-again"), Buffer.alloc(sizes[0] as number, 65));
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const root = fresh("store");
+  const whole = new RemoteStore(new LocalConnection(), fresh("whole"));
+  const all = await whole.ensureTree(tree, sources);
+  assert.equal(all.objectsSent, 4);
+  // Cut inside f2 (the files go in name order): f0 and f1 arrived whole.
+  const cut = new RemoteStore(new CutConnection(all.bytesSent - 70_000 - 40_000), root);
+  // The cut send fails; the store's one retry asks again what is missing and sends only that.
+  const sent = await cut.ensureTree(tree, sources, { knownAbsent: true });
+  assert.equal(sent.objectsSent, 2, "f0 and f1 were kept; only f2 and f3 were sent again");
+  assert.equal(checkStore(root), 4, "every object whole: the partial f2 was not kept");
+  const env = join(root, "envs", tree.key);
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key], "no partial environment");
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+  assert.equal(statSync(join(env, "lib", "f0")).ino, statSync(join(env, "lib", "f0-again")).ino);
+  assert.equal(readFileSync(join(env, "lib", "f2")).length, 60_000);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+});
+
+test("a receiver killed mid-environment leaves its files to the next one, which keeps only whole ones", async () => {
+  const src = fresh("killed");
+  const data = [Buffer.alloc(30_000, 66), Buffer.alloc(20_000, 67)];
+  data.forEach((d, i) => writeFileSync(join(src, `f${i}`), d));
+  const tree = listTree(src);
+  const root = fresh("store");
+  const store = new RemoteStore(new LocalConnection(), root);
+  await store.probe();
+  // What a receiver killed while writing f1 leaves: f0 whole, f1 short, its sums and links.
+  const tx = "dead-env";
+  const e = join(root, "envs", `.tmp-${tx}`);
+  mkdirSync(e);
+  writeFileSync(join(e, "f0"), data[0] as Buffer);
+  writeFileSync(join(e, "f1"), (data[1] as Buffer).subarray(0, 5000));
+  const ids = tree.entries.flatMap((x) => (x.type === "file" ? [x.object] : []));
+  const sha = (id: string) => id.replace("/", "");
+  writeFileSync(
+    join(root, "tmp", `${tx}.sums`),
+    ids.map((id, i) => `${sha(id)}  envs/.tmp-${tx}/f${i}\n`).join(""),
+  );
+  const links = ids.map((id, i) =>
+    Buffer.concat([
+      encodeHeader({
+        path: `objects/${id}`,
+        type: "hardlink",
+        mode: 0o444,
+        size: 0,
+        mtime: 0,
+        linkname: `envs/.tmp-${tx}/f${i}`,
+      }),
+    ]),
+  );
+  writeFileSync(join(root, "tmp", `${tx}.links`), Buffer.concat([...links, Buffer.alloc(1024)]));
+  mkdirSync(join(root, "tmp", tx));
+  writeFileSync(join(root, "tmp", `${tx}.pid`), "2147483646\n");
+  assert.deepEqual(await store.missing(ids), [ids[1]]);
+  assert.equal(checkStore(root), 1);
+  assert.deepEqual(readdirSync(join(root, "envs")), []);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+});
+
 test("a receiver that died leaves its folder to the next one, which keeps only good objects", async () => {
   const root = fresh("store");
   const store = new RemoteStore(new LocalConnection(), root);
