@@ -29,7 +29,7 @@ import { LocalConnection } from "../../../src/transport/connection.js";
 import { extractFetched } from "../../../src/transport/fetch.js";
 import * as sh from "../../../src/transport/scripts.js";
 import { newId, RemoteStore, runHeader } from "../../../src/transport/store.js";
-import { objectEntries, tarStream } from "../../../src/transport/tar-stream.js";
+import { objectEntries, tarBytes, tarStream } from "../../../src/transport/tar-stream.js";
 import { listTree, type Tree } from "../../../src/transport/tree.js";
 
 const work = mkdtempSync(join(tmpdir(), "pyferry-store-"));
@@ -194,7 +194,7 @@ test("an environment cut mid-transfer: its new files that arrived whole are kept
 test("a receiver killed mid-environment leaves its files to the next one, which keeps only whole ones", async () => {
   const src = fresh("killed");
   const data = [Buffer.alloc(30_000, 66), Buffer.alloc(20_000, 67)];
-  data.forEach((d, i) => writeFileSync(join(src, `f${i}`), d));
+  for (const [i, d] of data.entries()) writeFileSync(join(src, `f${i}`), d);
   const tree = listTree(src);
   const root = fresh("store");
   const store = new RemoteStore(new LocalConnection(), root);
@@ -211,19 +211,19 @@ test("a receiver killed mid-environment leaves its files to the next one, which 
     join(root, "tmp", `${tx}.sums`),
     ids.map((id, i) => `${sha(id)}  envs/.tmp-${tx}/f${i}\n`).join(""),
   );
-  const links = ids.map((id, i) =>
-    Buffer.concat([
-      encodeHeader({
+  const links = tarBytes(
+    ids.map((id, i) => ({
+      entry: {
         path: `objects/${id}`,
-        type: "hardlink",
+        type: "hardlink" as const,
         mode: 0o444,
         size: 0,
         mtime: 0,
         linkname: `envs/.tmp-${tx}/f${i}`,
-      }),
-    ]),
+      },
+    })),
   );
-  writeFileSync(join(root, "tmp", `${tx}.links`), Buffer.concat([...links, Buffer.alloc(1024)]));
+  writeFileSync(join(root, "tmp", `${tx}.links`), links);
   mkdirSync(join(root, "tmp", tx));
   writeFileSync(join(root, "tmp", `${tx}.pid`), "2147483646\n");
   assert.deepEqual(await store.missing(ids), [ids[1]]);
