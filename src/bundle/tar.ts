@@ -50,6 +50,16 @@ function paxRecord(key: string, value: string): string {
   return `${len}${rest}`;
 }
 
+/**
+ * Where a name of 101 to 256 bytes splits into ustar's prefix (up to 155 bytes) and name (up
+ * to 100) fields at a "/", or -1 when it cannot: such names need no pax header.
+ */
+function ustarSplit(name: Buffer): number {
+  const last = Math.min(155, name.length - 2);
+  for (let i = last; i >= name.length - 101 && i > 0; i--) if (name[i] === 0x2f) return i;
+  return -1;
+}
+
 function ustarHeader(
   name: Buffer,
   flag: string,
@@ -59,7 +69,11 @@ function ustarHeader(
   linkname: Buffer,
 ): Buffer {
   const h = Buffer.alloc(BLOCK);
-  writeString(h, 0, 100, name);
+  const split = name.length > 100 ? ustarSplit(name) : -1;
+  if (split > 0) {
+    writeString(h, 345, 155, name.subarray(0, split));
+    writeString(h, 0, 100, name.subarray(split + 1));
+  } else writeString(h, 0, 100, name);
   writeOctal(h, 100, 8, mode);
   writeOctal(h, 108, 8, 0);
   writeOctal(h, 116, 8, 0);
@@ -73,7 +87,7 @@ function ustarHeader(
   writeOctal(h, 337, 8, 0);
   h.write("        ", 148, 8, "latin1");
   let sum = 0;
-  for (const b of h) sum += b;
+  for (let i = 0; i < BLOCK; i++) sum += h[i] as number;
   h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148, 8, "latin1");
   return h;
 }
@@ -84,11 +98,12 @@ export function encodeHeader(e: TarEntry): Buffer {
   const link = Buffer.from(e.linkname ?? "", "utf8");
   const size = e.type === "file" ? e.size : 0;
   let pax = "";
-  if (fullName.length > 100) pax += paxRecord("path", e.type === "dir" ? `${e.path}/` : e.path);
+  const fits = fullName.length <= 100 || ustarSplit(fullName) > 0;
+  if (!fits) pax += paxRecord("path", e.type === "dir" ? `${e.path}/` : e.path);
   if (link.length > 100) pax += paxRecord("linkpath", e.linkname ?? "");
   if (size > MAX_OCTAL_SIZE) pax += paxRecord("size", String(size));
   const header = ustarHeader(
-    fullName.length > 100 ? fullName.subarray(0, 100) : fullName,
+    fits ? fullName : fullName.subarray(0, 100),
     TYPEFLAG[e.type],
     e.mode,
     size > MAX_OCTAL_SIZE ? 0 : size,

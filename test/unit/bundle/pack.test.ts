@@ -214,6 +214,32 @@ describe("packing", () => {
 });
 
 describe("tar headers", () => {
+  test("names up to 256 bytes split into ustar's prefix and name, with no pax header", () => {
+    const path = `envs/.tmp-x/lib/python3.11/site-packages/${"d".repeat(90)}/${"m".repeat(95)}.py`;
+    const h = encodeHeader({ path, type: "file", mode: 0o444, size: 0, mtime: 0 });
+    assert.equal(h.length, 512);
+    const back = decodeHeader(h);
+    assert.ok(typeof back !== "string");
+    assert.equal(back.name, path);
+    // Python's tarfile, a reader we did not write, agrees.
+    const archive = Buffer.concat([h, Buffer.alloc(1024)]);
+    const names = execFileSync(
+      "python3",
+      [
+        "-c",
+        "import sys, tarfile; print(tarfile.open(fileobj=sys.stdin.buffer, mode='r|').next().name)",
+      ],
+      { input: archive },
+    );
+    assert.equal(names.toString().trim(), path);
+    // No "/" that leaves both parts short enough: a pax header then.
+    const unsplittable = `${"a".repeat(60)}/${"b".repeat(120)}`;
+    assert.ok(
+      encodeHeader({ path: unsplittable, type: "file", mode: 0o644, size: 0, mtime: 0 }).length >
+        512,
+    );
+  });
+
   test("ustar fields, and pax records only where ustar cannot hold the value", () => {
     const short = encodeHeader({ path: "env/a", type: "file", mode: 0o755, size: 5, mtime: 7 });
     assert.equal(short.length, 512);
