@@ -430,9 +430,8 @@ const KINDS = `case "$*" in
   *ControlMaster=yes*) k=connect ;;
   *"-O exit"*) k=close ;;
   *'probe=$2'*) k=read-state ;;
-  *'echo env=complete'*) k=status ;;
-  *'while IFS= read -r o'*) k=need ;;
-  *'tar -x -f -'*) k=receive ;;
+  *'tar -x -o -f -'*) k=receive ;;
+  *'echo env=complete'*) k=need ;;
   *'pyferry-new'*) k=switch ;;
   *'VIRTUAL_ENV=$p'*) k=hook ;;
   *) k=other ;;

@@ -360,8 +360,25 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
   for (const e of p.tree.entries) {
     if (e.type === "file") sources.set(e.object, { source: `${p.envDir}/${e.path}`, size: e.size });
   }
+  const commands = [
+    ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
+    ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
+  ];
+  const resumed = p.currentKey === p.tree.key;
+  const switchArgs = [sel.env.path, p.tree.key, "deploy", commands.length > 0 ? "hooks" : ""];
+  let switched: { code: number; out: string; err: string } | undefined;
   try {
-    await store.ensureTree(p.tree, sources, p.shipping ? { known: p.shipping } : {});
+    // Without bytecode to compile first, the switch runs in the session that sends the tree.
+    const then =
+      !resumed && !sel.env.compile ? { script: sh.SWITCH_BODY, args: switchArgs } : undefined;
+    const shipped = await store.ensureTree(p.tree, sources, {
+      ...(p.shipping ? { known: p.shipping } : {}),
+      ...(then ? { then } : {}),
+    });
+    if (shipped.then) {
+      const r = shipped.then;
+      switched = { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
+    }
   } catch (err) {
     return fail(`sending the environment: ${(err as Error).message.replace(/\.$/, "")}`);
   }
@@ -369,17 +386,12 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
     const c = await step(store, sh.COMPILE, [p.tree.key]);
     if (c.code !== 0) return fail(`compiling bytecode: ${lastLine(c.err)}`);
   }
-  const commands = [
-    ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
-    ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
-  ];
   let prev: string | undefined;
-  if (p.currentKey === p.tree.key) {
+  if (resumed) {
     // Switched by a deploy that was stopped before its hooks: only they are left to do.
     prev = /^prev (.*)$/m.exec((await step(store, sh.PREVIOUS, [sel.env.path])).out)?.[1];
   } else {
-    const owed = commands.length > 0 ? "hooks" : "";
-    const sw = await step(store, sh.SWITCH, [sel.env.path, p.tree.key, "deploy", owed]);
+    const sw = switched ?? (await step(store, sh.SWITCH, switchArgs));
     if (sw.code !== 0) return fail(`switching ${sel.env.path}: ${lastLine(sw.err)}`);
     prev = /^prev (.*)$/m.exec(sw.out)?.[1];
     if (commands.length === 0) return { ...base, outcome: "changed" };

@@ -73,7 +73,7 @@ exit 0
  * to (printing "prev KEY"), remembering the earlier record; a restore (after a failed deploy)
  * puts that earlier record back, as if the failed deploy had never happened.
  */
-export const SWITCH = `${PRELUDE}
+export const SWITCH_BODY = `
 p=$1; k=$2; mode=$3; ${ID}
 t=$r/envs/$k
 [ -e "$t/.pyferry-complete" ] || { echo "pyferry: environment $k is not in the store" >&2; exit ${REMOTE_EXIT.envMissing}; }
@@ -102,6 +102,8 @@ rm -f "$p.pyferry-new"
 ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
 exit 0
 `;
+
+export const SWITCH = `${PRELUDE}${SWITCH_BODY}`;
 
 /** $1: environment path. Its hooks and reload command have run. */
 export const HOOKS_DONE = `${PRELUDE}

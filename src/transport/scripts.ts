@@ -154,10 +154,21 @@ exit 0
  * objects/, and the environment is renamed into envs/<key>; otherwise what arrived whole is
  * salvaged at once (or by the next transfer, if this shell was killed) and nothing else kept.
  */
-export const RECEIVE = `${PRELUDE}${SALVAGE}
-tx=$1; k=$2; name=$3; t=tmp/$tx; e=envs/.tmp-$tx
+export const RECEIVE = receiveThen("exit 0");
+
+/**
+ * RECEIVE, followed in the same session by `then`, a script body that gets the arguments
+ * after RECEIVE's three (a deploy's switch). It runs only once the environment is assembled,
+ * and its exit codes must differ from RECEIVE_FAILED.
+ */
+export function receiveThen(then: string): string {
+  return `${PRELUDE}${SALVAGE}
+after() {
+${then}
+}
+tx=$1; k=$2; name=$3; shift 3; t=tmp/$tx; e=envs/.tmp-$tx
 salvage
-if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; exit 0; fi
+if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; after "$@"; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
 # -o: ownership is this user's (root would otherwise chown every file to the archive's).
 if tar -x -o -f -; then
@@ -174,11 +185,19 @@ if tar -x -o -f -; then
     [ -e "envs/$k/.pyferry-complete" ] || exit ${REMOTE_EXIT.tarFailed}
     [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
   fi
-  exit 0
+  after "$@"
 fi
 salvage $$
 exit ${REMOTE_EXIT.tarFailed}
 `;
+}
+
+/** The exit codes of RECEIVE that mean nothing was received (then never ran). */
+export const RECEIVE_FAILED: ReadonlySet<number> = new Set([
+  REMOTE_EXIT.noRoot,
+  REMOTE_EXIT.tarFailed,
+  REMOTE_EXIT.noTar,
+]);
 
 /**
  * $1: environment key, $2: run id, $3: pack name or "". stdin: the object ids the run's files

@@ -7,7 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
-import type { Finished, ShellConnection } from "./connection.js";
+import { type Finished, SSH_FAILED, type ShellConnection } from "./connection.js";
 import * as sh from "./scripts.js";
 import { SshError } from "./ssh.js";
 import {
@@ -36,6 +36,12 @@ export interface RemoteFacts {
 export interface ShipStats {
   objectsSent: number;
   bytesSent: number;
+}
+
+/** A script body run after a tree is received, with its arguments (see scripts.ts receiveThen). */
+export interface Then {
+  script: string;
+  args: readonly string[];
 }
 
 /** Where the bytes of each object can be read locally. */
@@ -198,7 +204,9 @@ export class RemoteStore {
 
   /**
    * Send objects `ids` and, with `tree`, assemble it as envs/<tree.key> (named `name`), all in
-   * one stream. On a dropped connection what arrived whole is kept for the next try.
+   * one stream. On a dropped connection what arrived whole is kept for the next try. `then`
+   * runs in the same session once the tree is assembled (see scripts.ts receiveThen); how it
+   * ended comes back as `then`.
    */
   async send(
     ids: readonly string[],
@@ -206,7 +214,8 @@ export class RemoteStore {
     tree?: Tree,
     name = "",
     onBytes?: (n: number) => void,
-  ): Promise<ShipStats> {
+    then?: Then,
+  ): Promise<ShipStats & { then?: Finished }> {
     const wanted = new Map<string, { source: string; size: number }>();
     for (const id of ids) {
       const s = sources.get(id);
@@ -236,9 +245,13 @@ export class RemoteStore {
       bytes += n;
       onBytes?.(n);
     });
-    const r = await this.run(sh.RECEIVE, [tx, tree?.key ?? "", name], stream);
+    const script = then && tree ? sh.receiveThen(then.script) : sh.RECEIVE;
+    const r = await this.run(script, [tx, tree?.key ?? "", name, ...(then?.args ?? [])], stream);
+    const stats = { objectsSent: wanted.size, bytesSent: bytes };
+    if (then && tree && !sh.RECEIVE_FAILED.has(r.code) && r.code !== SSH_FAILED)
+      return { ...stats, then: r };
     if (r.code !== 0) throw this.failure(tree ? "receiving the environment" : "receiving files", r);
-    return { objectsSent: wanted.size, bytesSent: bytes };
+    return stats;
   }
 
   /** Send objects only. */
@@ -264,12 +277,14 @@ export class RemoteStore {
       known?: { envComplete: boolean; missing: string[] };
       name?: string;
       onBytes?: (n: number) => void;
+      /** Run in the session that assembles the tree, if one does (see send). */
+      then?: Then;
     } = {},
-  ): Promise<ShipStats> {
+  ): Promise<ShipStats & { then?: Finished }> {
     const ids = treeObjects(tree);
     const name = opts.name ?? "";
     let known = opts.known;
-    const total: ShipStats = { objectsSent: 0, bytesSent: 0 };
+    const total: ShipStats & { then?: Finished } = { objectsSent: 0, bytesSent: 0 };
     for (let attempt = 0; ; attempt++) {
       try {
         const now =
@@ -279,10 +294,10 @@ export class RemoteStore {
             : await this.need(tree.key, name, ids));
         known = undefined;
         if (now.envComplete) return total;
-        const sent = await this.send(now.missing, sources, tree, name, opts.onBytes);
+        const sent = await this.send(now.missing, sources, tree, name, opts.onBytes, opts.then);
         total.objectsSent += sent.objectsSent;
         total.bytesSent += sent.bytesSent;
-        return total;
+        return sent.then ? { ...total, then: sent.then } : total;
       } catch (err) {
         if (attempt > 0 || err instanceof SshError || err instanceof RemoteDiskFull) throw err;
       }
