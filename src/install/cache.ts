@@ -273,15 +273,20 @@ async function readUnpacked(root: string, sha256: string): Promise<UnpackedWheel
  * says so, each checked against RECORD, plus `.pyferry-unpacked.json`. An unusable wheel is a
  * UserError naming it and the problem, with nothing left in the cache.
  */
-export async function unpackWheel(path: string, sha256: string): Promise<UnpackedWheel> {
+export async function unpackWheel(
+  path: string,
+  sha256: string,
+  verified = false,
+): Promise<UnpackedWheel> {
   const filename = basename(path);
   const sha = checkSha256(sha256, filename);
   parseWheelFilename(filename);
   const root = cachePaths().unpacked;
   const published = await readUnpacked(root, sha);
   if (published) return published;
-  // fetchDist verified its own copies before publishing them; any other file is checked here.
-  if (resolve(path) !== join(cachePaths().wheels, sha, filename)) {
+  // fetchDist verified its copies before publishing them, and local files it has just hashed
+  // where they are (`verified`); any other file is checked here.
+  if (!verified && resolve(path) !== join(cachePaths().wheels, sha, filename)) {
     const actual = await fileSha256(path).catch((err: unknown) => {
       throw new UserError(`Could not read the wheel ${path} (${errCode(err) ?? err}).`);
     });

@@ -13,6 +13,8 @@ export interface UnpackJob {
   id: number;
   path: string;
   sha256: string;
+  /** The file was hashed by this process just before (fetchDist). */
+  verified?: boolean;
 }
 
 export type UnpackReply =
@@ -24,6 +26,9 @@ function rebuild(e: Extract<UnpackReply, { error: unknown }>["error"]): Error {
   if (e.stack && !e.user) err.stack = e.stack;
   return err;
 }
+
+/** Wheels adding up to this many bytes are unpacked on the calling thread. */
+const IN_THREAD_BYTES = 4 << 20;
 
 function sizeOf(path: string): number {
   try {
@@ -40,20 +45,21 @@ function sizeOf(path: string): number {
  * so no worker is still writing into the cache when the caller goes on.
  */
 export async function unpackMany(
-  wheels: readonly { path: string; sha256: string }[],
+  wheels: readonly { path: string; sha256: string; verified?: boolean }[],
 ): Promise<UnpackedWheel[]> {
   const known = await Promise.all(wheels.map((w) => findUnpacked(w.sha256)));
-  const todo = wheels.flatMap((w, id) => (known[id] ? [] : [{ id, ...w }]));
-  const workers = Math.min(availableParallelism(), todo.length);
-  // One wheel needs no thread of its own: starting one costs more than it saves.
-  if (workers <= 1) {
-    for (const job of todo) known[job.id] = await unpackWheel(job.path, job.sha256);
+  const sized = wheels
+    .flatMap((w, id) => (known[id] ? [] : [{ job: { id, ...w }, size: sizeOf(w.path) }]))
+    .sort((a, b) => b.size - a.size);
+  const workers = Math.min(availableParallelism(), sized.length);
+  // One wheel, or a few small ones, need no threads: starting a thread (each loads and
+  // compiles the unpacking code again) costs more than the threads save.
+  if (workers <= 1 || sized.reduce((n, x) => n + x.size, 0) <= IN_THREAD_BYTES) {
+    for (const { job } of sized)
+      known[job.id] = await unpackWheel(job.path, job.sha256, job.verified);
     return known as UnpackedWheel[];
   }
-  const queue = todo
-    .map((job) => ({ job, size: sizeOf(job.path) }))
-    .sort((a, b) => b.size - a.size)
-    .map((x) => x.job);
+  const queue = sized.map((x) => x.job);
   const failures: Error[] = [];
   const runWorker = () =>
     new Promise<void>((resolve, reject) => {

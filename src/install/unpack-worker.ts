@@ -12,7 +12,7 @@ if (!port) throw new Error("unpack-worker.js runs only as a worker thread.");
 port.on("message", async (job: UnpackJob) => {
   let reply: UnpackReply;
   try {
-    reply = { id: job.id, wheel: await unpackWheel(job.path, job.sha256) };
+    reply = { id: job.id, wheel: await unpackWheel(job.path, job.sha256, job.verified) };
   } catch (err) {
     const user = err instanceof UserError;
     reply = {

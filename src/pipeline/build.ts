@@ -249,14 +249,15 @@ async function lockedWheels(
   const fetched = await fetchMany(todo);
   let next = 0;
   const paths = ready.map((r) => (r ? "" : (fetched[next++] as string)));
-  const wheels: { path: string; sha256: string }[] = [];
+  // fetchMany hashed every file it returns, whether it copied it or read it where it is.
+  const wheels: { path: string; sha256: string; verified: boolean }[] = [];
   // One build at a time: a backend may use every core, and builds nest (build requirements).
   for (const [k, p] of packages.entries()) {
     const { filename, sha256 } = files[k] as DistFile;
     const path = paths[k] as string;
     if (ready[k]) continue;
     if (filename.endsWith(".whl")) {
-      wheels.push({ path, sha256 });
+      wheels.push({ path, sha256, verified: true });
       continue;
     }
     const chain = [...building, p.name];
@@ -267,7 +268,7 @@ async function lockedWheels(
     }
     const deps = buildDeps(info, opts, chain);
     const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
-    wheels.push({ path: built.wheel, sha256: built.sha256 });
+    wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
   }
   const fresh = await unpackMany(wheels);
   return [...(ready.filter(Boolean) as UnpackedWheel[]), ...fresh];

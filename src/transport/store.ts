@@ -7,7 +7,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
-import { type Finished, SSH_FAILED, type ShellConnection } from "./connection.js";
+import { type Finished, type ShellConnection, SSH_FAILED } from "./connection.js";
 import * as sh from "./scripts.js";
 import { SshError } from "./ssh.js";
 import {
