@@ -82,8 +82,13 @@ export class Connections {
     return results.flat();
   }
 
+  /** Close every connection; nothing waits for the masters to go (see closeDetached). */
   async close(): Promise<void> {
-    await Promise.all([...this.open.values()].map((s) => s.conn.close()));
+    await Promise.all(
+      [...this.open.values()].map((s) =>
+        s.conn instanceof SshConnection ? s.conn.closeDetached() : s.conn.close(),
+      ),
+    );
     this.open.clear();
   }
 }

@@ -244,6 +244,27 @@ export class SshConnection extends ShellConnection {
     return r.status === 0;
   }
 
+  /**
+   * Close the master connection without waiting for it: a detached `ssh -O exit` closes it
+   * and removes its socket folder after this process may have exited.
+   */
+  closeDetached(): void {
+    if (this.masterUp && this.controlDir) {
+      const [cmd, ...lead] = this.program as [string, ...string[]];
+      const exit = [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination];
+      const child = spawn(
+        "sh",
+        ["-c", '"$@" 2>/dev/null; rm -rf "$0"', this.controlDir, cmd, ...exit],
+        { stdio: "ignore", detached: true },
+      );
+      child.on("error", () => undefined);
+      child.unref();
+    } else if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
+    this.controlDir = undefined;
+    this.opening = undefined;
+    this.masterUp = false;
+  }
+
   /** close(), for an exiting process that can no longer wait. */
   closeSync(): void {
     if (this.masterUp && this.controlDir) {
