@@ -1,7 +1,7 @@
 /**
- * For `pyferry run [OPTIONS] --on TARGET SCRIPT ...`: start the SSH connection before the
- * command line framework and the commands load. Anything unusual is left to the full parse,
- * which also reports every error; this never fails.
+ * For `pyferry run [OPTIONS] --on TARGET SCRIPT ...` and `pyferry deploy`: start the SSH
+ * connections before the command line framework and the commands load. Anything unusual is
+ * left to the full parse, which also reports every error; these never fail.
  */
 import { connectEarly } from "../transport/early.js";
 import { sshTargetOf, targetFor } from "./ssh-target.js";
@@ -25,6 +25,56 @@ export function connectForRun(argv: readonly string[]): void {
   if (on === undefined) return;
   try {
     connectEarly(sshTargetOf(targetFor(on)));
+  } catch {
+    // The full parse says what is wrong.
+  }
+}
+
+/** Options of `deploy` that take a value (see fleet-command.ts). */
+const FLEET_WITH_VALUE = new Set(["-i", "--inventory", "--forks"]);
+
+/** What `deploy ARGS` will connect to, as the full parse will read it; undefined when unsure. */
+export function deployTargets(
+  argv: readonly string[],
+): { inventory: string; selectors: string[]; forks: number } | undefined {
+  if (argv[0] !== "deploy") return undefined;
+  let inventory = "inventory.toml";
+  let forks = "5";
+  const selectors: string[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") {
+      selectors.push(...argv.slice(i + 1));
+      break;
+    }
+    const eq = a.indexOf("=");
+    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
+    const inline = a.startsWith("--") && eq > 0 ? a.slice(eq + 1) : undefined;
+    if (FLEET_WITH_VALUE.has(name)) {
+      const value = inline ?? argv[++i];
+      if (value === undefined) return undefined;
+      if (name === "--forks") forks = value;
+      else inventory = value;
+    } else if (a === "-h" || a === "--help") return undefined;
+    else if (!a.startsWith("-")) selectors.push(a);
+  }
+  const n = Number(forks);
+  return Number.isInteger(n) && n >= 1 ? { inventory, selectors, forks: n } : undefined;
+}
+
+export async function connectForDeploy(argv: readonly string[]): Promise<void> {
+  const t = deployTargets(argv);
+  if (!t) return;
+  try {
+    const { readInventory } = await import("../fleet/inventory.js");
+    const { selectEnvs } = await import("../fleet/selector.js");
+    const { connectEarly, earlyKey } = await import("../fleet/connections.js");
+    const inv = readInventory(t.inventory);
+    connectEarly(
+      earlyKey(t.inventory, t.selectors, t.forks),
+      selectEnvs(inv, t.selectors),
+      t.forks,
+    );
   } catch {
     // The full parse says what is wrong.
   }

@@ -4,6 +4,11 @@
  * script, help) goes through the full CLI instead.
  */
 export async function tryFastRun(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === "deploy") {
+    const { connectForDeploy } = await import("./early-connect.js");
+    await connectForDeploy(argv);
+    return undefined;
+  }
   if (argv[0] === "run" && argv.includes("--on")) {
     // Remote: the full parse follows, but the SSH handshake can start now.
     const { connectForRun } = await import("./early-connect.js");

@@ -97,11 +97,13 @@ Examples:
       const forks = forksOf(flags);
       const { readInventory } = await import("../fleet/inventory.js");
       const { selectEnvs } = await import("../fleet/selector.js");
-      const { Connections } = await import("../fleet/connections.js");
+      const { Connections, earlyKey, takeEarly } = await import("../fleet/connections.js");
       const inv = readInventory(flags.inventory);
       const sels = selectEnvs(inv, selectors);
-      // The handshakes overlap loading the resolver and the installer.
-      const connections = new Connections();
+      // The handshakes overlap loading the resolver and the installer: they may have started
+      // before the command line was even parsed (cli/early-connect.ts).
+      const connections =
+        takeEarly(earlyKey(flags.inventory, selectors, forks)) ?? new Connections();
       connections.connectAhead(sels, forks);
       const { deploy } = await import("../fleet/deploy.js");
       const interactive = process.stdin.isTTY === true && !flags.json;

@@ -3,6 +3,7 @@
  * applying share it. Kept apart from the deploy logic so that the command line can start the
  * handshakes before loading the resolver and the installer.
  */
+import { resolve } from "node:path";
 import { createLimiter } from "../install/pool.js";
 import { RemoteStore, SshConnection, type SshTarget } from "../transport/index.js";
 import { envUser, type FleetEnv, type FleetHost } from "./inventory.js";
@@ -82,6 +83,12 @@ export class Connections {
     return results.flat();
   }
 
+  /** close(), for an exiting process that can no longer wait. */
+  closeSync(): void {
+    for (const s of this.open.values()) if (s.conn instanceof SshConnection) s.conn.closeSync();
+    this.open.clear();
+  }
+
   /** Close every connection; nothing waits for the masters to go (see closeDetached). */
   async close(): Promise<void> {
     await Promise.all(
@@ -91,4 +98,31 @@ export class Connections {
     );
     this.open.clear();
   }
+}
+
+/** Connections started before the command line was parsed (see cli/early-connect.ts). */
+let early: { key: string; connections: Connections } | undefined;
+
+/** Start connecting for `sels` now, under `key` (what the command will ask for). */
+export function connectEarly(key: string, sels: readonly Selected[], forks: number): void {
+  const connections = new Connections();
+  connections.connectAhead(sels, forks);
+  early = { key, connections };
+  // Nobody took them over (the command failed before): close them on the way out.
+  process.once("exit", () => {
+    if (early?.connections === connections) connections.closeSync();
+  });
+}
+
+/** The connections started early under `key`, if any; the caller closes them. */
+export function takeEarly(key: string): Connections | undefined {
+  if (early?.key !== key) return undefined;
+  const { connections } = early;
+  early = undefined;
+  return connections;
+}
+
+/** What identifies a deploy's connections: the inventory, the selectors and --forks. */
+export function earlyKey(inventory: string, selectors: readonly string[], forks: number): string {
+  return JSON.stringify([resolve(inventory), selectors, forks]);
 }
