@@ -372,6 +372,8 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
     const then =
       !resumed && !sel.env.compile ? { script: sh.SWITCH_BODY, args: switchArgs } : undefined;
     const shipped = await store.ensureTree(p.tree, sources, {
+      // Hosts lacking the same files get the same bytes, made once.
+      share: true,
       ...(p.shipping ? { known: p.shipping } : {}),
       ...(then ? { then } : {}),
     });

@@ -311,7 +311,9 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
           [...new Set([...envMissing, ...st.missing])],
           envSources,
           env,
-          name,
+          {
+            name,
+          },
         );
         report.objectsSent += sent.objectsSent;
         report.bytesSent += sent.bytesSent;

@@ -4,7 +4,7 @@
  * assembled there from hardlinks and renamed into place whole.
  */
 import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { UserError } from "../util/errors.js";
 import { type Finished, type ShellConnection, SSH_FAILED } from "./connection.js";
@@ -16,6 +16,7 @@ import {
   placeTree,
   type StreamEntry,
   tarBytes,
+  tarChunks,
   tarStream,
 } from "./tar-stream.js";
 import { type Tree, treeObjects } from "./tree.js";
@@ -42,6 +43,68 @@ export interface ShipStats {
 export interface Then {
   script: string;
   args: readonly string[];
+}
+
+export interface SendOptions {
+  name?: string;
+  onBytes?: (n: number) => void;
+  then?: Then;
+  share?: boolean;
+  unique?: boolean;
+}
+
+/** The tar entries of one transfer (see scripts.ts RECEIVE). */
+function transferEntries(
+  tx: string,
+  wanted: ReadonlyMap<string, { source: string; size: number }>,
+  tree: Tree | undefined,
+): StreamEntry[] {
+  const fresh = `tmp/${tx}`;
+  if (!tree) return objectEntries(wanted, fresh);
+  // The environment's new files are written once, in place.
+  const placed = placeTree(tree, `envs/.tmp-${tx}`, wanted);
+  const file = (path: string, data: Buffer): StreamEntry => ({
+    entry: { path, type: "file", mode: 0o644, size: data.length, mtime: 0 },
+    data,
+  });
+  return [
+    file(`${fresh}.links`, tarBytes(placed.links)),
+    file(`${fresh}.sums`, Buffer.from(placed.sums)),
+    ...objectEntries(placed.rest, fresh),
+    ...placed.entries,
+  ];
+}
+
+/** Streams kept for other hosts, by tree and the files sent; at most SHARED_BYTES in all. */
+const shared = new Map<string, { tx: string; chunks: Buffer[]; bytes: number }>();
+const SHARED_BYTES = 64 << 20;
+
+/** The stream for `tree` with the files of `wanted`, made once; undefined for large ones. */
+function sharedStream(
+  tree: Tree,
+  wanted: ReadonlyMap<string, { source: string; size: number }>,
+): { tx: string; chunks: Buffer[] } | undefined {
+  let size = 0;
+  for (const w of wanted.values()) size += w.size;
+  if (size > SHARED_BYTES / 2) return undefined;
+  const key = createHash("sha256")
+    .update(`${tree.key}\n${[...wanted.keys()].sort().join("\n")}`)
+    .digest("hex");
+  let made = shared.get(key);
+  if (!made) {
+    const tx = newId();
+    const chunks = [...tarChunks(transferEntries(tx, wanted, tree))];
+    made = { tx, chunks, bytes: chunks.reduce((n, c) => n + c.length, 0) };
+    shared.set(key, made);
+    let total = 0;
+    for (const m of shared.values()) total += m.bytes;
+    for (const [k, m] of shared) {
+      if (total <= SHARED_BYTES || m === made) break;
+      shared.delete(k);
+      total -= m.bytes;
+    }
+  }
+  return made;
 }
 
 /** Where the bytes of each object can be read locally. */
@@ -206,15 +269,14 @@ export class RemoteStore {
    * Send objects `ids` and, with `tree`, assemble it as envs/<tree.key> (named `name`), all in
    * one stream. On a dropped connection what arrived whole is kept for the next try. `then`
    * runs in the same session once the tree is assembled (see scripts.ts receiveThen); how it
-   * ended comes back as `then`.
+   * ended comes back as `then`. With `share`, a small stream is made once and kept, for other
+   * hosts that lack the same files (a deploy to many); `unique` makes a new one regardless.
    */
   async send(
     ids: readonly string[],
     sources: ObjectSources,
     tree?: Tree,
-    name = "",
-    onBytes?: (n: number) => void,
-    then?: Then,
+    opts: SendOptions = {},
   ): Promise<ShipStats & { then?: Finished }> {
     const wanted = new Map<string, { source: string; size: number }>();
     for (const id of ids) {
@@ -223,30 +285,33 @@ export class RemoteStore {
       wanted.set(id, s);
     }
     if (wanted.size === 0 && !tree) return { objectsSent: 0, bytesSent: 0 };
-    const tx = newId();
-    const fresh = `tmp/${tx}`;
     let bytes = 0;
-    let entries: StreamEntry[];
-    if (tree) {
-      // The environment's new files are written once, in place (see scripts.ts RECEIVE).
-      const placed = placeTree(tree, `envs/.tmp-${tx}`, wanted);
-      const file = (path: string, data: Buffer): StreamEntry => ({
-        entry: { path, type: "file", mode: 0o644, size: data.length, mtime: 0 },
-        data,
-      });
-      entries = [
-        file(`${fresh}.links`, tarBytes(placed.links)),
-        file(`${fresh}.sums`, Buffer.from(placed.sums)),
-        ...objectEntries(placed.rest, fresh),
-        ...placed.entries,
-      ];
-    } else entries = objectEntries(wanted, fresh);
-    const stream = tarStream(entries, (n) => {
+    const count = (n: number) => {
       bytes += n;
-      onBytes?.(n);
-    });
+      opts.onBytes?.(n);
+    };
+    let tx: string;
+    let stream: Readable;
+    const made = tree && opts.share && !opts.unique ? sharedStream(tree, wanted) : undefined;
+    if (made) {
+      tx = made.tx;
+      const { chunks } = made;
+      stream = Readable.from(
+        (function* () {
+          for (const c of chunks) {
+            count(c.length);
+            yield c;
+          }
+        })(),
+      );
+    } else {
+      tx = newId();
+      stream = tarStream(transferEntries(tx, wanted, tree), count);
+    }
+    const { then } = opts;
     const script = then && tree ? sh.receiveThen(then.script) : sh.RECEIVE;
-    const r = await this.run(script, [tx, tree?.key ?? "", name, ...(then?.args ?? [])], stream);
+    const args = [tx, tree?.key ?? "", opts.name ?? "", ...(then?.args ?? [])];
+    const r = await this.run(script, args, stream);
     const stats = { objectsSent: wanted.size, bytesSent: bytes };
     if (then && tree && !sh.RECEIVE_FAILED.has(r.code) && r.code !== SSH_FAILED)
       return { ...stats, then: r };
@@ -260,7 +325,7 @@ export class RemoteStore {
     sources: ObjectSources,
     onBytes?: (n: number) => void,
   ): Promise<ShipStats> {
-    return this.send(ids, sources, undefined, "", onBytes);
+    return this.send(ids, sources, undefined, onBytes ? { onBytes } : {});
   }
 
   /**
@@ -279,6 +344,8 @@ export class RemoteStore {
       onBytes?: (n: number) => void;
       /** Run in the session that assembles the tree, if one does (see send). */
       then?: Then;
+      /** See send. */
+      share?: boolean;
     } = {},
   ): Promise<ShipStats & { then?: Finished }> {
     const ids = treeObjects(tree);
@@ -294,7 +361,14 @@ export class RemoteStore {
             : await this.need(tree.key, name, ids));
         known = undefined;
         if (now.envComplete) return total;
-        const sent = await this.send(now.missing, sources, tree, name, opts.onBytes, opts.then);
+        const sent = await this.send(now.missing, sources, tree, {
+          name,
+          ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+          ...(opts.then ? { then: opts.then } : {}),
+          ...(opts.share ? { share: true } : {}),
+          // A shared stream's transfer id may be taken there (two names for one host).
+          unique: attempt > 0,
+        });
         total.objectsSent += sent.objectsSent;
         total.bytesSent += sent.bytesSent;
         return sent.then ? { ...total, then: sent.then } : total;

@@ -27,7 +27,8 @@ export function tarStream(entries: Iterable<StreamEntry>, onBytes?: (n: number) 
 export function tarBytes(entries: Iterable<StreamEntry>): Buffer {
   return Buffer.concat([...tarChunks(entries)]);
 }
-function* tarChunks(
+/** The chunks of a tar archive of `entries`, made as they are asked for (see tarStream). */
+export function* tarChunks(
   entries: Iterable<StreamEntry>,
   onBytes?: (n: number) => void,
 ): Generator<Buffer> {

@@ -163,6 +163,27 @@ class CutConnection extends LocalConnection {
   }
 }
 
+test("stores lacking the same files get one shared stream, each assembled whole", async () => {
+  const src = sampleTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const roots = [fresh("shared-a"), fresh("shared-b"), fresh("shared-c")];
+  const sent = [];
+  for (const root of roots)
+    sent.push(
+      await new RemoteStore(new LocalConnection(), root).ensureTree(tree, sources, { share: true }),
+    );
+  for (const [i, root] of roots.entries()) {
+    assert.deepEqual(sent[i], sent[0]);
+    assert.equal(checkStore(root), 2);
+    assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
+    assert.deepEqual(readdirSync(join(root, "tmp")), []);
+    const env = join(root, "envs", tree.key);
+    assert.equal(readFileSync(join(env, "lib", "pkg", "same.py"), "utf8"), "X = 1\n".repeat(1000));
+    assert.equal(readlinkSync(join(env, "bin", "python")), PYTHON);
+  }
+});
+
 test("an environment cut mid-transfer: its new files that arrived whole are kept, nothing partial", async () => {
   const src = fresh("big");
   mkdirSync(join(src, "lib"));
