@@ -52,7 +52,7 @@ for p in "$@"; do
   done
 done
 salvage
-all=; [ -z "$(ls -A objects)" ] && all=" all"
+all=; has_any objects || all=" all"
 skip=
 while IFS= read -r o; do
   case $o in
@@ -85,20 +85,23 @@ elif [ -d "$p" ]; then
 elif [ -e "$p" ]; then
   echo "pyferry: $p is a file, not an environment" >&2; exit ${FLEET_EXIT.notAnEnv}
 fi
-mkdir -p "$(dirname "$p")" || exit ${FLEET_EXIT.switchFailed}
+case $p in */*) d=\${p%/*}; d=\${d:-/} ;; *) d=. ;; esac
+[ -d "$d" ] || mkdir -p "$d" || exit ${FLEET_EXIT.switchFailed}
 # The records first, then the switch: killed in between, both environments are still kept.
 if [ "$mode" = restore ]; then
   if [ -e "names/$id-undo" ]; then mv -f "names/$id-undo" "names/$id-prev"; else rm -f "names/$id-prev"; fi
 elif [ -n "$prev" ] && [ "$prev" != "$k" ]; then
-  if [ -e "names/$id-prev" ]; then cp "names/$id-prev" "names/$id-undo"; else rm -f "names/$id-undo"; fi
+  if read -r u < "names/$id-prev" 2>/dev/null; then printf '%s\\n' "$u" > "names/$id-undo"
+  elif [ -e "names/$id-undo" ]; then rm -f "names/$id-undo"; fi
   printf '%s\\n' "$prev" > "names/$id-prev"
   echo "prev $prev"
 fi
 printf '%s\\n' "$k" > "names/$id"
 # Until HOOKS_DONE, the hooks of this switch are owed: a deploy killed before they ran finds
 # the environment current and runs them then.
-if [ "$mode" = deploy ] && [ "$4" = hooks ]; then printf '%s\\n' "$k" > "names/$id-hooks"; else rm -f "names/$id-hooks"; fi
-rm -f "$p.pyferry-new"
+if [ "$mode" = deploy ] && [ "$4" = hooks ]; then printf '%s\\n' "$k" > "names/$id-hooks"
+elif [ -e "names/$id-hooks" ]; then rm -f "names/$id-hooks"; fi
+if [ -e "$p.pyferry-new" ] || [ -L "$p.pyferry-new" ]; then rm -f "$p.pyferry-new"; fi
 ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
 exit 0
 `;

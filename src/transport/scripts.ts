@@ -40,9 +40,13 @@ case $r in
   "~/"*) r=$HOME/\${r#"~/"} ;;
 esac
 umask 022
-mkdir -p "$r/objects" "$r/envs" "$r/runs" "$r/tmp" "$r/names" 2>/dev/null
+# Tests are builtins; mkdir is a process, worth saving on every session.
+[ -d "$r/objects" ] && [ -d "$r/envs" ] && [ -d "$r/runs" ] && [ -d "$r/tmp" ] && [ -d "$r/names" ] ||
+  mkdir -p "$r/objects" "$r/envs" "$r/runs" "$r/tmp" "$r/names" 2>/dev/null
 cd "$r" 2>/dev/null || { echo "pyferry: cannot use the store folder $r" >&2; exit ${REMOTE_EXIT.noRoot}; }
 command -v tar >/dev/null 2>&1 || { echo "pyferry: tar is not installed" >&2; exit ${REMOTE_EXIT.noTar}; }
+# Whether folder $1 holds anything but dotfiles (the store makes none), without a process.
+has_any() { for x in "$1"/*; do [ -e "$x" ] || [ -L "$x" ] && return 0; break; done; return 1; }
 `;
 
 /**
@@ -123,7 +127,7 @@ fi
 salvage
 cd objects || exit ${REMOTE_EXIT.noRoot}
 # An empty store lacks everything: no need to look at each id.
-if [ -z "$(ls -A)" ]; then cat >/dev/null; echo "*"; exit 0; fi
+if ! has_any .; then cat >/dev/null; echo "*"; exit 0; fi
 while IFS= read -r o; do [ -e "$o" ] || printf '%s\\n' "$o"; done
 `;
 
@@ -176,8 +180,10 @@ if tar -x -o -f -; then
   # object that could not be published is simply missing, and sent again when needed. Whole
   # folders the store does not have yet move in with one rename each.
   [ -f "$t.links" ] && tar -x -k -o -f "$t.links" 2>/dev/null
-  mv "$t"/* objects/ 2>/dev/null
-  cp -aln "$t"/. objects/ 2>/dev/null
+  if has_any "$t"; then
+    mv "$t"/* objects/ 2>/dev/null
+    cp -aln "$t"/. objects/ 2>/dev/null
+  fi
   rm -rf "$t" "$t.pid" "$t.links" "$t.sums"
   if [ -n "$k" ]; then
     : > "$e/.pyferry-complete"
