@@ -53,6 +53,9 @@ export interface SendOptions {
   unique?: boolean;
 }
 
+/** Transfers with more new files than this send them as objects, not in place. */
+const PLACED_FILES = 2048;
+
 /** The tar entries of one transfer (see scripts.ts RECEIVE). */
 function transferEntries(
   tx: string,
@@ -61,7 +64,18 @@ function transferEntries(
 ): StreamEntry[] {
   const fresh = `tmp/${tx}`;
   if (!tree) return objectEntries(wanted, fresh);
-  // The environment's new files are written once, in place.
+  if (wanted.size > PLACED_FILES) {
+    // Many new files (a first ship): objects under tmp/<tx>/, moved in by whole folders when
+    // the store lacks them; the list of links placing would need up front costs more here
+    // than the folders it saves.
+    const ids = new Set(wanted.keys());
+    return [
+      ...objectEntries(wanted, fresh),
+      ...linkEntries(tree, `envs/.tmp-${tx}`, { dir: fresh, ids }),
+    ];
+  }
+  // Few new files (an update): each is written once, in the environment itself, and linked
+  // as an object after, which saves making and removing a folder per object prefix.
   const placed = placeTree(tree, `envs/.tmp-${tx}`, wanted);
   const file = (path: string, data: Buffer): StreamEntry => ({
     entry: { path, type: "file", mode: 0o644, size: data.length, mtime: 0 },

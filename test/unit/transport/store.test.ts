@@ -212,6 +212,28 @@ test("an environment cut mid-transfer: its new files that arrived whole are kept
   assert.deepEqual(readdirSync(join(root, "tmp")), []);
 });
 
+test("a tree with thousands of new files (a first ship) is sent as objects, and a cut keeps the whole ones", async () => {
+  const src = fresh("many");
+  mkdirSync(join(src, "lib"));
+  for (let i = 0; i < 2100; i++) writeFileSync(join(src, "lib", `m${i}.py`), `N = ${i}\n`);
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const whole = await new RemoteStore(new LocalConnection(), fresh("whole")).ensureTree(
+    tree,
+    sources,
+  );
+  assert.equal(whole.objectsSent, 2100);
+  const root = fresh("store");
+  // Cut halfway: the objects come first, in id order.
+  const cut = new RemoteStore(new CutConnection(Math.floor(whole.bytesSent / 2)), root);
+  const rest = await cut.ensureTree(tree, sources, { knownAbsent: true });
+  assert.ok(rest.objectsSent > 0 && rest.objectsSent < 2100, `sent again: ${rest.objectsSent}`);
+  assert.equal(checkStore(root), 2100);
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+  assert.equal(readFileSync(join(root, "envs", tree.key, "lib", "m2099.py"), "utf8"), "N = 2099\n");
+});
+
 test("a receiver killed mid-environment leaves its files to the next one, which keeps only whole ones", async () => {
   const src = fresh("killed");
   const data = [Buffer.alloc(30_000, 66), Buffer.alloc(20_000, 67)];
