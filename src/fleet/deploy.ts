@@ -369,16 +369,16 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
   let switched: { code: number; out: string; err: string } | undefined;
   try {
     // Without bytecode to compile first, the switch runs in the session that sends the tree.
-    const then =
+    const after =
       !resumed && !sel.env.compile ? { script: sh.SWITCH_BODY, args: switchArgs } : undefined;
     const shipped = await store.ensureTree(p.tree, sources, {
       // Hosts lacking the same files get the same bytes, made once.
       share: true,
       ...(p.shipping ? { known: p.shipping } : {}),
-      ...(then ? { then } : {}),
+      ...(after ? { after } : {}),
     });
-    if (shipped.then) {
-      const r = shipped.then;
+    if (shipped.after) {
+      const r = shipped.after;
       switched = { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
     }
   } catch (err) {

@@ -40,7 +40,7 @@ export interface ShipStats {
 }
 
 /** A script body run after a tree is received, with its arguments (see scripts.ts receiveThen). */
-export interface Then {
+export interface After {
   script: string;
   args: readonly string[];
 }
@@ -48,7 +48,7 @@ export interface Then {
 export interface SendOptions {
   name?: string;
   onBytes?: (n: number) => void;
-  then?: Then;
+  after?: After;
   share?: boolean;
   unique?: boolean;
 }
@@ -281,9 +281,9 @@ export class RemoteStore {
 
   /**
    * Send objects `ids` and, with `tree`, assemble it as envs/<tree.key> (named `name`), all in
-   * one stream. On a dropped connection what arrived whole is kept for the next try. `then`
+   * one stream. On a dropped connection what arrived whole is kept for the next try. `after`
    * runs in the same session once the tree is assembled (see scripts.ts receiveThen); how it
-   * ended comes back as `then`. With `share`, a small stream is made once and kept, for other
+   * ended comes back as `after`. With `share`, a small stream is made once and kept, for other
    * hosts that lack the same files (a deploy to many); `unique` makes a new one regardless.
    */
   async send(
@@ -291,7 +291,7 @@ export class RemoteStore {
     sources: ObjectSources,
     tree?: Tree,
     opts: SendOptions = {},
-  ): Promise<ShipStats & { then?: Finished }> {
+  ): Promise<ShipStats & { after?: Finished }> {
     const wanted = new Map<string, { source: string; size: number }>();
     for (const id of ids) {
       const s = sources.get(id);
@@ -322,13 +322,13 @@ export class RemoteStore {
       tx = newId();
       stream = tarStream(transferEntries(tx, wanted, tree), count);
     }
-    const { then } = opts;
-    const script = then && tree ? sh.receiveThen(then.script) : sh.RECEIVE;
-    const args = [tx, tree?.key ?? "", opts.name ?? "", ...(then?.args ?? [])];
+    const { after } = opts;
+    const script = after && tree ? sh.receiveThen(after.script) : sh.RECEIVE;
+    const args = [tx, tree?.key ?? "", opts.name ?? "", ...(after?.args ?? [])];
     const r = await this.run(script, args, stream);
     const stats = { objectsSent: wanted.size, bytesSent: bytes };
-    if (then && tree && !sh.RECEIVE_FAILED.has(r.code) && r.code !== SSH_FAILED)
-      return { ...stats, then: r };
+    if (after && tree && !sh.RECEIVE_FAILED.has(r.code) && r.code !== SSH_FAILED)
+      return { ...stats, after: r };
     if (r.code !== 0) throw this.failure(tree ? "receiving the environment" : "receiving files", r);
     return stats;
   }
@@ -357,15 +357,15 @@ export class RemoteStore {
       name?: string;
       onBytes?: (n: number) => void;
       /** Run in the session that assembles the tree, if one does (see send). */
-      then?: Then;
+      after?: After;
       /** See send. */
       share?: boolean;
     } = {},
-  ): Promise<ShipStats & { then?: Finished }> {
+  ): Promise<ShipStats & { after?: Finished }> {
     const ids = treeObjects(tree);
     const name = opts.name ?? "";
     let known = opts.known;
-    const total: ShipStats & { then?: Finished } = { objectsSent: 0, bytesSent: 0 };
+    const total: ShipStats & { after?: Finished } = { objectsSent: 0, bytesSent: 0 };
     for (let attempt = 0; ; attempt++) {
       try {
         const now =
@@ -378,14 +378,14 @@ export class RemoteStore {
         const sent = await this.send(now.missing, sources, tree, {
           name,
           ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
-          ...(opts.then ? { then: opts.then } : {}),
+          ...(opts.after ? { after: opts.after } : {}),
           ...(opts.share ? { share: true } : {}),
           // A shared stream's transfer id may be taken there (two names for one host).
           unique: attempt > 0,
         });
         total.objectsSent += sent.objectsSent;
         total.bytesSent += sent.bytesSent;
-        return sent.then ? { ...total, then: sent.then } : total;
+        return sent.after ? { ...total, after: sent.after } : total;
       } catch (err) {
         if (attempt > 0 || err instanceof SshError || err instanceof RemoteDiskFull) throw err;
       }
