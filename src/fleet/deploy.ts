@@ -19,7 +19,8 @@ import { normalizeName } from "../python/names.js";
 import { probeSource } from "../python/probe.js";
 import { targetFromInterpreter } from "../python/target.js";
 import { type Lock, readLock } from "../resolve/lock.js";
-import { type RemoteStore, type Tree, treeObjects } from "../transport/index.js";
+import type { RemoteStore, Tree, TreeStatus } from "../transport/index.js";
+import { treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
@@ -112,12 +113,6 @@ function readProbeRecord(file: string): ProbeRecord | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** What the store said of a tree the client may ship (see scripts.ts STATE). */
-export interface TreeStatus {
-  envComplete: boolean;
-  missing: string[];
 }
 
 /**

@@ -13,6 +13,7 @@ export {
   RemoteStore,
   runHeader,
   type ShipStats,
+  type TreeStatus,
 } from "./store.js";
 export {
   hashFile,

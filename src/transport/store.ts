@@ -39,6 +39,12 @@ export interface ShipStats {
   bytesSent: number;
 }
 
+/** What the store says of a tree: assembled there, or which of its objects it lacks. */
+export interface TreeStatus {
+  envComplete: boolean;
+  missing: string[];
+}
+
 /** A script body run after a tree is received, with its arguments (see scripts.ts receiveThen). */
 export interface After {
   script: string;
@@ -248,11 +254,7 @@ export class RemoteStore {
    * In one session: whether environment `envKey` is assembled there (naming it `name` when it
    * is), and if not, which of `ids` the store lacks.
    */
-  async need(
-    envKey: string,
-    name: string,
-    ids: readonly string[],
-  ): Promise<{ envComplete: boolean; missing: string[] }> {
+  async need(envKey: string, name: string, ids: readonly string[]): Promise<TreeStatus> {
     const r = await this.run(sh.NEED, [envKey, name], `${ids.join("\n")}\n`);
     if (r.code !== 0) throw this.failure("checking the store", r);
     const lines = r.stdout.toString("utf8").split("\n").filter(Boolean);
@@ -265,11 +267,7 @@ export class RemoteStore {
    * Whether environment `envKey` is assembled there (naming it `name` when it is), and which
    * of `ids` are missing, in one session.
    */
-  async status(
-    envKey: string,
-    name: string,
-    ids: readonly string[],
-  ): Promise<{ envComplete: boolean; missing: string[] }> {
+  async status(envKey: string, name: string, ids: readonly string[]): Promise<TreeStatus> {
     const r = await this.run(sh.STATUS, [envKey, name, ...ids]);
     if (r.code !== 0) throw this.failure("checking the store", r);
     const lines = r.stdout.toString("utf8").split("\n");
@@ -353,7 +351,7 @@ export class RemoteStore {
     sources: ObjectSources,
     opts: {
       knownAbsent?: boolean;
-      known?: { envComplete: boolean; missing: string[] };
+      known?: TreeStatus;
       name?: string;
       onBytes?: (n: number) => void;
       /** Run in the session that assembles the tree, if one does (see send). */
