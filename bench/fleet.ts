@@ -493,13 +493,28 @@ function median(values: number[]): number {
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const runs = (xs: number[]) => xs.map(secs).join(" ");
 
+/**
+ * Busy CPU time of the whole machine so far, in ms: user, nice, system, irq and softirq of
+ * /proc/stat, in USER_HZ (100 per second on Linux).
+ */
+function machineCpuMs(): number {
+  const f = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/);
+  const ticks = [1, 2, 3, 6, 7].reduce((n, i) => n + Number(f[i] ?? 0), 0);
+  return ticks * 10;
+}
+
 interface Results {
   change: { pyferry: number[]; ansible: number[] };
   noop: { pyferry: number[]; ansible: number[] };
+  /** Machine CPU (ms) spent during each timed step, hosts' side included. */
+  cpu: {
+    change: { pyferry: number[]; ansible: number[] };
+    noop: { pyferry: number[]; ansible: number[] };
+  };
   initial: { pyferry: number[]; ansible: number[] };
   traceNoop?: string;
   traceChange?: string;
-  references: { sshAll: number[]; version: number[] };
+  references: { sshAll: number[]; version: number[]; sshCpu: number[] };
   wheelhouse: { files: number; bytes: number };
 }
 
@@ -526,13 +541,16 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
       closeAnsibleConnections(c);
       settle();
       progress(`[${r + 1}/${repeat}] the 10-package change, ${who}`);
+      const cpu0 = machineCpuMs();
       if (who === "pyferry") {
         const p = await pyferryDeploy(c);
+        res.cpu.change.pyferry.push(machineCpuMs() - cpu0);
         checkPyferry(c, p, "changed", after(), CHANGE.length);
         res.change.pyferry.push(p.ms);
         progress(`  ${secs(p.ms)} s`);
       } else {
         const a = await ansibleDeploy(c);
+        res.cpu.change.ansible.push(machineCpuMs() - cpu0);
         checkAnsible(c, a, true, after());
         res.change.ansible.push(a.ms);
         progress(`  ${secs(a.ms)} s`);
@@ -542,13 +560,16 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
       closeAnsibleConnections(c);
       settle();
       progress(`[${r + 1}/${repeat}] no-op redeploy, ${who}`);
+      const cpu0 = machineCpuMs();
       if (who === "pyferry") {
         const p = await pyferryDeploy(c);
+        res.cpu.noop.pyferry.push(machineCpuMs() - cpu0);
         checkPyferry(c, p, "ok", after());
         res.noop.pyferry.push(p.ms);
         progress(`  ${secs(p.ms)} s`);
       } else {
         const a = await ansibleDeploy(c);
+        res.cpu.noop.ansible.push(machineCpuMs() - cpu0);
         checkAnsible(c, a, false, after());
         res.noop.ansible.push(a.ms);
         progress(`  ${secs(a.ms)} s`);
@@ -588,6 +609,15 @@ async function references(c: Ctx, res: Results): Promise<void> {
     res.references.sshAll.push(performance.now() - t0);
     res.references.version.push((await exec(process.execPath, [PYFERRY, "--version"])).ms);
   }
+  // One at a time, so that the machine's CPU counts only these.
+  const h = c.lab.hosts[0] as SshLab["hosts"][number];
+  const cpu0 = machineCpuMs();
+  for (let i = 0; i < 10; i++) await exec("ssh", ["-F", c.lab.sshConfig, h.alias, "true"]);
+  res.references.sshCpu.push((machineCpuMs() - cpu0) / 10);
+}
+
+function cpuSecs(ms: number[]): string {
+  return (median(ms) / 1000).toFixed(2);
 }
 
 function report(
@@ -649,7 +679,8 @@ function report(
     "Where pyferry's time goes (one more run of each, untimed, every ssh process logged by a wrapper; times from pyferry's start):",
     `- no-op: ${res.traceNoop ?? "not traced"}`,
     `- change: ${res.traceChange ?? "not traced"}`,
-    `- references (median of 3): ${HOSTS} fresh \`ssh hN true\` at once ${median(res.references.sshAll).toFixed(0)} ms; \`pyferry --version\` (node start + CLI) ${median(res.references.version).toFixed(0)} ms`,
+    `- references (median of 3): ${HOSTS} fresh \`ssh hN true\` at once ${median(res.references.sshAll).toFixed(0)} ms; \`pyferry --version\` (node start + CLI) ${median(res.references.version).toFixed(0)} ms; one fresh \`ssh h1 true\` costs ${median(res.references.sshCpu).toFixed(0)} ms of CPU (client and server, mostly the key exchange)`,
+    `- machine CPU during the timed steps (all processes, hosts' side included; medians): change ${cpuSecs(res.cpu.change.pyferry)} s pyferry, ${cpuSecs(res.cpu.change.ansible)} s Ansible; no-op ${cpuSecs(res.cpu.noop.pyferry)} s pyferry, ${cpuSecs(res.cpu.noop.ansible)} s Ansible (${availableParallelism()} cores)`,
     "",
     "How it was measured:",
     `- ${HOSTS} OpenSSH servers of test/support/sshd.ts on this machine (network namespaces as root, else loopback ports); both tools log in through the lab's ssh config (pyferry: PYFERRY_SSH_COMMAND="ssh -F <config>"; Ansible: ansible_ssh_common_args="-F <config>"). Hosts share this machine's disk and ${availableParallelism()} cores with the client.`,
@@ -685,7 +716,8 @@ async function main(): Promise<string> {
       change: { pyferry: [], ansible: [] },
       noop: { pyferry: [], ansible: [] },
       initial: { pyferry: [], ansible: [] },
-      references: { sshAll: [], version: [] },
+      references: { sshAll: [], version: [], sshCpu: [] },
+      cpu: { change: { pyferry: [], ansible: [] }, noop: { pyferry: [], ansible: [] } },
       wheelhouse: fillWheelhouse(join(w, "wheelhouse")),
     };
     await measure(c, repeat, res);
