@@ -76,7 +76,7 @@ salvage() {
       done
       tar -x -k -o -f "$d.links" 2>/dev/null
     fi
-    rm -rf "$d" "$p" "$de" "$d.links" "$d.sums"
+    rm -rf "$d" "$p" "$de" "$d.links" "$d.sums" "$d.end"
   done
 }
 `;
@@ -152,7 +152,7 @@ exit 0
  * $1: a transfer id, $2: an environment key (or ""), $3: a pack name (or ""). stdin: one tar,
  * extracted here. Without a key: objects under tmp/<id>/ab/cdef...[.x]. With a key, first
  * tmp/<id>.links and tmp/<id>.sums, then objects the environment does not hold under tmp/<id>/,
- * then the environment under envs/.tmp-<id>/: files the store has as hardlinks to objects/,
+ * then the environment under envs/.tmp-<id>/ (always last: tmp/<id>.end): files the store has as hardlinks to objects/,
  * new ones as files (written once, there). When the whole stream arrived, the new files are
  * published as objects by the hardlinks in tmp/<id>.links, the other objects are linked into
  * objects/, and the environment is renamed into envs/<key>; otherwise what arrived whole is
@@ -175,7 +175,9 @@ salvage
 if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; after "$@"; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
 # -o: ownership is this user's (root would otherwise chown every file to the archive's).
-if tar -x -o -f -; then
+# tar takes a stream cut between two members for a whole one: the stream's last member,
+# tmp/<tx>.end, says it arrived to the end.
+if tar -x -o -f - && [ -e "$t.end" ]; then
   # Objects are published with links that never replace one (a reader may be linking it): an
   # object that could not be published is simply missing, and sent again when needed. Whole
   # folders the store does not have yet move in with one rename each.
@@ -184,7 +186,7 @@ if tar -x -o -f -; then
     mv "$t"/* objects/ 2>/dev/null
     cp -aln "$t"/. objects/ 2>/dev/null
   fi
-  rm -rf "$t" "$t.pid" "$t.links" "$t.sums"
+  rm -rf "$t" "$t.pid" "$t.links" "$t.sums" "$t.end"
   if [ -n "$k" ]; then
     : > "$e/.pyferry-complete"
     mv -T "$e" "envs/$k" 2>/dev/null || rm -rf "$e"
@@ -223,7 +225,11 @@ while IFS= read -r o && [ -n "$o" ]; do
   [ -e "objects/$o" ] || { printf '%s\\n' "$o"; missing=1; }
 done
 [ $missing = 0 ] || fail ${REMOTE_EXIT.objectsMissing}
-if ! tar -x -f -; then rm -rf "runs/$id"; fail ${REMOTE_EXIT.tarFailed}; fi
+# runs/<id>.end, the stream's last member, says it was not cut between two members.
+if ! tar -x -f - || [ ! -e "runs/$id.end" ]; then
+  rm -rf "runs/$id" "runs/$id.end"; fail ${REMOTE_EXIT.tarFailed}
+fi
+rm -f "runs/$id.end"
 [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
 exit 0
 `;

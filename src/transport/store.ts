@@ -62,8 +62,21 @@ export interface SendOptions {
 /** Transfers with more new files than this send them as objects, not in place. */
 const PLACED_FILES = 2048;
 
-/** The tar entries of one transfer (see scripts.ts RECEIVE). */
+/** An empty file as the last member of a stream: the receiver knows it was not cut. */
+function endMark(path: string): StreamEntry {
+  return { entry: { path, type: "file", mode: 0o644, size: 0, mtime: 0 } };
+}
+
+/** The tar entries of one transfer (see scripts.ts RECEIVE), ending with tmp/<tx>.end. */
 function transferEntries(
+  tx: string,
+  wanted: ReadonlyMap<string, { source: string; size: number }>,
+  tree: Tree | undefined,
+): StreamEntry[] {
+  return [...transferMembers(tx, wanted, tree), endMark(`tmp/${tx}.end`)];
+}
+
+function transferMembers(
   tx: string,
   wanted: ReadonlyMap<string, { source: string; size: number }>,
   tree: Tree | undefined,
@@ -402,7 +415,7 @@ export class RemoteStore {
   ): Promise<"ok" | "env" | string[]> {
     const ids = treeObjects(app);
     const head = Buffer.from(`${ids.join("\n")}${ids.length > 0 ? "\n" : ""}\n`);
-    const body = tarStream(linkEntries(app, `runs/${runId}`));
+    const body = tarStream([...linkEntries(app, `runs/${runId}`), endMark(`runs/${runId}.end`)]);
     async function* input(): AsyncGenerator<Buffer> {
       yield head;
       for await (const chunk of body) yield chunk as Buffer;

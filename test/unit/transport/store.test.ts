@@ -24,13 +24,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, test } from "node:test";
-import { encodeHeader, padding } from "../../../src/bundle/tar.js";
+import { decodeHeader, encodeHeader, padding } from "../../../src/bundle/tar.js";
 import { LocalConnection } from "../../../src/transport/connection.js";
 import { extractFetched } from "../../../src/transport/fetch.js";
 import * as sh from "../../../src/transport/scripts.js";
 import { newId, RemoteStore, runHeader } from "../../../src/transport/store.js";
 import { objectEntries, tarBytes, tarStream } from "../../../src/transport/tar-stream.js";
-import { listTree, type Tree } from "../../../src/transport/tree.js";
+import { listTree, type Tree, treeObjects } from "../../../src/transport/tree.js";
 
 const work = mkdtempSync(join(tmpdir(), "pyferry-store-"));
 after(() => {
@@ -182,6 +182,50 @@ test("stores lacking the same files get one shared stream, each assembled whole"
     assert.equal(readFileSync(join(env, "lib", "pkg", "same.py"), "utf8"), "X = 1\n".repeat(1000));
     assert.equal(readlinkSync(join(env, "bin", "python")), PYTHON);
   }
+});
+
+/** A local store whose first environment transfer stops right before the member `cutBefore`
+ * names: between two members, where tar sees a clean end and exits 0. */
+class CutBetweenConnection extends LocalConnection {
+  constructor(private cutBefore: RegExp | undefined) {
+    super();
+  }
+
+  override async exec(
+    script: string,
+    args: readonly string[] = [],
+    input?: Buffer | string | Readable,
+  ) {
+    const at = this.cutBefore;
+    if (!script.includes("tar -x -o -f -") || !(input instanceof Readable) || !at)
+      return super.exec(script, args, input);
+    this.cutBefore = undefined;
+    const chunks: Buffer[] = [];
+    for await (const c of input) chunks.push(c as Buffer);
+    const whole = Buffer.concat(chunks);
+    for (let off = 0; off < whole.length; off += 512) {
+      const h = decodeHeader(whole.subarray(off, off + 512));
+      if (typeof h !== "string" && at.test(h.name))
+        return super.exec(script, args, whole.subarray(0, off));
+    }
+    throw new Error(`no member matches ${at}`);
+  }
+}
+
+test("a stream cut between two members is not taken for a whole one", async () => {
+  const src = sampleTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const root = fresh("store");
+  // Cut before the environment's last file: tar alone would call the rest a whole archive.
+  const cut = new RemoteStore(new CutBetweenConnection(/\/lib\/pkg\/same\.py$/), root);
+  await assert.rejects(cut.send(treeObjects(tree), sources, tree), /receiving the environment/i);
+  assert.deepEqual(readdirSync(join(root, "envs")), [], "no environment published");
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+  assert.equal(checkStore(root), 2, "what arrived whole is kept");
+  const sent = await new RemoteStore(new LocalConnection(), root).ensureTree(tree, sources);
+  assert.equal(sent.objectsSent, 0);
+  assert.ok(existsSync(join(root, "envs", tree.key, "lib", "pkg", "same.py")));
 });
 
 test("an environment cut mid-transfer: its new files that arrived whole are kept, nothing partial", async () => {
