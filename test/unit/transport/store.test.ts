@@ -142,9 +142,12 @@ test("an interrupted transfer keeps what arrived whole and drops the partial obj
   assert.equal(checkStore(root), 3);
 });
 
-/** A local store whose first environment transfer stops after `keep` bytes (a cut connection). */
+/**
+ * A local store whose first transfer is cut (a dropped connection): the receiver gets the
+ * stream's first `cut(stream)` bytes.
+ */
 class CutConnection extends LocalConnection {
-  constructor(private keep: number | undefined) {
+  constructor(private cut: ((stream: Buffer) => number) | undefined) {
     super();
   }
 
@@ -153,14 +156,26 @@ class CutConnection extends LocalConnection {
     args: readonly string[] = [],
     input?: Buffer | string | Readable,
   ) {
-    const keep = this.keep;
-    if (script !== sh.RECEIVE || !(input instanceof Readable) || keep === undefined)
+    const cut = this.cut;
+    if (!script.includes("tar -x -o -f -") || !(input instanceof Readable) || !cut)
       return super.exec(script, args, input);
-    this.keep = undefined;
+    this.cut = undefined;
     const chunks: Buffer[] = [];
     for await (const c of input) chunks.push(c as Buffer);
-    return super.exec(script, args, Buffer.concat(chunks).subarray(0, keep));
+    const whole = Buffer.concat(chunks);
+    return super.exec(script, args, whole.subarray(0, cut(whole)));
   }
+}
+
+/** Where the member whose name matches `name` starts: a cut there is between two members. */
+function beforeMember(name: RegExp): (stream: Buffer) => number {
+  return (stream) => {
+    for (let off = 0; off < stream.length; off += 512) {
+      const h = decodeHeader(stream.subarray(off, off + 512));
+      if (typeof h !== "string" && name.test(h.name)) return off;
+    }
+    throw new Error(`no member matches ${name}`);
+  };
 }
 
 test("stores lacking the same files get one shared stream, each assembled whole", async () => {
@@ -184,41 +199,13 @@ test("stores lacking the same files get one shared stream, each assembled whole"
   }
 });
 
-/** A local store whose first environment transfer stops right before the member `cutBefore`
- * names: between two members, where tar sees a clean end and exits 0. */
-class CutBetweenConnection extends LocalConnection {
-  constructor(private cutBefore: RegExp | undefined) {
-    super();
-  }
-
-  override async exec(
-    script: string,
-    args: readonly string[] = [],
-    input?: Buffer | string | Readable,
-  ) {
-    const at = this.cutBefore;
-    if (!script.includes("tar -x -o -f -") || !(input instanceof Readable) || !at)
-      return super.exec(script, args, input);
-    this.cutBefore = undefined;
-    const chunks: Buffer[] = [];
-    for await (const c of input) chunks.push(c as Buffer);
-    const whole = Buffer.concat(chunks);
-    for (let off = 0; off < whole.length; off += 512) {
-      const h = decodeHeader(whole.subarray(off, off + 512));
-      if (typeof h !== "string" && at.test(h.name))
-        return super.exec(script, args, whole.subarray(0, off));
-    }
-    throw new Error(`no member matches ${at}`);
-  }
-}
-
 test("a stream cut between two members is not taken for a whole one", async () => {
   const src = sampleTree();
   const tree = listTree(src);
   const sources = sourcesOf(tree, src);
   const root = fresh("store");
   // Cut before the environment's last file: tar alone would call the rest a whole archive.
-  const cut = new RemoteStore(new CutBetweenConnection(/\/lib\/pkg\/same\.py$/), root);
+  const cut = new RemoteStore(new CutConnection(beforeMember(/\/lib\/pkg\/same\.py$/)), root);
   await assert.rejects(cut.send(treeObjects(tree), sources, tree), /receiving the environment/i);
   assert.deepEqual(readdirSync(join(root, "envs")), [], "no environment published");
   assert.deepEqual(readdirSync(join(root, "tmp")), []);
@@ -243,7 +230,7 @@ test("an environment cut mid-transfer: its new files that arrived whole are kept
   const all = await whole.ensureTree(tree, sources);
   assert.equal(all.objectsSent, 4);
   // Cut inside f2 (the files go in name order): f0 and f1 arrived whole.
-  const cut = new RemoteStore(new CutConnection(all.bytesSent - 70_000 - 40_000), root);
+  const cut = new RemoteStore(new CutConnection(() => all.bytesSent - 70_000 - 40_000), root);
   // The cut send fails; the store's one retry asks again what is missing and sends only that.
   const sent = await cut.ensureTree(tree, sources, { knownAbsent: true });
   assert.equal(sent.objectsSent, 2, "f0 and f1 were kept; only f2 and f3 were sent again");
@@ -269,7 +256,7 @@ test("a tree with thousands of new files (a first ship) is sent as objects, and 
   assert.equal(whole.objectsSent, 2100);
   const root = fresh("store");
   // Cut halfway: the objects come first, in id order.
-  const cut = new RemoteStore(new CutConnection(Math.floor(whole.bytesSent / 2)), root);
+  const cut = new RemoteStore(new CutConnection(() => Math.floor(whole.bytesSent / 2)), root);
   const rest = await cut.ensureTree(tree, sources, { knownAbsent: true });
   assert.ok(rest.objectsSent > 0 && rest.objectsSent < 2100, `sent again: ${rest.objectsSent}`);
   assert.equal(checkStore(root), 2100);
