@@ -22,10 +22,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { loadPipSettings } from "../../src/index/pip-config.js";
-import { projectFiles } from "../../src/index/simple.js";
-import { fetchDist } from "../../src/install/cache.js";
 import { CACHE, pyferry, REPO } from "../support/cli.js";
+import { indexWheels } from "../support/mirror.js";
 
 const dir = mkdtempSync(join(tmpdir(), "pyferry-wh-cli-"));
 // This process fetches wheels too (for prune); into the same private cache as the CLI's.
@@ -75,24 +73,6 @@ function ok(args: string[], env: NodeJS.ProcessEnv = {}) {
 }
 
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
-
-/** Paths of every wheel of `project` on pip's configured index (pip's unset default skipped). */
-async function indexWheels(project: string): Promise<string[]> {
-  const s = loadPipSettings();
-  for (const url of [...(s.sources["index-url"] ? [s.indexUrl] : []), ...s.extraIndexUrls]) {
-    const files = (await projectFiles(url, project).catch(() => [])).filter(
-      (f) => f.filename.endsWith(".whl") && f.hashes.sha256,
-    );
-    if (files.length === 0) continue;
-    const paths = await Promise.all(
-      files.map((f) =>
-        fetchDist({ url: f.url, filename: f.filename, sha256: f.hashes.sha256 as string }),
-      ),
-    );
-    return paths.sort();
-  }
-  throw new Error(`pip's index has no wheel of ${project}`);
-}
 
 describe("the store through the CLI", () => {
   test("mirror puts six and idna in, with --json", () => {

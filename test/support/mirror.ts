@@ -7,6 +7,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSyn
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadPipSettings } from "../../src/index/pip-config.js";
+import { type IndexFile, projectFiles } from "../../src/index/simple.js";
+import { fetchDist } from "../../src/install/cache.js";
 
 /** PEP 503 normalization. */
 export const norm = (name: string) => name.toLowerCase().replace(/[-_.]+/g, "-");
@@ -81,4 +83,30 @@ export function findPython311(preferred?: string): string | undefined {
   }
   candidates.push("/usr/bin/python3.11");
   return candidates.find((c) => c !== "" && existsSync(c));
+}
+
+/** The wheels of `project` on the first of pip's configured indexes that has any. */
+async function indexFiles(project: string): Promise<IndexFile[]> {
+  const s = loadPipSettings();
+  // pip's default index is skipped when it is not set: there is no PyPI here.
+  for (const url of [...(s.sources["index-url"] ? [s.indexUrl] : []), ...s.extraIndexUrls]) {
+    const files = (await projectFiles(url, project).catch(() => [])).filter(
+      (f) => f.filename.endsWith(".whl") && f.hashes.sha256,
+    );
+    if (files.length > 0) return files;
+  }
+  throw new Error(`pip's index has no wheel of ${project}`);
+}
+
+const fetched = (f: IndexFile) =>
+  fetchDist({ url: f.url, filename: f.filename, sha256: f.hashes.sha256 as string });
+
+/** The first wheel of `project` on pip's configured index, fetched into pyferry's cache. */
+export async function indexWheel(project: string): Promise<string> {
+  return fetched((await indexFiles(project))[0] as IndexFile);
+}
+
+/** Every wheel of `project` on pip's configured index, fetched, sorted by path. */
+export async function indexWheels(project: string): Promise<string[]> {
+  return (await Promise.all((await indexFiles(project)).map(fetched))).sort();
 }

@@ -20,26 +20,13 @@ import {
   type Wheelhouse,
 } from "../../../src/fleet/index.js";
 import { negotiate } from "../../../src/fleet/wheelhouse-pages.js";
-import { loadPipSettings } from "../../../src/index/pip-config.js";
 import { listProjects, projectFiles } from "../../../src/index/simple.js";
 import { distMetadata } from "../../../src/index/wheel-metadata.js";
-import { fetchDist } from "../../../src/install/cache.js";
+import { indexWheel } from "../../support/mirror.js";
 
 const root = mkdtempSync(join(tmpdir(), "pyferry-wh-serve-"));
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");
 after(() => rmSync(root, { recursive: true, force: true }));
-
-/** The first wheel of `project` on pip's configured index. */
-async function indexWheel(project: string): Promise<string> {
-  const s = loadPipSettings();
-  for (const url of [...(s.sources["index-url"] ? [s.indexUrl] : []), ...s.extraIndexUrls]) {
-    const files = await projectFiles(url, project).catch(() => []);
-    const f = files.find((x) => x.filename.endsWith(".whl") && x.hashes.sha256);
-    if (f)
-      return fetchDist({ url: f.url, filename: f.filename, sha256: f.hashes.sha256 as string });
-  }
-  throw new Error(`pip's index has no wheel of ${project}`);
-}
 
 const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 

@@ -28,10 +28,8 @@ import {
   removeWheels,
   type Wheelhouse,
 } from "../../../src/fleet/index.js";
-import { loadPipSettings } from "../../../src/index/pip-config.js";
-import { projectFiles } from "../../../src/index/simple.js";
-import { fetchDist } from "../../../src/install/cache.js";
 import { UserError } from "../../../src/util/errors.js";
+import { indexWheel } from "../../support/mirror.js";
 
 const root = mkdtempSync(join(tmpdir(), "pyferry-wh-transfer-"));
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");
@@ -40,17 +38,6 @@ const PYTHON = process.env.PYFERRY_TEST_PYTHON ?? "python3";
 
 let counter = 0;
 const fresh = (name: string) => join(root, `${name}-${++counter}`);
-
-async function indexWheel(project: string): Promise<string> {
-  const s = loadPipSettings();
-  for (const url of [...(s.sources["index-url"] ? [s.indexUrl] : []), ...s.extraIndexUrls]) {
-    const files = await projectFiles(url, project).catch(() => []);
-    const f = files.find((x) => x.filename.endsWith(".whl") && x.hashes.sha256);
-    if (f)
-      return fetchDist({ url: f.url, filename: f.filename, sha256: f.hashes.sha256 as string });
-  }
-  throw new Error(`pip's index has no wheel of ${project}`);
-}
 
 const digest = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 

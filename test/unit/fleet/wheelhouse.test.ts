@@ -37,13 +37,12 @@ import {
   withWheelhouse,
 } from "../../../src/fleet/index.js";
 import { loadPipSettings, withOverrides } from "../../../src/index/pip-config.js";
-import { projectFiles } from "../../../src/index/simple.js";
-import { fetchDist } from "../../../src/install/cache.js";
 import { probeInterpreter } from "../../../src/python/interpreter.js";
 import { parseRequirement } from "../../../src/python/requirement.js";
 import { parseWheelFilename } from "../../../src/python/tags.js";
 import { targetFromInterpreter } from "../../../src/python/target.js";
 import { UserError } from "../../../src/util/errors.js";
+import { indexWheels } from "../../support/mirror.js";
 
 const root = mkdtempSync(join(tmpdir(), "pyferry-wheelhouse-"));
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");
@@ -55,25 +54,6 @@ function fresh(name: string): string {
   const dir = join(root, `${name}-${++counter}`);
   mkdirSync(dir, { recursive: true });
   return dir;
-}
-
-/** Every wheel of `project` on pip's configured index (pip's unset default index skipped). */
-async function indexWheels(project: string): Promise<string[]> {
-  const s = loadPipSettings();
-  const indexes = [...(s.sources["index-url"] ? [s.indexUrl] : []), ...s.extraIndexUrls];
-  for (const url of indexes) {
-    const files = (await projectFiles(url, project).catch(() => [])).filter(
-      (f) => f.filename.endsWith(".whl") && f.hashes.sha256,
-    );
-    if (files.length === 0) continue;
-    const paths = await Promise.all(
-      files.map((f) =>
-        fetchDist({ url: f.url, filename: f.filename, sha256: f.hashes.sha256 as string }),
-      ),
-    );
-    return paths.sort();
-  }
-  throw new Error(`pip's index has no wheel of ${project}`);
 }
 
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
