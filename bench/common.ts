@@ -1,4 +1,5 @@
 /** Small pieces every benchmark script uses. */
+import { spawnSync } from "node:child_process";
 
 /** Progress goes to stderr so that stdout holds only the tables. */
 export function progress(message: string): void {
@@ -26,4 +27,21 @@ export function runBench(name: string, main: () => string): void {
     process.stderr.write(`\nbench:${name} FAILED: ${err.message}\n`);
     process.exitCode = 1;
   }
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1
+    ? (s[mid] as number)
+    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/**
+ * Flush what earlier steps wrote, so that their write-back is not billed to the next timed
+ * step. The OS page cache is not dropped: "cold" means a tool's own cache is empty.
+ */
+export function settle(): void {
+  spawnSync("sync");
 }

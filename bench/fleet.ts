@@ -32,7 +32,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { findPython311, makeWheelhouse, norm } from "../test/support/mirror.js";
 import { type SshLab, sshAvailable, startSshLab } from "../test/support/sshd.js";
-import { BenchFailure, envCount, progress } from "./common.js";
+import { BenchFailure, envCount, median, progress, settle } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -123,11 +123,6 @@ function exec(
       resolve({ ms, stdout: out, stderr: err });
     });
   });
-}
-
-/** Flush earlier writes, so that their write-back is not billed to the next timed step. */
-function settle(): void {
-  spawnSync("sync");
 }
 
 function have(program: string, args: string[]): boolean {
@@ -480,15 +475,6 @@ function timeline(spans: Span[], total: number): string {
 
 // ---------------------------------------------------------------------------------------------
 // Numbers
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  if (s.length === 0) return Number.NaN;
-  return s.length % 2 === 1
-    ? (s[mid] as number)
-    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const runs = (xs: number[]) => xs.map(secs).join(" ");

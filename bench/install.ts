@@ -14,7 +14,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
-import { BenchFailure, envCount, progress, runBench } from "./common.js";
+import { BenchFailure, envCount, median, progress, runBench, settle } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -52,22 +52,6 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", ...extra };
   if (!("PYFERRY_CACHE_DIR" in extra)) delete env.PYFERRY_CACHE_DIR;
   return env;
-}
-
-/**
- * Flush what earlier steps wrote, so that their write-back is not billed to the next timed step.
- * The OS page cache is not dropped: "cold" means the tool's own cache is empty.
- */
-function settle(): void {
-  spawnSync("sync");
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1
-    ? (s[mid] as number)
-    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** Total size of the files under `path` (0 when it does not exist). */

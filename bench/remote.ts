@@ -37,7 +37,7 @@ import { linkEntries, tarStream } from "../src/transport/tar-stream.js";
 import type { Tree } from "../src/transport/tree.js";
 import { type SshLab, sshAvailable, startSshLab } from "../test/support/sshd.js";
 import { startProxy, type TcpProxy } from "../test/support/tcp-proxy.js";
-import { BenchFailure, envCount, progress } from "./common.js";
+import { BenchFailure, envCount, median, progress, settle } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -107,11 +107,6 @@ function exec(file: string, args: string[], opts: ExecOptions = {}): Promise<Fin
   });
 }
 
-/** Flush earlier writes, so that their write-back is not billed to the next timed step. */
-function settle(): void {
-  spawnSync("sync");
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -139,14 +134,6 @@ function preflight(): void {
 
 // ---------------------------------------------------------------------------------------------
 // Numbers
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1
-    ? (s[mid] as number)
-    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 function bytesText(n: number): string {
   if (n < 1024) return `${n} B`;

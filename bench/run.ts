@@ -22,7 +22,7 @@ import {
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BenchFailure, envCount, progress, runBench } from "./common.js";
+import { BenchFailure, envCount, median, progress, runBench } from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -52,14 +52,6 @@ function timed(c: Command): { ms: number; stdout: string } {
 
 function sorted(values: number[]): number[] {
   return [...values].sort((a, b) => a - b);
-}
-
-function median(values: number[]): number {
-  const s = sorted(values);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1
-    ? (s[mid] as number)
-    : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** Nearest-rank 90th percentile. */
