@@ -41,13 +41,18 @@ function sizeOf(path: string): number {
 
 /**
  * Unpack every wheel (path and the sha256 it must have) into the cache, as unpackWheel does;
- * results keep the input order. Every wheel is tried; the first failure is thrown at the end,
- * so no worker is still writing into the cache when the caller goes on.
+ * results keep the input order, and `ready` hears of each wheel (by its index) as soon as its
+ * tree is there, so that its install can start. Every wheel is tried; the first failure is
+ * thrown at the end, so no worker is still writing into the cache when the caller goes on.
  */
 export async function unpackMany(
   wheels: readonly { path: string; sha256: string; verified?: boolean }[],
+  ready: (index: number, wheel: UnpackedWheel) => void = () => {},
 ): Promise<UnpackedWheel[]> {
   const known = await Promise.all(wheels.map((w) => findUnpacked(w.sha256)));
+  known.forEach((w, i) => {
+    if (w) ready(i, w);
+  });
   const sized = wheels
     .flatMap((w, id) => (known[id] ? [] : [{ job: { id, ...w }, size: sizeOf(w.path) }]))
     .sort((a, b) => b.size - a.size);
@@ -55,8 +60,11 @@ export async function unpackMany(
   // One wheel, or a few small ones, need no threads: starting a thread (each loads and
   // compiles the unpacking code again) costs more than the threads save.
   if (workers <= 1 || sized.reduce((n, x) => n + x.size, 0) <= IN_THREAD_BYTES) {
-    for (const { job } of sized)
-      known[job.id] = await unpackWheel(job.path, job.sha256, job.verified);
+    for (const { job } of sized) {
+      const wheel = await unpackWheel(job.path, job.sha256, job.verified);
+      known[job.id] = wheel;
+      ready(job.id, wheel);
+    }
     return known as UnpackedWheel[];
   }
   const queue = sized.map((x) => x.job);
@@ -76,7 +84,10 @@ export async function unpackMany(
       };
       worker.on("message", (reply: UnpackReply) => {
         if ("error" in reply) failures.push(rebuild(reply.error));
-        else known[reply.id] = reply.wheel;
+        else {
+          known[reply.id] = reply.wheel;
+          ready(reply.id, reply.wheel);
+        }
         next();
       });
       worker.on("error", (err) => {

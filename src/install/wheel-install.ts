@@ -14,7 +14,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { readdir, readFile, rm, rmdir, unlink } from "node:fs/promises";
+import { chmod, copyFile, readdir, readFile, rm, rmdir, unlink } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { normalizeName } from "../python/names.js";
@@ -22,7 +22,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import type { UnpackedWheel } from "./cache.js";
 import type { EnvLayout } from "./env.js";
-import { mapLimit, settleAll } from "./pool.js";
+import { createLimiter, mapLimit, settleAll } from "./pool.js";
 import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
 import { launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
 import type { UnpackedFile } from "./wheel-archive.js";
@@ -68,14 +68,16 @@ const UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EPERM", "EINVAL"
 
 /**
  * Places cache files into environments, falling back clone -> hardlink -> copy. A way that
- * failed for a reason of the file system is not tried again by the same Linker. The calls are
- * synchronous: a link or a small copy takes microseconds, and sending each one through libuv's
- * thread pool cost more in hand-offs than the calls themselves.
+ * failed for a reason of the file system is not tried again by the same Linker. Clones and
+ * links are synchronous calls: they take microseconds, and sending each one through libuv's
+ * thread pool cost more in hand-offs than the calls themselves. Copies write the data again,
+ * which is kernel time worth spreading over the pool's threads, several at once.
  */
 class Linker {
   private clone: boolean;
   private hardlink: boolean;
   private warned = false;
+  private readonly copying = createLimiter(ioLimit());
 
   constructor(
     private readonly mode: LinkMode,
@@ -100,12 +102,13 @@ class Linker {
     }
   }
 
-  place(src: string, dest: string, executable: boolean): void {
+  /** Clone or hardlink `src` to `dest`; false when neither works here and a copy is due. */
+  link(src: string, dest: string, executable: boolean): boolean {
     if (this.clone) {
       try {
         copyFileSync(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE_FORCE);
         chmodSync(dest, fileMode(executable));
-        return;
+        return true;
       } catch (err) {
         if (!UNSUPPORTED.has(errCode(err) ?? "")) throw err;
         this.fellBack("clone", err);
@@ -114,14 +117,30 @@ class Linker {
     if (this.hardlink) {
       try {
         linkSync(src, dest);
-        return;
+        return true;
       } catch (err) {
         if (!UNSUPPORTED.has(errCode(err) ?? "") && errCode(err) !== "EMLINK") throw err;
         this.fellBack("hardlink", err);
       }
     }
-    copyFileSync(src, dest, constants.COPYFILE_EXCL);
-    chmodSync(dest, fileMode(executable));
+    return false;
+  }
+
+  /** Copy `src` to `dest`, a file already there unlinked first; true when one was. */
+  copy(src: string, dest: string, executable: boolean): Promise<boolean> {
+    return this.copying(async () => {
+      let replaced = false;
+      try {
+        await copyFile(src, dest, constants.COPYFILE_EXCL);
+      } catch (err) {
+        if (errCode(err) !== "EEXIST") throw err;
+        await unlink(dest);
+        replaced = true;
+        await copyFile(src, dest, constants.COPYFILE_EXCL);
+      }
+      await chmod(dest, fileMode(executable));
+      return replaced;
+    });
   }
 }
 
@@ -240,6 +259,11 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
     written.push(dest);
     if (replaced) overwritten.push(dest);
   };
+  let copies: Promise<void>[] = [];
+  const copied = async () => {
+    await settleAll(copies);
+    copies = [];
+  };
   const place = (p: Placement) => {
     const src = join(wheel.dir, p.file.path);
     let row: RecordRow = {
@@ -257,22 +281,29 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
         // A script the zip left without +x gets it on a copy of its own, never on the cache's.
         done(p.dest, writeNew(p.dest, readFileSync(src), true));
       } else {
-        done(
-          p.dest,
-          replacing(p.dest, () => ctx.linker.place(src, p.dest, executable)),
-        );
+        let linked = false;
+        const replaced = replacing(p.dest, () => {
+          linked = ctx.linker.link(src, p.dest, executable);
+        });
+        if (linked) done(p.dest, replaced);
+        else {
+          const copy = ctx.linker.copy(src, p.dest, executable);
+          copies.push(copy.then((r) => done(p.dest, r || replaced)));
+        }
       }
     }
     rows.push(row);
   };
   // Metadata last, so that an interrupted install is not taken for a complete one.
   for (const p of plan.placements) if (!p.meta) place(p);
+  await copied();
   for (const l of plan.launchers) {
     if (!ctx.skip.has(l.dest)) done(l.dest, writeNew(l.dest, l.text, true));
     const data = Buffer.from(l.text);
     rows.push({ path: recordPath(site, l.dest), hash: sha256Record(data), size: `${data.length}` });
   }
   for (const p of plan.placements) if (p.meta) place(p);
+  await copied();
 
   const distInfo = join(site, wheel.distInfo);
   const generated: [string, string][] = [["INSTALLER", `${ctx.installer}\n`]];
@@ -325,6 +356,94 @@ export async function installWheel(
   return result;
 }
 
+/** Note `w` in `seen`, by project; a second wheel of one project is an error. */
+function claimProject(seen: Map<string, UnpackedWheel>, w: UnpackedWheel): void {
+  const key = normalizeName(w.name);
+  const other = seen.get(key);
+  if (other) throw new UserError(`Both ${other.filename} and ${w.filename} install ${w.name}.`);
+  seen.set(key, w);
+}
+
+/**
+ * Installs wheels into one environment as they arrive (each one as soon as it is unpacked),
+ * several at once, where none of their projects is installed (a new environment, or after
+ * `uninstall`: removing one while another is placed could delete a file that moved between
+ * projects). When two wheels
+ * ship the same file, the one with the higher `order` wins, whichever arrives first (as when
+ * pip installs them in that order), and `opts.warn` hears of it.
+ */
+export class BatchInstall {
+  private readonly linker: Linker;
+  private readonly names = new Map<string, UnpackedWheel>();
+  /** Who places each destination, and when it is done placing it. */
+  private readonly owners = new Map<
+    string,
+    { order: number; wheel: string; done: Promise<void> }
+  >();
+  private readonly running: Promise<void>[] = [];
+
+  constructor(
+    private readonly layout: EnvLayout,
+    private readonly opts: InstallOptions = {},
+  ) {
+    this.linker = new Linker(opts.linkMode ?? "auto", opts.warn, opts.readOnly);
+  }
+
+  /** Start installing `w`; a wheel of the same project already added is an error. */
+  add(w: UnpackedWheel, order: number, requested = this.opts.requested ?? false): void {
+    claimProject(this.names, w);
+    this.running.push(this.install(w, order, requested));
+  }
+
+  /** Wait for every install added; the first failure is thrown once all have settled. */
+  async finish(): Promise<void> {
+    await settleAll(this.running);
+  }
+
+  private async install(w: UnpackedWheel, order: number, requested: boolean): Promise<void> {
+    const plan = await planWheel(w, this.layout);
+    let finished = () => {};
+    const done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    // Claimed in one synchronous pass, so two wheels never wait for each other.
+    const skip = new Set<string>();
+    const batch = new Set<string>();
+    const before = new Set<Promise<void>>();
+    for (const { dest } of [...plan.placements, ...plan.launchers]) {
+      const prev = this.owners.get(dest);
+      if (prev) {
+        const [loser, winner] =
+          prev.order > order ? [w.filename, prev.wheel] : [prev.wheel, w.filename];
+        this.opts.warn?.(
+          `${loser} and ${winner} both install ${dest}; the copy from ${winner} is kept.`,
+        );
+        before.add(prev.done);
+        if (prev.order > order) {
+          skip.add(dest);
+          continue;
+        }
+        batch.add(dest);
+      }
+      this.owners.set(dest, { order, wheel: w.filename, done });
+    }
+    try {
+      // A file another wheel of the batch places too is written after that wheel's copy.
+      await Promise.all(before);
+      const result = await runPlan(plan, {
+        linker: this.linker,
+        requested,
+        installer: this.opts.installer ?? "pyferry",
+        skip,
+      });
+      const overwritten = result.overwritten.filter((f) => !batch.has(f));
+      reportOverwrites(w, { ...result, overwritten }, this.opts);
+    } finally {
+      finished();
+    }
+  }
+}
+
 /**
  * Install several wheels at once, file operations bounded in number. Installed versions of
  * the same projects are removed first. When two wheels ship the same file, the one later in
@@ -335,45 +454,14 @@ export async function installAll(
   layout: EnvLayout,
   opts: InstallOptions = {},
 ): Promise<void> {
-  const names = new Map<string, UnpackedWheel>();
-  for (const w of wheels) {
-    const key = normalizeName(w.name);
-    const other = names.get(key);
-    if (other) throw new UserError(`Both ${other.filename} and ${w.filename} install ${w.name}.`);
-    names.set(key, w);
-  }
+  const seen = new Map<string, UnpackedWheel>();
+  for (const w of wheels) claimProject(seen, w);
+  const batch = new BatchInstall(layout, opts);
   await mapLimit(wheels, ioLimit(), (w) => uninstall(w.name, layout));
-  const plans = await mapLimit(wheels, ioLimit(), (w) => planWheel(w, layout));
-  const owner = new Map<string, number>();
-  plans.forEach((plan, i) => {
-    const dests = [...plan.placements.map((p) => p.dest), ...plan.launchers.map((l) => l.dest)];
-    for (const dest of dests) {
-      const before = owner.get(dest);
-      if (before !== undefined && before !== i) {
-        opts.warn?.(
-          `${wheels[before]?.filename} and ${plan.wheel.filename} both install ${dest}; ` +
-            `the copy from ${plan.wheel.filename} is kept.`,
-        );
-      }
-      owner.set(dest, i);
-    }
+  wheels.forEach((w, i) => {
+    batch.add(w, i);
   });
-  const linker = new Linker(opts.linkMode ?? "auto", opts.warn, opts.readOnly);
-  await settleAll(
-    plans.map(async (plan, i) => {
-      const skip = new Set<string>();
-      for (const { dest } of [...plan.placements, ...plan.launchers]) {
-        if (owner.get(dest) !== i) skip.add(dest);
-      }
-      const result = await runPlan(plan, {
-        linker,
-        requested: opts.requested ?? false,
-        installer: opts.installer ?? "pyferry",
-        skip,
-      });
-      reportOverwrites(plan.wheel, result, opts);
-    }),
-  );
+  await batch.finish();
 }
 
 /** The .dist-info directories in the environment's site directories that belong to `name`. */

@@ -26,11 +26,10 @@ import { compileBytecode } from "../install/compile.js";
 import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from "../install/env.js";
 import { type BuildDeps, buildWheelFromSdist, sdistMetadata } from "../install/sdist.js";
 import { unpackMany } from "../install/unpack-pool.js";
-import { installAll } from "../install/wheel-install.js";
+import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
 import type { CoreMetadata } from "../python/metadata.js";
-import { normalizeName } from "../python/names.js";
 import type { Requirement } from "../python/requirement.js";
 import { bestTagRank, parseWheelFilename, tagRanks } from "../python/tags.js";
 import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
@@ -158,30 +157,47 @@ export async function buildEnv(
   );
   try {
     const wanted = wantedPackages(lock, info);
-    const unpacked = await lockedWheels(wanted, info, opts, []);
-    const requested = new Set(wanted.filter((p) => p.requested).map((p) => p.name));
-    let layout: EnvLayout;
-    let glibc: string | undefined;
-    if (opts.bundlePython) {
-      ({ glibc } = await bundlePython(info, tmp));
-      // The bundle's own interpreter sits where a venv's would: bin/python.
-      if (!existsSync(join(tmp, "bin", "python")))
-        await symlink("python3", join(tmp, "bin", "python"));
-      layout = layoutFor(tmp, majorMinor(info.version));
-    } else if (opts.venvBase) {
-      layout = await writeVenv(tmp, opts.venvBase);
-    } else {
-      layout = await createVenv(tmp, info);
-    }
+    // As pip installs dependencies before what needs them, a package the user asked for wins
+    // when two wheels ship the same file.
+    const rank = wanted.map((p, i) => (p.requested ? wanted.length + i : i));
     // An environment for another machine is never run here, only read to be shipped.
     const placing = { linkMode: opts.linkMode ?? "auto", readOnly: opts.venvBase !== undefined };
-    const isRequested = (w: UnpackedWheel) => requested.has(normalizeName(w.name));
-    await installAll(unpacked.filter(isRequested), layout, { ...placing, requested: true });
-    await installAll(
-      unpacked.filter((w) => !isRequested(w)),
-      layout,
-      placing,
-    );
+    let failure: { error: unknown } | undefined;
+    const failed = (error: unknown) => {
+      failure ??= { error };
+    };
+    // Each wheel is installed as soon as it is unpacked (and the environment's folders are
+    // there), while the next ones unpack.
+    let batch: BatchInstall | undefined;
+    const arrived: number[] = [];
+    const unpacked: UnpackedWheel[] = [];
+    const install = (i: number) => {
+      try {
+        batch?.add(unpacked[i] as UnpackedWheel, rank[i] as number, wanted[i]?.requested);
+      } catch (err) {
+        failed(err);
+      }
+    };
+    const wheels = lockedWheels(wanted, info, opts, [], (i, w) => {
+      unpacked[i] = w;
+      if (batch) install(i);
+      else arrived.push(i);
+    }).catch(failed);
+    let layout: EnvLayout | undefined;
+    let glibc: string | undefined;
+    try {
+      layout = await envFolders(tmp, info, opts, (g) => {
+        glibc = g;
+      });
+      batch = new BatchInstall(layout, placing);
+      for (const i of arrived) install(i);
+    } catch (err) {
+      failed(err);
+    }
+    // Nothing may still be writing into `tmp` when it is removed below.
+    await wheels;
+    await batch?.finish().catch(failed);
+    if (failure || !layout) throw failure?.error;
     if (opts.compile && !opts.venvBase) await compileBytecode(layout);
     await writeFileAtomic(
       join(tmp, ENV_MARKER),
@@ -204,6 +220,25 @@ export async function buildEnv(
     throw err;
   }
   return layoutFor(final, majorMinor(info.version));
+}
+
+/** The interpreter and folders of a new environment at `tmp`, with nothing installed yet. */
+async function envFolders(
+  tmp: string,
+  info: InterpreterInfo,
+  opts: BuildOptions,
+  bundled: (glibc: string | undefined) => void,
+): Promise<EnvLayout> {
+  if (opts.bundlePython) {
+    const { glibc } = await bundlePython(info, tmp);
+    bundled(glibc);
+    // The bundle's own interpreter sits where a venv's would: bin/python.
+    if (!existsSync(join(tmp, "bin", "python")))
+      await symlink("python3", join(tmp, "bin", "python"));
+    return layoutFor(tmp, majorMinor(info.version));
+  }
+  if (opts.venvBase) return writeVenv(tmp, opts.venvBase);
+  return createVenv(tmp, info);
 }
 
 /** PEP 751: a package whose marker is false for this environment is not installed. */
@@ -238,24 +273,30 @@ async function lockedWheels(
   info: InterpreterInfo,
   opts: BuildOptions,
   building: string[],
+  ready: (index: number, wheel: UnpackedWheel) => void = () => {},
 ): Promise<UnpackedWheel[]> {
   const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
   const files = packages.map((p) => lockedFile(p, ranks, opts.lockDir ?? process.cwd()));
   // A wheel unpacked before needs neither fetching nor hashing again: its tree is keyed by hash.
-  const ready = await Promise.all(
+  const unpacked = await Promise.all(
     files.map((f) => (f.filename.endsWith(".whl") ? findUnpacked(f.sha256) : undefined)),
   );
-  const todo = files.filter((_, k) => !ready[k]);
+  unpacked.forEach((w, k) => {
+    if (w) ready(k, w);
+  });
+  const todo = files.filter((_, k) => !unpacked[k]);
   const fetched = await fetchMany(todo);
   let next = 0;
-  const paths = ready.map((r) => (r ? "" : (fetched[next++] as string)));
+  const paths = unpacked.map((r) => (r ? "" : (fetched[next++] as string)));
   // fetchMany hashed every file it returns, whether it copied it or read it where it is.
   const wheels: { path: string; sha256: string; verified: boolean }[] = [];
+  const packageOf: number[] = [];
   // One build at a time: a backend may use every core, and builds nest (build requirements).
   for (const [k, p] of packages.entries()) {
     const { filename, sha256 } = files[k] as DistFile;
     const path = paths[k] as string;
-    if (ready[k]) continue;
+    if (unpacked[k]) continue;
+    packageOf.push(k);
     if (filename.endsWith(".whl")) {
       wheels.push({ path, sha256, verified: true });
       continue;
@@ -270,8 +311,12 @@ async function lockedWheels(
     const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
     wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
   }
-  const fresh = await unpackMany(wheels);
-  return [...(ready.filter(Boolean) as UnpackedWheel[]), ...fresh];
+  await unpackMany(wheels, (j, w) => {
+    const k = packageOf[j] as number;
+    unpacked[k] = w;
+    ready(k, w);
+  });
+  return unpacked as UnpackedWheel[];
 }
 
 /** Build environments for sdists: their requirements resolved and installed by pyferry, no pip. */

@@ -41,7 +41,12 @@ import { createVenv, type EnvLayout, layoutFor } from "../../../src/install/env.
 import { parseRecord } from "../../../src/install/record.js";
 import { ONE_LINE_HEADER } from "../../../src/install/scripts.js";
 import { unpackMany } from "../../../src/install/unpack-pool.js";
-import { installAll, installWheel, uninstall } from "../../../src/install/wheel-install.js";
+import {
+  BatchInstall,
+  installAll,
+  installWheel,
+  uninstall,
+} from "../../../src/install/wheel-install.js";
 import { type InterpreterInfo, probeInterpreter } from "../../../src/python/interpreter.js";
 import { UserError } from "../../../src/util/errors.js";
 
@@ -833,6 +838,31 @@ describe("installWheel", () => {
       installAll([wheels[0] as UnpackedWheel, wheels[0] as UnpackedWheel], layout),
       /Both/,
     );
+  });
+
+  test("BatchInstall: the higher order wins a shared file, whichever wheel arrives first", async () => {
+    freshCache();
+    const shared = (text: string): Entry => ({ name: "shared/common.py", data: text });
+    const [one, two] = await Promise.all(
+      ["one", "two"].map(async (name) => {
+        const b = buildWheel(demoSpec({ name, extra: [shared(`${name.toUpperCase()} = 1\n`)] }));
+        return unpackWheel(b.path, b.sha256);
+      }),
+    );
+    for (const arrival of [
+      [one, two],
+      [two, one],
+    ] as UnpackedWheel[][]) {
+      const layout = await createVenv(join(fresh("env"), "venv"), info);
+      const warnings: string[] = [];
+      const batch = new BatchInstall(layout, { linkMode: "copy", warn: (m) => warnings.push(m) });
+      for (const w of arrival) batch.add(w, w === two ? 1 : 0);
+      await batch.finish();
+      assert.equal(readFileSync(join(layout.purelib, "shared/common.py"), "utf8"), "TWO = 1\n");
+      // One warning, naming the kept copy; nothing about replacing a file already there.
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      assert.match(warnings[0] as string, /one-1\.0-py3-none-any\.whl and two-1\.0-.*kept/);
+    }
   });
 });
 
