@@ -2,6 +2,8 @@
  * From requirements to a finished environment: pick the interpreter, resolve and lock for
  * it, then build the environment from the lock alone — into a temporary sibling renamed into
  * place, so a crash never leaves a half-built environment where a finished one is expected.
+ * The resolver, the sdist builder, the interpreter bundler and the bytecode compiler are
+ * imported only when used: installing from a lock (every warm `run`) needs none of them.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -14,7 +16,6 @@ import {
   loadPipSettings,
 } from "../index/pip-config.js";
 import type { IndexFile } from "../index/simple.js";
-import { bundlePython } from "../install/bundled-python.js";
 import {
   type DistFile,
   fetchDist,
@@ -22,9 +23,8 @@ import {
   findUnpacked,
   type UnpackedWheel,
 } from "../install/cache.js";
-import { compileBytecode } from "../install/compile.js";
 import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from "../install/env.js";
-import { type BuildDeps, buildWheelFromSdist, sdistMetadata } from "../install/sdist.js";
+import type { BuildDeps } from "../install/sdist.js";
 import { unpackMany } from "../install/unpack-pool.js";
 import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
@@ -42,7 +42,6 @@ import {
   lockToml,
   readLock,
 } from "../resolve/lock.js";
-import { ResolutionImpossible, resolve } from "../resolve/resolver.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
@@ -87,6 +86,7 @@ export async function lockRequirements(
   const isTarget = "markerEnv" in target && "platforms" in target;
   const t = isTarget ? target : targetFromInterpreter(target as InterpreterInfo);
   const builder = opts.interpreter ?? (isTarget ? undefined : (target as InterpreterInfo));
+  const { ResolutionImpossible, resolve } = await import("../resolve/resolver.js");
   const resolution = await resolve({
     requirements,
     target: t,
@@ -136,6 +136,7 @@ function sdistMetadataFor(
   return async (file, sha256) => {
     const path = await fetchDist({ url: file.url, filename: file.filename, sha256 });
     const deps = buildDeps(info, { index: settings }, []);
+    const { sdistMetadata } = await import("../install/sdist.js");
     return sdistMetadata({ path, sha256, filename: file.filename }, info, deps);
   };
 }
@@ -198,7 +199,10 @@ export async function buildEnv(
     await wheels;
     await batch?.finish().catch(failed);
     if (failure || !layout) throw failure?.error;
-    if (opts.compile && !opts.venvBase) await compileBytecode(layout);
+    if (opts.compile && !opts.venvBase) {
+      const { compileBytecode } = await import("../install/compile.js");
+      await compileBytecode(layout);
+    }
     await writeFileAtomic(
       join(tmp, ENV_MARKER),
       `${JSON.stringify(
@@ -230,6 +234,7 @@ async function envFolders(
   bundled: (glibc: string | undefined) => void,
 ): Promise<EnvLayout> {
   if (opts.bundlePython) {
+    const { bundlePython } = await import("../install/bundled-python.js");
     const { glibc } = await bundlePython(info, tmp);
     bundled(glibc);
     // The bundle's own interpreter sits where a venv's would: bin/python.
@@ -308,6 +313,7 @@ async function lockedWheels(
       );
     }
     const deps = buildDeps(info, opts, chain);
+    const { buildWheelFromSdist } = await import("../install/sdist.js");
     const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
     wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
   }

@@ -1,10 +1,12 @@
-/** The actions behind lock, env create, pack, exec and cache (loaded only when they run). */
+/**
+ * The actions behind lock, env create, pack, exec and cache (loaded only when they run). What
+ * only some of them need (the analyzer, the bundle code) is imported where it is used, so that
+ * installing from a lock loads no more than it runs.
+ */
 import { existsSync } from "node:fs";
 import { lstat, readdir, readFile } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import { execInBundle } from "../bundle/exec.js";
 import type { ManifestHead } from "../bundle/manifest.js";
-import { packBundle } from "../bundle/pack.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
 import { writeJson } from "../cli/output.js";
@@ -19,10 +21,11 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import { VERSION } from "../version.js";
 import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
-import { type BuildInput, fromRequirementsTxt, fromStrings, readInput } from "./inputs.js";
+import type { BuildInput } from "./inputs.js";
 
 /** Merge every input: paths (spec, requirements, script, folder) and requirement strings. */
 async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildInput> {
+  const { fromRequirementsTxt, fromStrings, readInput } = await import("./inputs.js");
   const parts: BuildInput[] = [];
   const strings: string[] = [];
   for (const i of inputs) {
@@ -140,6 +143,7 @@ export async function envCreateCommand(
 export async function packCommand(path: string, flags: BuildFlags): Promise<void> {
   const settings = indexSettings(flags);
   const opts = { ...analyzeOptions(flags), index: settings };
+  const { readInput } = await import("./inputs.js");
   const input = await readInput(path, opts);
   const name = flags.name ?? basename(path, extname(path));
   const output = resolve(flags.output ?? `${name}.tar.gz`);
@@ -157,6 +161,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     });
     bar.update("Packing");
     const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
+    const { packBundle } = await import("../bundle/pack.js");
     const result = await packBundle({
       envDir: env.dir,
       appFiles: (input.appFiles ?? []).map((f) => ({ source: join(root, f), dest: f })),
@@ -212,6 +217,7 @@ export function manifestHead(
 
 export async function execCommand(bundle: string, command: string[]): Promise<void> {
   // execInBundle has already re-raised a signal the command died of; what is left is a status.
+  const { execInBundle } = await import("../bundle/exec.js");
   process.exitCode = await execInBundle(bundle, command);
 }
 
@@ -274,6 +280,7 @@ export async function cachePruneCommand(
 
 /** For python_package_create: a spec -> a relocatable environment archive. */
 export async function createFromSpec(spec: string, output: string): Promise<void> {
+  const { readInput } = await import("./inputs.js");
   const input = await readInput(spec);
   const info = await interpreterFor(input);
   const settings = loadPipSettings();
@@ -285,6 +292,7 @@ export async function createFromSpec(spec: string, output: string): Promise<void
     const env = await cachedEnv(text, lock, info, { bundlePython: true, index: settings });
     bar.update("Packing");
     const name = input.name ?? basename(output).replace(/\.tar\.gz$|\.tgz$/, "");
+    const { packBundle } = await import("../bundle/pack.js");
     await packBundle({
       envDir: env.dir,
       appFiles: [],
