@@ -170,37 +170,60 @@ export function parentDirs(paths: Iterable<string>): string[] {
  * The archive: yauzl for the central directory and large entries, positional reads else.
  * Entries are read, inflated and written with synchronous calls: extraction runs in worker
  * threads (unpack-pool.ts), one wheel each, where a round trip through libuv's thread pool
- * per file only added lock contention.
+ * per file only added lock contention. Compressed bytes land in one scratch buffer reused for
+ * every entry: a fresh buffer each time was memory V8 counts against its heap, and the
+ * collections it set off cost more than the reads.
  */
 interface Archive {
   zip: yauzl.ZipFile;
   fd: number;
   label: string;
+  scratch: Buffer;
 }
 
-function readAt(a: Archive, length: number, position: number): Buffer {
-  const buffer = Buffer.allocUnsafe(length);
+/**
+ * Up to `length` bytes at `position`, at least `need` of them (fewer only where the file ends),
+ * in the scratch buffer: valid until the next call.
+ */
+function readAt(a: Archive, length: number, position: number, need = length): Buffer {
+  if (a.scratch.length < length) {
+    a.scratch = Buffer.allocUnsafe(Math.max(length, a.scratch.length * 2));
+  }
   let done = 0;
   while (done < length) {
-    const n = readSync(a.fd, buffer, done, length - done, position + done);
-    if (n === 0) throw new Error("the archive ends early");
+    const n = readSync(a.fd, a.scratch, done, length - done, position + done);
+    if (n === 0) break;
     done += n;
   }
-  return buffer;
+  if (done < need) throw new Error("the archive ends early");
+  return a.scratch.subarray(0, done);
 }
 
-/** An entry's uncompressed bytes, for entries up to WHOLE_LIMIT. */
-function readEntry(a: Archive, f: ZipFileEntry): Buffer {
+/** Room for a local header's extra field beyond what the central directory says it holds. */
+const EXTRA_SLACK = 64;
+
+/**
+ * An entry's uncompressed bytes, for entries up to WHOLE_LIMIT. A stored entry's bytes are
+ * the scratch buffer's: `keep` asks for a copy of their own.
+ */
+function readEntry(a: Archive, f: ZipFileEntry, keep = false): Buffer {
   const e = f.entry;
-  const header = readAt(a, 30, e.relativeOffsetOfLocalHeader);
-  if (header.readUInt32LE(0) !== 0x04034b50) throw new Error("a local file header is missing");
-  const start =
-    e.relativeOffsetOfLocalHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
-  const raw = readAt(a, e.compressedSize, start);
+  // The local header, its name and extra field, and the data, in one read when the local
+  // extra field is no longer than the central directory's plus some slack (it nearly always is).
+  const guess = 30 + e.fileNameLength + e.extraFieldLength + EXTRA_SLACK + e.compressedSize;
+  let block = readAt(a, guess, e.relativeOffsetOfLocalHeader, 30);
+  if (block.readUInt32LE(0) !== 0x04034b50) throw new Error("a local file header is missing");
+  const skip = 30 + block.readUInt16LE(26) + block.readUInt16LE(28);
+  if (skip + e.compressedSize > block.length) {
+    block = readAt(a, skip + e.compressedSize, e.relativeOffsetOfLocalHeader);
+  }
+  const raw = block.subarray(skip, skip + e.compressedSize);
   // Inflating no further than the declared size stops a zip bomb early.
   const data =
     e.compressionMethod === 0
-      ? raw
+      ? keep
+        ? Buffer.from(raw)
+        : raw
       : inflateRawSync(raw, {
           maxOutputLength: Math.max(1, e.uncompressedSize),
           // One output chunk per entry rather than zlib's default 16 KiB pieces.
@@ -212,7 +235,7 @@ function readEntry(a: Archive, f: ZipFileEntry): Buffer {
 
 function readSmall(a: Archive, f: ZipFileEntry): Buffer {
   try {
-    return readEntry(a, f);
+    return readEntry(a, f, true);
   } catch (err) {
     throw new BadWheel(a.label, `its entry "${f.name}" is corrupt (${detail(err)})`);
   }
@@ -333,7 +356,7 @@ export async function extractWheel(
     closeSync(fd);
     throw err;
   }
-  const a: Archive = { zip, fd, label: filename };
+  const a: Archive = { zip, fd, label: filename, scratch: Buffer.allocUnsafe(1 << 20) };
   try {
     const files = await listFiles(zip, filename);
     const { distInfo, dataDir } = checkLayout(files, filename);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
   copyFileSync,
@@ -97,10 +97,17 @@ interface WheelSpec {
   override?: Record<string, [string, string, string]>;
   /** Write no RECORD at all. */
   noRecord?: boolean;
+  /** Entries written uncompressed (ZIP_STORED). */
+  stored?: string[];
+  /**
+   * Entries whose local header carries a 200-byte extra field the central directory does not
+   * (its bytes turned into the entry's comment there), as some zip writers leave them.
+   */
+  localExtra?: string[];
 }
 
 const BUILD = `
-import base64, csv, hashlib, io, json, sys, zipfile
+import base64, csv, hashlib, io, json, struct, sys, zipfile
 spec = json.load(sys.stdin)
 out = io.StringIO()
 rec = csv.writer(out, lineterminator="\\n")
@@ -109,7 +116,10 @@ with zipfile.ZipFile(spec["path"], "w", zipfile.ZIP_DEFLATED) as z:
         data = base64.b64decode(e["b64"])
         info = zipfile.ZipInfo(e["name"], (2024, 1, 1, 0, 0, 0))
         info.external_attr = e["mode"] << 16
-        info.compress_type = zipfile.ZIP_DEFLATED
+        stored = e["name"] in spec["stored"]
+        info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        if e["name"] in spec["localExtra"]:
+            info.extra = struct.pack("<HH", 0xCAFE, 196) + bytes(196)
         z.writestr(info, data)
         if e["name"].endswith("/") or e["name"] in spec["omit"]:
             continue
@@ -121,6 +131,16 @@ with zipfile.ZipFile(spec["path"], "w", zipfile.ZIP_DEFLATED) as z:
     if not spec["noRecord"]:
         rec.writerow([spec["distInfo"] + "/RECORD", "", ""])
         z.writestr(spec["distInfo"] + "/RECORD", out.getvalue())
+if spec["localExtra"]:
+    b = bytearray(open(spec["path"], "rb").read())
+    end = b.rfind(b"PK\\x05\\x06")
+    count, size, pos = struct.unpack_from("<HII", b, end + 10)
+    for _ in range(count):
+        n, x, c = struct.unpack_from("<HHH", b, pos + 28)
+        if b[pos + 46 : pos + 46 + n].decode() in spec["localExtra"]:
+            struct.pack_into("<HH", b, pos + 30, 0, c + x)
+        pos += 46 + n + x + c
+    open(spec["path"], "wb").write(b)
 `;
 
 function recordHash(text: string): string {
@@ -146,6 +166,8 @@ function buildWheel(spec: WheelSpec): { path: string; sha256: string } {
     omit: spec.omit ?? [],
     override: spec.override ?? {},
     noRecord: spec.noRecord ?? false,
+    stored: spec.stored ?? [],
+    localExtra: spec.localExtra ?? [],
   });
   execFileSync(PYTHON, ["-c", BUILD], { input });
   return { path, sha256: sha256(path) };
@@ -276,6 +298,31 @@ describe("unpackWheel", () => {
     const again = await unpackWheel(path, sha);
     assert.deepEqual(again.files, w.files);
     assert.deepEqual(unpackedEntries(), [sha]);
+  });
+
+  test("stored entries, and local headers longer than the central directory says", async () => {
+    freshCache();
+    const spec = demoSpec();
+    const odd = [
+      // Stored entries (WHEEL, read whole before RECORD and METADATA, among them), and long
+      // local headers before the data.
+      { name: "demo/stored.bin", data: randomBytes(70_000) },
+      { name: "demo/long_local.py", data: "LONG = 1\n".repeat(900) },
+      { name: "demo/both.bin", data: randomBytes(3000) },
+    ];
+    const { path, sha256: sha } = buildWheel({
+      ...spec,
+      entries: [...spec.entries, ...odd],
+      stored: ["demo/stored.bin", "demo/both.bin", `${spec.distInfo}/WHEEL`],
+      localExtra: ["demo/long_local.py", "demo/both.bin", `${spec.distInfo}/WHEEL`],
+    });
+    const w = await unpackWheel(path, sha);
+    const files = treeFiles(w.dir);
+    for (const e of [...spec.entries, ...odd].filter((e) => !e.name.endsWith("/"))) {
+      assert.deepEqual(files.get(e.name), Buffer.from(e.data ?? ""), e.name);
+    }
+    assert.equal(w.name, "demo");
+    assert.equal(w.wheelVersion, "1.0");
   });
 
   test("refuses hostile or broken wheels with one clear error, leaving nothing behind", async () => {
