@@ -7,11 +7,13 @@
  *      `pyferry deploy --yes --forks 10` vs `ansible-playbook` with `ansible.builtin.pip`
  *      (forks 10), both from the same wheelhouse, both starting from fresh environments holding
  *      the same initial set;
- *   b. a no-op redeploy of the same state with both.
+ *   b. a no-op redeploy of the same state with both;
+ *   c. that no-op again, each tool reusing the ssh connections its previous run kept open.
  *
  * Every repeat starts over: the hosts' environments and pyferry's store there are removed and
  * pyferry gets an empty local cache, then both tools deploy the initial set (untimed), then the
- * change is timed, then the no-op. Both sides are checked after every timed step.
+ * change is timed, then the no-op, then the no-op over kept connections. Both sides are
+ * checked after every timed step.
  *
  * Environment: PYFERRY_BENCH_REPEAT (default 3; medians are shown), PYFERRY_BENCH_KEEP=1 (keep
  * the temporary folder), PYFERRY_BENCH_PYTHON (the hosts' CPython 3.11; default: pyenv's).
@@ -337,10 +339,27 @@ function pyferryDeploy(c: Ctx, env: NodeJS.ProcessEnv = {}): Promise<Finished> {
  * afresh, as pyferry does on every run and as a deploy long after the previous one would.
  */
 function closeAnsibleConnections(c: Ctx): number {
-  const dir = join(c.w, "ansible", "cp");
+  return closeMasters(join(c.w, "ansible", "cp"));
+}
+
+/** Where pyferry keeps its connections in step c (XDG_RUNTIME_DIR/pyferry-ssh). */
+function keptRuntime(c: Ctx): string {
+  const dir = join(c.w, "runtime");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** pyferry with PYFERRY_SSH_PERSIST: connections kept 60 s after each run, as Ansible's. */
+function keptEnv(c: Ctx): NodeJS.ProcessEnv {
+  return { PYFERRY_SSH_PERSIST: "60", XDG_RUNTIME_DIR: keptRuntime(c) };
+}
+
+/** Close every master whose socket is in `dir`; how many answered. */
+function closeMasters(dir: string): number {
   if (!existsSync(dir)) return 0;
   let n = 0;
   for (const sock of readdirSync(dir)) {
+    if (sock.endsWith(".lock")) continue;
     const r = spawnSync("ssh", ["-o", `ControlPath=${join(dir, sock)}`, "-O", "exit", "x"], {
       stdio: "ignore",
     });
@@ -492,6 +511,8 @@ function machineCpuMs(): number {
 interface Results {
   change: { pyferry: number[]; ansible: number[] };
   noop: { pyferry: number[]; ansible: number[] };
+  /** The no-op again, each tool reusing the connections its previous run kept open. */
+  kept: { pyferry: number[]; ansible: number[] };
   /** Machine CPU (ms) spent during each timed step, hosts' side included. */
   cpu: {
     change: { pyferry: number[]; ansible: number[] };
@@ -561,6 +582,27 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
         progress(`  ${secs(a.ms)} s`);
       }
     }
+    // Kept connections: an untimed no-op opens them (Ansible keeps its own by default), then
+    // the timed one reuses them.
+    for (const who of order) {
+      progress(`[${r + 1}/${repeat}] no-op redeploy over kept connections, ${who}`);
+      if (who === "pyferry") {
+        checkPyferry(c, await pyferryDeploy(c, keptEnv(c)), "ok", after());
+        settle();
+        const p = await pyferryDeploy(c, keptEnv(c));
+        checkPyferry(c, p, "ok", after());
+        res.kept.pyferry.push(p.ms);
+        progress(`  ${secs(p.ms)} s`);
+      } else {
+        checkAnsible(c, await ansibleDeploy(c), false, after());
+        settle();
+        const a = await ansibleDeploy(c);
+        checkAnsible(c, a, false, after());
+        res.kept.ansible.push(a.ms);
+        progress(`  ${secs(a.ms)} s`);
+      }
+    }
+    closeMasters(join(keptRuntime(c), "pyferry-ssh"));
   }
 }
 
@@ -618,6 +660,8 @@ function report(
   const ac = median(res.change.ansible);
   const pn = median(res.noop.pyferry);
   const an = median(res.noop.ansible);
+  const pk = median(res.kept.pyferry);
+  const ak = median(res.kept.ansible);
   const table = formatTable(
     [
       { header: `fleet deploy to ${HOSTS} hosts (median of ${repeat})` },
@@ -640,6 +684,13 @@ function report(
         `${secs(an)} s`,
         `${(an / pn).toFixed(1)}x`,
         `${runs(res.noop.pyferry)} | ${runs(res.noop.ansible)}`,
+      ],
+      [
+        "c. no-op redeploy, connections kept",
+        `${secs(pk)} s`,
+        `${secs(ak)} s`,
+        `${(ak / pk).toFixed(1)}x`,
+        `${runs(res.kept.pyferry)} | ${runs(res.kept.ansible)}`,
       ],
       null,
       [
@@ -672,8 +723,8 @@ function report(
     `- ${HOSTS} OpenSSH servers of test/support/sshd.ts on this machine (network namespaces as root, else loopback ports); both tools log in through the lab's ssh config (pyferry: PYFERRY_SSH_COMMAND="ssh -F <config>"; Ansible: ansible_ssh_common_args="-F <config>"). Hosts share this machine's disk and ${availableParallelism()} cores with the client.`,
     `- Packages: ${BASE.map(([n, v]) => `${n} ${v}`).join(", ")} unchanged; the change moves ${CHANGE.map(([n, a, b]) => `${n} ${a}->${b}`).join(", ")}. All pinned with ==, no dependencies. Wheels (${res.wheelhouse.files} files, ${(res.wheelhouse.bytes / 1048576).toFixed(1)} MiB) copied into one wheelhouse from the package mirror pip is configured with; both tools install only from it.`,
     `- pyferry: \`pyferry deploy --yes --forks ${HOSTS}\` from this checkout, inventory with one environment per host (python ${python}), requirements = the pins; it resolves against the wheelhouse, builds the environment locally once, sends each host what its store lacks and switches the environment's link. The no-op reads each host's environment, plans, and finds nothing to do.`,
-    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before each timed step, so both tools connect afresh every time, as pyferry always does. --no-compile because pyferry does not write bytecode by default, so neither does.`,
-    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
+    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before steps a and b, so both tools connect afresh there, as pyferry does by default. Step c: each tool reuses the connections a no-op just before it (untimed) left open, Ansible by its default ControlPersist=60s, pyferry with PYFERRY_SSH_PERSIST=60. --no-compile because pyferry does not write bytecode by default, so neither does.`,
+    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op, then the no-op over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
     "- Checked after every step: pyferry said changed (10 package moves) or ok for every host and each env holds exactly the wanted dist-info set; Ansible's recap said changed=1 (or 0 for the no-op) and nothing failed on every host, and each env has every wanted version.",
     `Machine: ${availableParallelism()} cores, load average ${load.toFixed(2)} at the start and ${(loadavg()[0] ?? 0).toFixed(2)} at the end; ${total} s in all.`,
   ].join("\n");
@@ -701,6 +752,7 @@ async function main(): Promise<string> {
     const res: Results = {
       change: { pyferry: [], ansible: [] },
       noop: { pyferry: [], ansible: [] },
+      kept: { pyferry: [], ansible: [] },
       initial: { pyferry: [], ansible: [] },
       references: { sshAll: [], version: [], sshCpu: [] },
       cpu: { change: { pyferry: [], ansible: [] }, noop: { pyferry: [], ansible: [] } },

@@ -2,12 +2,16 @@
  * The user's own OpenSSH client, one multiplexed connection per host per invocation: a master
  * connection is opened once and every remote command after it is a session over that master,
  * with no handshake of its own. ~/.ssh/config, agents, ProxyJump and known_hosts work as they
- * do for ssh; host keys are checked strictly unless the target says to accept new ones.
+ * do for ssh; host keys are checked strictly unless the target says to accept new ones. With
+ * PYFERRY_SSH_PERSIST=SECONDS the master outlives the invocation that opened it by that long
+ * after its last session (as Ansible's ControlPersist), and the next invocations reuse it.
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { acquireLock } from "../bundle/lock.js";
 import { UserError } from "../util/errors.js";
 import { ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
@@ -47,6 +51,40 @@ function sweepControlDirs(): void {
 
 /** Seconds a master connection outlives its last session when pyferry could not close it. */
 const MASTER_LINGER = 15;
+
+/** PYFERRY_SSH_PERSIST: seconds a master stays up after its last session for later use; 0 = no. */
+export function persistSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const value = env.PYFERRY_SSH_PERSIST?.trim();
+  if (!value) return 0;
+  if (!/^\d{1,6}$/.test(value)) {
+    throw new UserError(`PYFERRY_SSH_PERSIST must be a number of seconds, not "${value}".`, 2);
+  }
+  return Number(value);
+}
+
+/**
+ * The folder of kept masters' sockets: $XDG_RUNTIME_DIR/pyferry-ssh, else a folder of this
+ * user's in the temporary folder. A socket there gives a shell on the host without a login, so
+ * a folder that anyone else owns or can enter is refused.
+ */
+export function keptControlDir(env: NodeJS.ProcessEnv = process.env): string {
+  const uid = process.getuid?.() ?? 0;
+  const dir = env.XDG_RUNTIME_DIR
+    ? join(env.XDG_RUNTIME_DIR, "pyferry-ssh")
+    : join(tmpdir(), `pyferry-ssh-${uid}`);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new UserError(
+      `${dir} is not a private folder of yours, so pyferry will not keep ssh connections in it; remove it, or unset PYFERRY_SSH_PERSIST.`,
+    );
+  }
+  return dir;
+}
 
 /** A failure of the connection (not of a remote command), as one sentence. */
 export class SshError extends UserError {
@@ -106,7 +144,11 @@ export function explainSshFailure(target: SshTarget, stderr: string): string {
 /** One connection to one target, opened on first use and closed by close(). */
 export class SshConnection extends ShellConnection {
   private readonly program: string[];
+  private readonly persist: number;
+  private readonly env: NodeJS.ProcessEnv;
   private controlDir: string | undefined;
+  /** The socket's name in controlDir: ssh's %C, or a key of our own for a kept master. */
+  private socketName = "%C";
   private opening: Promise<void> | undefined;
   private masterUp = false;
 
@@ -119,12 +161,14 @@ export class SshConnection extends ShellConnection {
       throw new UserError(`"${target.destination}" is not an SSH destination.`, 2);
     }
     this.program = sshProgram(env);
+    this.persist = persistSeconds(env);
+    this.env = env;
   }
 
-  /** Options every ssh call of this connection takes, the destination last. */
-  private baseArgs(): string[] {
+  /** Options every ssh call of this connection takes but the control path, in order. */
+  private targetArgs(): string[] {
     const t = this.target;
-    const args = ["-T", "-o", `ControlPath=${join(this.controlDir as string, "%C")}`];
+    const args = ["-T"];
     // No prompts where nobody can answer them: an unknown host key is then refused, not asked.
     if (!process.stdin.isTTY) args.push("-o", "BatchMode=yes");
     if (t.port !== undefined) args.push("-p", String(t.port));
@@ -135,20 +179,65 @@ export class SshConnection extends ShellConnection {
     return args;
   }
 
+  /** Options every ssh call of this connection takes, the destination last. */
+  private baseArgs(): string[] {
+    const path = join(this.controlDir as string, this.socketName);
+    return ["-o", `ControlPath=${path}`, ...this.targetArgs()];
+  }
+
   /** Open the master connection, once; later calls wait for the same one. */
   open(): Promise<void> {
-    this.opening ??= this.startMaster();
+    this.opening ??= this.persist > 0 ? this.reuseOrStartMaster() : this.startMaster();
     return this.opening;
+  }
+
+  /**
+   * A kept master: the one an earlier invocation left for these very options, else a new one
+   * that stays `persist` seconds after its last session. A lock per socket keeps two pyferry
+   * processes from starting two masters on one path (the second could not listen there).
+   */
+  private async reuseOrStartMaster(): Promise<void> {
+    this.controlDir = keptControlDir(this.env);
+    // Everything that makes the connection, so that other options never share its master.
+    const key = JSON.stringify([this.program, this.targetArgs(), this.target.destination]);
+    this.socketName = createHash("sha256").update(key).digest("hex").slice(0, 24);
+    const lock = await acquireLock(join(this.controlDir, `${this.socketName}.lock`), {
+      timeoutMs: 120_000,
+    });
+    try {
+      if (await this.check()) {
+        this.masterUp = true;
+        return;
+      }
+      await this.spawnMaster(this.persist);
+    } finally {
+      await lock?.release();
+    }
   }
 
   private startMaster(): Promise<void> {
     // A short private folder: a socket path must fit in 108 bytes.
     sweepControlDirs();
     this.controlDir = mkdtempSync(join(tmpdir(), `pf-ssh-${process.pid}-`));
+    return this.spawnMaster(MASTER_LINGER);
+  }
+
+  /** Whether a master answers on this connection's socket (`ssh -O check`). */
+  private check(): Promise<boolean> {
+    const [cmd, ...lead] = this.program as [string, ...string[]];
+    const args = [...lead, ...this.baseArgs(), "-O", "check", "--", this.target.destination];
+    return new Promise((resolve) => {
+      const c = spawn(cmd, args, { stdio: "ignore" });
+      c.once("error", () => resolve(false));
+      c.once("close", (code) => resolve(code === 0));
+    });
+  }
+
+  private spawnMaster(linger: number): Promise<void> {
     const [cmd, ...lead] = this.program as [string, ...string[]];
     // No remote command (-N), so no login shell runs for the master. ControlPersist makes ssh
     // return once the connection is up, leaving the master in the background; if pyferry is
-    // killed before close(), the master still goes MASTER_LINGER seconds after its last session.
+    // killed before close(), the master still goes `linger` seconds after its last session.
     const master = spawn(
       cmd,
       [
@@ -158,7 +247,7 @@ export class SshConnection extends ShellConnection {
         "-o",
         "ControlMaster=yes",
         "-o",
-        `ControlPersist=${MASTER_LINGER}`,
+        `ControlPersist=${linger}`,
         "--",
         this.target.destination,
       ],
@@ -244,11 +333,27 @@ export class SshConnection extends ShellConnection {
     return r.status === 0;
   }
 
+  /** Drop this object's hold on the master (a kept master stays for later invocations). */
+  private forget(): void {
+    this.controlDir = undefined;
+    this.opening = undefined;
+    this.masterUp = false;
+  }
+
+  /** Whether close() leaves the master up: it is kept for the next invocations. */
+  private get kept(): boolean {
+    return this.persist > 0;
+  }
+
   /**
    * Close the master connection without waiting for it: a detached `ssh -O exit` closes it
    * and removes its socket folder after this process may have exited.
    */
   closeDetached(): void {
+    if (this.kept) {
+      this.forget();
+      return;
+    }
     if (this.masterUp && this.controlDir) {
       const [cmd, ...lead] = this.program as [string, ...string[]];
       const exit = [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination];
@@ -260,13 +365,15 @@ export class SshConnection extends ShellConnection {
       child.on("error", () => undefined);
       child.unref();
     } else if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
-    this.controlDir = undefined;
-    this.opening = undefined;
-    this.masterUp = false;
+    this.forget();
   }
 
   /** close(), for an exiting process that can no longer wait. */
   closeSync(): void {
+    if (this.kept) {
+      this.forget();
+      return;
+    }
     if (this.masterUp && this.controlDir) {
       const [cmd, ...lead] = this.program as [string, ...string[]];
       spawnSync(cmd, [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination], {
@@ -275,28 +382,28 @@ export class SshConnection extends ShellConnection {
       });
     }
     if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
-    this.controlDir = undefined;
+    this.forget();
   }
 
-  /** Close the master connection and its socket folder. */
+  /** Close the master connection and its socket folder (a kept master stays up). */
   override async close(): Promise<void> {
+    if (this.kept) {
+      this.forget();
+      return;
+    }
     if (this.masterUp && this.controlDir) {
       const [cmd, ...lead] = this.program as [string, ...string[]];
       await new Promise<void>((resolve) => {
         const c = spawn(
           cmd,
           [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination],
-          {
-            stdio: "ignore",
-          },
+          { stdio: "ignore" },
         );
         c.once("error", () => resolve());
         c.once("close", () => resolve());
       });
     }
     if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
-    this.controlDir = undefined;
-    this.opening = undefined;
-    this.masterUp = false;
+    this.forget();
   }
 }

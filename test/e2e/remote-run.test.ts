@@ -8,10 +8,13 @@
  * Each host's $HOME is a folder on this machine, so its store is inspected directly.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import {
+  chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   rmSync,
@@ -193,6 +196,97 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
       g.app.map((a) => a.files),
       [1],
     );
+  });
+
+  test("PYFERRY_SSH_PERSIST: the next run reuses the connection the last one kept", async () => {
+    // A store of its own on h2, which "several hosts" expects to find untouched.
+    const dir = work({
+      "pyferry.toml": '[targets.kept]\naddress = "h2"\nroot = "~/store-kept"\n',
+      "hi.py": 'print("hi")\n',
+    });
+    // Every ssh call is logged, to tell a new master (ControlMaster=yes) from a reused one.
+    const log = join(dir, "ssh.log");
+    const wrapper = join(dir, "ssh-logged");
+    writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ssh "$@"\n`, {
+      mode: 0o755,
+    });
+    const runtime = join(dir, "runtime");
+    mkdirSync(runtime, { mode: 0o700 });
+    const env = lab.env({
+      PYFERRY_SSH_COMMAND: lab.sshCommand.replace(/^ssh/, wrapper),
+      PYFERRY_SSH_PERSIST: "60",
+      XDG_RUNTIME_DIR: runtime,
+    });
+    const calls = () => readFileSync(log, "utf8").trim().split("\n");
+    const masters = () => calls().filter((c) => c.includes("ControlMaster=yes")).length;
+    try {
+      const first = await pyferryAsync(["run", "--on", "kept", "hi.py"], { cwd: dir, env });
+      assert.equal(first.status, 0, show(first));
+      assert.equal(first.stdout, "hi\n");
+      assert.equal(masters(), 1, calls().join("\n"));
+      // The master outlives pyferry, its socket in a private folder.
+      const kept = join(runtime, "pyferry-ssh");
+      assert.equal(statSync(kept).mode & 0o777, 0o700);
+      const sockets = readdirSync(kept).filter((n) => !n.endsWith(".lock"));
+      assert.equal(sockets.length, 1, sockets.join(" "));
+      const socket = join(kept, sockets[0] as string);
+      const check = () =>
+        spawnSync(
+          "ssh",
+          ["-F", lab.sshConfig, "-o", `ControlPath=${socket}`, "-O", "check", "h2"],
+          {
+            encoding: "utf8",
+          },
+        );
+      assert.equal(check().status, 0, check().stderr);
+
+      const second = await pyferryAsync(["run", "--on", "kept", "hi.py"], { cwd: dir, env });
+      assert.equal(second.status, 0, show(second));
+      assert.equal(second.stdout, "hi\n");
+      assert.equal(
+        masters(),
+        1,
+        `the second run opened a master of its own:\n${calls().join("\n")}`,
+      );
+      assert.equal(check().status, 0, "the master is still kept");
+      // Without PYFERRY_SSH_PERSIST a run neither uses nor keeps a master there.
+      const plain = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
+        cwd: dir,
+        env: { ...env, PYFERRY_SSH_PERSIST: "" },
+      });
+      assert.equal(plain.status, 0, show(plain));
+      assert.equal(masters(), 2);
+      assert.deepEqual(
+        readdirSync(kept).filter((n) => !n.endsWith(".lock")),
+        sockets,
+      );
+      spawnSync("ssh", ["-F", lab.sshConfig, "-o", `ControlPath=${socket}`, "-O", "exit", "h2"]);
+    } finally {
+      for (const name of existsSync(join(runtime, "pyferry-ssh"))
+        ? readdirSync(join(runtime, "pyferry-ssh"))
+        : []) {
+        spawnSync("ssh", [
+          "-F",
+          lab.sshConfig,
+          "-o",
+          `ControlPath=${join(runtime, "pyferry-ssh", name)}`,
+          "-O",
+          "exit",
+          "h2",
+        ]);
+      }
+    }
+    // A folder others can enter is refused, in one sentence.
+    const open = join(dir, "open");
+    mkdirSync(join(open, "pyferry-ssh"), { recursive: true, mode: 0o755 });
+    chmodSync(join(open, "pyferry-ssh"), 0o755);
+    const refused = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
+      cwd: dir,
+      env: { ...env, XDG_RUNTIME_DIR: open },
+    });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /is not a private folder of yours/);
+    assert.ok(!hasStackTrace(refused.stderr), refused.stderr);
   });
 
   test("an added package sends its own files, not the unchanged packages' again", async (t) => {

@@ -1,7 +1,16 @@
 /** What ssh says when it fails, turned into sentences; destinations that are options refused. */
 import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
-import { explainSshFailure, SshConnection, sshProgram } from "../../../src/transport/ssh.js";
+import {
+  explainSshFailure,
+  keptControlDir,
+  persistSeconds,
+  SshConnection,
+  sshProgram,
+} from "../../../src/transport/ssh.js";
 import { UserError } from "../../../src/util/errors.js";
 
 const target = { destination: "alice@gpu1", label: "gpu1" };
@@ -57,4 +66,24 @@ test("PYFERRY_SSH_COMMAND replaces ssh, split like a command line", () => {
     () => sshProgram({ PYFERRY_SSH_COMMAND: "ssh 'x" }),
     /PYFERRY_SSH_COMMAND cannot be read/,
   );
+});
+
+test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must be private", () => {
+  assert.equal(persistSeconds({}), 0);
+  assert.equal(persistSeconds({ PYFERRY_SSH_PERSIST: " 60 " }), 60);
+  assert.throws(() => persistSeconds({ PYFERRY_SSH_PERSIST: "1m" }), UserError);
+  assert.throws(
+    () => new SshConnection(target, { PYFERRY_SSH_PERSIST: "-5" }),
+    /PYFERRY_SSH_PERSIST must be a number of seconds/,
+  );
+  const runtime = mkdtempSync(join(tmpdir(), "pyferry-runtime-"));
+  try {
+    const dir = keptControlDir({ XDG_RUNTIME_DIR: runtime });
+    assert.equal(dir, join(runtime, "pyferry-ssh"));
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    chmodSync(dir, 0o711);
+    assert.throws(() => keptControlDir({ XDG_RUNTIME_DIR: runtime }), /not a private folder/);
+  } finally {
+    rmSync(runtime, { recursive: true, force: true });
+  }
 });
