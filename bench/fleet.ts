@@ -8,12 +8,14 @@
  *      (forks 10), both from the same wheelhouse, both starting from fresh environments holding
  *      the same initial set;
  *   b. a no-op redeploy of the same state with both;
- *   c. that no-op again, each tool reusing the ssh connections its previous run kept open.
+ *   c. that no-op again, each tool reusing the ssh connections its previous run kept open;
+ *   d. the change again from the initial set, over kept connections.
  *
  * Every repeat starts over: the hosts' environments and pyferry's store there are removed and
  * pyferry gets an empty local cache, then both tools deploy the initial set (untimed), then the
- * change is timed, then the no-op, then the no-op over kept connections. Both sides are
- * checked after every timed step.
+ * change is timed, then the no-op, then the no-op over kept connections; then the same reset
+ * and initial deploy, and the change over kept connections. Both sides are checked after every
+ * timed step.
  *
  * Environment: PYFERRY_BENCH_REPEAT (default 3; medians are shown), PYFERRY_BENCH_KEEP=1 (keep
  * the temporary folder), PYFERRY_BENCH_PYTHON (the hosts' CPython 3.11; default: pyenv's).
@@ -513,6 +515,8 @@ interface Results {
   noop: { pyferry: number[]; ansible: number[] };
   /** The no-op again, each tool reusing the connections its previous run kept open. */
   kept: { pyferry: number[]; ansible: number[] };
+  /** The change, each tool over the connections a no-op just before it kept open. */
+  keptChange: { pyferry: number[]; ansible: number[] };
   /** Machine CPU (ms) spent during each timed step, hosts' side included. */
   cpu: {
     change: { pyferry: number[]; ansible: number[] };
@@ -602,6 +606,40 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
         progress(`  ${secs(a.ms)} s`);
       }
     }
+    // d. The change again, from fresh environments holding the initial set, each tool over the
+    // connections a no-op just before it (untimed) kept open.
+    reset(c, repeat + r);
+    progress(
+      `[${r + 1}/${repeat}] fresh environments again, then the change over kept connections`,
+    );
+    writePyferry(c, before());
+    writeAnsible(c, before());
+    checkPyferry(c, await pyferryDeploy(c, keptEnv(c)), "changed", before(), before().size);
+    checkAnsible(c, await ansibleDeploy(c), true, before());
+    for (const who of order) {
+      progress(
+        `[${r + 1}/${repeat}] the ${CHANGE.length}-package change over kept connections, ${who}`,
+      );
+      if (who === "pyferry") {
+        writePyferry(c, before());
+        checkPyferry(c, await pyferryDeploy(c, keptEnv(c)), "ok", before());
+        writePyferry(c, after());
+        settle();
+        const p = await pyferryDeploy(c, keptEnv(c));
+        checkPyferry(c, p, "changed", after(), CHANGE.length);
+        res.keptChange.pyferry.push(p.ms);
+        progress(`  ${secs(p.ms)} s`);
+      } else {
+        writeAnsible(c, before());
+        checkAnsible(c, await ansibleDeploy(c), false, before());
+        writeAnsible(c, after());
+        settle();
+        const a = await ansibleDeploy(c);
+        checkAnsible(c, a, true, after());
+        res.keptChange.ansible.push(a.ms);
+        progress(`  ${secs(a.ms)} s`);
+      }
+    }
     closeMasters(join(keptRuntime(c), "pyferry-ssh"));
   }
 }
@@ -662,6 +700,8 @@ function report(
   const an = median(res.noop.ansible);
   const pk = median(res.kept.pyferry);
   const ak = median(res.kept.ansible);
+  const pkc = median(res.keptChange.pyferry);
+  const akc = median(res.keptChange.ansible);
   const table = formatTable(
     [
       { header: `fleet deploy to ${HOSTS} hosts (median of ${repeat})` },
@@ -692,6 +732,13 @@ function report(
         `${(ak / pk).toFixed(1)}x`,
         `${runs(res.kept.pyferry)} | ${runs(res.kept.ansible)}`,
       ],
+      [
+        `d. ${CHANGE.length}-package change, connections kept`,
+        `${secs(pkc)} s`,
+        `${secs(akc)} s`,
+        `${(akc / pkc).toFixed(1)}x`,
+        `${runs(res.keptChange.pyferry)} | ${runs(res.keptChange.ansible)}`,
+      ],
       null,
       [
         "   initial set into fresh envs (untimed)",
@@ -710,8 +757,8 @@ function report(
     table,
     "",
     "Targets:",
-    `- pyferry at least ${TARGET_RATIO}x faster than Ansible on the ${CHANGE.length}-package change: ${met(ac / pc >= TARGET_RATIO)} (${(ac / pc).toFixed(1)}x)`,
-    `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} (${secs(pn)} s)`,
+    `- pyferry at least ${TARGET_RATIO}x faster than Ansible on the ${CHANGE.length}-package change: ${met(ac / pc >= TARGET_RATIO)} with fresh connections (${(ac / pc).toFixed(1)}x); ${met(akc / pkc >= TARGET_RATIO)} with kept ones (${(akc / pkc).toFixed(1)}x)`,
+    `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} with fresh connections (${secs(pn)} s); ${met(pk < TARGET_NOOP_MS)} with kept ones (${secs(pk)} s)`,
     "",
     "Where pyferry's time goes (one more run of each, untimed, every ssh process logged by a wrapper; times from pyferry's start):",
     `- no-op: ${res.traceNoop ?? "not traced"}`,
@@ -723,8 +770,8 @@ function report(
     `- ${HOSTS} OpenSSH servers of test/support/sshd.ts on this machine (network namespaces as root, else loopback ports); both tools log in through the lab's ssh config (pyferry: PYFERRY_SSH_COMMAND="ssh -F <config>"; Ansible: ansible_ssh_common_args="-F <config>"). Hosts share this machine's disk and ${availableParallelism()} cores with the client.`,
     `- Packages: ${BASE.map(([n, v]) => `${n} ${v}`).join(", ")} unchanged; the change moves ${CHANGE.map(([n, a, b]) => `${n} ${a}->${b}`).join(", ")}. All pinned with ==, no dependencies. Wheels (${res.wheelhouse.files} files, ${(res.wheelhouse.bytes / 1048576).toFixed(1)} MiB) copied into one wheelhouse from the package mirror pip is configured with; both tools install only from it.`,
     `- pyferry: \`pyferry deploy --yes --forks ${HOSTS}\` from this checkout, inventory with one environment per host (python ${python}), requirements = the pins; it resolves against the wheelhouse, builds the environment locally once, sends each host what its store lacks and switches the environment's link. The no-op reads each host's environment, plans, and finds nothing to do.`,
-    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before steps a and b, so both tools connect afresh there, as pyferry does by default. Step c: each tool reuses the connections a no-op just before it (untimed) left open, Ansible by its default ControlPersist=60s, pyferry with PYFERRY_SSH_PERSIST=60. --no-compile because pyferry does not write bytecode by default, so neither does.`,
-    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op, then the no-op over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
+    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before steps a and b, so both tools connect afresh there, as pyferry does by default. Steps c and d: each tool reuses the connections a no-op just before it (untimed) left open, Ansible by its default ControlPersist=60s, pyferry with PYFERRY_SSH_PERSIST=60; for d, both start again from fresh environments holding the initial set. --no-compile because pyferry does not write bytecode by default, so neither does.`,
+    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op, then the no-op over kept connections, then (after the same reset and initial deploy) the change over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
     "- Checked after every step: pyferry said changed (10 package moves) or ok for every host and each env holds exactly the wanted dist-info set; Ansible's recap said changed=1 (or 0 for the no-op) and nothing failed on every host, and each env has every wanted version.",
     `Machine: ${availableParallelism()} cores, load average ${load.toFixed(2)} at the start and ${(loadavg()[0] ?? 0).toFixed(2)} at the end; ${total} s in all.`,
   ].join("\n");
@@ -753,6 +800,7 @@ async function main(): Promise<string> {
       change: { pyferry: [], ansible: [] },
       noop: { pyferry: [], ansible: [] },
       kept: { pyferry: [], ansible: [] },
+      keptChange: { pyferry: [], ansible: [] },
       initial: { pyferry: [], ansible: [] },
       references: { sshAll: [], version: [], sshCpu: [] },
       cpu: { change: { pyferry: [], ansible: [] }, noop: { pyferry: [], ansible: [] } },
