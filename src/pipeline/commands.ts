@@ -16,7 +16,7 @@ import { cacheInfo } from "../install/cache.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
-import { readLock } from "../resolve/lock.js";
+import { type Lock, readLock } from "../resolve/lock.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import { VERSION } from "../version.js";
@@ -94,15 +94,15 @@ export async function envCreateCommand(
   const bar = progress();
   try {
     let info: InterpreterInfo;
-    let lockText: string;
+    let lock: Lock;
     let lockDir: string | undefined;
     if (flags.lock) {
       if (inputs.length > 0 || flags.requirement)
         throw new UserError("--lock installs exactly the lock; give no other inputs.", 2);
-      lockText = await readFile(flags.lock, "utf8").catch(() => {
+      const lockText = await readFile(flags.lock, "utf8").catch(() => {
         throw new UserError(`Cannot read the lock file ${flags.lock}.`);
       });
-      const lock = readLock(lockText, flags.lock);
+      lock = readLock(lockText, flags.lock);
       lockDir = dirname(resolve(flags.lock));
       info = await interpreterFor(
         {
@@ -115,14 +115,11 @@ export async function envCreateCommand(
       const input = await gatherInputs(inputs, flags);
       info = await interpreterFor(input, flags.python);
       bar.update("Resolving");
-      lockText = (
-        await lockRequirements(input.requirements, info, indexSettings(flags), {
-          ...(flags.mixedSources ? { mixedSources: true } : {}),
-        })
-      ).text;
+      ({ lock } = await lockRequirements(input.requirements, info, indexSettings(flags), {
+        ...(flags.mixedSources ? { mixedSources: true } : {}),
+      }));
     }
     bar.update("Installing");
-    const lock = readLock(lockText, flags.lock ?? "the lock");
     const layout = await buildEnv(lock, info, dir, {
       ...(flags.bundlePython ? { bundlePython: true } : {}),
       ...(flags.compile ? { compile: true } : {}),
