@@ -72,12 +72,19 @@ export function keptControlDir(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env.XDG_RUNTIME_DIR
     ? join(env.XDG_RUNTIME_DIR, "pyferry-ssh")
     : join(tmpdir(), `pyferry-ssh-${uid}`);
+  let st: ReturnType<typeof lstatSync>;
   try {
-    mkdirSync(dir, { mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    st = lstatSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    throw new UserError(
+      `pyferry cannot keep ssh connections in ${dir} (${(err as Error).message}); set XDG_RUNTIME_DIR to a folder of yours, or unset PYFERRY_SSH_PERSIST.`,
+    );
   }
-  const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
     throw new UserError(
       `${dir} is not a private folder of yours, so pyferry will not keep ssh connections in it; remove it, or unset PYFERRY_SSH_PERSIST.`,

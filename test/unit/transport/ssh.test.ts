@@ -1,6 +1,6 @@
 /** What ssh says when it fails, turned into sentences; destinations that are options refused. */
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -83,6 +83,13 @@ test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must 
     assert.equal(statSync(dir).mode & 0o777, 0o700);
     chmodSync(dir, 0o711);
     assert.throws(() => keptControlDir({ XDG_RUNTIME_DIR: runtime }), /not a private folder/);
+    // A runtime folder that cannot hold one (here: a file) is one sentence too.
+    const file = join(runtime, "file");
+    writeFileSync(file, "");
+    assert.throws(
+      () => keptControlDir({ XDG_RUNTIME_DIR: file }),
+      (err: unknown) => err instanceof UserError && /cannot keep ssh connections/.test(err.message),
+    );
   } finally {
     rmSync(runtime, { recursive: true, force: true });
   }
