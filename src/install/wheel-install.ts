@@ -260,7 +260,14 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
     if (replaced) overwritten.push(dest);
   };
   let copies: Promise<void>[] = [];
-  const copied = async () => {
+  /** Place `ps`, then wait for their copies; on a failure too, so none is left running. */
+  const placeAll = async (ps: Placement[]) => {
+    try {
+      for (const p of ps) place(p);
+    } catch (err) {
+      await Promise.allSettled(copies);
+      throw err;
+    }
     await settleAll(copies);
     copies = [];
   };
@@ -295,15 +302,13 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
     rows.push(row);
   };
   // Metadata last, so that an interrupted install is not taken for a complete one.
-  for (const p of plan.placements) if (!p.meta) place(p);
-  await copied();
+  await placeAll(plan.placements.filter((p) => !p.meta));
   for (const l of plan.launchers) {
     if (!ctx.skip.has(l.dest)) done(l.dest, writeNew(l.dest, l.text, true));
     const data = Buffer.from(l.text);
     rows.push({ path: recordPath(site, l.dest), hash: sha256Record(data), size: `${data.length}` });
   }
-  for (const p of plan.placements) if (p.meta) place(p);
-  await copied();
+  await placeAll(plan.placements.filter((p) => p.meta));
 
   const distInfo = join(site, wheel.distInfo);
   const generated: [string, string][] = [["INSTALLER", `${ctx.installer}\n`]];
@@ -368,9 +373,8 @@ function claimProject(seen: Map<string, UnpackedWheel>, w: UnpackedWheel): void 
  * Installs wheels into one environment as they arrive (each one as soon as it is unpacked),
  * several at once, where none of their projects is installed (a new environment, or after
  * `uninstall`: removing one while another is placed could delete a file that moved between
- * projects). When two wheels
- * ship the same file, the one with the higher `order` wins, whichever arrives first (as when
- * pip installs them in that order), and `opts.warn` hears of it.
+ * projects). When two wheels ship the same file, the one with the higher `order` wins,
+ * whichever arrives first (as when pip installs them in that order), and `opts.warn` hears.
  */
 export class BatchInstall {
   private readonly linker: Linker;

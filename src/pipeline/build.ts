@@ -187,9 +187,7 @@ export async function buildEnv(
     let layout: EnvLayout | undefined;
     let glibc: string | undefined;
     try {
-      layout = await envFolders(tmp, info, opts, (g) => {
-        glibc = g;
-      });
+      ({ layout, glibc } = await envFolders(tmp, info, opts));
       batch = new BatchInstall(layout, placing);
       for (const i of arrived) install(i);
     } catch (err) {
@@ -226,24 +224,26 @@ export async function buildEnv(
   return layoutFor(final, majorMinor(info.version));
 }
 
-/** The interpreter and folders of a new environment at `tmp`, with nothing installed yet. */
+/**
+ * The interpreter and folders of a new environment at `tmp`, with nothing installed yet; for a
+ * bundled interpreter, the newest glibc symbol version it needs.
+ */
 async function envFolders(
   tmp: string,
   info: InterpreterInfo,
   opts: BuildOptions,
-  bundled: (glibc: string | undefined) => void,
-): Promise<EnvLayout> {
+): Promise<{ layout: EnvLayout; glibc?: string }> {
   if (opts.bundlePython) {
     const { bundlePython } = await import("../install/bundled-python.js");
     const { glibc } = await bundlePython(info, tmp);
-    bundled(glibc);
     // The bundle's own interpreter sits where a venv's would: bin/python.
     if (!existsSync(join(tmp, "bin", "python")))
       await symlink("python3", join(tmp, "bin", "python"));
-    return layoutFor(tmp, majorMinor(info.version));
+    const layout = layoutFor(tmp, majorMinor(info.version));
+    return glibc ? { layout, glibc } : { layout };
   }
-  if (opts.venvBase) return writeVenv(tmp, opts.venvBase);
-  return createVenv(tmp, info);
+  if (opts.venvBase) return { layout: await writeVenv(tmp, opts.venvBase) };
+  return { layout: await createVenv(tmp, info) };
 }
 
 /** PEP 751: a package whose marker is false for this environment is not installed. */

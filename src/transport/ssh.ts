@@ -229,10 +229,15 @@ export class SshConnection extends ShellConnection {
     return this.spawnMaster(MASTER_LINGER);
   }
 
+  /** The ssh program and arguments asking the master for `op` (`ssh -O check|exit`). */
+  private control(op: "check" | "exit"): [string, string[]] {
+    const [cmd, ...lead] = this.program as [string, ...string[]];
+    return [cmd, [...lead, ...this.baseArgs(), "-O", op, "--", this.target.destination]];
+  }
+
   /** Whether a master answers on this connection's socket (`ssh -O check`). */
   private check(): Promise<boolean> {
-    const [cmd, ...lead] = this.program as [string, ...string[]];
-    const args = [...lead, ...this.baseArgs(), "-O", "check", "--", this.target.destination];
+    const [cmd, args] = this.control("check");
     return new Promise((resolve) => {
       const c = spawn(cmd, args, { stdio: "ignore" });
       c.once("error", () => resolve(false));
@@ -328,16 +333,8 @@ export class SshConnection extends ShellConnection {
   /** Whether the master connection still answers (`ssh -O check`). */
   private masterAlive(): boolean {
     if (!this.masterUp || !this.controlDir) return false;
-    const [cmd, ...lead] = this.program as [string, ...string[]];
-    const r = spawnSync(
-      cmd,
-      [...lead, ...this.baseArgs(), "-O", "check", "--", this.target.destination],
-      {
-        stdio: "ignore",
-        timeout: 5000,
-      },
-    );
-    return r.status === 0;
+    const [cmd, args] = this.control("check");
+    return spawnSync(cmd, args, { stdio: "ignore", timeout: 5000 }).status === 0;
   }
 
   /** Drop this object's hold on the master (a kept master stays for later invocations). */
@@ -362,8 +359,7 @@ export class SshConnection extends ShellConnection {
       return;
     }
     if (this.masterUp && this.controlDir) {
-      const [cmd, ...lead] = this.program as [string, ...string[]];
-      const exit = [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination];
+      const [cmd, exit] = this.control("exit");
       const child = spawn(
         "sh",
         ["-c", '"$@" 2>/dev/null; rm -rf "$0"', this.controlDir, cmd, ...exit],
@@ -382,11 +378,8 @@ export class SshConnection extends ShellConnection {
       return;
     }
     if (this.masterUp && this.controlDir) {
-      const [cmd, ...lead] = this.program as [string, ...string[]];
-      spawnSync(cmd, [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination], {
-        stdio: "ignore",
-        timeout: 5000,
-      });
+      const [cmd, args] = this.control("exit");
+      spawnSync(cmd, args, { stdio: "ignore", timeout: 5000 });
     }
     if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
     this.forget();
@@ -399,13 +392,9 @@ export class SshConnection extends ShellConnection {
       return;
     }
     if (this.masterUp && this.controlDir) {
-      const [cmd, ...lead] = this.program as [string, ...string[]];
+      const [cmd, args] = this.control("exit");
       await new Promise<void>((resolve) => {
-        const c = spawn(
-          cmd,
-          [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination],
-          { stdio: "ignore" },
-        );
+        const c = spawn(cmd, args, { stdio: "ignore" });
         c.once("error", () => resolve());
         c.once("close", () => resolve());
       });
