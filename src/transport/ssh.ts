@@ -344,9 +344,11 @@ export class SshConnection extends ShellConnection {
     this.masterUp = false;
   }
 
-  /** Whether close() leaves the master up: it is kept for the next invocations. */
-  private get kept(): boolean {
-    return this.persist > 0;
+  /** A kept master stays up for the next invocations: only forget it; true when it was one. */
+  private releaseKept(): boolean {
+    if (this.persist === 0) return false;
+    this.forget();
+    return true;
   }
 
   /**
@@ -354,10 +356,7 @@ export class SshConnection extends ShellConnection {
    * and removes its socket folder after this process may have exited.
    */
   closeDetached(): void {
-    if (this.kept) {
-      this.forget();
-      return;
-    }
+    if (this.releaseKept()) return;
     if (this.masterUp && this.controlDir) {
       const [cmd, exit] = this.control("exit");
       const child = spawn(
@@ -373,10 +372,7 @@ export class SshConnection extends ShellConnection {
 
   /** close(), for an exiting process that can no longer wait. */
   closeSync(): void {
-    if (this.kept) {
-      this.forget();
-      return;
-    }
+    if (this.releaseKept()) return;
     if (this.masterUp && this.controlDir) {
       const [cmd, args] = this.control("exit");
       spawnSync(cmd, args, { stdio: "ignore", timeout: 5000 });
@@ -387,10 +383,7 @@ export class SshConnection extends ShellConnection {
 
   /** Close the master connection and its socket folder (a kept master stays up). */
   override async close(): Promise<void> {
-    if (this.kept) {
-      this.forget();
-      return;
-    }
+    if (this.releaseKept()) return;
     if (this.masterUp && this.controlDir) {
       const [cmd, args] = this.control("exit");
       await new Promise<void>((resolve) => {
