@@ -31,6 +31,7 @@ fi
 # A clean build, so that tests of deleted sources cannot linger in dist/.
 rm -rf dist
 node_modules/.bin/tsc -p .
+node scripts/bundle.mjs
 scope="${1:-all}"
 [ $# -gt 0 ] && shift
 case "$scope" in
@@ -40,4 +41,17 @@ case "$scope" in
   *) echo "usage: scripts/test.sh [unit|e2e|all]" >&2; exit 2 ;;
 esac
 mapfile -t files < <(find "${dirs[@]}" -name '*.test.js' | sort)
-exec node --test --test-concurrency=2 "$@" "${files[@]}"
+# Every temporary folder the tests make goes under one folder of this run, removed at the end
+# with whatever a failed or killed test left there (tmpfs mounts included). Open to all like
+# /tmp itself: some tests run programs as another user.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/pft-XXXXXX")
+chmod 1777 "$run_tmp"
+cleanup() {
+  awk -v d="$run_tmp/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$run_tmp"
+}
+trap cleanup EXIT
+status=0
+TMPDIR="$run_tmp" node --test --test-concurrency=2 "$@" "${files[@]}" || status=$?
+exit "$status"
