@@ -48,3 +48,20 @@ export function reportError(e: unknown, debug: boolean): number {
 export function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+let pipeWatched = false;
+
+/**
+ * When whoever reads our output goes away (`pyferry --help | head -1`), stop quietly with the
+ * status of a program killed by SIGPIPE, as Unix tools do, instead of an unhandled EPIPE.
+ */
+export function stopQuietlyOnClosedPipe(): void {
+  if (pipeWatched) return;
+  pipeWatched = true;
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code !== "EPIPE") throw err;
+      process.exit(141);
+    });
+  }
+}

@@ -1,9 +1,10 @@
 /** Parsing and running a commander program, with pyferry's exit statuses. */
 import { type Command, CommanderError } from "commander";
-import { reportError } from "./output.js";
+import { reportError, stopQuietlyOnClosedPipe } from "./output.js";
 
 /** Parse and run; resolves to the process exit code. */
 export async function runProgram(program: Command, argv: string[]): Promise<number> {
+  stopQuietlyOnClosedPipe();
   try {
     await program.parseAsync(argv, { from: "user" });
     // Commands that run a program (run, exec) leave its status in process.exitCode.

@@ -2,7 +2,7 @@
  * `python_package_run <environment-tarball> <COMMAND...>`: the cctools-compatible entry. Unpacks
  * the archive once into the cache and runs COMMAND inside it; status and signals pass through.
  */
-import { reportError } from "./output.js";
+import { reportError, stopQuietlyOnClosedPipe } from "./output.js";
 
 const USAGE = `Usage: python_package_run <environment-tarball> <COMMAND...>
 
@@ -16,6 +16,7 @@ Example:
 `;
 
 export async function runSeedRun(argv: string[]): Promise<void> {
+  stopQuietlyOnClosedPipe();
   // Everything after the archive belongs to COMMAND, options included: no option parsing there.
   if (argv[0] === "-h" || argv[0] === "--help") {
     process.stdout.write(USAGE);

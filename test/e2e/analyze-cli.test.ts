@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -268,6 +269,28 @@ describe("python_package_analyze (seed-compatible)", () => {
   test("missing arguments are a usage error", () => {
     assert.equal(runBin("python_package_analyze", ["only-one.py"]).status, 2);
   });
+});
+
+describe("output into a pipe that closes early", () => {
+  // `true` has exited long before node has started and writes, so each write meets a closed pipe.
+  for (const [bin, args] of [
+    ["pyferry", "analyze --help"],
+    ["pyferry", `analyze ${HELLO} --json`],
+    ["python_package_run", "--help"],
+  ] as const) {
+    test(`${bin} ${args.split(" ")[0]}: no stack trace, the status of SIGPIPE`, () => {
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          `"$0" ${args} | true; echo "status \${PIPESTATUS[0]}" >&2`,
+          join(REPO, "bin", `${bin}.js`),
+        ],
+        { encoding: "utf8" },
+      );
+      assert.equal(r.stderr, "status 141\n");
+    });
+  }
 });
 
 describe("--python picks the target's standard library and version", () => {
