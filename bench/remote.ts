@@ -389,7 +389,7 @@ interface WarmRun {
 }
 
 /** Modules on the way from `pyferry run --on` to the first ssh, relative to dist/. */
-const START_MODULES = ["src/cli/main.js", "src/cli/remote-run.js", "src/pipeline/staged.js"];
+const START_MODULES = ["bundle/fast-run.js", "bundle/main.js"];
 
 async function partWarmRun(ctx: Ctx): Promise<WarmRun> {
   const dir = join(ctx.w, "hello");

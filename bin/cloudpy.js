@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { runCloudpy } from "../dist/src/cli/seed-cloudpy.js";
+import { runCloudpy } from "../dist/bundle/seed-cloudpy.js";
 
 process.exitCode = await runCloudpy(process.argv.slice(2));

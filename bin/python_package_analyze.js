@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { runSeedAnalyze } from "../dist/src/cli/seed-analyze.js";
+import { runSeedAnalyze } from "../dist/bundle/seed-analyze.js";
 
 process.exitCode = await runSeedAnalyze(process.argv.slice(2));

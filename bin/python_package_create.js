@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { runSeedCreate } from "../dist/src/cli/seed-create.js";
+import { runSeedCreate } from "../dist/bundle/seed-create.js";
 
 process.exitCode = await runSeedCreate(process.argv.slice(2));

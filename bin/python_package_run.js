@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { runSeedRun } from "../dist/src/cli/seed-run.js";
+import { runSeedRun } from "../dist/bundle/seed-run.js";
 
 await runSeedRun(process.argv.slice(2));
