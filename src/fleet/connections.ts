@@ -89,13 +89,9 @@ export class Connections {
     this.open.clear();
   }
 
-  /** Close every connection; nothing waits for the masters to go (see closeDetached). */
+  /** Close every connection. */
   async close(): Promise<void> {
-    await Promise.all(
-      [...this.open.values()].map((s) =>
-        s.conn instanceof SshConnection ? s.conn.closeDetached() : s.conn.close(),
-      ),
-    );
+    await Promise.all([...this.open.values()].map((s) => s.conn.close()));
     this.open.clear();
   }
 }

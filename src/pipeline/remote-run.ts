@@ -425,7 +425,7 @@ async function runRemote(
     if (!ready) {
       if (code === REMOTE_EXIT.envMissing || envMissing) return "env";
       if (code === REMOTE_EXIT.objectsMissing) return missing;
-      if (code === SSH_FAILED) store.conn.failIfConnectionLost(`${tail}${pending}`);
+      if (code === SSH_FAILED) await store.conn.failIfConnectionLost(`${tail}${pending}`);
       throw store.failure("starting the program", {
         code,
         stdout: Buffer.alloc(0),

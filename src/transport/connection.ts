@@ -27,7 +27,7 @@ export abstract class ShellConnection {
   ): Promise<ChildProcess>;
 
   /** Throw when `stderr` of a session that ended with 255 shows the connection failed. */
-  failIfConnectionLost(_stderr: string): void {}
+  async failIfConnectionLost(_stderr: string): Promise<void> {}
 
   async close(): Promise<void> {}
 
@@ -58,7 +58,7 @@ export abstract class ShellConnection {
       child.once("error", reject);
       child.once("close", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
     });
-    if (code === SSH_FAILED) this.failIfConnectionLost(err);
+    if (code === SSH_FAILED) await this.failIfConnectionLost(err);
     return { code, stdout: Buffer.concat(out), stderr: err };
   }
 }

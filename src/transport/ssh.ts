@@ -8,13 +8,15 @@
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
 import { UserError } from "../util/errors.js";
 import { ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
+import { muxAlive, muxTerminate } from "./ssh-mux.js";
 
 export interface SshTarget {
   /** What ssh is given: "user@host", "host" or an alias from ~/.ssh/config. */
@@ -28,25 +30,31 @@ export interface SshTarget {
   label: string;
 }
 
-/** Remove the socket folders of pyferry processes that died without closing (kill -9). */
+let swept = false;
+
+/**
+ * Remove the socket folders of pyferry processes that died without closing (kill -9): once per
+ * process and in the background, since a busy temporary folder can take long to list.
+ */
 function sweepControlDirs(): void {
-  let names: string[];
-  try {
-    names = readdirSync(tmpdir());
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const pid = /^pf-ssh-(\d+)-/.exec(name)?.[1];
-    if (!pid || Number(pid) === process.pid) continue;
-    try {
-      process.kill(Number(pid), 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH") {
-        rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  if (swept) return;
+  swept = true;
+  readdir(tmpdir()).then(
+    (names) => {
+      for (const name of names) {
+        const pid = /^pf-ssh-(\d+)-/.exec(name)?.[1];
+        if (!pid || Number(pid) === process.pid) continue;
+        try {
+          process.kill(Number(pid), 0);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === "ESRCH") {
+            rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
+          }
+        }
       }
-    }
-  }
+    },
+    () => undefined,
+  );
 }
 
 /** Seconds a master connection outlives its last session when pyferry could not close it. */
@@ -154,8 +162,11 @@ export class SshConnection extends ShellConnection {
   private readonly persist: number;
   private readonly env: NodeJS.ProcessEnv;
   private controlDir: string | undefined;
-  /** The socket's name in controlDir: ssh's %C, or a key of our own for a kept master. */
-  private socketName = "%C";
+  /**
+   * The socket's name in controlDir: fixed in a folder of this connection's own, a key of the
+   * connection's options among kept masters. Never ssh's %C: pyferry talks to the socket too.
+   */
+  private socketName = "master";
   private opening: Promise<void> | undefined;
   private masterUp = false;
 
@@ -188,8 +199,7 @@ export class SshConnection extends ShellConnection {
 
   /** Options every ssh call of this connection takes, the destination last. */
   private baseArgs(): string[] {
-    const path = join(this.controlDir as string, this.socketName);
-    return ["-o", `ControlPath=${path}`, ...this.targetArgs()];
+    return ["-o", `ControlPath=${this.socketPath()}`, ...this.targetArgs()];
   }
 
   /** Open the master connection, once; later calls wait for the same one. */
@@ -229,20 +239,14 @@ export class SshConnection extends ShellConnection {
     return this.spawnMaster(MASTER_LINGER);
   }
 
-  /** The ssh program and arguments asking the master for `op` (`ssh -O check|exit`). */
-  private control(op: "check" | "exit"): [string, string[]] {
-    const [cmd, ...lead] = this.program as [string, ...string[]];
-    return [cmd, [...lead, ...this.baseArgs(), "-O", op, "--", this.target.destination]];
+  /** The master's control socket. */
+  private socketPath(): string {
+    return join(this.controlDir as string, this.socketName);
   }
 
-  /** Whether a master answers on this connection's socket (`ssh -O check`). */
+  /** Whether a master answers on this connection's socket. */
   private check(): Promise<boolean> {
-    const [cmd, args] = this.control("check");
-    return new Promise((resolve) => {
-      const c = spawn(cmd, args, { stdio: "ignore" });
-      c.once("error", () => resolve(false));
-      c.once("close", (code) => resolve(code === 0));
-    });
+    return muxAlive(this.socketPath());
   }
 
   private spawnMaster(linger: number): Promise<void> {
@@ -321,20 +325,13 @@ export class SshConnection extends ShellConnection {
    * Throw an SshError when a session that ended with 255 did so because the connection
    * failed: ssh said so, or the master connection is gone (a reset connection says nothing).
    */
-  override failIfConnectionLost(stderr: string): void {
+  override async failIfConnectionLost(stderr: string): Promise<void> {
     const said =
       /^(ssh|mux_client|Control socket|client_loop|Connection)|Broken pipe|closed by remote/m;
-    if (said.test(stderr) || !this.masterAlive()) {
+    if (said.test(stderr) || !(this.masterUp && this.controlDir && (await this.check()))) {
       const why = stderr.trim() || "Connection reset";
       throw new SshError(explainSshFailure(this.target, `${why}\nconnection closed`));
     }
-  }
-
-  /** Whether the master connection still answers (`ssh -O check`). */
-  private masterAlive(): boolean {
-    if (!this.masterUp || !this.controlDir) return false;
-    const [cmd, args] = this.control("check");
-    return spawnSync(cmd, args, { stdio: "ignore", timeout: 5000 }).status === 0;
   }
 
   /** Drop this object's hold on the master (a kept master stays for later invocations). */
@@ -351,31 +348,13 @@ export class SshConnection extends ShellConnection {
     return true;
   }
 
-  /**
-   * Close the master connection without waiting for it: a detached `ssh -O exit` closes it
-   * and removes its socket folder after this process may have exited.
-   */
-  closeDetached(): void {
-    if (this.releaseKept()) return;
-    if (this.masterUp && this.controlDir) {
-      const [cmd, exit] = this.control("exit");
-      const child = spawn(
-        "sh",
-        ["-c", '"$@" 2>/dev/null; rm -rf "$0"', this.controlDir, cmd, ...exit],
-        { stdio: "ignore", detached: true },
-      );
-      child.on("error", () => undefined);
-      child.unref();
-    } else if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
-    this.forget();
-  }
-
   /** close(), for an exiting process that can no longer wait. */
   closeSync(): void {
     if (this.releaseKept()) return;
     if (this.masterUp && this.controlDir) {
-      const [cmd, args] = this.control("exit");
-      spawnSync(cmd, args, { stdio: "ignore", timeout: 5000 });
+      const [cmd, ...lead] = this.program as [string, ...string[]];
+      const exit = [...lead, ...this.baseArgs(), "-O", "exit", "--", this.target.destination];
+      spawnSync(cmd, exit, { stdio: "ignore", timeout: 5000 });
     }
     if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
     this.forget();
@@ -384,14 +363,8 @@ export class SshConnection extends ShellConnection {
   /** Close the master connection and its socket folder (a kept master stays up). */
   override async close(): Promise<void> {
     if (this.releaseKept()) return;
-    if (this.masterUp && this.controlDir) {
-      const [cmd, args] = this.control("exit");
-      await new Promise<void>((resolve) => {
-        const c = spawn(cmd, args, { stdio: "ignore" });
-        c.once("error", () => resolve());
-        c.once("close", () => resolve());
-      });
-    }
+    // A master that does not answer goes by itself, MASTER_LINGER seconds after its last session.
+    if (this.masterUp && this.controlDir) await muxTerminate(this.socketPath());
     if (this.controlDir) rmSync(this.controlDir, { recursive: true, force: true });
     this.forget();
   }

@@ -1,9 +1,11 @@
 /** What ssh says when it fails, turned into sentences; destinations that are options refused. */
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import {
   explainSshFailure,
   keptControlDir,
@@ -92,5 +94,24 @@ test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must 
     );
   } finally {
     rmSync(runtime, { recursive: true, force: true });
+  }
+});
+
+test("the socket folders of pyferry processes that died are removed by the next connection", async () => {
+  const deadPid = spawnSync("true").pid as number;
+  const dead = mkdtempSync(join(tmpdir(), `pf-ssh-${deadPid}-`));
+  const alive = mkdtempSync(join(tmpdir(), `pf-ssh-${process.ppid}-`));
+  try {
+    // An ssh that fails at once: the sweep does not depend on the connection.
+    const conn = new SshConnection(target, { PYFERRY_SSH_COMMAND: "false" });
+    await assert.rejects(conn.open(), UserError);
+    conn.closeSync();
+    // The sweep runs in the background.
+    for (let i = 0; i < 250 && existsSync(dead); i++) await setTimeout(20);
+    assert.equal(existsSync(dead), false, "a dead process's folder is removed");
+    assert.equal(existsSync(alive), true, "a live process's folder stays");
+  } finally {
+    rmSync(dead, { recursive: true, force: true });
+    rmSync(alive, { recursive: true, force: true });
   }
 });
