@@ -7,8 +7,8 @@
  * switches back. Hosts are worked on in parallel; each environment gets one summary line.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import type { IndexSettings } from "../index/pip-config.js";
 import { cachedEnv, lockRequirements } from "../pipeline/build.js";
 import { envTree } from "../pipeline/env-tree.js";
@@ -24,6 +24,7 @@ import { treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { VERSION } from "../version.js";
 import { Connections } from "./connections.js";
 import { envUser, type FleetEnv, type Inventory } from "./inventory.js";
 import { type Change, describeChanges, diff, distInfoName } from "./plan.js";
@@ -196,16 +197,43 @@ async function resolveLock(
   } catch {
     throw new UserError(`Cannot read the requirements file ${file}.`);
   }
-  const input = fromRequirementsTxt(text, file);
-  const r = await lockRequirements(
-    input.requirements,
-    targetFromInterpreter(info),
-    wheelhouseSettings(inv),
-    {
-      lockDir: dirname(file),
-    },
+  const target = targetFromInterpreter(info);
+  // The wheelhouse is the only source: the same requirements, target and wheelhouse resolve the
+  // same, so a redeploy with nothing new reuses the last lock instead of resolving again.
+  const key = JSON.stringify([VERSION, resolvePath(file), text, target, wheelhouseFiles(inv)]);
+  const saved = join(
+    cacheDir(),
+    "remote",
+    "locks",
+    `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.toml`,
   );
+  try {
+    const lockText = readFileSync(saved, "utf8");
+    return { text: lockText, lock: readLock(lockText, saved) };
+  } catch {
+    // Not saved yet, or unreadable: resolve.
+  }
+  const input = fromRequirementsTxt(text, file);
+  const r = await lockRequirements(input.requirements, target, wheelhouseSettings(inv), {
+    lockDir: dirname(file),
+  });
+  await writeFileAtomic(saved, r.text).catch(() => undefined);
   return { text: r.text, lock: r.lock };
+}
+
+/** The wheelhouse's files as name, size and modification time: what a resolution there read. */
+function wheelhouseFiles(inv: Inventory): string[] {
+  const dir = join(inv.wheelhouse, "wheels");
+  try {
+    return readdirSync(dir)
+      .sort()
+      .map((name) => {
+        const st = statSync(join(dir, name));
+        return `${name} ${st.size} ${st.mtimeMs}`;
+      });
+  } catch {
+    return [];
+  }
 }
 
 function lockFor(

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -419,6 +420,38 @@ describe("pyferry deploy to five hosts", {
       readFileSync(join(envPath(jobs3), "..", "hooks.log"), "utf8"),
       `${envPath(jobs3)}\n`.repeat(2),
     );
+  });
+
+  test("the wheelhouse changes, the files do not: unpinned requirements follow it", async () => {
+    // Each deploy reuses the lock of the last one with the same files; the wheelhouse is part of
+    // that key, so taking a wheel out, and putting it back, must still reach every host.
+    const jobs4 = spec("h4", "jobs");
+    const wheels = join(work, "wheelhouse", "wheels");
+    const aside = mkdtempSync(join(tmpdir(), "pyferry-aside-"));
+    const newest = readdirSync(wheels).filter((f) => f.startsWith("websockets-17.1-"));
+    assert.ok(newest.length > 0);
+    for (const f of newest) copyFileSync(join(wheels, f), join(aside, f));
+    const removed = await pyferry(["wheelhouse", "remove", "websockets==17.1"]);
+    assert.equal(removed.status, 0, show(removed));
+    const down = await pyferry(["deploy", "--yes"]);
+    assert.equal(down.status, 0, show(down));
+    for (const [where, line] of summary(down.stdout)) {
+      if (where === label(jobs4))
+        assert.deepEqual(line, { outcome: "changed", detail: "vwebsockets 17.1->16.1.1" });
+      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
+    }
+    assertState(envPath(jobs4), { ...jobs4.expect, websockets: "16.1.1" });
+    const added = await pyferry(["wheelhouse", "add", ...newest.map((f) => join(aside, f))]);
+    assert.equal(added.status, 0, show(added));
+    rmSync(aside, { recursive: true, force: true });
+    const up = await pyferry(["deploy", "--yes"]);
+    assert.equal(up.status, 0, show(up));
+    for (const [where, line] of summary(up.stdout)) {
+      if (where === label(jobs4))
+        assert.deepEqual(line, { outcome: "changed", detail: "^websockets 16.1.1->17.1" });
+      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
+    }
+    assertAllStates();
   });
 
   test("selectors pick exactly the environments the seed says", async () => {
