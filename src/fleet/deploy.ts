@@ -95,12 +95,15 @@ interface EnvState {
   dists: Map<string, string>;
 }
 
+/** A file kept between deploys in pyferry's cache, named by the hash of `key`. */
+function deployCacheFile(kind: "pythons" | "locks", key: string, ext: string): string {
+  const id = createHash("sha256").update(key).digest("hex");
+  return join(cacheDir(), "remote", kind, `${id.slice(0, 32)}${ext}`);
+}
+
 /** Where the description of a host's interpreter is kept between deploys. */
 function probeCache(store: RemoteStore, python: string): string {
-  const id = createHash("sha256")
-    .update(`${store.conn.label}\0${store.root}\0${python}`)
-    .digest("hex");
-  return join(cacheDir(), "remote", "pythons", `${id.slice(0, 32)}.json`);
+  return deployCacheFile("pythons", `${store.conn.label}\0${store.root}\0${python}`, ".json");
 }
 
 interface ProbeRecord {
@@ -201,12 +204,7 @@ async function resolveLock(
   // The wheelhouse is the only source: the same requirements, target and wheelhouse resolve the
   // same, so a redeploy with nothing new reuses the last lock instead of resolving again.
   const key = JSON.stringify([VERSION, resolvePath(file), text, target, wheelhouseFiles(inv)]);
-  const saved = join(
-    cacheDir(),
-    "remote",
-    "locks",
-    `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.toml`,
-  );
+  const saved = deployCacheFile("locks", key, ".toml");
   try {
     const lockText = readFileSync(saved, "utf8");
     return { text: lockText, lock: readLock(lockText, saved) };
@@ -221,19 +219,27 @@ async function resolveLock(
   return { text: r.text, lock: r.lock };
 }
 
+/** Listings of wheelhouses read in this process: one deploy does not change its wheelhouse. */
+const listings = new Map<string, string[]>();
+
 /** The wheelhouse's files as name, size and modification time: what a resolution there read. */
 function wheelhouseFiles(inv: Inventory): string[] {
   const dir = join(inv.wheelhouse, "wheels");
-  try {
-    return readdirSync(dir)
-      .sort()
-      .map((name) => {
-        const st = statSync(join(dir, name));
-        return `${name} ${st.size} ${st.mtimeMs}`;
-      });
-  } catch {
-    return [];
+  let listing = listings.get(dir);
+  if (!listing) {
+    try {
+      listing = readdirSync(dir)
+        .sort()
+        .map((name) => {
+          const st = statSync(join(dir, name));
+          return `${name} ${st.size} ${st.mtimeMs}`;
+        });
+    } catch {
+      listing = [];
+    }
+    listings.set(dir, listing);
   }
+  return listing;
 }
 
 function lockFor(
