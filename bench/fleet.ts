@@ -760,7 +760,8 @@ function report(
     `- pyferry at least ${TARGET_RATIO}x faster than Ansible on the ${CHANGE.length}-package change: ${met(ac / pc >= TARGET_RATIO)} with fresh connections (${(ac / pc).toFixed(1)}x); ${met(akc / pkc >= TARGET_RATIO)} with kept ones (${(akc / pkc).toFixed(1)}x)`,
     `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} with fresh connections (${secs(pn)} s); ${met(pk < TARGET_NOOP_MS)} with kept ones (${secs(pk)} s)`,
     "",
-    "Where pyferry's time goes (one more run of each, untimed, every ssh process logged by a wrapper; times from pyferry's start):",
+    "Where pyferry's time goes (one more run of each, untimed, every ssh process logged by a wrapper; times from pyferry's start; " +
+      "commands whose input and output fit in memory, such as reading the state, run through the master's proxy mode and start no ssh process, so they are not listed):",
     `- no-op: ${res.traceNoop ?? "not traced"}`,
     `- change: ${res.traceChange ?? "not traced"}`,
     `- references (median of 3): ${HOSTS} fresh \`ssh hN true\` at once ${median(res.references.sshAll).toFixed(0)} ms; \`pyferry --version\` (node start + CLI) ${median(res.references.version).toFixed(0)} ms; one fresh \`ssh h1 true\` costs ${median(res.references.sshCpu).toFixed(0)} ms of CPU (client and server, mostly the key exchange)`,

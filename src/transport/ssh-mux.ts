@@ -1,22 +1,24 @@
 /**
- * The two questions pyferry asks an OpenSSH master, asked over its control socket in OpenSSH's
- * multiplexing protocol (PROTOCOL.mux) rather than by starting `ssh -O check` or `ssh -O exit`:
- * an ssh process costs ~10 ms of CPU and a fork of this process, once per host per deploy.
+ * OpenSSH's multiplexing protocol (PROTOCOL.mux) on a master's control socket: its framing, and
+ * the two questions pyferry asks there rather than by starting `ssh -O check` or `ssh -O exit`
+ * (an ssh process costs ~10 ms of CPU and a fork of this process, once per host per deploy).
+ * Commands through the master's proxy mode are in ssh-channel.ts.
  */
 import { connect } from "node:net";
 
-const MUX_VERSION = 4;
-const MSG_HELLO = 0x00000001;
+export const MUX_VERSION = 4;
+export const MSG_HELLO = 0x00000001;
 const C_ALIVE_CHECK = 0x10000004;
 const C_TERMINATE = 0x10000005;
 const S_OK = 0x80000001;
 const S_ALIVE = 0x80000005;
 /** Replies are a few words; anything longer is not a master speaking this protocol. */
 const MAX_PACKET = 64 * 1024;
-const REQUEST_ID = 1;
+/** Each connection carries one request, so one id serves. */
+export const REQUEST_ID = 1;
 
 /** uint32 length, uint32 type, then uint32 words: the protocol's framing. */
-function packet(type: number, ...words: number[]): Buffer {
+export function muxPacket(type: number, ...words: number[]): Buffer {
   const b = Buffer.alloc(8 + 4 * words.length);
   b.writeUInt32BE(4 + 4 * words.length, 0);
   b.writeUInt32BE(type, 4);
@@ -50,7 +52,9 @@ function ask(
     };
     const timer = setTimeout(() => finish(undefined), timeoutMs);
     conn.on("connect", () => {
-      conn.write(Buffer.concat([packet(MSG_HELLO, MUX_VERSION), packet(request, REQUEST_ID)]));
+      conn.write(
+        Buffer.concat([muxPacket(MSG_HELLO, MUX_VERSION), muxPacket(request, REQUEST_ID)]),
+      );
     });
     conn.on("data", (chunk: Buffer) => {
       pending = Buffer.concat([pending, chunk]);

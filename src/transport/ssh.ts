@@ -12,10 +12,12 @@ import { lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { acquireLock } from "../bundle/lock.js";
 import { UserError } from "../util/errors.js";
-import { ShellConnection, SSH_FAILED } from "./connection.js";
+import { type Finished, ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
+import { proxyExec } from "./ssh-channel.js";
 import { muxAlive, muxTerminate } from "./ssh-mux.js";
 
 export interface SshTarget {
@@ -169,6 +171,8 @@ export class SshConnection extends ShellConnection {
   private socketName = "master";
   private opening: Promise<void> | undefined;
   private masterUp = false;
+  /** Whether the master runs commands in its proxy mode (see exec); false once it did not. */
+  private proxy = true;
 
   constructor(
     readonly target: SshTarget,
@@ -315,6 +319,30 @@ export class SshConnection extends ShellConnection {
       stdio,
       detached: opts.detached ?? false,
     });
+  }
+
+  /**
+   * Run `script` over the master in its proxy mode, with no ssh process of its own; when the
+   * master does not offer that (an old OpenSSH), or for streamed input, as a session of ssh.
+   */
+  override async exec(
+    script: string,
+    args: readonly string[] = [],
+    input?: Buffer | string | Readable,
+  ): Promise<Finished> {
+    await this.open();
+    if (
+      this.proxy &&
+      (input === undefined || typeof input === "string" || Buffer.isBuffer(input))
+    ) {
+      const r = await proxyExec(this.socketPath(), shCommand(script, args), input);
+      if (r) {
+        if (r.code === SSH_FAILED) await this.failIfConnectionLost(r.stderr);
+        return r;
+      }
+      this.proxy = false;
+    }
+    return super.exec(script, args, input);
   }
 
   get label(): string {

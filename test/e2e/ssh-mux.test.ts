@@ -1,6 +1,6 @@
 /**
- * pyferry's own client of OpenSSH's control socket against the reference, `ssh -O check` and
- * `ssh -O exit` on a real master; and against sockets that are not a master at all.
+ * pyferry's own client of OpenSSH's control socket against the reference, `ssh -O check`,
+ * `ssh -O exit` and `ssh host CMD` on a real master; and against sockets that are not a master.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -9,6 +9,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { proxyExec } from "../../src/transport/ssh-channel.js";
 import { muxAlive, muxTerminate } from "../../src/transport/ssh-mux.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
 
@@ -89,6 +90,14 @@ describe("sockets that are not an OpenSSH master", () => {
     assert.equal(await muxTerminate(refusing.path, 2000), false);
     refusing.server.close();
   });
+  test("a master without proxy mode: the command is not run, so it can be run another way", async () => {
+    const hello = words(8, 1, 4);
+    const failure = Buffer.concat([words(19, 0x80000003, 1, 7), Buffer.from("no way!")]);
+    const old = await fakeServer([hello, failure]);
+    assert.equal(await proxyExec(old.path, "true"), undefined);
+    old.server.close();
+    assert.equal(await proxyExec(join(scratch(), "none"), "true"), undefined);
+  });
 });
 
 describe("a real master", { skip: sshAvailable() }, () => {
@@ -105,8 +114,7 @@ describe("a real master", { skip: sshAvailable() }, () => {
       encoding: "utf8",
     }).status;
 
-  test("alive and terminate agree with ssh -O check and ssh -O exit", async () => {
-    const socket = join(scratch(), "m");
+  const startMaster = (socket: string) => {
     const master = spawnSync(
       "ssh",
       [
@@ -116,6 +124,40 @@ describe("a real master", { skip: sshAvailable() }, () => {
       { encoding: "utf8", input: "" },
     );
     assert.equal(master.status, 0, master.stderr);
+  };
+
+  test("a command through the master's proxy mode does what ssh host CMD does", async () => {
+    const socket = join(scratch(), "m");
+    startMaster(socket);
+    try {
+      const viaSsh = (cmd: string, input = "") =>
+        spawnSync("ssh", ["-F", lab.sshConfig, "-o", `ControlPath=${socket}`, "h1", cmd], {
+          input,
+          maxBuffer: 64 << 20,
+        });
+      const cases: [string, string | Buffer][] = [
+        ["echo out; echo err >&2; exit 3", ""],
+        ["cat; printf '|%s' \"$0\"", "some input\n"],
+        ["head -c 12000000 /dev/zero | tr '\\0' x", ""],
+        ["wc -c", Buffer.alloc(5_000_000, 1)],
+        ["kill -9 $$", ""],
+      ];
+      for (const [cmd, input] of cases) {
+        const mine = await proxyExec(socket, cmd, input);
+        assert.ok(mine, `${cmd}: run`);
+        const ref = viaSsh(cmd, input.toString());
+        assert.equal(mine.code, ref.status, `${cmd}: exit status`);
+        assert.ok(mine.stdout.equals(ref.stdout), `${cmd}: the same output`);
+        assert.equal(mine.stderr, ref.stderr.toString(), `${cmd}: the same errors`);
+      }
+    } finally {
+      await muxTerminate(socket);
+    }
+  });
+
+  test("alive and terminate agree with ssh -O check and ssh -O exit", async () => {
+    const socket = join(scratch(), "m");
+    startMaster(socket);
     assert.equal(sshO(socket, "check"), 0, "ssh sees the master");
     assert.equal(await muxAlive(socket), true);
     assert.equal(await muxTerminate(socket), true);
