@@ -129,7 +129,7 @@ export function proxyExec(
       conn.destroy();
       if (notStarted) return resolve(undefined);
       let stderr = Buffer.concat(err).toString("utf8");
-      if (!closed || code === undefined) {
+      if (!closed) {
         stderr += `${stderr && !stderr.endsWith("\n") ? "\n" : ""}Connection to the master closed before the command ended\n`;
       }
       resolve({
