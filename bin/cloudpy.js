@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { runCloudpy } from "../dist/bundle/seed-cloudpy.js";
+import { sourceMapsIfDebugging } from "./debug.js";
 
+sourceMapsIfDebugging();
+const { runCloudpy } = await import("../dist/bundle/seed-cloudpy.js");
 process.exitCode = await runCloudpy(process.argv.slice(2));

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-import { tryFastRun } from "../dist/bundle/fast-run.js";
+import { sourceMapsIfDebugging } from "./debug.js";
 
+sourceMapsIfDebugging();
+const { tryFastRun } = await import("../dist/bundle/fast-run.js");
 const argv = process.argv.slice(2);
 const fast = await tryFastRun(argv);
 if (fast !== undefined) {

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { runSeedAnalyze } from "../dist/bundle/seed-analyze.js";
+import { sourceMapsIfDebugging } from "./debug.js";
 
+sourceMapsIfDebugging();
+const { runSeedAnalyze } = await import("../dist/bundle/seed-analyze.js");
 process.exitCode = await runSeedAnalyze(process.argv.slice(2));

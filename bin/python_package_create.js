@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { runSeedCreate } from "../dist/bundle/seed-create.js";
+import { sourceMapsIfDebugging } from "./debug.js";
 
+sourceMapsIfDebugging();
+const { runSeedCreate } = await import("../dist/bundle/seed-create.js");
 process.exitCode = await runSeedCreate(process.argv.slice(2));

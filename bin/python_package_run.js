@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-import { runSeedRun } from "../dist/bundle/seed-run.js";
+import { sourceMapsIfDebugging } from "./debug.js";
 
+sourceMapsIfDebugging();
+const { runSeedRun } = await import("../dist/bundle/seed-run.js");
 await runSeedRun(process.argv.slice(2));

@@ -30,5 +30,7 @@ await build({
     js: 'import { createRequire as pyferryRequire } from "node:module";\nconst require = pyferryRequire(import.meta.url);',
   },
   chunkNames: "chunk-[hash]",
+  // Read only under --debug (bin/ enables source maps then), so stack traces name src/*.ts lines.
+  sourcemap: true,
   logLevel: "warning",
 });

@@ -194,6 +194,21 @@ describe("pack and exec", () => {
   });
 });
 
+describe("errors", () => {
+  test("one sentence by default; under --debug, a stack trace naming the TypeScript sources", () => {
+    const dir = tmp();
+    const args = ["env", "create", join(dir, "env"), "--lock", join(dir, "missing.toml")];
+    const plain = pyferry(args);
+    assert.equal(plain.status, 1);
+    assert.equal(plain.stderr, `error: Cannot read the lock file ${join(dir, "missing.toml")}.\n`);
+    const debug = pyferry(["--debug", ...args]);
+    assert.equal(debug.status, 1);
+    assert.match(debug.stderr, /^error: Cannot read the lock file/);
+    assert.match(debug.stderr, /\n {4}at .*src\/pipeline\/commands\.ts:\d+:\d+\)/);
+    assert.deepEqual(readdirSync(dir), [], "nothing was made");
+  });
+});
+
 describe("a full disk", () => {
   test("env create says so in one sentence and leaves nothing behind", (t) => {
     const mnt = mkdtempSync(join(tmpdir(), "pyferry-full-"));
