@@ -14,6 +14,6 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
       // Help and version are successes; everything else commander rejects is a usage error.
       return e.exitCode === 0 ? 0 : 2;
     }
-    return reportError(e, argv.includes("--debug"));
+    return reportError(e, argv.includes("--debug") || process.env.PYFERRY_DEBUG === "1");
   }
 }

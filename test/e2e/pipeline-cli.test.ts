@@ -201,10 +201,14 @@ describe("errors", () => {
     const plain = pyferry(args);
     assert.equal(plain.status, 1);
     assert.equal(plain.stderr, `error: Cannot read the lock file ${join(dir, "missing.toml")}.\n`);
-    const debug = pyferry(["--debug", ...args]);
-    assert.equal(debug.status, 1);
-    assert.match(debug.stderr, /^error: Cannot read the lock file/);
-    assert.match(debug.stderr, /\n {4}at .*src\/pipeline\/commands\.ts:\d+:\d+\)/);
+    for (const debug of [
+      pyferry(["--debug", ...args]),
+      pyferry(args, { env: { PYFERRY_DEBUG: "1" } }),
+    ]) {
+      assert.equal(debug.status, 1);
+      assert.match(debug.stderr, /^error: Cannot read the lock file/);
+      assert.match(debug.stderr, /\n {4}at .*src\/pipeline\/commands\.ts:\d+:\d+\)/);
+    }
     assert.deepEqual(readdirSync(dir), [], "nothing was made");
   });
 });
