@@ -297,6 +297,14 @@ describe("pyferry deploy to five hosts", {
     return JSON.stringify(out, null, 1);
   }
 
+  /** The summary gives `env` the line `expected`, and every other environment is ok. */
+  function onlyOneChanges(stdout: string, env: EnvSpec, expected: Line): void {
+    for (const [where, line] of summary(stdout)) {
+      if (where === label(env)) assert.deepEqual(line, expected);
+      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
+    }
+  }
+
   function assertAllStates(): void {
     for (const e of fleet) assertState(envPath(e), e.expect);
   }
@@ -395,21 +403,16 @@ describe("pyferry deploy to five hosts", {
     const before = snapshot();
     const check = await pyferry(["deploy", "--check"]);
     assert.equal(check.status, 2, show(check));
-    for (const [where, line] of summary(check.stdout)) {
-      if (where === label(jobs3))
-        assert.deepEqual(line, { outcome: "pending", detail: "^fsspec 2026.7.0->2026.9.0" });
-      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
-    }
+    onlyOneChanges(check.stdout, jobs3, {
+      outcome: "pending",
+      detail: "^fsspec 2026.7.0->2026.9.0",
+    });
     assert.equal(snapshot(), before, "--check changed nothing");
 
     const r = await pyferry(["deploy", "--yes"]);
     t.diagnostic(`one environment changed: ${r.ms} ms`);
     assert.equal(r.status, 0, show(r));
-    for (const [where, line] of summary(r.stdout)) {
-      if (where === label(jobs3))
-        assert.deepEqual(line, { outcome: "changed", detail: "^fsspec 2026.7.0->2026.9.0" });
-      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
-    }
+    onlyOneChanges(r.stdout, jobs3, { outcome: "changed", detail: "^fsspec 2026.7.0->2026.9.0" });
     for (const e of fleet) {
       const now = readlinkSync(envPath(e));
       if (e === jobs3) assert.notEqual(now, links.get(label(e)), "it points elsewhere now");
@@ -435,22 +438,14 @@ describe("pyferry deploy to five hosts", {
     assert.equal(removed.status, 0, show(removed));
     const down = await pyferry(["deploy", "--yes"]);
     assert.equal(down.status, 0, show(down));
-    for (const [where, line] of summary(down.stdout)) {
-      if (where === label(jobs4))
-        assert.deepEqual(line, { outcome: "changed", detail: "vwebsockets 17.1->16.1.1" });
-      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
-    }
+    onlyOneChanges(down.stdout, jobs4, { outcome: "changed", detail: "vwebsockets 17.1->16.1.1" });
     assertState(envPath(jobs4), { ...jobs4.expect, websockets: "16.1.1" });
     const added = await pyferry(["wheelhouse", "add", ...newest.map((f) => join(aside, f))]);
     assert.equal(added.status, 0, show(added));
     rmSync(aside, { recursive: true, force: true });
     const up = await pyferry(["deploy", "--yes"]);
     assert.equal(up.status, 0, show(up));
-    for (const [where, line] of summary(up.stdout)) {
-      if (where === label(jobs4))
-        assert.deepEqual(line, { outcome: "changed", detail: "^websockets 16.1.1->17.1" });
-      else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
-    }
+    onlyOneChanges(up.stdout, jobs4, { outcome: "changed", detail: "^websockets 16.1.1->17.1" });
     assertAllStates();
   });
 
