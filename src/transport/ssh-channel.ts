@@ -7,7 +7,7 @@
  */
 import { connect } from "node:net";
 import { SSH_FAILED } from "./connection.js";
-import { MSG_HELLO, MUX_VERSION, muxPacket, REQUEST_ID } from "./ssh-mux.js";
+import { isHello, MSG_HELLO, MUX_VERSION, muxPacket, packetReader, REQUEST_ID } from "./ssh-mux.js";
 
 const C_PROXY = 0x1000000f;
 const S_PROXY = 0x8000000f;
@@ -109,7 +109,6 @@ export function proxyExec(
   const stdin = typeof input === "string" ? Buffer.from(input, "utf8") : input;
   return new Promise((resolve) => {
     const conn = connect(socket);
-    let pending: Buffer = Buffer.alloc(0);
     let stage: "hello" | "proxy" | "open" | "exec" | "running" = "hello";
     let remoteChannel = 0;
     let remoteWindow = 0;
@@ -244,24 +243,19 @@ export function proxyExec(
         Buffer.concat([muxPacket(MSG_HELLO, MUX_VERSION), muxPacket(C_PROXY, REQUEST_ID)]),
       );
     });
-    conn.on("data", (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      try {
-        while (pending.length >= 4 && !settled) {
-          const length = pending.readUInt32BE(0);
-          if (length > MAX_INCOMING) return finish(stage !== "running");
-          if (pending.length < 4 + length) return;
-          const body = pending.subarray(4, 4 + length);
-          pending = pending.subarray(4 + length);
-          if (stage === "hello" || stage === "proxy") {
+    conn.on(
+      "data",
+      packetReader(MAX_INCOMING, (body) => {
+        try {
+          if (!body) {
+            finish(stage !== "running");
+          } else if (stage === "hello") {
+            if (isHello(body)) stage = "proxy";
+            else finish(true);
+          } else if (stage === "proxy") {
             const r = new Reader(body);
-            const type = r.u32();
-            const first = r.u32();
-            if (stage === "hello") {
-              if (type !== MSG_HELLO || first !== MUX_VERSION) return finish(true);
-              stage = "proxy";
-            } else {
-              if (type !== S_PROXY || first !== REQUEST_ID) return finish(true);
+            if (r.u32() !== S_PROXY || r.u32() !== REQUEST_ID) finish(true);
+            else {
               stage = "open";
               send(
                 new Writer()
@@ -278,11 +272,12 @@ export function proxyExec(
             const pad = body[0] ?? 0;
             onSsh(body.subarray(1, body.length - pad));
           }
+        } catch {
+          finish(stage !== "running");
         }
-      } catch {
-        finish(stage !== "running");
-      }
-    });
+        return settled;
+      }),
+    );
     conn.on("error", () => finish(stage !== "running"));
     conn.on("close", () => finish(stage !== "running"));
   });

@@ -29,6 +29,41 @@ export function muxPacket(type: number, ...words: number[]): Buffer {
 }
 
 /**
+ * A socket 'data' handler cutting the stream into the protocol's packets (uint32 length, then
+ * the body) and handing each body to `onPacket` until it returns true; a length over `max` is
+ * handed on as undefined: not a packet this side asked for.
+ */
+export function packetReader(
+  max: number,
+  onPacket: (body: Buffer | undefined) => boolean,
+): (chunk: Buffer) => void {
+  let pending: Buffer = Buffer.alloc(0);
+  let stopped = false;
+  return (chunk) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    while (!stopped && pending.length >= 4) {
+      const length = pending.readUInt32BE(0);
+      if (length > max) {
+        stopped = true;
+        onPacket(undefined);
+        return;
+      }
+      if (pending.length < 4 + length) return;
+      const body = pending.subarray(4, 4 + length);
+      pending = pending.subarray(4 + length);
+      stopped = onPacket(body);
+    }
+  };
+}
+
+/** Whether `body` is a master's hello in the version this client speaks. */
+export function isHello(body: Buffer): boolean {
+  return (
+    body.length >= 8 && body.readUInt32BE(0) === MSG_HELLO && body.readUInt32BE(4) === MUX_VERSION
+  );
+}
+
+/**
  * Send one request after the hello; resolves to the type of the master's reply to it, "closed"
  * when a master said hello and then closed the connection without a reply, or undefined when
  * nothing that speaks version 4 answered on `socket` within `timeoutMs`.
@@ -39,7 +74,6 @@ function ask(
   timeoutMs: number,
 ): Promise<number | "closed" | undefined> {
   return new Promise((resolve) => {
-    let pending = Buffer.alloc(0);
     let helloSeen = false;
     let settled = false;
     const conn = connect(socket);
@@ -56,21 +90,22 @@ function ask(
         Buffer.concat([muxPacket(MSG_HELLO, MUX_VERSION), muxPacket(request, REQUEST_ID)]),
       );
     });
-    conn.on("data", (chunk: Buffer) => {
-      pending = Buffer.concat([pending, chunk]);
-      while (pending.length >= 4) {
-        const length = pending.readUInt32BE(0);
-        if (length < 8 || length > MAX_PACKET) return finish(undefined);
-        if (pending.length < 4 + length) return;
-        const type = pending.readUInt32BE(4);
-        const first = pending.readUInt32BE(8);
-        pending = pending.subarray(4 + length);
+    conn.on(
+      "data",
+      packetReader(MAX_PACKET, (body) => {
+        if (!body || body.length < 8 || (!helloSeen && !isHello(body))) {
+          finish(undefined);
+          return true;
+        }
         if (!helloSeen) {
-          if (type !== MSG_HELLO || first !== MUX_VERSION) return finish(undefined);
           helloSeen = true;
-        } else if (first === REQUEST_ID) return finish(type);
-      }
-    });
+          return false;
+        }
+        if (body.readUInt32BE(4) !== REQUEST_ID) return false;
+        finish(body.readUInt32BE(0));
+        return true;
+      }),
+    );
     conn.on("error", () => finish(undefined));
     conn.on("close", () => finish(helloSeen ? "closed" : undefined));
   });
