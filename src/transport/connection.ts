@@ -18,6 +18,11 @@ export abstract class ShellConnection {
   /** How messages name the machine. */
   abstract get label(): string;
 
+  /** Whether what is sent crosses a network, where compressing it pays for itself. */
+  get overNetwork(): boolean {
+    return false;
+  }
+
   /** Start `script` with `args` as $1...; the caller owns its stdio. */
   abstract spawn(
     script: string,

@@ -30,6 +30,8 @@ export const REMOTE_EXIT = {
   noTar: 96,
   /** Another gc is running. */
   busy: 97,
+  /** The stream is gzip-compressed and gzip is not installed there (nothing was read). */
+  noGzip: 98,
 } as const;
 
 export const PRELUDE = `
@@ -149,8 +151,8 @@ exit 0
 `;
 
 /**
- * $1: a transfer id, $2: an environment key (or ""), $3: a pack name (or ""). stdin: one tar,
- * extracted here. Without a key: objects under tmp/<id>/ab/cdef...[.x]. With a key, first
+ * $1: a transfer id, $2: an environment key (or ""), $3: a pack name (or ""), $4: "gz" when
+ * the stream is gzip-compressed, else "". stdin: one tar, extracted here. Without a key: objects under tmp/<id>/ab/cdef...[.x]. With a key, first
  * tmp/<id>.links and tmp/<id>.sums, then objects the environment does not hold under tmp/<id>/,
  * then the environment under envs/.tmp-<id>/ (always last: tmp/<id>.end): files the store has as hardlinks to objects/,
  * new ones as files (written once, there). When the whole stream arrived, the new files are
@@ -162,7 +164,7 @@ export const RECEIVE = receiveThen("exit 0");
 
 /**
  * RECEIVE, followed in the same session by `then`, a script body that gets the arguments
- * after RECEIVE's three (a deploy's switch). It runs only once the environment is assembled,
+ * after RECEIVE's four (a deploy's switch). It runs only once the environment is assembled,
  * and its exit codes must differ from RECEIVE_FAILED.
  */
 export function receiveThen(then: string): string {
@@ -170,14 +172,19 @@ export function receiveThen(then: string): string {
 after() {
 ${then}
 }
-tx=$1; k=$2; name=$3; shift 3; t=tmp/$tx; e=envs/.tmp-$tx
+tx=$1; k=$2; name=$3; z=$4; shift 4; t=tmp/$tx; e=envs/.tmp-$tx
+if [ "$z" = gz ] && ! command -v gzip >/dev/null 2>&1; then
+  echo "pyferry: gzip is not installed" >&2; exit ${REMOTE_EXIT.noGzip}
+fi
+# The stream, unpacked. In the pipe, the status is tar's: a cut stream gives gzip's whole part.
+untar() { if [ "$z" = gz ]; then gzip -dc | tar -x -o -f -; else tar -x -o -f -; fi; }
 salvage
 if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; after "$@"; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
 # -o: ownership is this user's (root would otherwise chown every file to the archive's).
 # tar takes a stream cut between two members for a whole one: the stream's last member,
 # tmp/<tx>.end, says it arrived to the end.
-if tar -x -o -f - && [ -e "$t.end" ]; then
+if untar && [ -e "$t.end" ]; then
   # Objects are published with links that never replace one (a reader may be linking it): an
   # object that could not be published is simply missing, and sent again when needed. Whole
   # folders the store does not have yet move in with one rename each.
@@ -205,6 +212,7 @@ export const RECEIVE_FAILED: ReadonlySet<number> = new Set([
   REMOTE_EXIT.noRoot,
   REMOTE_EXIT.tarFailed,
   REMOTE_EXIT.noTar,
+  REMOTE_EXIT.noGzip,
 ]);
 
 /**

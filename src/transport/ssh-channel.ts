@@ -95,6 +95,18 @@ function sshPacket(payload: Buffer): Buffer {
   return Buffer.concat([head, payload]);
 }
 
+/** The packet framing and payload head of a CHANNEL_DATA message carrying `n` bytes. */
+function dataHeader(channel: number, n: number): Buffer {
+  const head = Buffer.alloc(14);
+  // Packet length: padding length, type, channel and the string's length, then the data.
+  head.writeUInt32BE(10 + n, 0);
+  head[4] = 0;
+  head[5] = CHANNEL_DATA;
+  head.writeUInt32BE(channel, 6);
+  head.writeUInt32BE(n, 10);
+  return head;
+}
+
 /**
  * Run `command` through the master on `socket`, sending `input` as its standard input. Resolves
  * to undefined when the command was not started (no master, no proxy mode, no channel), so the
@@ -139,17 +151,16 @@ export function proxyExec(
     };
     const send = (payload: Buffer) => conn.write(sshPacket(payload));
 
-    /** Send as much of stdin as the server's window allows, then EOF. */
+    /**
+     * Send as much of stdin as the server's window allows, then EOF. Each data packet goes
+     * out as its header and a view of stdin, gathered into one write: stdin is never copied.
+     */
     const pump = () => {
+      conn.cork();
       while (sent < stdin.length && remoteWindow > 0) {
         const n = Math.min(stdin.length - sent, remoteWindow, remoteMaxPacket);
-        send(
-          new Writer()
-            .u8(CHANNEL_DATA)
-            .u32(remoteChannel)
-            .string(stdin.subarray(sent, sent + n))
-            .done(),
-        );
+        conn.write(dataHeader(remoteChannel, n));
+        conn.write(stdin.subarray(sent, sent + n));
         sent += n;
         remoteWindow -= n;
       }
@@ -157,6 +168,7 @@ export function proxyExec(
         eofSent = true;
         send(new Writer().u8(CHANNEL_EOF).u32(remoteChannel).done());
       }
+      conn.uncork();
     };
 
     /** Count what the server sent us, and give the window back once half is used. */

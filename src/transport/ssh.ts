@@ -349,6 +349,10 @@ export class SshConnection extends ShellConnection {
     return this.target.label;
   }
 
+  override get overNetwork(): boolean {
+    return true;
+  }
+
   /**
    * Throw an SshError when a session that ended with 255 did so because the connection
    * failed: ssh said so, or the master connection is gone (a reset connection says nothing).

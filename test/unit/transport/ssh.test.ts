@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout } from "node:timers/promises";
+import { LocalConnection } from "../../../src/transport/connection.js";
 import {
   explainSshFailure,
   keptControlDir,
@@ -13,6 +14,7 @@ import {
   SshConnection,
   sshProgram,
 } from "../../../src/transport/ssh.js";
+import { RemoteStore } from "../../../src/transport/store.js";
 import { UserError } from "../../../src/util/errors.js";
 
 const target = { destination: "alice@gpu1", label: "gpu1" };
@@ -114,4 +116,9 @@ test("the socket folders of pyferry processes that died are removed by the next 
     rmSync(dead, { recursive: true, force: true });
     rmSync(alive, { recursive: true, force: true });
   }
+});
+
+test("a store over ssh sends its streams gzip-compressed; a local one does not", () => {
+  assert.equal(new RemoteStore(new SshConnection(target), "").compress, true);
+  assert.equal(new RemoteStore(new LocalConnection(), "").compress, false);
 });

@@ -4,8 +4,14 @@
  * same scripts run over ssh in test/e2e/remote-*.test.ts.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import {
+  type ChildProcess,
+  execFileSync,
+  type StdioOptions,
+  spawn,
+  spawnSync,
+} from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -130,7 +136,7 @@ test("an interrupted transfer keeps what arrived whole and drops the partial obj
   // Cut inside the last object's bytes: tar stops, the shell salvages, the rest waits.
   const r = await conn.exec(
     sh.RECEIVE,
-    [root, tx, "", ""],
+    [root, tx, "", "", ""],
     whole.subarray(0, whole.length - 30_000),
   );
   assert.equal(r.code, sh.REMOTE_EXIT.tarFailed);
@@ -147,6 +153,9 @@ test("an interrupted transfer keeps what arrived whole and drops the partial obj
  * stream's first `cut(stream)` bytes.
  */
 class CutConnection extends LocalConnection {
+  /** The whole stream that was cut, as the store made it. */
+  stream: Buffer | undefined;
+
   constructor(private cut: ((stream: Buffer) => number) | undefined) {
     super();
   }
@@ -157,12 +166,19 @@ class CutConnection extends LocalConnection {
     input?: Buffer | string | Readable,
   ) {
     const cut = this.cut;
-    if (!script.includes("tar -x -o -f -") || !(input instanceof Readable) || !cut)
+    if (
+      !script.includes("tar -x -o -f -") ||
+      input === undefined ||
+      typeof input === "string" ||
+      !cut
+    )
       return super.exec(script, args, input);
     this.cut = undefined;
     const chunks: Buffer[] = [];
-    for await (const c of input) chunks.push(c as Buffer);
+    if (Buffer.isBuffer(input)) chunks.push(input);
+    else for await (const c of input) chunks.push(c as Buffer);
     const whole = Buffer.concat(chunks);
+    this.stream = whole;
     return super.exec(script, args, whole.subarray(0, cut(whole)));
   }
 }
@@ -240,6 +256,98 @@ test("an environment cut mid-transfer: its new files that arrived whole are kept
   assert.deepEqual(readdirSync(join(root, "tmp")), []);
   assert.equal(statSync(join(env, "lib", "f0")).ino, statSync(join(env, "lib", "f0-again")).ino);
   assert.equal(readFileSync(join(env, "lib", "f2")).length, 60_000);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+});
+
+/** The files of an assembled environment, each with its contents' hash. */
+function envFiles(root: string, key: string): Map<string, string> {
+  return new Map(
+    listTree(join(root, "envs", key)).entries.map((e) => [
+      e.path,
+      e.type === "file" ? e.object : e.type,
+    ]),
+  );
+}
+
+test("a stream sent gzip-compressed gives the same environment, in fewer bytes", async () => {
+  const src = sampleTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const [plainRoot, gzRoot] = [fresh("store"), fresh("store")];
+  const plain = new RemoteStore(new LocalConnection(), plainRoot);
+  assert.equal(plain.compress, false, "a local store gains nothing from compression");
+  const gz = new RemoteStore(new LocalConnection(), gzRoot);
+  gz.compress = true;
+  const a = await plain.ensureTree(tree, sources);
+  const b = await gz.ensureTree(tree, sources);
+  assert.equal(b.objectsSent, a.objectsSent);
+  assert.ok(b.bytesSent * 4 < a.bytesSent, `${b.bytesSent} bytes compressed, ${a.bytesSent} not`);
+  assert.deepEqual(envFiles(gzRoot, tree.key), envFiles(plainRoot, tree.key));
+  assert.equal(checkStore(gzRoot), 2);
+  assert.deepEqual(readdirSync(join(gzRoot, "tmp")), []);
+});
+
+test("a gzip stream cut mid-transfer keeps the files that arrived whole, nothing partial", async () => {
+  const src = fresh("random");
+  mkdirSync(join(src, "lib"));
+  // Random bytes do not compress: the cut lands where it would in the tar.
+  const sizes = [40_000, 50_000, 60_000, 70_000];
+  for (const [i, size] of sizes.entries())
+    writeFileSync(join(src, "lib", `f${i}`), randomBytes(size));
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const root = fresh("store");
+  // Cut inside f2 (the files go in name order, f3 last): f0 and f1 arrived whole.
+  const conn = new CutConnection((gz) => gz.length - 70_000 - 30_000);
+  const cut = new RemoteStore(conn, root);
+  cut.compress = true;
+  const sent = await cut.ensureTree(tree, sources, { knownAbsent: true });
+  assert.deepEqual([...(conn.stream as Buffer).subarray(0, 2)], [0x1f, 0x8b], "a gzip stream");
+  assert.equal(sent.objectsSent, 2, "f0 and f1 were kept; only f2 and f3 were sent again");
+  assert.equal(checkStore(root), 4, "every object whole: the partial f2 was not kept");
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key], "no partial environment");
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+  assert.equal(readFileSync(join(root, "envs", tree.key, "lib", "f2")).length, 60_000);
+});
+
+/** A local store on a host without gzip: its sh finds every other command of /usr/bin. */
+class NoGzipConnection extends LocalConnection {
+  private readonly bin = fresh("no-gzip-bin");
+
+  constructor() {
+    super();
+    for (const name of readdirSync("/usr/bin")) {
+      if (!["gzip", "gunzip", "zcat"].includes(name))
+        symlinkSync(join("/usr/bin", name), join(this.bin, name));
+    }
+  }
+
+  override async spawn(
+    script: string,
+    args: readonly string[],
+    stdio: StdioOptions,
+    opts: { detached?: boolean } = {},
+  ): Promise<ChildProcess> {
+    return spawn("sh", ["-c", script, "pyferry", ...args], {
+      stdio,
+      detached: opts.detached ?? false,
+      env: { ...process.env, PATH: this.bin },
+    });
+  }
+}
+
+test("a host without gzip gets the same transfer uncompressed, and every later one", async () => {
+  const src = sampleTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const root = fresh("store");
+  const store = new RemoteStore(new NoGzipConnection(), root);
+  store.compress = true;
+  const sent = await store.ensureTree(tree, sources);
+  assert.equal(sent.objectsSent, 2);
+  assert.equal(store.compress, false);
+  assert.equal(checkStore(root), 2);
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
   assert.deepEqual(readdirSync(join(root, "tmp")), []);
 });
 
