@@ -15,9 +15,10 @@ await build({
     "seed-cloudpy": "src/cli/seed-cloudpy.ts",
     "seed-create": "src/cli/seed-create.ts",
     "seed-run": "src/cli/seed-run.ts",
-    // Started by src/install/unpack-pool.ts as ./unpack-worker.js next to the chunk that holds it:
-    // every output file sits in the one folder.
+    // Started by src/install/unpack-pool.ts and copy-pool.ts as ./unpack-worker.js and
+    // ./copy-worker.js next to the chunk that holds them: every output file sits in one folder.
     "unpack-worker": "src/install/unpack-worker.ts",
+    "copy-worker": "src/install/copy-worker.ts",
   },
   outdir,
   bundle: true,

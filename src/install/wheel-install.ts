@@ -21,6 +21,7 @@ import { normalizeName } from "../python/names.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import type { UnpackedWheel } from "./cache.js";
+import { copyFiles } from "./copy-pool.js";
 import type { EnvLayout } from "./env.js";
 import { createLimiter, mapLimit, settleAll } from "./pool.js";
 import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
@@ -62,6 +63,9 @@ function fileMode(executable: boolean): number {
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
+
+/** A wheel copying at least this many files copies them on threads of its own (copy-pool.ts). */
+const THREADED_COPIES = 64;
 
 /** Errors saying a way of placing files does not work here; the next way is tried. */
 const UNSUPPORTED = new Set(["ENOTSUP", "EOPNOTSUPP", "EXDEV", "EPERM", "EINVAL", "ENOSYS"]);
@@ -126,8 +130,22 @@ class Linker {
     return false;
   }
 
+  /**
+   * Copy each file (a file already at its destination is unlinked first); whether each one
+   * replaced a file. Many go to the copying threads, a few through libuv's pool, as a thread
+   * takes longer to start than they take to copy.
+   */
+  copyAll(
+    files: readonly { src: string; dest: string; executable: boolean }[],
+  ): Promise<boolean[]> {
+    if (files.length >= THREADED_COPIES) {
+      return copyFiles(files.map((f) => [f.src, f.dest, fileMode(f.executable)]));
+    }
+    return settleAll(files.map((f) => this.copy(f.src, f.dest, f.executable)));
+  }
+
   /** Copy `src` to `dest`, a file already there unlinked first; true when one was. */
-  copy(src: string, dest: string, executable: boolean): Promise<boolean> {
+  private copy(src: string, dest: string, executable: boolean): Promise<boolean> {
     return this.copying(async () => {
       let replaced = false;
       try {
@@ -259,17 +277,16 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
     written.push(dest);
     if (replaced) overwritten.push(dest);
   };
-  let copies: Promise<void>[] = [];
-  /** Place `ps`, then wait for their copies; on a failure too, so none is left running. */
+  let copies: { src: string; dest: string; executable: boolean; replaced: boolean }[] = [];
+  /** Place `ps`, links and rewritten files at once, then the copies, all together. */
   const placeAll = async (ps: Placement[]) => {
-    try {
-      for (const p of ps) place(p);
-    } catch (err) {
-      await Promise.allSettled(copies);
-      throw err;
-    }
-    await settleAll(copies);
+    for (const p of ps) place(p);
+    const batch = copies;
     copies = [];
+    const replaced = await ctx.linker.copyAll(batch);
+    batch.forEach((c, i) => {
+      done(c.dest, c.replaced || (replaced[i] as boolean));
+    });
   };
   const place = (p: Placement) => {
     const src = join(wheel.dir, p.file.path);
@@ -293,10 +310,7 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
           linked = ctx.linker.link(src, p.dest, executable);
         });
         if (linked) done(p.dest, replaced);
-        else {
-          const copy = ctx.linker.copy(src, p.dest, executable);
-          copies.push(copy.then((r) => done(p.dest, r || replaced)));
-        }
+        else copies.push({ src, dest: p.dest, executable, replaced });
       }
     }
     rows.push(row);
