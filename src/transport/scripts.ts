@@ -152,9 +152,10 @@ exit 0
 
 /**
  * $1: a transfer id, $2: an environment key (or ""), $3: a pack name (or ""), $4: "gz" when
- * the stream is gzip-compressed, else "". stdin: one tar, extracted here. Without a key: objects under tmp/<id>/ab/cdef...[.x]. With a key, first
- * tmp/<id>.links and tmp/<id>.sums, then objects the environment does not hold under tmp/<id>/,
- * then the environment under envs/.tmp-<id>/ (always last: tmp/<id>.end): files the store has as hardlinks to objects/,
+ * the stream is gzip-compressed, else "". stdin: one tar, extracted here. Without a key:
+ * objects under tmp/<id>/ab/cdef...[.x]. With a key, first tmp/<id>.links and tmp/<id>.sums,
+ * then objects the environment does not hold under tmp/<id>/, then the environment under
+ * envs/.tmp-<id>/ (always last: tmp/<id>.end): files the store has as hardlinks to objects/,
  * new ones as files (written once, there). When the whole stream arrived, the new files are
  * published as objects by the hardlinks in tmp/<id>.links, the other objects are linked into
  * objects/, and the environment is renamed into envs/<key>; otherwise what arrived whole is
