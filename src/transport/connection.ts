@@ -70,6 +70,11 @@ export abstract class ShellConnection {
 
 /** This machine, through its own sh: a store in a local folder behaves as a remote one. */
 export class LocalConnection extends ShellConnection {
+  /** `env`: the environment sh runs in, when not this process's own. */
+  constructor(private readonly env?: NodeJS.ProcessEnv) {
+    super();
+  }
+
   get label(): string {
     return "this machine";
   }
@@ -83,6 +88,7 @@ export class LocalConnection extends ShellConnection {
     return spawn("sh", ["-c", script, "pyferry", ...args], {
       stdio,
       detached: opts.detached ?? false,
+      ...(this.env ? { env: this.env } : {}),
     });
   }
 }

@@ -7,7 +7,7 @@
  */
 import { connect } from "node:net";
 import { SSH_FAILED } from "./connection.js";
-import { isHello, MSG_HELLO, MUX_VERSION, muxPacket, packetReader, REQUEST_ID } from "./ssh-mux.js";
+import { isHello, muxOpening, packetReader, REQUEST_ID } from "./ssh-mux.js";
 
 const C_PROXY = 0x1000000f;
 const S_PROXY = 0x8000000f;
@@ -250,11 +250,7 @@ export function proxyExec(
       }
     };
 
-    conn.on("connect", () => {
-      conn.write(
-        Buffer.concat([muxPacket(MSG_HELLO, MUX_VERSION), muxPacket(C_PROXY, REQUEST_ID)]),
-      );
-    });
+    conn.on("connect", () => conn.write(muxOpening(C_PROXY)));
     conn.on(
       "data",
       packetReader(MAX_INCOMING, (body) => {

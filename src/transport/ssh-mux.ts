@@ -6,8 +6,8 @@
  */
 import { connect } from "node:net";
 
-export const MUX_VERSION = 4;
-export const MSG_HELLO = 0x00000001;
+const MUX_VERSION = 4;
+const MSG_HELLO = 0x00000001;
 const C_ALIVE_CHECK = 0x10000004;
 const C_TERMINATE = 0x10000005;
 const S_OK = 0x80000001;
@@ -18,7 +18,7 @@ const MAX_PACKET = 64 * 1024;
 export const REQUEST_ID = 1;
 
 /** uint32 length, uint32 type, then uint32 words: the protocol's framing. */
-export function muxPacket(type: number, ...words: number[]): Buffer {
+function muxPacket(type: number, ...words: number[]): Buffer {
   const b = Buffer.alloc(8 + 4 * words.length);
   b.writeUInt32BE(4 + 4 * words.length, 0);
   b.writeUInt32BE(type, 4);
@@ -26,6 +26,11 @@ export function muxPacket(type: number, ...words: number[]): Buffer {
     b.writeUInt32BE(w, 8 + 4 * i);
   });
   return b;
+}
+
+/** What a client sends first on a new connection: the hello, then its one request. */
+export function muxOpening(request: number): Buffer {
+  return Buffer.concat([muxPacket(MSG_HELLO, MUX_VERSION), muxPacket(request, REQUEST_ID)]);
 }
 
 /**
@@ -85,11 +90,7 @@ function ask(
       resolve(reply);
     };
     const timer = setTimeout(() => finish(undefined), timeoutMs);
-    conn.on("connect", () => {
-      conn.write(
-        Buffer.concat([muxPacket(MSG_HELLO, MUX_VERSION), muxPacket(request, REQUEST_ID)]),
-      );
-    });
+    conn.on("connect", () => conn.write(muxOpening(request)));
     conn.on(
       "data",
       packetReader(MAX_PACKET, (body) => {

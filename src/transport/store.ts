@@ -18,7 +18,6 @@ import {
   placeTree,
   type StreamEntry,
   tarBytes,
-  tarChunks,
   tarStream,
 } from "./tar-stream.js";
 import { type Tree, treeObjects } from "./tree.js";
@@ -121,11 +120,10 @@ const PACKED_BYTES = 32 << 20;
 const GZIP_LEVEL = 1;
 const gzipAsync = promisify(gzip);
 
-/** A stream made whole: its tar chunks and, once asked for, their gzip. */
+/** A stream made whole: its tar and, once asked for, its gzip. */
 interface Packed {
   tx: string;
-  chunks: Buffer[];
-  bytes: number;
+  tar: Buffer;
   gz?: Promise<Buffer>;
 }
 
@@ -147,8 +145,7 @@ function packedStream(
   if (size > PACKED_BYTES) return undefined;
   const pack = (): Packed => {
     const tx = newId();
-    const chunks = [...tarChunks(transferEntries(tx, wanted, tree))];
-    return { tx, chunks, bytes: chunks.reduce((n, c) => n + c.length, 0) };
+    return { tx, tar: tarBytes(transferEntries(tx, wanted, tree)) };
   };
   if (!share || !tree) return pack();
   const key = createHash("sha256")
@@ -159,11 +156,11 @@ function packedStream(
     made = pack();
     shared.set(key, made);
     let total = 0;
-    for (const m of shared.values()) total += m.bytes;
+    for (const m of shared.values()) total += m.tar.length;
     for (const [k, m] of shared) {
       if (total <= SHARED_BYTES || m === made) break;
       shared.delete(k);
-      total -= m.bytes;
+      total -= m.tar.length;
     }
   }
   return made;
@@ -171,7 +168,7 @@ function packedStream(
 
 /** The stream's gzip, made once (on libuv's thread pool) for every host that gets it. */
 function gzipped(p: Packed): Promise<Buffer> {
-  p.gz ??= gzipAsync(Buffer.concat(p.chunks, p.bytes), { level: GZIP_LEVEL });
+  p.gz ??= gzipAsync(p.tar, { level: GZIP_LEVEL });
   return p.gz;
 }
 
@@ -355,14 +352,14 @@ export class RemoteStore {
       bytes += n;
       opts.onBytes?.(n);
     };
-    const packed = packedStream(tree, wanted, tree !== undefined && !!opts.share && !opts.unique);
+    const packed = packedStream(tree, wanted, !!opts.share && !opts.unique);
     const compress = packed !== undefined && this.compress;
     let tx: string;
     let input: Buffer | Readable;
     if (packed) {
       tx = packed.tx;
       // Whole in memory, the bytes can go through the master's proxy mode (ssh.ts exec).
-      input = compress ? await gzipped(packed) : Buffer.concat(packed.chunks, packed.bytes);
+      input = compress ? await gzipped(packed) : packed.tar;
       count(input.length);
     } else {
       tx = newId();

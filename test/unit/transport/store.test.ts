@@ -4,13 +4,7 @@
  * same scripts run over ssh in test/e2e/remote-*.test.ts.
  */
 import assert from "node:assert/strict";
-import {
-  type ChildProcess,
-  execFileSync,
-  type StdioOptions,
-  spawn,
-  spawnSync,
-} from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
@@ -311,29 +305,13 @@ test("a gzip stream cut mid-transfer keeps the files that arrived whole, nothing
 });
 
 /** A local store on a host without gzip: its sh finds every other command of /usr/bin. */
-class NoGzipConnection extends LocalConnection {
-  private readonly bin = fresh("no-gzip-bin");
-
-  constructor() {
-    super();
-    for (const name of readdirSync("/usr/bin")) {
-      if (!["gzip", "gunzip", "zcat"].includes(name))
-        symlinkSync(join("/usr/bin", name), join(this.bin, name));
-    }
+function noGzipConnection(): LocalConnection {
+  const bin = fresh("no-gzip-bin");
+  for (const name of readdirSync("/usr/bin")) {
+    if (!["gzip", "gunzip", "zcat"].includes(name))
+      symlinkSync(join("/usr/bin", name), join(bin, name));
   }
-
-  override async spawn(
-    script: string,
-    args: readonly string[],
-    stdio: StdioOptions,
-    opts: { detached?: boolean } = {},
-  ): Promise<ChildProcess> {
-    return spawn("sh", ["-c", script, "pyferry", ...args], {
-      stdio,
-      detached: opts.detached ?? false,
-      env: { ...process.env, PATH: this.bin },
-    });
-  }
+  return new LocalConnection({ ...process.env, PATH: bin });
 }
 
 test("a host without gzip gets the same transfer uncompressed, and every later one", async () => {
@@ -341,7 +319,7 @@ test("a host without gzip gets the same transfer uncompressed, and every later o
   const tree = listTree(src);
   const sources = sourcesOf(tree, src);
   const root = fresh("store");
-  const store = new RemoteStore(new NoGzipConnection(), root);
+  const store = new RemoteStore(noGzipConnection(), root);
   store.compress = true;
   const sent = await store.ensureTree(tree, sources);
   assert.equal(sent.objectsSent, 2);
