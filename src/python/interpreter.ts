@@ -426,11 +426,11 @@ export async function findInterpreter(
     return file;
   }
   const wanted = parseVersionRequest(request);
-  if (!wanted) {
-    const found = await which(request, env);
-    if (!found) throw new UserError(`No ${request} found on PATH; pass --python PATH instead.`);
-    return stablePath(found, env);
-  }
+  // A command name ("python3", "python3.11") means what the shell would run, when PATH has it;
+  // only a bare version ("3.11") or a name PATH lacks searches everything for the best match.
+  const onPath = /^[a-z]/i.test(request) ? await which(request, env) : undefined;
+  if (onPath) return stablePath(onPath, env);
+  if (!wanted) throw new UserError(`No ${request} found on PATH; pass --python PATH instead.`);
   const [major, minor] = wanted.parts;
   const names = minor === undefined ? [] : [`python${major}.${minor}`];
   names.push(`python${major}`, "python");

@@ -188,7 +188,11 @@ describe("findInterpreter", { skip: !have(PY311) && "no pyenv 3.11.7" }, () => {
     if (have(pyenv("3.12.1"))) {
       assert.equal(await findInterpreter("cpython3.12", env), pyenv("3.12.1"));
     }
-    if (have(pyenv("3.13.0"))) assert.equal(await findInterpreter("3", env), pyenv("3.13.0"));
+    if (have(pyenv("3.13.0"))) {
+      assert.equal(await findInterpreter("3", env), pyenv("3.13.0"));
+      // A command name is what the shell would run, even with a higher 3.x in pyenv.
+      assert.equal(await findInterpreter("python3", env), join(bin, "python3"));
+    }
     if (have(PY27)) assert.equal(await findInterpreter("2", env), PY27);
     await assert.rejects(
       findInterpreter("3.15", env),
