@@ -8,8 +8,8 @@ import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/sp
 import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { progress } from "../util/progress.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
-import { progress } from "./progress.js";
 
 export interface AnalyzeFlags {
   toplevel?: boolean;

@@ -107,6 +107,8 @@ Examples:
       connections.connectAhead(sels, forks);
       const { deploy } = await import("../fleet/deploy.js");
       const interactive = process.stdin.isTTY === true && !flags.json;
+      const { progress } = await import("../util/progress.js");
+      const status = progress(process.stderr, flags.json === true);
       const results = await deploy(
         inv,
         sels,
@@ -116,8 +118,10 @@ Examples:
           forks,
           ...(interactive ? { confirm: ask } : {}),
           say: (line) => {
+            status.done();
             if (!flags.json) process.stderr.write(`${line}\n`);
           },
+          status,
         },
         connections,
       );

@@ -5,6 +5,7 @@ import { findPack } from "../pipeline/pack-folder.js";
 import { remoteRun } from "../pipeline/remote-run.js";
 import { RemoteStore, SshConnection } from "../transport/index.js";
 import { UserError } from "../util/errors.js";
+import { progress } from "../util/progress.js";
 import type { RunFlags } from "./build-commands.js";
 import { sshTargetOf, targetFor } from "./ssh-target.js";
 
@@ -29,6 +30,8 @@ export async function remoteRunCommand(
     cleanAfter: flags.cleanAfter === true,
     ...(flags.name && !pack ? { name: flags.name } : {}),
     ...(flags.guessFiles ? { guessFiles: true } : {}),
+    // With -v the steps are lines of their own.
+    status: progress(process.stderr, flags.verbose === true),
   });
   process.exitCode = report.code;
 }
@@ -57,6 +60,7 @@ export async function syncCommand(
     env: [],
     verbose: flags.verbose === true,
     cleanAfter: false,
+    status: progress(process.stderr, flags.verbose === true),
   });
   process.stderr.write(
     `Synced ${basename(pack)} to ${flags.on}: sent ${report.objectsSent} file(s), ${(report.bytesSent / 1048576).toFixed(1)} MiB.\n`,

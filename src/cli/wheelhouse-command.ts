@@ -131,7 +131,7 @@ Examples:
   ).action(async (files: string[], flags: Flags & { replace?: boolean; python?: string }) => {
     const { addSources } = await import("../fleet/index.js");
     const { loadPipSettings } = await import("../index/pip-config.js");
-    const { progress } = await import("./progress.js");
+    const { progress } = await import("../util/progress.js");
     const bar = progress();
     try {
       const outcomes = await changing(flags, (house) =>
@@ -349,7 +349,7 @@ Example:
         }
         const { indexSettings } = await import("./analyze.js");
         const { mirrorRequirements } = await import("../fleet/index.js");
-        const { progress } = await import("./progress.js");
+        const { progress } = await import("../util/progress.js");
         const bar = progress();
         try {
           const { house, outcomes } = await changing(flags, async (house) => ({

@@ -24,6 +24,7 @@ import { treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import type { Progress } from "../util/progress.js";
 import { VERSION } from "../version.js";
 import { Connections } from "./connections.js";
 import { envUser, type FleetEnv, type Inventory } from "./inventory.js";
@@ -41,6 +42,8 @@ export interface DeployOptions {
   confirm?: (question: string) => Promise<Answer>;
   /** Progress and plans for people (stderr). */
   say: (line: string) => void;
+  /** A status line while hosts are read and changed (cleared before `say` and at the end). */
+  status?: Progress;
 }
 
 export type Outcome = "ok" | "changed" | "failed" | "pending" | "skipped";
@@ -376,7 +379,11 @@ function lastLine(text: string): string {
 }
 
 /** Phase three for one environment: ship, switch, hooks, reload; switch back on failure. */
-async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
+async function apply(
+  store: RemoteStore,
+  p: Planned,
+  onBytes: (n: number) => void,
+): Promise<EnvResult> {
   const { sel } = p;
   const base = {
     host: sel.host.name,
@@ -403,6 +410,7 @@ async function apply(store: RemoteStore, p: Planned): Promise<EnvResult> {
     const shipped = await store.ensureTree(p.tree, sources, {
       // Hosts lacking the same files get the same bytes, made once.
       share: true,
+      onBytes,
       ...(p.shipping ? { known: p.shipping } : {}),
       ...(after ? { after } : {}),
     });
@@ -480,12 +488,20 @@ async function deployWith(
   opts: DeployOptions,
 ): Promise<EnvResult[]> {
   // Phase one, in parallel: read every environment and plan it.
+  let read = 0;
+  opts.status?.update("reading the environments", 0, sels.length);
   const plans: (Planned | EnvResult)[] = await connections.each<Planned | EnvResult>(
     sels,
     opts.forks,
-    (store, group) => planConnection(store, group, inv),
+    async (store, group) => {
+      const planned = await planConnection(store, group, inv);
+      read += group.length;
+      opts.status?.update("reading the environments", read, sels.length);
+      return planned;
+    },
     failedAll,
   );
+  opts.status?.done();
   // Phase two, in order: show the plans and ask.
   const approved: Planned[] = [];
   const results: EnvResult[] = [];
@@ -537,16 +553,33 @@ async function deployWith(
   }
   // Phase three, in parallel across hosts: apply.
   const bySel = new Map(approved.map((p) => [p.sel, p]));
+  let done = 0;
+  let sent = 0;
+  const applying = () =>
+    opts.status?.update(
+      `applying (${(sent / 1048576).toFixed(1)} MiB sent)`,
+      done,
+      approved.length,
+    );
+  const counted = (n: number) => {
+    sent += n;
+    applying();
+  };
   const applied = await connections.each<EnvResult>(
     approved.map((p) => p.sel),
     opts.forks,
     async (store, group) => {
       const out: EnvResult[] = [];
-      for (const s of group) out.push(await apply(store, bySel.get(s) as Planned));
+      for (const s of group) {
+        out.push(await apply(store, bySel.get(s) as Planned, counted));
+        done++;
+        applying();
+      }
       return out;
     },
     failedAll,
   );
+  opts.status?.done();
   return order(sels, [...results, ...applied]);
 }
 

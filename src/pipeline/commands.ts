@@ -10,7 +10,6 @@ import type { ManifestHead } from "../bundle/manifest.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
 import { writeJson } from "../cli/output.js";
-import { progress } from "../cli/progress.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
@@ -19,6 +18,7 @@ import { readTarget, targetFromInterpreter, targetTagList } from "../python/targ
 import { type Lock, readLock } from "../resolve/lock.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { progress } from "../util/progress.js";
 import { VERSION } from "../version.js";
 import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import type { BuildInput } from "./inputs.js";

@@ -32,6 +32,7 @@ import { cacheDir } from "../util/dirs.js";
 import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256Sync } from "../util/hash-memo.js";
+import type { Progress } from "../util/progress.js";
 import { VERSION } from "../version.js";
 import { envTree } from "./env-tree.js";
 import { readPackInfo } from "./pack-folder.js";
@@ -61,6 +62,8 @@ export interface RemoteRunRequest {
   guessFiles?: boolean;
   /** Where fetched files go (default: the current folder). */
   fetchInto?: string;
+  /** A status line for what is sent (cleared before the program's output starts). */
+  status?: Progress;
 }
 
 /** What a run cost, for -v and for the benchmark. */
@@ -85,6 +88,16 @@ function say(req: RemoteRunRequest, message: string): void {
 
 function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** Counts the bytes of one shipment on the status line. */
+function shipping(req: RemoteRunRequest, what: string): (n: number) => void {
+  let sent = 0;
+  const head = `sending ${what} to ${req.target.label}`;
+  return (n) => {
+    sent += n;
+    req.status?.update(`${head}: ${mib(sent)}`);
+  };
 }
 
 function hostKey(target: SshTarget, root: string): string {
@@ -280,8 +293,10 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
       say(req, `sending the environment (${env.entries.length} entries) to ${req.target.label}`);
       const sent = await store.ensureTree(env, envSources as ObjectSources, {
         knownAbsent: true,
+        onBytes: shipping(req, "the environment"),
         ...(req.name ? { name: req.name } : {}),
       });
+      req.status?.done();
       report.objectsSent += sent.objectsSent;
       report.bytesSent += sent.bytesSent;
       say(
@@ -290,7 +305,8 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
       );
     };
     const sendApp = async (ids: string[]) => {
-      const sent = await store.upload(ids, sources);
+      const sent = await store.upload(ids, sources, shipping(req, "the app's files"));
+      req.status?.done();
       report.objectsSent += sent.objectsSent;
       report.bytesSent += sent.bytesSent;
       say(req, `sent ${sent.objectsSent} app files (${mib(sent.bytesSent)})`);
@@ -311,10 +327,9 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
           [...new Set([...envMissing, ...st.missing])],
           envSources,
           env,
-          {
-            name,
-          },
+          { name, onBytes: shipping(req, "the environment and files") },
         );
+        req.status?.done();
         report.objectsSent += sent.objectsSent;
         report.bytesSent += sent.bytesSent;
         say(
@@ -358,6 +373,7 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
     }
     return report;
   } finally {
+    req.status?.done();
     await conn.close();
   }
 }

@@ -3,7 +3,7 @@
  * and the store's own tests). Both run `sh -c SCRIPT pyferry ARGS...` with stdio as asked.
  */
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 
 /** ssh's own exit status when it, not the remote command, failed. */
 export const SSH_FAILED = 255;
@@ -36,11 +36,15 @@ export abstract class ShellConnection {
 
   async close(): Promise<void> {}
 
-  /** Run `script` and collect its output; `input` is sent to its stdin. */
+  /**
+   * Run `script` and collect its output; `input` is sent to its stdin. `onSent` hears of a
+   * Buffer input as its stdin takes it.
+   */
   async exec(
     script: string,
     args: readonly string[] = [],
     input?: Buffer | string | Readable,
+    onSent?: (n: number) => void,
   ): Promise<Finished> {
     const child = await this.spawn(script, args, ["pipe", "pipe", "pipe"]);
     const out: Buffer[] = [];
@@ -54,8 +58,9 @@ export abstract class ShellConnection {
     // A remote that stops reading (an error there) must not crash us with EPIPE.
     child.stdin?.on("error", () => undefined);
     if (input === undefined) stdin.end();
-    else if (typeof input === "string" || Buffer.isBuffer(input)) stdin.end(input);
+    else if (typeof input === "string" || (Buffer.isBuffer(input) && !onSent)) stdin.end(input);
     else {
+      if (Buffer.isBuffer(input)) input = Readable.from(slices(input, onSent));
       input.on("error", (e) => child.stdin?.destroy(e));
       input.pipe(stdin);
     }
@@ -65,6 +70,15 @@ export abstract class ShellConnection {
     });
     if (code === SSH_FAILED) await this.failIfConnectionLost(err);
     return { code, stdout: Buffer.concat(out), stderr: err };
+  }
+}
+
+/** `data` in views of at most 256 KiB, each counted as it is taken. */
+function* slices(data: Buffer, onSent?: (n: number) => void): Generator<Buffer> {
+  for (let at = 0; at < data.length; at += 256 * 1024) {
+    const part = data.subarray(at, at + 256 * 1024);
+    yield part;
+    onSent?.(part.length);
   }
 }
 

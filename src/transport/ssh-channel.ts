@@ -111,12 +111,14 @@ function dataHeader(channel: number, n: number): Buffer {
  * Run `command` through the master on `socket`, sending `input` as its standard input. Resolves
  * to undefined when the command was not started (no master, no proxy mode, no channel), so the
  * caller may run it another way; once it is started, a lost connection is exit status 255 with
- * a sentence on stderr, as ssh reports it.
+ * a sentence on stderr, as ssh reports it. `onSent` hears of input as the server's window lets
+ * it go.
  */
 export function proxyExec(
   socket: string,
   command: string,
   input: Buffer | string = "",
+  onSent?: (n: number) => void,
 ): Promise<ChannelResult | undefined> {
   const stdin = typeof input === "string" ? Buffer.from(input, "utf8") : input;
   return new Promise((resolve) => {
@@ -156,6 +158,7 @@ export function proxyExec(
      * out as its header and a view of stdin, gathered into one write: stdin is never copied.
      */
     const pump = () => {
+      const from = sent;
       conn.cork();
       while (sent < stdin.length && remoteWindow > 0) {
         const n = Math.min(stdin.length - sent, remoteWindow, remoteMaxPacket);
@@ -169,6 +172,7 @@ export function proxyExec(
         send(new Writer().u8(CHANNEL_EOF).u32(remoteChannel).done());
       }
       conn.uncork();
+      if (sent > from) onSent?.(sent - from);
     };
 
     /** Count what the server sent us, and give the window back once half is used. */

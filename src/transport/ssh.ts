@@ -329,20 +329,21 @@ export class SshConnection extends ShellConnection {
     script: string,
     args: readonly string[] = [],
     input?: Buffer | string | Readable,
+    onSent?: (n: number) => void,
   ): Promise<Finished> {
     await this.open();
     if (
       this.proxy &&
       (input === undefined || typeof input === "string" || Buffer.isBuffer(input))
     ) {
-      const r = await proxyExec(this.socketPath(), shCommand(script, args), input);
+      const r = await proxyExec(this.socketPath(), shCommand(script, args), input, onSent);
       if (r) {
         if (r.code === SSH_FAILED) await this.failIfConnectionLost(r.stderr);
         return r;
       }
       this.proxy = false;
     }
-    return super.exec(script, args, input);
+    return super.exec(script, args, input, onSent);
   }
 
   get label(): string {

@@ -242,8 +242,13 @@ export class RemoteStore {
     return this.conn.label;
   }
 
-  private run(script: string, args: readonly string[], input?: Buffer | string | Readable) {
-    return this.conn.exec(script, [this.root, ...args], input);
+  private run(
+    script: string,
+    args: readonly string[],
+    input?: Buffer | string | Readable,
+    onSent?: (n: number) => void,
+  ) {
+    return this.conn.exec(script, [this.root, ...args], input, onSent);
   }
 
   /** A failure of a store script, as one sentence. */
@@ -360,7 +365,6 @@ export class RemoteStore {
       tx = packed.tx;
       // Whole in memory, the bytes can go through the master's proxy mode (ssh.ts exec).
       input = compress ? await gzipped(packed) : packed.tar;
-      count(input.length);
     } else {
       tx = newId();
       input = tarStream(transferEntries(tx, wanted, tree), count);
@@ -374,7 +378,7 @@ export class RemoteStore {
       compress ? "gz" : "",
       ...(after?.args ?? []),
     ];
-    const r = await this.run(script, args, input);
+    const r = await this.run(script, args, input, Buffer.isBuffer(input) ? count : undefined);
     if (r.code === sh.REMOTE_EXIT.noGzip) {
       // Nothing was read there: the same transfer again, uncompressed, and so from now on.
       this.compress = false;

@@ -23,6 +23,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { stripVTControlCharacters } from "node:util";
 import { findPython311, makeWheelhouse, norm } from "../support/mirror.js";
 import {
   defaultStore,
@@ -631,6 +632,95 @@ describe("pyferry deploy to five hosts", {
     });
     assertAllStates();
   });
+  test("on a terminal: a question per environment (no, yes, quit, all), a status line cleared after", async (t) => {
+    const app1 = spec("h1", "app");
+    const app5 = spec("h5", "app");
+    const pinZipp = (e: EnvSpec, version: string) => {
+      e.reqs = [...e.reqs.filter((r) => !r.startsWith("zipp")), `zipp==${version}`];
+      e.expect = { ...e.expect, zipp: version };
+    };
+    const other = (e: EnvSpec) => (e.expect.zipp === "4.1.0" ? "3.23.0" : "4.1.0");
+    const [zipp1, zipp5, first5] = [other(app1), other(app5), app5.expect.zipp as string];
+    const old1 = { ...app1.expect };
+    pinZipp(app1, zipp1);
+    pinZipp(app5, zipp5);
+    writeFleet();
+    const QUESTION = /Apply to (\S+)\? \[y\]es\/\[n\]o\/\[a\]ll\/\[q\]uit: /g;
+    /** A deploy on a terminal, answering its questions in turn: what it asked, and the run. */
+    const deployAnswering = async (answers: string[]) => {
+      const run = startPyferry(["deploy"], {
+        cwd: work,
+        env: lab.env(),
+        timeoutMs: 300_000,
+        terminal: true,
+        openStdin: true,
+      });
+      for (const [i, a] of answers.entries()) {
+        await waitFor(`question ${i + 1}`, () => [...run.stdout().matchAll(QUESTION)].length > i);
+        run.child.stdin?.write(`${a}\n`);
+      }
+      const r = await run.done;
+      run.child.stdin?.end();
+      const asked = [...r.stdout.matchAll(QUESTION)].map((m) => m[1] as string);
+      // What the terminal shows in the end: each line from its last carriage return, without
+      // control sequences.
+      const lines = r.stdout
+        .split("\n")
+        .map((l) => stripVTControlCharacters(l.replace(/\r$/, "").split("\r").pop() ?? ""));
+      const results = summary(
+        lines.filter((l) => /^\S+ {2}(ok|changed|failed|pending|skipped)\b/.test(l)).join("\n"),
+      );
+      return { r, asked: [...new Set(asked)], lines, results };
+    };
+    const expectResults = (got: Map<string, Line>, wanted: Map<string, string>) => {
+      assert.equal(got.size, fleet.length);
+      for (const e of fleet) assert.equal(got.get(label(e))?.outcome, wanted.get(label(e)) ?? "ok");
+    };
+
+    // No for the first, yes for the second.
+    const one = await deployAnswering(["n", "y"]);
+    t.diagnostic(`deploy answering n, y on a terminal: ${one.r.ms} ms`);
+    assert.equal(one.r.status, 0, show(one.r));
+    assert.deepEqual(one.asked, [label(app1), label(app5)], show(one.r));
+    expectResults(
+      one.results,
+      new Map([
+        [label(app1), "skipped"],
+        [label(app5), "changed"],
+      ]),
+    );
+    // The status line was there while the change went out, and nothing of it is left shown.
+    assert.match(one.r.stdout, /applying \([\d.]+ MiB sent\) [01]\/1/, show(one.r));
+    assert.ok(!one.lines.some((l) => l.includes("applying (")), show(one.r));
+    assert.ok(!hasStackTrace(one.r.stdout), show(one.r));
+    assertState(envPath(app1), old1);
+    assertState(envPath(app5), app5.expect);
+
+    // Quit at the first question: nothing is applied, and nothing more is asked.
+    const before = snapshot();
+    const two = await deployAnswering(["q"]);
+    assert.equal(two.r.status, 0, show(two.r));
+    assert.deepEqual(two.asked, [label(app1)], show(two.r));
+    expectResults(two.results, new Map([[label(app1), "skipped"]]));
+    assert.equal(snapshot(), before);
+
+    // All at the first question: both pending environments change, with one question.
+    pinZipp(app5, first5);
+    writeFleet();
+    const three = await deployAnswering(["a"]);
+    assert.equal(three.r.status, 0, show(three.r));
+    assert.deepEqual(three.asked, [label(app1)], show(three.r));
+    expectResults(
+      three.results,
+      new Map([
+        [label(app1), "changed"],
+        [label(app5), "changed"],
+      ]),
+    );
+    app1.expect = { ...old1, zipp: zipp1 };
+    assertAllStates();
+  });
+
   test("a deploy killed after the switch: the next one runs the hooks it owed, once", async (t) => {
     const jobs3 = spec("h3", "jobs");
     const before = readlinkSync(envPath(jobs3));

@@ -24,6 +24,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { stripVTControlCharacters } from "node:util";
 import { CACHE } from "../support/cli.js";
 import {
   checkObjects,
@@ -287,6 +288,30 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /is not a private folder of yours/);
     assert.ok(!hasStackTrace(refused.stderr), refused.stderr);
+  });
+
+  test("on a terminal, a first ship shows its progress, cleared before the program's output", async (t) => {
+    const dir = work({
+      "pyferry.toml": '[targets.fresh4]\naddress = "h2"\nroot = "~/store4"\n',
+      "calc.py": 'import idna\nprint("out", idna.decode("xn--bcher-kva"))\n',
+    });
+    const r = await startPyferry(["run", "--on", "fresh4", "calc.py"], {
+      cwd: dir,
+      env: lab.env(),
+      terminal: true,
+    }).done;
+    t.diagnostic(`a first ship on a terminal: ${r.ms} ms`);
+    assert.equal(r.status, 0, show(r));
+    assert.match(r.stdout, /sending the environment to fresh4: [\d.]+ MiB/, show(r));
+    // What the terminal shows in the end: the program's line, and no status left over.
+    const shown = r.stdout
+      .split("\n")
+      .map((l) => stripVTControlCharacters(l.replace(/\r$/, "").split("\r").pop() ?? ""));
+    assert.deepEqual(
+      shown.filter((l) => l !== ""),
+      ["out bücher"],
+      show(r),
+    );
   });
 
   test("an added package sends its own files, not the unchanged packages' again", async (t) => {

@@ -36,12 +36,26 @@ export interface PyferryOptions {
   openStdin?: boolean;
   /** The process is SIGKILLed after this long, and the test fails; default 120 s. */
   timeoutMs?: number;
+  /**
+   * Run it on a terminal (a pty made by util-linux `script`): stdout then holds everything the
+   * terminal showed (both streams, CRLF line ends, what the keys typed on stdin echoed).
+   */
+  terminal?: boolean;
+}
+
+/** A word for sh -c. */
+function shellWord(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Start `node bin/pyferry.js ARGS` with the test's cache; output is collected. */
 export function startPyferry(args: string[], opts: PyferryOptions): Running {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [join(REPO, "bin", "pyferry.js"), ...args], {
+  const argv = [process.execPath, join(REPO, "bin", "pyferry.js"), ...args];
+  const [command, ...rest] = opts.terminal
+    ? ["script", "-qfec", argv.map(shellWord).join(" "), "/dev/null"]
+    : argv;
+  const child = spawn(command as string, rest, {
     cwd: opts.cwd,
     env: { PYFERRY_CACHE_DIR: CACHE, ...opts.env, NO_COLOR: "1" },
     stdio: ["pipe", "pipe", "pipe"],

@@ -158,6 +158,7 @@ class CutConnection extends LocalConnection {
     script: string,
     args: readonly string[] = [],
     input?: Buffer | string | Readable,
+    onSent?: (n: number) => void,
   ) {
     const cut = this.cut;
     if (
@@ -166,14 +167,14 @@ class CutConnection extends LocalConnection {
       typeof input === "string" ||
       !cut
     )
-      return super.exec(script, args, input);
+      return super.exec(script, args, input, onSent);
     this.cut = undefined;
     const chunks: Buffer[] = [];
     if (Buffer.isBuffer(input)) chunks.push(input);
     else for await (const c of input) chunks.push(c as Buffer);
     const whole = Buffer.concat(chunks);
     this.stream = whole;
-    return super.exec(script, args, whole.subarray(0, cut(whole)));
+    return super.exec(script, args, whole.subarray(0, cut(whole)), onSent);
   }
 }
 
@@ -273,7 +274,9 @@ test("a stream sent gzip-compressed gives the same environment, in fewer bytes",
   const gz = new RemoteStore(new LocalConnection(), gzRoot);
   gz.compress = true;
   const a = await plain.ensureTree(tree, sources);
-  const b = await gz.ensureTree(tree, sources);
+  let counted = 0;
+  const b = await gz.ensureTree(tree, sources, { onBytes: (n) => (counted += n) });
+  assert.equal(counted, b.bytesSent, "the status line hears of every byte sent");
   assert.equal(b.objectsSent, a.objectsSent);
   assert.ok(b.bytesSent * 4 < a.bytesSent, `${b.bytesSent} bytes compressed, ${a.bytesSent} not`);
   assert.deepEqual(envFiles(gzRoot, tree.key), envFiles(plainRoot, tree.key));
@@ -335,11 +338,19 @@ test("a tree with thousands of new files (a first ship) is sent as objects, and 
   for (let i = 0; i < 2100; i++) writeFileSync(join(src, "lib", `m${i}.py`), `N = ${i}\n`);
   const tree = listTree(src);
   const sources = sourcesOf(tree, src);
+  const heard: number[] = [];
   const whole = await new RemoteStore(new LocalConnection(), fresh("whole")).ensureTree(
     tree,
     sources,
+    { onBytes: (n) => heard.push(n) },
   );
   assert.equal(whole.objectsSent, 2100);
+  // A stream read as it goes out is counted as it goes, not at once.
+  assert.ok(heard.length > 1, `${heard.length} counts`);
+  assert.equal(
+    heard.reduce((x, y) => x + y, 0),
+    whole.bytesSent,
+  );
   const root = fresh("store");
   // Cut halfway: the objects come first, in id order.
   const cut = new RemoteStore(new CutConnection(() => Math.floor(whole.bytesSent / 2)), root);

@@ -22,7 +22,8 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
       last = now;
       shown = true;
       const count = done !== undefined && total ? ` ${done}/${total}` : "";
-      const width = Math.max(20, (stream.columns ?? 80) - 1);
+      // A terminal that does not know its width (a pty nobody sized) says 0 columns.
+      const width = Math.max(20, (stream.columns || 80) - 1);
       stream.write(`\r\x1b[2K${`${message}${count}`.slice(0, width)}`);
     },
     done() {
