@@ -9,6 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
 import {
   aboutImplicitDefaultIndex,
@@ -289,21 +290,27 @@ async function lockedWheels(
   unpacked.forEach((w, k) => {
     if (w) ready(k, w);
   });
-  const todo = files.filter((_, k) => !unpacked[k]);
+  // A local wheel is hashed by the thread that unpacks it, so that the threads start at once
+  // and the hashing of one overlaps the unpacking of another.
+  const local = (f: DistFile) => f.filename.endsWith(".whl") && f.url.startsWith("file:");
+  const todo = files.filter((f, k) => !unpacked[k] && !local(f));
   const fetched = await fetchMany(todo);
   let next = 0;
-  const paths = unpacked.map((r) => (r ? "" : (fetched[next++] as string)));
-  // fetchMany hashed every file it returns, whether it copied it or read it where it is.
+  const paths = files.map((f, k) =>
+    unpacked[k] ? "" : local(f) ? fileURLToPath(f.url) : (fetched[next++] as string),
+  );
   const wheels: { path: string; sha256: string; verified: boolean }[] = [];
   const packageOf: number[] = [];
   // One build at a time: a backend may use every core, and builds nest (build requirements).
   for (const [k, p] of packages.entries()) {
-    const { filename, sha256 } = files[k] as DistFile;
+    const file = files[k] as DistFile;
+    const { filename, sha256 } = file;
     const path = paths[k] as string;
     if (unpacked[k]) continue;
     packageOf.push(k);
     if (filename.endsWith(".whl")) {
-      wheels.push({ path, sha256, verified: true });
+      // fetchMany hashed every file it returned, whether it copied it or read it in place.
+      wheels.push({ path, sha256, verified: !local(file) });
       continue;
     }
     const chain = [...building, p.name];
