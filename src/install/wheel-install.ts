@@ -252,6 +252,8 @@ async function planWheel(w: UnpackedWheel, layout: EnvLayout): Promise<Plan> {
 }
 
 function recordPath(site: string, file: string): string {
+  // Most files are under site-packages: a slice, not path.relative's two resolves per file.
+  if (sep === "/" && file.startsWith(`${site}/`)) return file.slice(site.length + 1);
   return relative(site, file).split(sep).join("/");
 }
 
