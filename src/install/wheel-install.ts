@@ -44,6 +44,8 @@ export interface InstallOptions {
   installer?: string;
   /** Told when an install replaces files it does not own; pip replaces them silently. */
   warn?: (message: string) => void;
+  /** Told when a wheel of a batch is in place (for a count on a status line). */
+  installed?: () => void;
 }
 
 export interface InstallResult {
@@ -458,6 +460,7 @@ export class BatchInstall {
       });
       const overwritten = result.overwritten.filter((f) => !batch.has(f));
       reportOverwrites(w, { ...result, overwritten }, this.opts);
+      this.opts.installed?.();
     } finally {
       finished();
     }

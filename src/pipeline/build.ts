@@ -127,6 +127,8 @@ export interface BuildOptions {
    * venv is written for this base, which need not exist here. No bytecode is compiled here.
    */
   venvBase?: VenvBase;
+  /** Hears of each package installed, of how many. */
+  progress?: (done: number, total: number) => void;
 }
 
 /** The metadata of an sdist as its backend makes it, built with `info` (PEP 643, PEP 517). */
@@ -163,7 +165,12 @@ export async function buildEnv(
     // when two wheels ship the same file.
     const rank = wanted.map((p, i) => (p.requested ? wanted.length + i : i));
     // An environment for another machine is never run here, only read to be shipped.
-    const placing = { linkMode: opts.linkMode ?? "auto", readOnly: opts.venvBase !== undefined };
+    let installed = 0;
+    const placing = {
+      linkMode: opts.linkMode ?? "auto",
+      readOnly: opts.venvBase !== undefined,
+      installed: () => opts.progress?.(++installed, wanted.length),
+    };
     let failure: { error: unknown } | undefined;
     const failed = (error: unknown) => {
       failure ??= { error };

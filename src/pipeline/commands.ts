@@ -121,6 +121,7 @@ export async function envCreateCommand(
     }
     bar.update("Installing");
     const layout = await buildEnv(lock, info, dir, {
+      progress: (done, total) => bar.update("Installing", done, total),
       ...(flags.bundlePython ? { bundlePython: true } : {}),
       ...(flags.compile ? { compile: true } : {}),
       ...(flags.linkMode ? { linkMode: flags.linkMode as "auto" } : {}),
@@ -154,6 +155,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     const env = await cachedEnv(text, lock, info, {
       bundlePython: bundle,
       index: settings,
+      progress: (done, total) => bar.update("Building the environment", done, total),
       ...(flags.compile ? { compile: true } : {}),
     });
     bar.update("Packing");
@@ -286,7 +288,11 @@ export async function createFromSpec(spec: string, output: string): Promise<void
     bar.update("Resolving");
     const { text, lock, target } = await lockRequirements(input.requirements, info, settings);
     bar.update("Building the environment");
-    const env = await cachedEnv(text, lock, info, { bundlePython: true, index: settings });
+    const env = await cachedEnv(text, lock, info, {
+      bundlePython: true,
+      index: settings,
+      progress: (done, total) => bar.update("Building the environment", done, total),
+    });
     bar.update("Packing");
     const name = input.name ?? basename(output).replace(/\.tar\.gz$|\.tgz$/, "");
     const { packBundle } = await import("../bundle/pack.js");

@@ -66,6 +66,42 @@ describe("lock and env create", () => {
   });
 });
 
+describe("on a terminal", () => {
+  test("env create counts the packages installed on a status line, then clears it", () => {
+    const dir = tmp();
+    const lock = join(dir, "pylock.toml");
+    assert.equal(pyferry(["lock", "pandas", "-o", lock]).status, 0);
+    // An empty cache of its own, so that the install lasts past the status line's delay.
+    const command = [
+      process.execPath,
+      join(REPO, "bin", "pyferry.js"),
+      "env",
+      "create",
+      join(dir, "env"),
+      "--lock",
+      lock,
+    ]
+      .map((w) => `'${w}'`)
+      .join(" ");
+    const r = spawnSync("script", ["-qfec", command, "/dev/null"], {
+      encoding: "utf8",
+      env: { ...process.env, PYFERRY_CACHE_DIR: join(dir, "cache"), NO_COLOR: "1" },
+      timeout: 120_000,
+    });
+    assert.equal(r.status, 0, r.stdout);
+    const clear = "\r\x1b[2K";
+    const drawn = r.stdout.split(clear);
+    assert.ok(
+      drawn.some((d) => /^Installing \d+\/\d+$/.test(d)),
+      JSON.stringify(r.stdout),
+    );
+    const lines = r.stdout.split("\n").filter((l) => l.trim() !== "");
+    assert.equal(lines.length, 1, JSON.stringify(r.stdout));
+    // What the terminal shows: the status cleared, then the one line of the result.
+    assert.match(lines[0]?.split(clear).pop() ?? "", /^Created .* with \d+ packages/);
+  });
+});
+
 function writeReqs(dir: string, text: string): string {
   const p = join(dir, "requirements.txt");
   writeFileSync(p, text);
