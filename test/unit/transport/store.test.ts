@@ -332,6 +332,92 @@ test("a host without gzip gets the same transfer uncompressed, and every later o
   assert.deepEqual(readdirSync(join(root, "tmp")), []);
 });
 
+/** Over 32 MiB in 36 files of text: more than a shipment made whole in memory. */
+function largeTree(): string {
+  const d = fresh("large");
+  mkdirSync(join(d, "lib"));
+  for (let f = 0; f < 36; f++) {
+    const lines: string[] = [];
+    for (let i = 0; lines.length < 20_000; i++) lines.push(`value_${f}_${i} = ${i * 7919}  # x\n`);
+    const text = lines.join("");
+    writeFileSync(join(d, "lib", `m${f}.py`), text.repeat(Math.ceil((1 << 20) / text.length)));
+  }
+  return d;
+}
+
+test("a large first ship (over 32 MiB) is compressed as it is read: the same environment, far fewer bytes", async () => {
+  const src = largeTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const [plainRoot, gzRoot] = [fresh("store"), fresh("store")];
+  const a = await new RemoteStore(new LocalConnection(), plainRoot).ensureTree(tree, sources);
+  assert.ok(a.bytesSent > 32 << 20, `${a.bytesSent} bytes raw`);
+  const gz = new RemoteStore(new LocalConnection(), gzRoot);
+  gz.compress = true;
+  const heard: number[] = [];
+  const b = await gz.ensureTree(tree, sources, { onBytes: (n) => heard.push(n) });
+  assert.equal(b.objectsSent, a.objectsSent);
+  assert.ok(b.bytesSent * 3 < a.bytesSent, `${b.bytesSent} bytes compressed, ${a.bytesSent} not`);
+  assert.ok(heard.length > 1, "counted as it goes");
+  assert.equal(
+    heard.reduce((x, y) => x + y, 0),
+    b.bytesSent,
+  );
+  assert.deepEqual(envFiles(gzRoot, tree.key), envFiles(plainRoot, tree.key));
+  assert.equal(checkStore(gzRoot), 36);
+  assert.deepEqual(readdirSync(join(gzRoot, "tmp")), []);
+});
+
+test("hosts lacking the same large files get one compressed spool, which leaves no file behind", async () => {
+  const src = largeTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const [one, two] = [fresh("store"), fresh("store")];
+  const first = new RemoteStore(new LocalConnection(), one);
+  first.compress = true;
+  const r1 = await first.ensureTree(tree, sources, { share: true });
+  // Were the files read again for the second host, it would get these bytes, not the spool's.
+  for (const f of readdirSync(join(src, "lib")))
+    writeFileSync(join(src, "lib", f), "#".repeat(statSync(join(src, "lib", f)).size));
+  const second = new RemoteStore(new LocalConnection(), two);
+  second.compress = true;
+  const r2 = await second.ensureTree(tree, sources, { share: true });
+  assert.equal(r2.bytesSent, r1.bytesSent);
+  assert.deepEqual(envFiles(two, tree.key), envFiles(one, tree.key));
+  assert.equal(checkStore(two), 36);
+  const left = readdirSync(tmpdir()).filter((f) => f.startsWith(`pyferry-spool-${process.pid}-`));
+  assert.deepEqual(left, [], "the spool was unlinked as soon as it was opened");
+});
+
+test("a large compressed stream cut mid-transfer keeps the files that arrived whole", async () => {
+  const src = largeTree();
+  const tree = listTree(src);
+  const sources = sourcesOf(tree, src);
+  const root = fresh("store");
+  const conn = new CutConnection((gz) => Math.floor(gz.length / 2));
+  const cut = new RemoteStore(conn, root);
+  cut.compress = true;
+  const sent = await cut.ensureTree(tree, sources, { knownAbsent: true });
+  assert.deepEqual([...(conn.stream as Buffer).subarray(0, 2)], [0x1f, 0x8b], "a gzip stream");
+  assert.ok(sent.objectsSent > 0 && sent.objectsSent < 36, `sent again: ${sent.objectsSent}`);
+  assert.equal(checkStore(root), 36, "every object whole");
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
+  assert.deepEqual(readdirSync(join(root, "tmp")), []);
+});
+
+test("a host without gzip gets a large first ship uncompressed", async () => {
+  const src = largeTree();
+  const tree = listTree(src);
+  const root = fresh("store");
+  const store = new RemoteStore(noGzipConnection(), root);
+  store.compress = true;
+  const sent = await store.ensureTree(tree, sourcesOf(tree, src), { share: true });
+  assert.equal(store.compress, false);
+  assert.ok(sent.bytesSent > 32 << 20);
+  assert.equal(checkStore(root), 36);
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
+});
+
 test("a tree with thousands of new files (a first ship) is sent as objects, and a cut keeps the whole ones", async () => {
   const src = fresh("many");
   mkdirSync(join(src, "lib"));
