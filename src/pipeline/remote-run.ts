@@ -276,7 +276,9 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
     // A host's own interpreter: wheels for its platform, nothing built here runs there.
     const host = python === "bundled" ? undefined : await hostInterpreter(store, req, python);
     if (!host) checkPlatform(facts, req.target.label);
+    req.status?.update(`preparing the environment for ${req.target.label}`);
     const rec = await prepare(req, facts, host);
+    req.status?.done();
     const marker = JSON.parse(readFileSync(join(rec.envDir, ENV_MARKER), "utf8")) as {
       glibc?: string;
     };

@@ -68,7 +68,7 @@ export abstract class ShellConnection {
       child.once("error", reject);
       child.once("close", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
     });
-    // What the remote did not read is not made any further (files open, a compressor running).
+    // What the remote did not read is not made any further (files held open).
     if (input instanceof Readable && !input.readableEnded) input.destroy();
     if (code === SSH_FAILED) await this.failIfConnectionLost(err);
     return { code, stdout: Buffer.concat(out), stderr: err };

@@ -5,20 +5,9 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import {
-  closeSync,
-  createReadStream,
-  createWriteStream,
-  fstatSync,
-  openSync,
-  unlinkSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pipeline as pipelineCb, Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { Readable } from "node:stream";
 import { promisify } from "node:util";
-import { createGzip, gzip } from "node:zlib";
+import { gzip } from "node:zlib";
 import { UserError } from "../util/errors.js";
 import { type Finished, type ShellConnection, SSH_FAILED } from "./connection.js";
 import * as sh from "./scripts.js";
@@ -122,8 +111,8 @@ function transferMembers(
 
 /**
  * Streams up to this size are made whole in memory, so that they can be compressed once and
- * kept for other hosts, and go through the master's proxy mode; larger ones (a first ship of a
- * big environment) are compressed as they are read, or, for many hosts, once into a spool.
+ * kept for other hosts; larger ones (a first ship of a big environment) are read as they go
+ * out, uncompressed: compressing them for each host would cost more than a LAN saves.
  */
 const PACKED_BYTES = 32 << 20;
 /** gzip's fastest level: on this kind of data (mostly Python sources) level 6 makes a stream
@@ -159,7 +148,9 @@ function packedStream(
     return { tx, tar: tarBytes(transferEntries(tx, wanted, tree)) };
   };
   if (!share || !tree) return pack();
-  const key = shareKey(tree, wanted);
+  const key = createHash("sha256")
+    .update(`${tree.key}\n${[...wanted.keys()].sort().join("\n")}`)
+    .digest("hex");
   let made = shared.get(key);
   if (!made) {
     made = pack();
@@ -179,71 +170,6 @@ function packedStream(
 function gzipped(p: Packed): Promise<Buffer> {
   p.gz ??= gzipAsync(p.tar, { level: GZIP_LEVEL });
   return p.gz;
-}
-
-/** What hosts lacking the same files of the same tree can be sent alike. */
-function shareKey(tree: Tree, wanted: ReadonlyMap<string, unknown>): string {
-  return createHash("sha256")
-    .update(`${tree.key}\n${[...wanted.keys()].sort().join("\n")}`)
-    .digest("hex");
-}
-
-/** A large stream compressed once, in a file already unlinked: nothing is left behind. */
-interface Spool {
-  tx: string;
-  fd: number;
-  size: number;
-}
-
-/** Spools kept for the next host that lacks the same files, until the process ends. */
-const spools = new Map<string, Promise<Spool>>();
-
-function spooled(
-  tree: Tree,
-  wanted: ReadonlyMap<string, { source: string; size: number }>,
-): Promise<Spool> {
-  const key = shareKey(tree, wanted);
-  let made = spools.get(key);
-  if (!made) {
-    made = makeSpool(tree, wanted);
-    spools.set(key, made);
-    made.catch(() => spools.delete(key));
-  }
-  return made;
-}
-
-async function makeSpool(
-  tree: Tree,
-  wanted: ReadonlyMap<string, { source: string; size: number }>,
-): Promise<Spool> {
-  const tx = newId();
-  const path = join(tmpdir(), `pyferry-spool-${process.pid}-${tx}`);
-  const fd = openSync(path, "wx+", 0o600);
-  unlinkSync(path);
-  try {
-    await pipeline(
-      tarStream(transferEntries(tx, wanted, tree)),
-      createGzip({ level: GZIP_LEVEL }),
-      createWriteStream("", { fd, autoClose: false }),
-    );
-    return { tx, fd, size: fstatSync(fd).size };
-  } catch (err) {
-    closeSync(fd);
-    throw err;
-  }
-}
-
-/** `source` through `count`, errors (a file that cannot be read) carried to the end. */
-function counted(count: (n: number) => void, ...source: Readable[]): Readable {
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      count(chunk.length);
-      done(null, chunk);
-    },
-  });
-  // The error is the last stream's too, where the session reading it sees it.
-  pipelineCb([...source, counter], () => undefined);
-  return counter;
 }
 
 /** Where the bytes of each object can be read locally. */
@@ -431,30 +357,14 @@ export class RemoteStore {
       bytes += n;
       opts.onBytes?.(n);
     };
-    const share = !!opts.share && !opts.unique;
-    const packed = packedStream(tree, wanted, share);
-    const compress = this.compress;
+    const packed = packedStream(tree, wanted, !!opts.share && !opts.unique);
+    const compress = packed !== undefined && this.compress;
     let tx: string;
     let input: Buffer | Readable;
     if (packed) {
       tx = packed.tx;
       // Whole in memory, the bytes can go through the master's proxy mode (ssh.ts exec).
       input = compress ? await gzipped(packed) : packed.tar;
-    } else if (compress && share && tree) {
-      // Compressed once for every host of a deploy that lacks the same files.
-      const spool = await spooled(tree, wanted);
-      tx = spool.tx;
-      input = counted(
-        count,
-        createReadStream("", { fd: spool.fd, start: 0, end: spool.size - 1, autoClose: false }),
-      );
-    } else if (compress) {
-      tx = newId();
-      input = counted(
-        count,
-        tarStream(transferEntries(tx, wanted, tree)),
-        createGzip({ level: GZIP_LEVEL }),
-      );
     } else {
       tx = newId();
       input = tarStream(transferEntries(tx, wanted, tree), count);
