@@ -1,6 +1,6 @@
 /** The cold path of `pyferry run`: analyze, lock and build, then remember what it depended on. */
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
 import { warn } from "../cli/output.js";
@@ -11,6 +11,7 @@ import { targetFromInterpreter } from "../python/target.js";
 import { satisfies } from "../python/version.js";
 import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
+import type { Progress } from "../util/progress.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import { ENV_MARKER, type RunRecord, readRecord, saveRecord, stamp } from "./run-cache.js";
 
@@ -26,6 +27,8 @@ export interface PrepareOptions {
    * it, with wheels for its platform; nothing of it has to run here.
    */
   hostPython?: InterpreterInfo;
+  /** A status line for the stages that take a while (the caller clears it). */
+  status?: Progress;
 }
 
 /** The older of two glibc versions ("2.28" < "2.36"). */
@@ -40,6 +43,7 @@ export async function prepareRun(
   opts: PrepareOptions = {},
 ): Promise<RunRecord> {
   const settings = loadPipSettings();
+  opts.status?.update(`Analyzing ${basename(script)}`);
   const report = await runAnalysis(script, {
     index: settings,
     ...(pythonRequest ? { python: pythonRequest } : {}),
@@ -48,6 +52,8 @@ export async function prepareRun(
   if (report.kind !== "script") {
     throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);
   }
+  // Warnings are lines of their own, never written over the status line.
+  if (report.unresolved.length > 0 || report.ambiguous.some((x) => !x.chosen)) opts.status?.done();
   for (const u of report.unresolved) {
     warn(
       `no distribution found for '${u.import}' (imported by ${u.files.join(", ")}); running without it.`,
@@ -86,6 +92,7 @@ export async function prepareRun(
     const target = opts.glibc
       ? targetFromInterpreter({ ...info, glibc: olderGlibc(info.glibc, opts.glibc) })
       : info;
+    opts.status?.update("Resolving");
     const { text, lock } = await lockRequirements(
       requirements.map((r) => parseRequirement(r)),
       target,
@@ -99,7 +106,9 @@ export async function prepareRun(
       version: host.version,
       pointerBits: host.pointerBits,
     };
+    opts.status?.update("Installing");
     env = await cachedEnv(text, lock, info, {
+      progress: (done, total) => opts.status?.update("Installing", done, total),
       // Compiled here only by an interpreter that runs here.
       compile: !venvBase,
       ...(opts.bundlePython ? { bundlePython: true } : {}),

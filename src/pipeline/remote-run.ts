@@ -250,6 +250,7 @@ async function prepare(
   if (rec?.app) return rec;
   const { prepareRun } = await import("./prepare-run.js");
   return prepareRun(req.script, req.pythonRequest, key, {
+    ...(req.status ? { status: req.status } : {}),
     ...(host ? { hostPython: host } : { bundlePython: true }),
     ...(facts.glibc && !host ? { glibc: facts.glibc } : {}),
     ...(req.guessFiles ? { guessFiles: true } : {}),

@@ -18,7 +18,14 @@ export async function runCommand(
   let rec = freshRecord(key, ENV_MARKER);
   if (!rec) {
     const { prepareRun } = await import("./prepare-run.js");
-    rec = await prepareRun(script, pythonRequest, key);
+    const { progress } = await import("../util/progress.js");
+    const status = progress();
+    try {
+      rec = await prepareRun(script, pythonRequest, key, { status });
+    } finally {
+      // Cleared before the program writes anything.
+      status.done();
+    }
   }
   void touch(join(rec.envDir, ENV_MARKER));
   // As if the environment were activated: its console scripts first on PATH.

@@ -67,38 +67,58 @@ describe("lock and env create", () => {
 });
 
 describe("on a terminal", () => {
-  test("env create counts the packages installed on a status line, then clears it", () => {
-    const dir = tmp();
-    const lock = join(dir, "pylock.toml");
-    assert.equal(pyferry(["lock", "pandas", "-o", lock]).status, 0);
-    // An empty cache of its own, so that the install lasts past the status line's delay.
-    const command = [
-      process.execPath,
-      join(REPO, "bin", "pyferry.js"),
-      "env",
-      "create",
-      join(dir, "env"),
-      "--lock",
-      lock,
-    ]
+  const clear = "\r\x1b[2K";
+  /** pyferry ARGS on a pty (util-linux script), with an empty cache of its own in `dir`. */
+  const onTerminal = (dir: string, args: string[]) => {
+    const command = [process.execPath, join(REPO, "bin", "pyferry.js"), ...args]
       .map((w) => `'${w}'`)
       .join(" ");
     const r = spawnSync("script", ["-qfec", command, "/dev/null"], {
       encoding: "utf8",
+      // An empty cache, so that the work lasts past the status line's delay.
       env: { ...process.env, PYFERRY_CACHE_DIR: join(dir, "cache"), NO_COLOR: "1" },
       timeout: 120_000,
     });
     assert.equal(r.status, 0, r.stdout);
-    const clear = "\r\x1b[2K";
-    const drawn = r.stdout.split(clear);
+    return {
+      drawn: r.stdout.split(clear),
+      /** The lines the terminal shows in the end: each from its last status line's clearing. */
+      shown: r.stdout
+        .split("\n")
+        .map((l) => (l.split(clear).pop() ?? "").replace(/\r$/, ""))
+        .filter((l) => l.trim() !== ""),
+      raw: JSON.stringify(r.stdout),
+    };
+  };
+
+  test("env create counts the packages installed on a status line, then clears it", () => {
+    const dir = tmp();
+    const lock = join(dir, "pylock.toml");
+    assert.equal(pyferry(["lock", "pandas", "-o", lock]).status, 0);
+    const t = onTerminal(dir, ["env", "create", join(dir, "env"), "--lock", lock]);
     assert.ok(
-      drawn.some((d) => /^Installing \d+\/\d+$/.test(d)),
-      JSON.stringify(r.stdout),
+      t.drawn.some((d) => /^Installing \d+\/\d+$/.test(d)),
+      t.raw,
     );
-    const lines = r.stdout.split("\n").filter((l) => l.trim() !== "");
-    assert.equal(lines.length, 1, JSON.stringify(r.stdout));
-    // What the terminal shows: the status cleared, then the one line of the result.
-    assert.match(lines[0]?.split(clear).pop() ?? "", /^Created .* with \d+ packages/);
+    assert.equal(t.shown.length, 1, t.raw);
+    assert.match(t.shown[0] ?? "", /^Created .* with \d+ packages/);
+  });
+
+  test("a first pyferry run shows its stages, and only the program's output stays", () => {
+    const dir = tmp();
+    const script = join(REPO, "examples", "hello", "hello.py");
+    const t = onTerminal(dir, ["run", script]);
+    assert.ok(
+      t.drawn.some((d) => /^Installing \d+\/\d+$/.test(d)),
+      t.raw,
+    );
+    const direct = pyferry(["run", script], { env: { PYFERRY_CACHE_DIR: join(dir, "cache") } });
+    assert.equal(direct.status, 0, direct.stderr);
+    assert.deepEqual(
+      t.shown,
+      direct.stdout.split("\n").filter((l) => l.trim() !== ""),
+      t.raw,
+    );
   });
 });
 
