@@ -77,7 +77,13 @@ Examples:
       await lockCommand(inputs, flags);
     });
 
-  const env = program.command("env").description("build and manage environments");
+  const env = program
+    .command("env")
+    .description("build and manage environments")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  pyferry env create .venv -r requirements.txt\n  pyferry env create /opt/app --lock pylock.toml --bundle-python",
+    );
   addIndexOptions(
     env
       .command("create")
@@ -243,11 +249,18 @@ Examples:
       await runCommand(script, args, flags.python);
     });
 
-  const cache = program.command("cache").description("inspect or prune pyferry's cache");
+  const cache = program
+    .command("cache")
+    .description("inspect or prune pyferry's cache")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  pyferry cache info\n  pyferry cache prune --older-than 7 --dry-run",
+    );
   cache
     .command("info")
     .description("where the cache is and what it holds")
     .option("--json", "machine-readable output")
+    .addHelpText("after", "\nExample:\n  pyferry cache info --json")
     .action(async (flags: { json?: boolean }) => {
       const { cacheInfoCommand } = await import("../pipeline/commands.js");
       await cacheInfoCommand(flags.json === true);

@@ -5,7 +5,8 @@ import { out, writeJson } from "./output.js";
 export function registerConfig(program: Command): void {
   const config = program
     .command("config")
-    .description("inspect pyferry's configuration (files, environment, flags)");
+    .description("inspect pyferry's configuration (files, environment, flags)")
+    .addHelpText("after", "\nExample:\n  PYFERRY_TARGET=gpu1 pyferry config show");
   config
     .command("show")
     .description("print the merged configuration and, for every value, where it came from")

@@ -3,7 +3,10 @@ import type { Command } from "commander";
 import { writeJson } from "./output.js";
 
 export function registerRemoteCommands(program: Command): void {
-  const store = program.command("store").description("the content-addressed store on a target");
+  const store = program
+    .command("store")
+    .description("the content-addressed store on a target")
+    .addHelpText("after", "\nExample:\n  pyferry store gc --on gpu1 --json");
   store
     .command("gc")
     .description(

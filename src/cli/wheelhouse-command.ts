@@ -127,7 +127,11 @@ Examples:
       .argument("<files...>", "wheel files, or project folders with pyproject.toml or setup.py")
       .option("--replace", "replace a wheel of the same name that has different content")
       .option("--python <version|path>", "interpreter to build project folders with")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText(
+        "after",
+        "\nExamples:\n  pyferry wheelhouse add dist/app-1.2-py3-none-any.whl\n  pyferry wheelhouse add ./myproject --python 3.11",
+      ),
   ).action(async (files: string[], flags: Flags & { replace?: boolean; python?: string }) => {
     const { addSources } = await import("../fleet/index.js");
     const { loadPipSettings } = await import("../index/pip-config.js");
@@ -154,7 +158,8 @@ Examples:
     wh
       .command("list")
       .description("the wheels, by project and version")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText("after", "\nExample:\n  pyferry wheelhouse list --wheelhouse /srv/wheelhouse"),
   ).action(async (flags: Flags) => {
     const { listWheels } = await import("../fleet/index.js");
     const entries = await listWheels(await open(flags));
@@ -168,7 +173,11 @@ Examples:
       .command("remove")
       .description("remove wheels, by file name or as NAME==VERSION (every wheel of that version)")
       .argument("<wheels...>", "wheel file names, or NAME==VERSION")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText(
+        "after",
+        "\nExamples:\n  pyferry wheelhouse remove app==1.2\n  pyferry wheelhouse remove app-1.2-py3-none-any.whl",
+      ),
   ).action(async (targets: string[], flags: Flags) => {
     const { removeWheels } = await import("../fleet/index.js");
     const removed = await removeWheels(await open(flags), targets);
@@ -180,7 +189,8 @@ Examples:
     wh
       .command("log")
       .description("the release log: every add and remove, oldest first")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText("after", "\nExample:\n  pyferry wheelhouse log --json"),
   ).action(async (flags: Flags) => {
     const { readLog } = await import("../fleet/index.js");
     const { records, unreadable } = await readLog((await open(flags)).log);
@@ -198,7 +208,8 @@ Examples:
       .description("keep the N newest versions of each project (PEP 440 order), remove the rest")
       .requiredOption("--keep <n>", "versions to keep per project")
       .option("--dry-run", "say what would be removed, remove nothing")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText("after", "\nExample:\n  pyferry wheelhouse prune --keep 3 --dry-run"),
   ).action(async (flags: Flags & { keep: string; dryRun?: boolean }) => {
     if (!/^\d+$/.test(flags.keep) || Number(flags.keep) < 1) {
       throw new UserError("--keep takes a whole number of versions, at least 1.", 2);
@@ -261,7 +272,8 @@ Stop it with Ctrl-C (or SIGTERM). Example:
     wh
       .command("export")
       .description("write the wheels and the release log into one tar, to carry elsewhere")
-      .argument("<file>", "the tar to write (replaced if it exists)"),
+      .argument("<file>", "the tar to write (replaced if it exists)")
+      .addHelpText("after", "\nExample:\n  pyferry wheelhouse export /media/usb/wheels.tar"),
   ).action(async (file: string, flags: Flags) => {
     const { exportWheelhouse } = await import("../fleet/index.js");
     const { wheels, bytes } = await exportWheelhouse(await open(flags), file);
@@ -275,7 +287,11 @@ Stop it with Ctrl-C (or SIGTERM). Example:
       .command("import")
       .description("add the wheels of an exported tar (each checked again) and merge its log")
       .argument("<file>", "a tar written by pyferry wheelhouse export")
-      .option("--json", "machine-readable output"),
+      .option("--json", "machine-readable output")
+      .addHelpText(
+        "after",
+        "\nExample (inside the air-gapped network):\n  pyferry wheelhouse import /media/usb/wheels.tar --wheelhouse /srv/wheelhouse",
+      ),
   ).action(async (file: string, flags: Flags) => {
     const { importWheelhouse } = await import("../fleet/index.js");
     const { house, result } = await changing(flags, async (house) => ({
