@@ -124,7 +124,7 @@ Examples:
           status,
         },
         connections,
-      );
+      ).finally(() => status.done());
       await report(results, flags);
     });
   common(
