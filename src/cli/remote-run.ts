@@ -6,6 +6,7 @@ import { remoteRun } from "../pipeline/remote-run.js";
 import { RemoteStore, SshConnection } from "../transport/index.js";
 import { UserError } from "../util/errors.js";
 import { progress } from "../util/progress.js";
+import { mib } from "../util/units.js";
 import type { RunFlags } from "./build-commands.js";
 import { sshTargetOf, targetFor } from "./ssh-target.js";
 
@@ -63,7 +64,7 @@ export async function syncCommand(
     status: progress(process.stderr, flags.verbose === true),
   });
   process.stderr.write(
-    `Synced ${basename(pack)} to ${flags.on}: sent ${report.objectsSent} file(s), ${(report.bytesSent / 1048576).toFixed(1)} MiB.\n`,
+    `Synced ${basename(pack)} to ${flags.on}: sent ${report.objectsSent} file(s), ${mib(report.bytesSent)}.\n`,
   );
 }
 

@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import type { AddOutcome, LogRecord, WheelEntry, Wheelhouse } from "../fleet/index.js";
 import { UserError } from "../util/errors.js";
+import { mib } from "../util/units.js";
 import type { AnalyzeFlags } from "./analyze.js";
 import { warn, writeJson } from "./output.js";
 
@@ -277,9 +278,7 @@ Stop it with Ctrl-C (or SIGTERM). Example:
   ).action(async (file: string, flags: Flags) => {
     const { exportWheelhouse } = await import("../fleet/index.js");
     const { wheels, bytes } = await exportWheelhouse(await open(flags), file);
-    say(
-      `Exported ${wheels} wheel(s) (${(bytes / 1048576).toFixed(1)} MiB) and the release log to ${file}.`,
-    );
+    say(`Exported ${wheels} wheel(s) (${mib(bytes)}) and the release log to ${file}.`);
   });
 
   located(

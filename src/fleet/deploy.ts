@@ -25,6 +25,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
+import { mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { Connections } from "./connections.js";
 import { envUser, type FleetEnv, type Inventory } from "./inventory.js";
@@ -555,12 +556,7 @@ async function deployWith(
   const bySel = new Map(approved.map((p) => [p.sel, p]));
   let done = 0;
   let sent = 0;
-  const applying = () =>
-    opts.status?.update(
-      `applying (${(sent / 1048576).toFixed(1)} MiB sent)`,
-      done,
-      approved.length,
-    );
+  const applying = () => opts.status?.update(`applying (${mib(sent)} sent)`, done, approved.length);
   const counted = (n: number) => {
     sent += n;
     applying();

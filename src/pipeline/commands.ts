@@ -19,6 +19,7 @@ import { type Lock, readLock } from "../resolve/lock.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
 import { progress } from "../util/progress.js";
+import { mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import type { BuildInput } from "./inputs.js";
@@ -173,7 +174,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     });
     bar.done();
     process.stderr.write(
-      `Packed ${name}: ${lock.packages.length} packages, ${input.appFiles?.length ?? 0} app files, ${(result.bytes / 1048576).toFixed(1)} MiB -> ${flags.output ?? `${name}.tar.gz`}\n`,
+      `Packed ${name}: ${lock.packages.length} packages, ${input.appFiles?.length ?? 0} app files, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
     );
   } finally {
     bar.done();
@@ -226,7 +227,6 @@ export async function cacheInfoCommand(json: boolean): Promise<void> {
     writeJson(info);
     return;
   }
-  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
   const lines = [
     `cache: ${info.root}`,
     `  downloaded wheels          ${info.wheels.count}  ${mib(info.wheels.bytes)}`,
@@ -272,9 +272,7 @@ export async function cachePruneCommand(
   const kinds = new Map<string, number>();
   for (const r of removed) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
   const what = [...kinds].map(([k, n]) => `${n} ${k}${n === 1 ? "" : "s"}`).join(", ") || "nothing";
-  process.stderr.write(
-    `${dryRun ? "Would remove" : "Removed"} ${what} (${(bytes / 1048576).toFixed(1)} MiB).\n`,
-  );
+  process.stderr.write(`${dryRun ? "Would remove" : "Removed"} ${what} (${mib(bytes)}).\n`);
 }
 
 /** For python_package_create: a spec -> a relocatable environment archive. */

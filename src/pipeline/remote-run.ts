@@ -33,6 +33,7 @@ import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256Sync } from "../util/hash-memo.js";
 import type { Progress } from "../util/progress.js";
+import { mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { envTree } from "./env-tree.js";
 import { readPackInfo } from "./pack-folder.js";
@@ -84,10 +85,6 @@ function localArch(): string {
 
 function say(req: RemoteRunRequest, message: string): void {
   if (req.verbose) process.stderr.write(`pyferry: ${message}\n`);
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
 /** Counts the bytes of one shipment on the status line. */
