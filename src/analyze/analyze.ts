@@ -14,6 +14,7 @@ import { formatRequirement, type Requirement } from "../python/requirement.js";
 import { isStdlibModule, knownStdlibVersions, stdlibTable } from "../python/stdlib.js";
 import { compareVersions, majorMinor } from "../python/version.js";
 import { UserError } from "../util/errors.js";
+import { whyUnreadable } from "../util/read-text.js";
 import { guessDataFiles } from "./data-files.js";
 import { readDeclared } from "./declared.js";
 import { listSourceFiles, readSource } from "./files.js";
@@ -148,7 +149,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
   const abs = resolve(input);
   const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") throw new UserError(`${input} does not exist.`);
-    throw new UserError(`Cannot read ${input}: ${err.message}.`);
+    throw new UserError(`Cannot read ${input} (${whyUnreadable(err)}).`);
   });
   const kind: AnalysisReport["kind"] = st.isDirectory()
     ? "project"

@@ -8,6 +8,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
 import { isValidSpecifier } from "../python/version.js";
 import { UserError } from "../util/errors.js";
+import { whyUnreadable } from "../util/read-text.js";
 import { readScriptMetadata } from "./pep723.js";
 
 export interface Declared {
@@ -24,7 +25,7 @@ async function readOptional(path: string): Promise<string | undefined> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    throw new UserError(`Cannot read ${path}: ${(err as Error).message}.`);
+    throw new UserError(`Cannot read ${path} (${whyUnreadable(err)}).`);
   }
 }
 

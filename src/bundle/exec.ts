@@ -116,7 +116,12 @@ export async function execInBundle(
   opts: ExecOptions = {},
 ): Promise<number> {
   const { dir, manifest } = await ensureUnpacked(archive);
-  const command = argv.length > 0 ? argv : manifest.entry;
+  const command =
+    argv.length > 0
+      ? argv
+      : manifest.script
+        ? ["python", join(dir, ...manifest.script.split("/"))]
+        : manifest.entry;
   if (!command || command.length === 0)
     throw new UserError(`The bundle ${archive} has no default command; name one to run.`, 2);
   await checkInterpreter(dir, manifest);

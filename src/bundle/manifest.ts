@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { whyUnreadable } from "../util/read-text.js";
 
 export const MANIFEST_NAME = "manifest.json";
 
@@ -38,6 +39,11 @@ export interface Manifest {
   lock: string;
   /** The default command, if the bundle has one. */
   entry?: string[];
+  /**
+   * A packed script ("app/..."): with no command, `python` runs it by its path, so that its own
+   * folder comes first on sys.path (never the caller's working folder, as with `-m`).
+   */
+  script?: string;
   app: { root: "app" };
   env: { root: "env"; python: "env/bin/python" };
   /** Every regular file, by its path inside the bundle ("env/..." or "app/..."). */
@@ -90,6 +96,8 @@ function problem(v: unknown): string | undefined {
   if (!isString(v.lock)) return "lock is not a string";
   if (v.entry !== undefined && (!isStringArray(v.entry) || v.entry.length === 0))
     return "entry is not a non-empty list of strings";
+  if (v.script !== undefined && (!isString(v.script) || !v.script.startsWith("app/")))
+    return 'script is not a path under "app/"';
   if (!isObject(v.app) || v.app.root !== "app") return 'app.root is not "app"';
   if (!isObject(v.env) || v.env.root !== "env" || v.env.python !== "env/bin/python")
     return 'env is not { root: "env", python: "env/bin/python" }';
@@ -113,6 +121,8 @@ function problem(v: unknown): string | undefined {
     if (!isObject(l) || !isString(l.target) || l.target === "" || typeof l.external !== "boolean")
       return `the record of link ${path} needs target (a string) and external (true or false)`;
   }
+  if (isString(v.script) && !Object.hasOwn(v.files, v.script))
+    return `script names ${v.script}, which is not a file of the bundle`;
   return undefined;
 }
 
@@ -154,6 +164,7 @@ export function serializeManifest(m: Manifest): string {
     platform: { tags: m.platform.tags, machine: m.platform.machine },
     lock: m.lock,
     ...(m.entry ? { entry: m.entry } : {}),
+    ...(m.script ? { script: m.script } : {}),
     app: { root: m.app.root },
     env: { root: m.env.root, python: m.env.python },
     files: sorted(m.files),
@@ -179,9 +190,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new UserError(
-      `Cannot read the bundle manifest ${path}: ${(err as NodeJS.ErrnoException).code ?? err}.`,
-    );
+    throw new UserError(`Cannot read the bundle manifest ${path} (${whyUnreadable(err)}).`);
   }
   return parseManifest(text, path);
 }

@@ -4,24 +4,15 @@
  * reduced to 0755/0644, and a gzip header with no timestamp. Everything streams; the archive
  * appears at `output` only when it is complete.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, type Stats } from "node:fs";
-import {
-  lstat,
-  mkdir,
-  readdir,
-  readFile,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  stat,
-} from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createReadStream, type Stats } from "node:fs";
+import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { UserError } from "../util/errors.js";
+import { writeOutput } from "../util/output-file.js";
 import {
   compareBytes,
   type FileRecord,
@@ -332,12 +323,6 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
     "the pack options",
   );
 
-  const output = resolve(opts.output);
-  const tmp = join(
-    dirname(output),
-    `.${basename(output)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
-  );
-  await mkdir(dirname(output), { recursive: true });
   const digest = createHash("sha256");
   let bytes = 0;
   const measure = new Transform({
@@ -347,18 +332,14 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
       done(null, chunk);
     },
   });
-  try {
-    await pipeline(
+  await writeOutput(opts.output, (out) =>
+    pipeline(
       tarStream(serializeManifest(manifest), planned, files),
       createGzip({ level }),
       fixGzipHeader(),
       measure,
-      createWriteStream(tmp, { flags: "wx", mode: 0o644 }),
-    );
-    await rename(tmp, output);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+      out,
+    ),
+  );
   return { sha256: digest.digest("hex"), bytes, files: fileEntries.length };
 }

@@ -6,8 +6,8 @@ import type { Command } from "commander";
 import type { AnalysisReport, AnalyzeOptions } from "../analyze/analyze.js";
 import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/spec.js";
 import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
-import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
 
@@ -207,7 +207,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
           dependencies: installable(report, include).map((q) => q.requirement),
         });
-        await writeFileAtomic(flags.output ? resolve(flags.output) : file, updated);
+        await writeOutputFile(flags.output ? resolve(flags.output) : file, updated);
       } else if (flags.output) {
         const content =
           format === "json"
@@ -218,7 +218,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
                 }),
               )
             : requirementsTxt(report, include);
-        await writeFileAtomic(resolve(flags.output), content);
+        await writeOutputFile(resolve(flags.output), content);
       } else if (flags.format && !flags.json) {
         process.stdout.write(
           format === "json"

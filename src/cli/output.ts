@@ -22,6 +22,35 @@ export function warn(message: string): void {
 }
 
 /**
+ * A file system error that reached the top (a path that is not what the command needs) as a
+ * sentence naming the path; undefined for anything else.
+ */
+export function fileSystemSentence(e: unknown): string | undefined {
+  const { code, syscall, path, dest } = (e ?? {}) as NodeJS.ErrnoException & { dest?: string };
+  if (typeof path !== "string") return undefined;
+  switch (code) {
+    case "ENOENT":
+      return `${path} does not exist.`;
+    case "ENOTDIR":
+      return `${path} cannot be reached: part of it is a file, not a folder.`;
+    case "EISDIR":
+      return `${dest ?? path} is a folder, not a file.`;
+    case "EEXIST":
+      return syscall === "mkdir"
+        ? `${path} exists as a file, where a folder is needed.`
+        : `${dest ?? path} already exists.`;
+    case "EROFS":
+      return `${path} is on a read-only file system.`;
+    case "ENAMETOOLONG":
+      return `The name ${path} is too long for the file system.`;
+    case "ELOOP":
+      return `${path} is a loop of symbolic links.`;
+    default:
+      return undefined;
+  }
+}
+
+/**
  * Print an error and return the exit code. A UserError is a sentence for a person; anything
  * else is a bug or an unexpected system failure, shown with its stack only under --debug.
  */
@@ -37,6 +66,8 @@ export function reportError(e: unknown, debug: boolean): number {
     process.stderr.write(`${err.red("error:")} the disk is full (${message}).\n`);
   } else if (code === "EACCES" || code === "EPERM") {
     process.stderr.write(`${err.red("error:")} permission denied (${message}).\n`);
+  } else if (fileSystemSentence(e)) {
+    process.stderr.write(`${err.red("error:")} ${fileSystemSentence(e)}\n`);
   } else {
     process.stderr.write(`${err.red("error:")} ${message.replace(/\.?$/, ".")}\n`);
     if (!debug) process.stderr.write("Run again with --debug for details.\n");

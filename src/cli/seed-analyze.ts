@@ -5,7 +5,7 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { buildSpec, specJson } from "../analyze/spec.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { writeOutputFile } from "../util/output-file.js";
 import { type AnalyzeFlags, addAnalyzeOptions, analyzeOptions, runAnalysis } from "./analyze.js";
 import { warn } from "./output.js";
 import { runProgram } from "./parse.js";
@@ -42,7 +42,7 @@ Example:
         `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; choose with --pkg-mapping.`,
       );
     }
-    await writeFileAtomic(resolve(output), specJson(buildSpec(report)));
+    await writeOutputFile(resolve(output), specJson(buildSpec(report)));
   });
   return runProgram(program, argv);
 }

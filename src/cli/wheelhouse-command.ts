@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import type { AddOutcome, LogRecord, WheelEntry, Wheelhouse } from "../fleet/index.js";
 import { UserError } from "../util/errors.js";
+import { readText } from "../util/read-text.js";
 import { mib } from "../util/units.js";
 import type { AnalyzeFlags } from "./analyze.js";
 import { warn, writeJson } from "./output.js";
@@ -353,13 +354,10 @@ Example:
         if (flags.python && flags.platform) {
           throw new UserError("Give --python or --platform, not both.", 2);
         }
-        const { readFile } = await import("node:fs/promises");
         const { fromRequirementsTxt, fromStrings } = await import("../pipeline/inputs.js");
         const requirements = reqs.length > 0 ? fromStrings(reqs).requirements : [];
         for (const r of flags.requirement ?? []) {
-          const text = await readFile(r, "utf8").catch(() => {
-            throw new UserError(`Cannot read the requirements file ${r}.`);
-          });
+          const text = await readText(r, "the requirements file");
           requirements.push(...fromRequirementsTxt(text, r).requirements);
         }
         const { indexSettings } = await import("./analyze.js");

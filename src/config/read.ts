@@ -1,6 +1,7 @@
 /** Reading a configuration file that may or may not be there. */
 import { readFileSync } from "node:fs";
 import { UserError } from "../util/errors.js";
+import { whyUnreadable } from "../util/read-text.js";
 
 /** The file's text, or undefined when it does not exist; any other failure is the user's to fix. */
 export function readIfExists(path: string): string | undefined {
@@ -9,7 +10,6 @@ export function readIfExists(path: string): string | undefined {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;
-    const why = code === "EISDIR" ? "it is a folder" : (err as Error).message.replace(/\.$/, "");
-    throw new UserError(`Cannot read the configuration file ${path} (${why}).`);
+    throw new UserError(`Cannot read the configuration file ${path} (${whyUnreadable(err)}).`);
   }
 }

@@ -171,23 +171,36 @@ function localPath(p: string, at: string, ctx: LayerContext): string {
 function sshOptions(v: unknown, at: string, ctx: LayerContext): string[] {
   if (!Array.isArray(v)) throw wrongType(at, "an array of strings", v);
   const items = v.map((item, i) => text(item, `${at}[${i}]`));
+  return sshOptionList(items, at, (name, where) => {
+    if (ctx.project && PROJECT_FORBIDDEN_SSH_OPTIONS.has(name.toLowerCase())) {
+      throw new UserError(
+        `${where} sets ${name}, which a project's configuration may not do because it runs commands or hands out credentials on this machine; set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
+      );
+    }
+  });
+}
+
+/**
+ * ssh_config options as a list of "Name=value" (what pyferry passes with -o), from a list that
+ * may also use ssh's own spelling, ["-o", "ConnectTimeout=5"]; `check` sees each option's name.
+ */
+export function sshOptionList(
+  items: readonly string[],
+  at: string,
+  check?: (name: string, where: string) => void,
+): string[] {
   const out: string[] = [];
   for (let i = 0; i < items.length; i++) {
-    // ssh's own spelling, ["-o", "ConnectTimeout=5"], reads the same as ["ConnectTimeout=5"].
     if (items[i] === "-o" && i + 1 < items.length) i++;
-    const option = items[i] as string;
+    let option = items[i] as string;
+    if (option.startsWith("-o")) option = option.slice(2);
     const m = /^([A-Za-z][A-Za-z0-9]*)\s*(=|\s)\s*\S/.exec(option);
     if (!m) {
       throw new UserError(
-        `${at}[${i}] must be one ssh_config option such as "ServerAliveInterval=30" (pyferry passes it with -o), not ${q(option)}.`,
+        `${at}[${i}] must be one ssh_config option such as "ServerAliveInterval=30" (pyferry passes it with -o), not ${q(items[i] as string)}.`,
       );
     }
-    const name = m[1] as string;
-    if (ctx.project && PROJECT_FORBIDDEN_SSH_OPTIONS.has(name.toLowerCase())) {
-      throw new UserError(
-        `${at}[${i}] sets ${name}, which a project's configuration may not do because it runs commands or hands out credentials on this machine; set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
-      );
-    }
+    check?.(m[1] as string, `${at}[${i}]`);
     out.push(option);
   }
   return out;

@@ -25,6 +25,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
+import { readTextSync } from "../util/read-text.js";
 import { mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { Connections } from "./connections.js";
@@ -71,6 +72,11 @@ interface Planned {
   envDir: string;
   tree: Tree;
   changes: Change[];
+  /**
+   * The path already points at the environment of the plan, but what it has installed differs
+   * (changed or removed by hand in the store): it is assembled again.
+   */
+  drifted: boolean;
   /** What the store said of the tree while planning. */
   shipping?: TreeStatus;
 }
@@ -194,16 +200,11 @@ async function resolveLock(
   inv: Inventory,
 ): Promise<{ text: string; lock: Lock }> {
   if (env.lock) {
-    const text = readFileSync(env.lock, "utf8");
+    const text = readTextSync(env.lock, "the lock file");
     return { text, lock: readLock(text, env.lock) };
   }
   const file = env.requirements as string;
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    throw new UserError(`Cannot read the requirements file ${file}.`);
-  }
+  const text = readTextSync(file, "the requirements file");
   const target = targetFromInterpreter(info);
   // The wheelhouse is the only source: the same requirements, target and wheelhouse resolve the
   // same, so a redeploy with nothing new reuses the last lock instead of resolving again.
@@ -308,49 +309,75 @@ async function planConnection(
   store: RemoteStore,
   sels: Selected[],
   inv: Inventory,
-): Promise<Planned[]> {
+): Promise<(Planned | EnvResult)[]> {
   const byPython = new Map<string, Selected[]>();
   for (const s of sels) byPython.set(s.env.python, [...(byPython.get(s.env.python) ?? []), s]);
-  const planned: Planned[] = [];
+  const planned: (Planned | EnvResult)[] = [];
   for (const [python, group] of byPython) {
-    // The interpreter as it was at the last deploy: the locks and builds usually need nothing
-    // more from the host, so they start now, while the connection is still being made, and
-    // the store is asked about their trees in the state's own session.
-    const known = readProbeRecord(probeCache(store, python));
-    const guessed = known
-      ? (await Promise.allSettled(group.map((sel) => prepare(sel.env, known.info, inv)))).flatMap(
-          (r) => (r.status === "fulfilled" ? [r.value.tree] : []),
-        )
-      : [];
-    const state = await readState(
-      store,
-      python,
-      group.map((s) => s.env.path),
-      known,
-      guessed,
-    );
-    for (const sel of group) {
-      const now = state.envs.get(sel.env.path) ?? {
-        kind: "none",
-        dists: new Map<string, string>(),
-      };
-      const { lock, envDir, tree } = await prepare(sel.env, state.info, inv);
-      const currentKey = now.link?.split("/").pop();
-      const shipping = state.trees.get(tree.key);
-      const wanted = lockedVersions(lock, state.info);
-      planned.push({
-        sel,
-        currentKind: now.kind,
-        installed: now.dists,
-        wanted,
-        envDir,
-        tree,
-        changes: diff(now.dists, wanted),
-        hooksPending: now.hooksPending === true && currentKey === tree.key,
-        ...(currentKey ? { currentKey } : {}),
-        ...(shipping ? { shipping } : {}),
-      });
+    try {
+      planned.push(...(await planPython(store, python, group, inv)));
+    } catch (err) {
+      // One interpreter that does not work there fails only the environments that use it.
+      planned.push(...failedAll(group, err));
     }
+  }
+  return planned;
+}
+
+/** planConnection for the environments of one interpreter. */
+async function planPython(
+  store: RemoteStore,
+  python: string,
+  group: Selected[],
+  inv: Inventory,
+): Promise<(Planned | EnvResult)[]> {
+  const planned: (Planned | EnvResult)[] = [];
+  // The interpreter as it was at the last deploy: the locks and builds usually need nothing
+  // more from the host, so they start now, while the connection is still being made, and
+  // the store is asked about their trees in the state's own session.
+  const known = readProbeRecord(probeCache(store, python));
+  const guessed = known
+    ? (await Promise.allSettled(group.map((sel) => prepare(sel.env, known.info, inv)))).flatMap(
+        (r) => (r.status === "fulfilled" ? [r.value.tree] : []),
+      )
+    : [];
+  const state = await readState(
+    store,
+    python,
+    group.map((s) => s.env.path),
+    known,
+    guessed,
+  );
+  for (const sel of group) {
+    const now = state.envs.get(sel.env.path) ?? {
+      kind: "none",
+      dists: new Map<string, string>(),
+    };
+    let prepared: Prepared;
+    try {
+      prepared = await prepare(sel.env, state.info, inv);
+    } catch (err) {
+      planned.push(...failedAll([sel], err));
+      continue;
+    }
+    const { lock, envDir, tree } = prepared;
+    const currentKey = now.link?.split("/").pop();
+    const shipping = state.trees.get(tree.key);
+    const wanted = lockedVersions(lock, state.info);
+    const changes = diff(now.dists, wanted);
+    planned.push({
+      sel,
+      currentKind: now.kind,
+      installed: now.dists,
+      wanted,
+      envDir,
+      tree,
+      changes,
+      drifted: currentKey === tree.key && changes.length > 0,
+      hooksPending: now.hooksPending === true && currentKey === tree.key,
+      ...(currentKey ? { currentKey } : {}),
+      ...(shipping ? { shipping } : {}),
+    });
   }
   return planned;
 }
@@ -360,9 +387,18 @@ function label(sel: Selected): string {
   return `${user ? `${user}@` : ""}${sel.host.name}:${sel.env.path}`;
 }
 
+/** Why the environment's path holds something a deploy must not replace, if it does. */
+function notReplaced(p: Planned): string | undefined {
+  const path = p.sel.env.path;
+  if (p.currentKind === "dir")
+    return `${path} is a folder but not a virtualenv (no pyvenv.cfg), so pyferry will not replace it; move it away or choose another path`;
+  if (p.currentKind === "file") return `${path} is a file, not an environment`;
+  return undefined;
+}
+
 /** True when the environment is already exactly the one the plan would switch to. */
 function inSync(p: Planned): boolean {
-  return p.currentKey === p.tree.key && !p.hooksPending;
+  return p.currentKey === p.tree.key && !p.hooksPending && !p.drifted;
 }
 
 /** The run of a remote script as a one-line reason, or undefined when it worked. */
@@ -401,9 +437,13 @@ async function apply(
     ...sel.env.hooks.map((h) => ({ what: `hook "${h}"`, cmd: h })),
     ...(sel.env.reload ? [{ what: `reload "${sel.env.reload}"`, cmd: sel.env.reload }] : []),
   ];
-  const resumed = p.currentKey === p.tree.key;
+  const resumed = p.currentKey === p.tree.key && !p.drifted;
   const switchArgs = [sel.env.path, p.tree.key, "deploy", commands.length > 0 ? "hooks" : ""];
   let switched: { code: number; out: string; err: string } | undefined;
+  if (p.drifted) {
+    const d = await step(store, sh.DISCARD, [p.tree.key]);
+    if (d.code !== 0) return fail(`removing the changed copy in the store: ${lastLine(d.err)}`);
+  }
   try {
     // Without bytecode to compile first, the switch runs in the session that sends the tree.
     const after =
@@ -412,7 +452,7 @@ async function apply(
       // Hosts lacking the same files get the same bytes, made once.
       share: true,
       onBytes,
-      ...(p.shipping ? { known: p.shipping } : {}),
+      ...(p.shipping && !p.drifted ? { known: p.shipping } : {}),
       ...(after ? { after } : {}),
     });
     if (shipped.after) {
@@ -440,8 +480,9 @@ async function apply(
     const r = await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", c.cmd]);
     if (r.code === 0) continue;
     const why = `${c.what} failed with exit status ${r.code} (${lastLine(r.err || r.out)})`;
+    if (p.drifted) return fail(`${why}; the repaired environment stays in place`);
     if (!prev) return fail(`${why}; there was no earlier pyferry environment to switch back to`);
-    const back = await step(store, sh.SWITCH, [sel.env.path, prev, "restore"]);
+    const back = await step(store, sh.SWITCH, [sel.env.path, prev, "back"]);
     if (back.code !== 0)
       return fail(`${why}, and switching back failed too (${lastLine(back.err)})`);
     if (sel.env.reload)
@@ -524,13 +565,23 @@ async function deployWith(
       results.push({ ...head, outcome: "ok" });
       continue;
     }
-    const what =
-      p.currentKey === p.tree.key
+    const refused = notReplaced(p);
+    if (refused) {
+      results.push({ ...head, outcome: "failed", error: refused });
+      continue;
+    }
+    const what = p.drifted
+      ? `${describeChanges(p.changes)}: its environment in the store was changed or removed since it was deployed, and is assembled again`
+      : p.currentKey === p.tree.key
         ? "its hooks and reload, left undone by an interrupted deploy"
         : p.changes.length > 0
           ? describeChanges(p.changes)
           : "the same packages, as a pyferry environment";
-    opts.say(`${label(p.sel)}: ${what}`);
+    const aside =
+      p.currentKind === "venv"
+        ? `; the virtualenv there is moved aside to ${p.sel.env.path}.pyferry-orig and kept for rollback`
+        : "";
+    opts.say(`${label(p.sel)}: ${what}${aside}`);
     if (opts.check || quit) {
       results.push({ ...head, outcome: opts.check ? "pending" : "skipped" });
       continue;
@@ -614,7 +665,7 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
             });
             continue;
           }
-          const sw = await step(store, sh.SWITCH, [s.env.path, key, "deploy"]);
+          const sw = await step(store, sh.SWITCH, [s.env.path, key, "back"]);
           if (sw.code !== 0) {
             out.push({
               ...head,

@@ -7,7 +7,9 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { parseDestination } from "../config/destination.js";
+import { sshOptionList } from "../config/schema.js";
 import { UserError } from "../util/errors.js";
+import { whyUnreadable } from "../util/read-text.js";
 
 export interface FleetEnv {
   host: string;
@@ -125,6 +127,10 @@ function readEnv(r: Reader, host: string, t: unknown, at: string, defaults: Tabl
   const v = { ...defaults, ...t };
   const path = r.text(v.path, `${at}.path`);
   if (!path.startsWith("/")) r.fail(`${at}.path`, "must be an absolute path on the host");
+  const parts = path.split("/").filter(Boolean);
+  if (parts.length === 0 || parts.some((c) => c === "." || c === ".."))
+    r.fail(`${at}.path`, "must name a folder below / with no . or .. in it");
+  if (/[\n\r]/.test(path)) r.fail(`${at}.path`, "must not contain a line break");
   const python = r.text(v.python, `${at}.python`);
   const requirements = r.local(v.requirements, `${at}.requirements`);
   const lock = r.local(v.lock, `${at}.lock`);
@@ -164,9 +170,7 @@ export function readInventory(file: string): Inventory {
         `${abs} is not valid TOML (line ${err.line}: ${err.message.split("\n")[0]}).`,
       );
     }
-    throw new UserError(
-      `Cannot read the inventory ${abs} (${(err as NodeJS.ErrnoException).code ?? err}).`,
-    );
+    throw new UserError(`Cannot read the inventory ${abs} (${whyUnreadable(err)}).`);
   }
   r.known(doc, "", ["wheelhouse", "defaults", "hosts", "groups"]);
   const defaults: unknown = doc.defaults ?? {};
@@ -198,7 +202,7 @@ export function readInventory(file: string): Inventory {
     const host: FleetHost = {
       name,
       address: d.address,
-      sshOptions: r.list(t.ssh_options, `${at}.ssh_options`),
+      sshOptions: sshOptionList(r.list(t.ssh_options, `${at}.ssh_options`), `${at}.ssh_options`),
       root: r.optText(t.root, `${at}.root`) ?? "",
       groups: r.list(t.groups, `${at}.groups`),
       envs: envList.map((e, i) => readEnv(r, name, e, `${at}.envs[${i}]`, defaults)),

@@ -24,7 +24,7 @@ const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
  * probed (or ""), then environment paths. Prints "same-python" when the interpreter file is
  * unchanged since (no Python is started), else its description (the probe's line) and "real
  * PATH"; then "stamp STAMP"; then for each environment "env PATH", "link TARGET" or "kind
- * dir|none", and "dist NAME-VERSION.dist-info" for what it has installed.
+ * venv|dir|file|none" (a venv: a folder with pyvenv.cfg), and "dist NAME-VERSION.dist-info" for what it has installed.
  *
  * stdin: trees the client expects to ship, each a line "tree KEY" followed by its object ids;
  * for each the store says "tree KEY complete", or "tree KEY absent" and "missing ID" for each
@@ -42,6 +42,7 @@ echo "stamp $stamp"
 for p in "$@"; do
   echo "env $p"
   if [ -L "$p" ]; then echo "link $(readlink "$p")"
+  elif [ -f "$p/pyvenv.cfg" ]; then echo "kind venv"
   elif [ -d "$p" ]; then echo "kind dir"
   elif [ -e "$p" ]; then echo "kind file"
   else echo "kind none"; fi
@@ -66,41 +67,55 @@ exit 0
 `;
 
 /**
- * $1: environment path, $2: environment key, $3: "deploy" or "restore", $4: "hooks" when
- * hooks or a reload command are to run after a deploy (see HOOKS_DONE). Points the path at
- * envs/<key> with one rename; a folder pyferry did not make is moved aside once
- * (PATH.pyferry-orig). A deploy records the environment it replaced as the one to roll back
- * to (printing "prev KEY"), remembering the earlier record; a restore (after a failed deploy)
- * puts that earlier record back, as if the failed deploy had never happened.
+ * $1: environment path, $2: what to point it at, $3: "deploy" or "back", $4: "hooks" when hooks
+ * or a reload command are to run after a deploy (see HOOKS_DONE).
+ *
+ * What a path can point at: an environment key of the store; "dir NAME", a virtualenv that was
+ * at the path before pyferry took it over, kept beside it as NAME; or "link TARGET", a symlink
+ * pyferry did not make. names/<id>-prev lists what the path pointed at before, newest first (at
+ * most five): a deploy adds what it replaces (printing "prev WHAT"); "back" (a rollback, or a
+ * failed deploy undone) switches to the newest and takes it off the list. A folder there is
+ * taken over only when it is a virtualenv (pyvenv.cfg), and only moved aside, never removed.
  */
 export const SWITCH_BODY = `
-p=$1; k=$2; mode=$3; ${ID}
-t=$r/envs/$k
-[ -e "$t/.pyferry-complete" ] || { echo "pyferry: environment $k is not in the store" >&2; exit ${REMOTE_EXIT.envMissing}; }
-prev=""
+p=$1; k=$2; mode=$3; ${ID}; h=names/$id-prev
+case $k in
+  "dir "*) t=\${p%/*}/\${k#dir }; [ -d "$t" ] || { echo "pyferry: $t is gone" >&2; exit ${REMOTE_EXIT.envMissing}; } ;;
+  "link "*) t=\${k#link } ;;
+  *) t=$r/envs/$k
+     [ -e "$t/.pyferry-complete" ] || { echo "pyferry: environment $k is not in the store" >&2; exit ${REMOTE_EXIT.envMissing}; } ;;
+esac
+case $p in "$r"|"$r"/*) echo "pyferry: $p is inside pyferry's store $r" >&2; exit ${FLEET_EXIT.notAnEnv} ;; esac
+now=""
 if [ -L "$p" ]; then
-  prev=$(readlink "$p"); prev=\${prev##*/}
+  now=$(readlink "$p")
+  case $now in "$r"/envs/*) now=\${now##*/} ;; *) now="link $now" ;; esac
 elif [ -d "$p" ]; then
-  mv "$p" "$p.pyferry-orig" 2>/dev/null || mv "$p" "$p.pyferry-orig-$$" || exit ${FLEET_EXIT.switchFailed}
+  [ -f "$p/pyvenv.cfg" ] || { echo "pyferry: $p is a folder but not a virtualenv, so pyferry will not replace it" >&2; exit ${FLEET_EXIT.notAnEnv}; }
+  o=$p.pyferry-orig
+  if [ -e "$o" ] || [ -L "$o" ]; then o=$p.pyferry-orig-$$; fi
+  now="dir \${o##*/}"
 elif [ -e "$p" ]; then
   echo "pyferry: $p is a file, not an environment" >&2; exit ${FLEET_EXIT.notAnEnv}
 fi
 case $p in */*) d=\${p%/*}; d=\${d:-/} ;; *) d=. ;; esac
 [ -d "$d" ] || mkdir -p "$d" || exit ${FLEET_EXIT.switchFailed}
 # The records first, then the switch: killed in between, both environments are still kept.
-if [ "$mode" = restore ]; then
-  if [ -e "names/$id-undo" ]; then mv -f "names/$id-undo" "names/$id-prev"; else rm -f "names/$id-prev"; fi
-elif [ -n "$prev" ] && [ "$prev" != "$k" ]; then
-  if read -r u < "names/$id-prev" 2>/dev/null; then printf '%s\\n' "$u" > "names/$id-undo"
-  elif [ -e "names/$id-undo" ]; then rm -f "names/$id-undo"; fi
-  printf '%s\\n' "$prev" > "names/$id-prev"
-  echo "prev $prev"
+if [ "$mode" = back ]; then
+  if read -r top < "$h" 2>/dev/null && [ "$top" = "$k" ]; then
+    tail -n +2 "$h" > "$h.new" && mv -f "$h.new" "$h"
+  fi
+elif [ -n "$now" ] && [ "$now" != "$k" ]; then
+  { printf '%s\\n' "$now"; head -n 4 "$h" 2>/dev/null; } > "$h.new" && mv -f "$h.new" "$h" || exit ${FLEET_EXIT.switchFailed}
+  echo "prev $now"
 fi
+rm -f "names/$id-undo"
 printf '%s\\n' "$k" > "names/$id"
 # Until HOOKS_DONE, the hooks of this switch are owed: a deploy killed before they ran finds
 # the environment current and runs them then.
 if [ "$mode" = deploy ] && [ "$4" = hooks ]; then printf '%s\\n' "$k" > "names/$id-hooks"
 elif [ -e "names/$id-hooks" ]; then rm -f "names/$id-hooks"; fi
+case $now in "dir "*) mv -T "$p" "$d/\${now#dir }" || exit ${FLEET_EXIT.switchFailed} ;; esac
 if [ -e "$p.pyferry-new" ] || [ -L "$p.pyferry-new" ]; then rm -f "$p.pyferry-new"; fi
 ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
 exit 0
@@ -114,11 +129,15 @@ ${ID}
 rm -f "names/$id-hooks"
 `;
 
-/** $1: environment path. Prints "prev KEY" when there is an environment to roll back to. */
+/** $1: environment path. Prints "prev WHAT" (see SWITCH_BODY) when there is something to roll back to. */
 export const PREVIOUS = `${PRELUDE}
 ${ID}
 read -r k < "names/$id-prev" 2>/dev/null || exit ${FLEET_EXIT.noPrevious}
-[ -e "envs/$k/.pyferry-complete" ] || exit ${FLEET_EXIT.noPrevious}
+case $k in
+  "dir "*) [ -d "\${1%/*}/\${k#dir }" ] || exit ${FLEET_EXIT.noPrevious} ;;
+  "link "*) ;;
+  *) [ -e "envs/$k/.pyferry-complete" ] || exit ${FLEET_EXIT.noPrevious} ;;
+esac
 echo "prev $k"
 `;
 
@@ -130,6 +149,16 @@ export const HOOK = `${PRELUDE}
 p=$1; w=\${2:-$(dirname "$1")}; cmd=$3
 cd "$w" 2>/dev/null || { echo "pyferry: cannot enter $w" >&2; exit 1; }
 VIRTUAL_ENV=$p PATH="$p/bin:$PATH" sh -c "$cmd"
+`;
+
+/**
+ * $1: environment key. Takes the store's copy of that environment away (it no longer holds what
+ * it was assembled with), so that the next shipment assembles it again from the objects.
+ */
+export const DISCARD = `${PRELUDE}
+t=envs/$1
+[ -e "$t" ] || exit 0
+mv -T "$t" "envs/.discard-$1-$$" && rm -rf "envs/.discard-$1-$$"
 `;
 
 /** $1: environment key. Compiles the environment's modules to bytecode. */

@@ -1,14 +1,6 @@
-/**
- * Moving a wheelhouse as one file, e.g. into a network with no way out: `export` writes its
- * wheels and release log as one deterministic tar (same contents, same bytes); `import` checks
- * every member (only `release.log` and `wheels/*.whl`, plain files, no way out of the folder),
- * checks every wheel whole again, and adds them in one commit, appending the other log's
- * records this one lacks. A refused archive adds nothing.
- */
-import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { open, readFile, rename, rm } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { createReadStream } from "node:fs";
+import { open, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
@@ -16,6 +8,8 @@ import { ByteReader } from "../bundle/byte-reader.js";
 import { BLOCK, encodeHeader, padding, RECORD, type TarEntry } from "../bundle/tar.js";
 import { tarMembers } from "../bundle/tar-members.js";
 import { UserError } from "../util/errors.js";
+import { planOutput, writeOutput } from "../util/output-file.js";
+import { whyUnreadable } from "../util/read-text.js";
 import {
   type AddOutcome,
   commitWheels,
@@ -90,11 +84,7 @@ export async function exportWheelhouse(
   wh: Wheelhouse,
   output: string,
 ): Promise<{ wheels: number; bytes: number }> {
-  const final = resolve(output);
-  const tmp = join(
-    dirname(final),
-    `.${basename(final)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
-  );
+  const plan = await planOutput(output);
   // Under the lock, the wheels and the log are one state: no add or remove in between.
   return withLock(wh, async () => {
     const log = await readFile(wh.log).catch((err: unknown) => {
@@ -119,13 +109,7 @@ export async function exportWheelhouse(
         source: join(wh.wheels, w.file),
       })),
     ];
-    try {
-      await pipeline(Readable.from(tarStream(members)), createWriteStream(tmp, { flags: "wx" }));
-      await rename(tmp, final);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
+    await writeOutput(output, (out) => pipeline(Readable.from(tarStream(members)), out), plan);
     const bytes = wheels.reduce((n, w) => n + w.size, 0);
     return { wheels: wheels.length, bytes };
   });
@@ -135,9 +119,7 @@ export async function exportWheelhouse(
 async function archiveChunks(archive: string): Promise<AsyncIterator<Buffer>> {
   const head = Buffer.alloc(2);
   const handle = await open(archive, "r").catch((err: unknown) => {
-    throw new UserError(
-      `Cannot read ${archive} (${errCode(err) === "ENOENT" ? "it does not exist" : errCode(err)}).`,
-    );
+    throw new UserError(`Cannot read ${archive} (${whyUnreadable(err)}).`);
   });
   try {
     await handle.read(head, 0, 2, 0);

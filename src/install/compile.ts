@@ -1,7 +1,8 @@
 /**
  * Byte-compiling an environment's Python files with its own interpreter, once for all files.
  * The .pyc files are hash-based and unchecked (PEP 552): they stay valid when the environment
- * is packed and unpacked elsewhere, where timestamps change, and cost no source read at import.
+ * is packed and unpacked elsewhere, where timestamps change, and cost no source read at import
+ * (Python 3.6, which predates them, gets timestamp-based ones).
  */
 import { spawn } from "node:child_process";
 import type { Dirent } from "node:fs";
@@ -24,20 +25,26 @@ import { formatRecord, parseRecord, sha256Record } from "./record.js";
 const DRIVER = `
 import multiprocessing, os, py_compile, sys, warnings
 warnings.filterwarnings("ignore")
-MODE = py_compile.PycInvalidationMode.UNCHECKED_HASH
+# Python 3.6 has no hash-based .pyc files: timestamp-based ones there.
+MODE = getattr(py_compile, "PycInvalidationMode", None)
+KW = {"invalidation_mode": MODE.UNCHECKED_HASH} if MODE else {}
 ROOT = sys.argv[1]
 
 def build(src):
     try:
         rel = os.path.relpath(src, ROOT)
-        return "o" + py_compile.compile(src, dfile=rel, doraise=True, invalidation_mode=MODE)
+        return "o" + py_compile.compile(src, dfile=rel, doraise=True, **KW)
     except Exception:
         return "f"
 
 paths = [p for p in sys.stdin.buffer.read().decode("utf-8", "surrogateescape").split("\\0") if p]
 try:
     from concurrent.futures import ProcessPoolExecutor
-    pool = ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork"))
+    try:
+        pool = ProcessPoolExecutor(mp_context=multiprocessing.get_context("fork"))
+    except TypeError:
+        # Python 3.6 takes no mp_context; fork is its default on Linux anyway.
+        pool = ProcessPoolExecutor()
     results = pool.map(build, paths, chunksize=64)
 except (ImportError, OSError, ValueError, NotImplementedError):
     results = map(build, paths)

@@ -8,7 +8,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, symlink } from "node:fs/promises";
-import { basename, dirname, join, resolve as resolvePath } from "node:path";
+import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
 import {
@@ -46,6 +46,7 @@ import {
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
 import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
 import { ENV_MARKER } from "./run-cache.js";
@@ -154,11 +155,14 @@ export async function buildEnv(
   const final = resolvePath(dest);
   if (existsSync(final))
     throw new UserError(`${dest} already exists; pick a new folder or remove it first.`);
+  if (Number(info.version.split(".")[0]) < 3)
+    throw new UserError(
+      `pyferry builds environments for Python 3 only, and ${info.realPath} is Python ${info.version}.`,
+    );
   await mkdir(dirname(final), { recursive: true });
-  const tmp = join(
-    dirname(final),
-    `.${basename(final)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`,
-  );
+  await sweepScratch(final);
+  const tmp = scratchFor(final, randomBytes(4).toString("hex"));
+  const release = holdScratch(tmp);
   try {
     const wanted = wantedPackages(lock, info);
     // As pip installs dependencies before what needs them, a package the user asked for wins
@@ -228,6 +232,8 @@ export async function buildEnv(
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;
+  } finally {
+    release();
   }
   return layoutFor(final, majorMinor(info.version));
 }

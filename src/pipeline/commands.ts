@@ -4,8 +4,8 @@
  * installing from a lock loads no more than it runs.
  */
 import { existsSync } from "node:fs";
-import { lstat, readdir, readFile } from "node:fs/promises";
-import { basename, dirname, extname, join, resolve } from "node:path";
+import { lstat, readdir } from "node:fs/promises";
+import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import type { ManifestHead } from "../bundle/manifest.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
@@ -16,9 +16,10 @@ import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { type Lock, readLock } from "../resolve/lock.js";
-import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { planOutput, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
+import { readText } from "../util/read-text.js";
 import { mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
@@ -34,8 +35,7 @@ async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildI
     else strings.push(i);
   }
   for (const r of flags.requirement ?? []) {
-    if (!existsSync(r)) throw new UserError(`${r} does not exist.`);
-    parts.push(fromRequirementsTxt(await readFile(r, "utf8"), r));
+    parts.push(fromRequirementsTxt(await readText(r, "the requirements file"), r));
   }
   if (strings.length > 0) parts.push(fromStrings(strings));
   if (parts.length === 0)
@@ -57,6 +57,7 @@ async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildI
 export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<void> {
   const input = await gatherInputs(inputs, flags);
   const output = resolve(flags.output ?? "pylock.toml");
+  const plan = await planOutput(output);
   const bar = progress();
   try {
     bar.update("Resolving");
@@ -75,7 +76,7 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
         lockDir: dirname(output),
       },
     );
-    await writeFileAtomic(output, text);
+    await writeOutputFile(output, text, plan);
     bar.done();
     process.stderr.write(
       `Locked ${lock.packages.length} packages for Python ${target.pythonVersion} into ${flags.output ?? "pylock.toml"}.\n`,
@@ -100,9 +101,7 @@ export async function envCreateCommand(
     if (flags.lock) {
       if (inputs.length > 0 || flags.requirement)
         throw new UserError("--lock installs exactly the lock; give no other inputs.", 2);
-      const lockText = await readFile(flags.lock, "utf8").catch(() => {
-        throw new UserError(`Cannot read the lock file ${flags.lock}.`);
-      });
+      const lockText = await readText(flags.lock, "the lock file");
       lock = readLock(lockText, flags.lock);
       lockDir = dirname(resolve(flags.lock));
       info = await interpreterFor(
@@ -146,6 +145,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   const input = await readInput(path, opts);
   const name = flags.name ?? basename(path, extname(path));
   const output = resolve(flags.output ?? `${name}.tar.gz`);
+  await planOutput(output);
   const bar = progress();
   try {
     const info = await interpreterFor(input, flags.python);
@@ -167,7 +167,9 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
       appFiles: (input.appFiles ?? []).map((f) => ({ source: join(root, f), dest: f })),
       manifest: {
         ...manifestHead(name, info, text, targetTagList(target).map(tagKey), bundle),
-        ...(entryFor(path) ? { entry: entryFor(path) as string[] } : {}),
+        ...(path.endsWith(".py")
+          ? { script: `app/${relative(root, path).split(sep).join("/")}` }
+          : {}),
       },
       output,
       ...(flags.compile ? { includeBytecode: true } : {}),
@@ -179,13 +181,6 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   } finally {
     bar.done();
   }
-}
-
-/** The default command of a packed script: run it as `__main__` from the app folder. */
-function entryFor(path: string): string[] | undefined {
-  if (!path.endsWith(".py")) return undefined;
-  const stem = basename(path, ".py");
-  return /^[A-Za-z_]\w*$/.test(stem) ? ["python", "-m", stem] : undefined;
 }
 
 export function manifestHead(
@@ -279,6 +274,7 @@ export async function cachePruneCommand(
 export async function createFromSpec(spec: string, output: string): Promise<void> {
   const { readInput } = await import("./inputs.js");
   const input = await readInput(spec);
+  await planOutput(output);
   const info = await interpreterFor(input);
   const settings = loadPipSettings();
   const bar = progress();

@@ -116,11 +116,22 @@ export async function prepareRun(
     });
   }
   const root = dirname(resolve(script));
+  // A module made later beside the script (NAME.py, or a package NAME/) comes first on
+  // sys.path: it turns an unresolved or third-party import into a local one.
+  const shadowed = new Set(
+    [
+      ...report.requirements.flatMap((r) => r.imports),
+      ...report.unresolved.map((u) => u.import),
+      ...report.ambiguous.map((a) => a.import),
+      ...report.stdlib,
+    ].map((name) => name.split(".")[0] as string),
+  );
   const inputs = [
     ...report.local_files.map((f) => stamp(join(root, f))),
     stamp(join(root, "pyproject.toml")),
     stamp(join(root, "requirements.txt")),
     stamp(info.realPath),
+    ...[...shadowed].sort().flatMap((n) => [stamp(join(root, `${n}.py`)), stamp(join(root, n))]),
   ];
   const rec: Omit<RunRecord, "version"> = {
     key,

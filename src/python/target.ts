@@ -1,10 +1,5 @@
-/**
- * A target: what a lock and an environment are built for — interpreter version and ABI,
- * the ordered wheel tags it accepts, and the PEP 508 marker environment. Probed from a real
- * interpreter, or read from a JSON file written by hand for a machine you cannot reach.
- */
-import { readFile } from "node:fs/promises";
 import { UserError } from "../util/errors.js";
+import { readText } from "../util/read-text.js";
 import type { InterpreterInfo } from "./interpreter.js";
 import type { MarkerEnvironment } from "./marker.js";
 import { linuxPlatformTags, type Tag, type TargetPlatform, targetTags } from "./tags.js";
@@ -55,11 +50,14 @@ export function targetTagList(t: Target): Tag[] {
 
 /** Read a hand-written target (`--platform FILE`): the same fields as `Target`, as JSON. */
 export async function readTarget(path: string): Promise<Target> {
+  const text = await readText(path, "the target description");
   let data: unknown;
   try {
-    data = JSON.parse(await readFile(path, "utf8"));
+    data = JSON.parse(text);
   } catch (err) {
-    throw new UserError(`Cannot read the target description ${path}: ${(err as Error).message}.`);
+    throw new UserError(
+      `The target description ${path} is not valid JSON: ${(err as Error).message}.`,
+    );
   }
   const t = data as Partial<Target>;
   const missing = (

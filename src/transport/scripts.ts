@@ -362,7 +362,7 @@ if [ -n "$k" ]; then
   done
   for f in names/*; do
     [ -e "$f" ] || continue
-    read -r u < "$f"; [ "$u" = "$k" ] && used=1
+    while IFS= read -r u; do [ "$u" = "$k" ] && used=1; done < "$f"
   done
   if [ $used = 0 ] && [ -d "envs/$k" ]; then rm -rf "envs/$k"; envs=1; fi
 fi
@@ -387,9 +387,11 @@ done
 for d in envs/*; do
   [ -d "$d" ] || continue
   k=\${d#envs/}; used=0
+  # Every line of a name counts: a deployment's -prev lists what it can roll back to.
   for f in runs/*.env names/*; do
     [ -e "$f" ] || continue
-    read -r u < "$f"; [ "$u" = "$k" ] && { used=1; break; }
+    while IFS= read -r u; do [ "$u" = "$k" ] && { used=1; break; }; done < "$f"
+    [ $used = 1 ] && break
   done
   [ $used = 1 ] && continue
   case $k in .tmp-*) [ -n "$(find "$d" -maxdepth 0 -mmin +60)" ] || continue ;; esac

@@ -394,6 +394,32 @@ describe("pyferry deploy to five hosts", {
     assertAllStates();
   });
 
+  test("an environment changed or removed by hand in the store is found and assembled again", async () => {
+    const app4 = spec("h4", "app");
+    const p = envPath(app4);
+    const key = readlinkSync(p);
+    const sp = join(key, "lib", "python3.11", "site-packages");
+    for (const d of readdirSync(sp).filter((n) => /^six[-.]/.test(n)))
+      rmSync(join(sp, d), { recursive: true, force: true });
+    for (const [damage, detail] of [
+      ["six removed", "+six 1.17.0"],
+      ["the whole environment removed", "+attrs 26.1.0 +fsspec 2026.6.0 +six 1.17.0"],
+    ] as const) {
+      if (damage === "the whole environment removed") rmSync(key, { recursive: true, force: true });
+      const check = await pyferry(["deploy", "--check"]);
+      assert.equal(check.status, 2, `${damage}: ${show(check)}`);
+      onlyOneChanges(check.stdout, app4, { outcome: "pending", detail });
+      assert.match(check.stderr, /changed or removed since it was deployed/, show(check));
+      const r = await pyferry(["deploy", "--yes"]);
+      assert.equal(r.status, 0, `${damage}: ${show(r)}`);
+      onlyOneChanges(r.stdout, app4, { outcome: "changed", detail });
+      assert.equal(readlinkSync(p), key, "the same environment, assembled again");
+      assertState(p, app4.expect);
+    }
+    const again = await pyferry(["deploy", "--check"]);
+    assert.equal(again.status, 0, show(again));
+  });
+
   test("one pin changed in one file: only that environment changes", async (t) => {
     const jobs3 = spec("h3", "jobs");
     jobs3.reqs = ["fsspec==2026.9.0", "six"];
@@ -526,6 +552,11 @@ describe("pyferry deploy to five hosts", {
     });
     assertState(p, { ...jobs3.expect, fsspec: "2026.7.0" });
     for (const e of fleet) if (e !== jobs3) assertState(envPath(e), e.expect);
+    // Nothing was deployed there before that: a second rollback does not go forward again.
+    const twice = await pyferry(["rollback", `${lab.user}@h3:${p}`]);
+    assert.equal(twice.status, 1, show(twice));
+    assert.match(summary(twice.stdout).get(label(jobs3))?.detail ?? "", /no earlier environment/);
+    assertState(p, { ...jobs3.expect, fsspec: "2026.7.0" });
 
     // The requirements still say 2026.9.0: the fleet is one step behind, as JSON.
     const check = await pyferry(["deploy", "--check", "--json"]);
@@ -758,5 +789,86 @@ describe("pyferry deploy to five hosts", {
     assert.equal(third.status, 0, show(third));
     assert.equal(summary(third.stdout).get(label(jobs3))?.outcome, "ok");
     assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1, "owed hooks run once");
+  });
+
+  test("an existing virtualenv is taken over and kept for rollback; any other folder is refused; rollback goes further back each time", async () => {
+    const root = lab.host("h5").root;
+    const plain = join(root, "srv", "plain", "venv");
+    const other = join(root, "srv", "other", "venv");
+    mkdirSync(join(plain, ".."), { recursive: true });
+    const mk = spawnSync(python, ["-m", "venv", "--without-pip", plain], { encoding: "utf8" });
+    assert.equal(mk.status, 0, mk.stderr);
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, "keep.txt"), "not a virtualenv");
+    const inv = (reqs: string) => {
+      writeFileSync(join(work, "reqs", "plain.txt"), reqs);
+      const lines = [
+        'wheelhouse = "wheelhouse"',
+        "[defaults]",
+        `python = ${JSON.stringify(python)}`,
+      ];
+      lines.push("[hosts.h5]", 'address = "h5"');
+      for (const path of [plain, other])
+        lines.push(
+          "[[hosts.h5.envs]]",
+          `path = ${JSON.stringify(path)}`,
+          'requirements = "reqs/plain.txt"',
+          `hooks = ${JSON.stringify(["test ! -e fail"])}`,
+        );
+      // An interpreter missing there fails its own environment, not the host's others.
+      lines.push(
+        "[[hosts.h5.envs]]",
+        `path = ${JSON.stringify(join(root, "srv", "badpy", "venv"))}`,
+        'requirements = "reqs/plain.txt"',
+        'python = "/nonexistent/python3.99"',
+      );
+      writeFileSync(join(work, "takeover.toml"), `${lines.join("\n")}\n`);
+    };
+    const at = (path: string) => `h5:${path}`;
+    const run = (...args: string[]) => pyferry([...args, "-i", "takeover.toml"]);
+    inv("six\n");
+
+    let r = await run("deploy", "--yes");
+    assert.equal(r.status, 1, show(r));
+    const s = summary(r.stdout);
+    assert.deepEqual(s.get(at(plain)), { outcome: "changed", detail: "+six 1.17.0" });
+    assert.equal(s.get(at(other))?.outcome, "failed", show(r));
+    assert.match(s.get(at(other))?.detail ?? "", /is a folder but not a virtualenv/);
+    const bad = s.get(at(join(root, "srv", "badpy", "venv")));
+    assert.equal(bad?.outcome, "failed", show(r));
+    assert.match(bad?.detail ?? "", /python3\.99/, show(r));
+    assert.match(r.stderr, /moved aside to .*plain\/venv\.pyferry-orig and kept for rollback/);
+    assert.equal(readFileSync(join(other, "keep.txt"), "utf8"), "not a virtualenv", "untouched");
+    assert.ok(existsSync(join(`${plain}.pyferry-orig`, "pyvenv.cfg")), "the old venv is kept");
+    const first = readlinkSync(plain);
+    assertState(plain, { six: "1.17.0" });
+
+    // A failing hook goes back to the environment before, whatever it was.
+    inv("six\nidna\n");
+    writeFileSync(join(plain, "..", "fail"), "");
+    r = await run("deploy", "--yes", at(plain));
+    assert.equal(r.status, 1, show(r));
+    assert.match(summary(r.stdout).get(at(plain))?.detail ?? "", /switched back to the previous/);
+    assert.equal(readlinkSync(plain), first);
+    rmSync(join(plain, "..", "fail"));
+    r = await run("deploy", "--yes", at(plain));
+    assert.equal(r.status, 0, show(r));
+    assertState(plain, { six: "1.17.0", idna: "3.20" });
+
+    // Each rollback goes one step further back, down to the virtualenv that was there first.
+    r = await run("rollback", at(plain));
+    assert.equal(r.status, 0, show(r));
+    assert.equal(readlinkSync(plain), first);
+    r = await run("rollback", at(plain));
+    assert.equal(r.status, 0, show(r));
+    assert.equal(realpathSync(plain), realpathSync(`${plain}.pyferry-orig`));
+    const py = spawnSync(join(plain, "bin", "python"), ["-c", "import sys; print(sys.prefix)"], {
+      encoding: "utf8",
+    });
+    assert.equal(py.status, 0, py.stderr);
+    r = await run("rollback", at(plain));
+    assert.equal(r.status, 1, show(r));
+    assert.match(summary(r.stdout).get(at(plain))?.detail ?? "", /no earlier environment/);
+    assert.equal(realpathSync(plain), realpathSync(`${plain}.pyferry-orig`));
   });
 });

@@ -187,6 +187,19 @@ describe("pyferry run", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /v2 tabulate/);
   });
+  test("a module written beside the script after a run is noticed: the import it resolves needs its packages", () => {
+    const d = tmp();
+    const s = join(d, "main.py");
+    writeFileSync(s, "import helper\nhelper.go()\n");
+    assert.match(pyferry(["run", s]).stderr, /No module named 'helper'/);
+    writeFileSync(
+      join(d, "helper.py"),
+      "import tabulate\ndef go():\n    print('via', tabulate.__name__)\n",
+    );
+    const r = pyferry(["run", s]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "via tabulate\n");
+  });
   test("exit codes and signals pass through", () => {
     const d = tmp();
     writeFileSync(join(d, "exit.py"), "import sys\nsys.exit(3)\n");
@@ -235,6 +248,39 @@ describe("the seed's HOW TO TEST steps, as written", () => {
   });
 });
 
+describe("older interpreters", () => {
+  const pyenv = join(process.env.HOME ?? "/root", ".pyenv", "versions");
+  const has = (prefix: string) =>
+    existsSync(pyenv) && readdirSync(pyenv).some((v) => v.startsWith(prefix));
+  test("Python 3.6 with --compile: timestamp-based bytecode, and the environment works", (t) => {
+    if (!has("3.6.")) return t.skip("no CPython 3.6 in pyenv here");
+    const d = tmp();
+    const r = pyferry(["env", "create", join(d, "env"), "--python", "3.6", "--compile", "six"]);
+    assert.equal(r.status, 0, r.stderr);
+    const sp = join(d, "env", "lib", "python3.6", "site-packages");
+    assert.ok(existsSync(join(sp, "__pycache__", "six.cpython-36.pyc")));
+    const py = spawnSync(
+      join(d, "env", "bin", "python"),
+      ["-c", "import six; print(six.__file__)"],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(py.stdout.trim(), join(sp, "six.py"), py.stderr);
+  });
+  test("Python 2 is refused in one sentence, and nothing is left", (t) => {
+    if (!has("2.7.")) return t.skip("no CPython 2.7 in pyenv here");
+    const d = tmp();
+    const r = pyferry(["env", "create", join(d, "env"), "--python", "2.7", "six"]);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /^error: pyferry builds environments for Python 3 only, and .* is Python 2\.7\.\d+\.\n$/,
+    );
+    assert.deepEqual(readdirSync(d), []);
+  });
+});
+
 describe("pack and exec", () => {
   test("a packed script runs from the archive with its local modules and data files", () => {
     const d = tmp();
@@ -251,6 +297,21 @@ describe("pack and exec", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Goodbye from pyferry/);
   });
+
+  test("with no command, the packed script runs: not a same-named file where exec starts, nor a stdlib module", () => {
+    const d = tmp();
+    for (const name of ["train.py", "stat.py", "my.script.py"]) {
+      writeFileSync(join(d, name), `print("packed", ${JSON.stringify(name)}, __name__)\n`);
+      const archive = join(d, `${name}.tar.gz`);
+      let r = pyferry(["pack", join(d, name), "--no-bundle-python", "-o", archive]);
+      assert.equal(r.status, 0, r.stderr);
+      // The working copy changed after packing, in the folder exec is started from.
+      writeFileSync(join(d, name), 'print("the working copy")\n');
+      r = pyferry(["exec", archive], { cwd: d });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, `packed ${name} __main__\n`);
+    }
+  });
 });
 
 describe("errors", () => {
@@ -259,7 +320,10 @@ describe("errors", () => {
     const args = ["env", "create", join(dir, "env"), "--lock", join(dir, "missing.toml")];
     const plain = pyferry(args);
     assert.equal(plain.status, 1);
-    assert.equal(plain.stderr, `error: Cannot read the lock file ${join(dir, "missing.toml")}.\n`);
+    assert.equal(
+      plain.stderr,
+      `error: Cannot read the lock file ${join(dir, "missing.toml")} (it does not exist).\n`,
+    );
     for (const debug of [
       pyferry(["--debug", ...args]),
       pyferry(args, { env: { PYFERRY_DEBUG: "1" } }),

@@ -49,6 +49,11 @@ test("a malformed manifest is one UserError that says what is wrong", async () =
     [{ ...sample(), python: { version: "3.11" } }, /python needs/],
     [{ ...sample(), platform: { tags: "x", machine: "y" } }, /platform needs/],
     [{ ...sample(), entry: [] }, /entry/],
+    [{ ...sample(), script: "../main.py" }, /script is not a path under "app\/"/],
+    [
+      { ...sample(), script: "app/missing.py" },
+      /script names app\/missing.py, which is not a file/,
+    ],
     [{ ...sample(), env: { root: "venv", python: "venv/bin/python" } }, /env is not/],
     [
       { ...sample(), files: { "../etc/passwd": { sha256: SHA, size: 1, mode: 420 } } },
@@ -75,7 +80,10 @@ test("a malformed manifest is one UserError that says what is wrong", async () =
     );
   }
   const dir = mkdtempSync(join(tmpdir(), "pyferry-manifest-"));
-  await assert.rejects(readManifest(dir), /Cannot read the bundle manifest .*ENOENT/);
+  await assert.rejects(
+    readManifest(dir),
+    /Cannot read the bundle manifest .* \(it does not exist\)/,
+  );
   writeFileSync(join(dir, "manifest.json"), "[1]");
   await assert.rejects(readManifest(dir), UserError);
 });

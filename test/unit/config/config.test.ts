@@ -243,7 +243,7 @@ describe("loadConfig: mistakes", () => {
     [
       "ssh_options as a raw flag",
       `[targets.g]\nssh_options = ["-oProxyCommand=evil"]\n`,
-      /ssh_options\[0\] must be one ssh_config option such as "ServerAliveInterval=30"/,
+      /ssh_options\[0\] sets ProxyCommand, which a project.s configuration may not do/,
     ],
     ["empty string", `[targets.g]\npython = ""\n`, /targets\.g\.python must not be empty/],
     [

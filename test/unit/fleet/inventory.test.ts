@@ -97,12 +97,37 @@ test("the seed's selectors and group names pick exactly their environments", () 
   assert.throws(() => pick("nobody@"), /No environment .* matches nobody@/);
 });
 
+test("ssh_options read as in the configuration: ssh's own -o spelling too, each checked", () => {
+  const text = (opts: string) =>
+    `[hosts.a]\nssh_options = ${opts}\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\nrequirements = "r"\n`;
+  for (const opts of [
+    '["-o", "ConnectTimeout=3"]',
+    '["-oConnectTimeout=3"]',
+    '["ConnectTimeout=3"]',
+  ])
+    assert.deepEqual(readInventory(inventory(text(opts))).hosts[0]?.sshOptions, [
+      "ConnectTimeout=3",
+    ]);
+  assert.throws(
+    () => readInventory(inventory(text('["-o"]'))),
+    /hosts\.a\.ssh_options\[0\] must be one ssh_config option/,
+  );
+});
+
 test("a broken inventory is one sentence naming the file and the key", () => {
   const cases: [string, RegExp][] = [
     ["[hosts.a]\nport = 70000\n", /hosts\.a\.port must be a port number/],
     [
       '[hosts.a]\n[[hosts.a.envs]]\npath = "rel"\npython = "p"\nrequirements = "r"\n',
       /path must be an absolute path/,
+    ],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/"\npython = "p"\nrequirements = "r"\n',
+      /path must name a folder below \/ with no \. or \.\. in it/,
+    ],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/srv/../etc"\npython = "p"\nrequirements = "r"\n',
+      /path must name a folder below \//,
     ],
     [
       '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\n',

@@ -1,0 +1,64 @@
+/**
+ * Temporary paths made beside a destination (`.NAME.PID.RAND.tmp`, renamed into place when
+ * complete): removed when the process is stopped by SIGINT, SIGTERM or SIGHUP, and, when it was
+ * killed outright, by the next process that writes to the same destination.
+ */
+import { rmSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const held = new Set<string>();
+
+function onSignal(signal: NodeJS.Signals): void {
+  for (const p of held) rmSync(p, { recursive: true, force: true });
+  held.clear();
+  // Alone, stop as the signal would have; others listening decide for themselves.
+  if (process.listenerCount(signal) === 1) {
+    unlisten();
+    process.kill(process.pid, signal);
+  }
+}
+
+function unlisten(): void {
+  for (const s of SIGNALS) process.off(s, onSignal);
+}
+
+/** Remove `path` if a signal stops the process before the returned release is called. */
+export function holdScratch(path: string): () => void {
+  if (held.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
+  held.add(path);
+  return () => {
+    held.delete(path);
+    if (held.size === 0) unlisten();
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** The temporary path for `dest`, in its folder. */
+export function scratchFor(dest: string, rand: string): string {
+  return join(dirname(dest), `.${basename(dest)}.${process.pid}.${rand}.tmp`);
+}
+
+/** Remove what processes that are gone left while writing `dest`. */
+export async function sweepScratch(dest: string): Promise<void> {
+  const pattern = new RegExp(`^\\.${escape(basename(dest))}\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
+  const names = await readdir(dirname(dest)).catch(() => [] as string[]);
+  await Promise.all(
+    names.map(async (name) => {
+      const pid = Number(pattern.exec(name)?.[1]);
+      if (!pid || pid === process.pid || alive(pid)) return;
+      await rm(join(dirname(dest), name), { recursive: true, force: true }).catch(() => undefined);
+    }),
+  );
+}
