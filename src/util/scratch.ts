@@ -43,7 +43,7 @@ function alive(pid: number): boolean {
   }
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The temporary path for `dest`, in its folder. */
 export function scratchFor(dest: string, rand: string): string {
@@ -52,7 +52,7 @@ export function scratchFor(dest: string, rand: string): string {
 
 /** Remove what processes that are gone left while writing `dest`. */
 export async function sweepScratch(dest: string): Promise<void> {
-  const pattern = new RegExp(`^\\.${escape(basename(dest))}\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
+  const pattern = new RegExp(`^\\.${escapeRegExp(basename(dest))}\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
   const names = await readdir(dirname(dest)).catch(() => [] as string[]);
   await Promise.all(
     names.map(async (name) => {
