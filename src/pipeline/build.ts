@@ -102,7 +102,7 @@ export async function lockRequirements(
     ...(builder ? { buildMetadata: sdistMetadataFor(builder, settings) } : {}),
   }).catch((err: unknown) => {
     // Under the strict one-source-per-project rule, pip's merging might have found a way.
-    if (err instanceof ResolutionImpossible && !opts.mixedSources) {
+    if (err instanceof ResolutionImpossible && !opts.mixedSources && sourceCount(settings) > 1) {
       const hint = "--mixed-sources takes each project's files from every source, as pip does";
       throw new UserError(`${err.message.replace(/\.$/, "")}; ${hint}.`);
     }
@@ -112,7 +112,44 @@ export async function lockRequirements(
     createdBy: `pyferry ${VERSION}`,
     ...(opts.lockDir ? { lockDir: opts.lockDir } : {}),
   });
-  return { text, lock: readLock(text, "the new lock"), target: t };
+  const lock = readLock(text, "the new lock");
+  checkHashes(requirements, lock);
+  return { text, lock, target: t };
+}
+
+/** How many places packages can come from. */
+function sourceCount(s: IndexSettings): number {
+  return (s.noIndex ? 0 : 1 + s.extraIndexUrls.length) + s.findLinks.length;
+}
+
+/**
+ * pip's hash-checking mode: once a requirement carries --hash (or the file says
+ * --require-hashes), every package of the lock needs a listed hash, pinned with ==, and the
+ * file chosen for it must have one of them.
+ */
+function checkHashes(requirements: Requirement[], lock: Lock): void {
+  const hashed = new Map(requirements.filter((r) => r.hashes).map((r) => [r.normalized, r]));
+  if (hashed.size === 0) return;
+  for (const r of hashed.values()) {
+    if (!/^===?[^,*]+$/.test(r.specifier))
+      throw new UserError(
+        `${r.name} has --hash but is not pinned with ==; hash checking needs exact versions.`,
+      );
+  }
+  const missing = lock.packages.filter((p) => !hashed.get(p.name)?.hashes?.length);
+  if (missing.length > 0)
+    throw new UserError(
+      `With --hash on a requirement, every package needs one, and ${missing.map((p) => `${p.name} ${p.version}`).join(", ")} ${missing.length === 1 ? "has" : "have"} none; list ${missing.length === 1 ? "it" : "them"} with --hash (pip-compile --generate-hashes writes them all).`,
+    );
+  for (const p of lock.packages) {
+    const allowed = new Set(hashed.get(p.name)?.hashes);
+    for (const f of [...p.wheels, ...(p.sdist ? [p.sdist] : [])]) {
+      if (!allowed.has(f.sha256))
+        throw new UserError(
+          `${f.name} has sha256 ${f.sha256}, which no --hash of ${p.name} allows; the file is not the one the requirements were written for.`,
+        );
+    }
+  }
 }
 
 export interface BuildOptions {

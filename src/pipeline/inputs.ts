@@ -81,6 +81,17 @@ export function fromSpec(text: string, path: string): BuildInput {
   };
 }
 
+/** Requirements-file options that say where packages come from. */
+const SOURCE_OPTIONS = new Set([
+  "-i",
+  "--index-url",
+  "--extra-index-url",
+  "-f",
+  "--find-links",
+  "--no-index",
+  "--trusted-host",
+]);
+
 export function fromRequirementsTxt(text: string, path: string): BuildInput {
   const parsed = parseRequirementsTxt(text);
   if (parsed.errors.length > 0) {
@@ -92,7 +103,34 @@ export function fromRequirementsTxt(text: string, path: string): BuildInput {
       `${path} includes ${parsed.includes.join(", ")} with -r/-c; list those requirements directly.`,
     );
   }
-  return { requirements: parsed.requirements, source: path };
+  let requireHashes = false;
+  for (const o of parsed.options) {
+    // "-ihttps://..." is "-i https://...", as for any short option.
+    const name = (o.text.startsWith("--") ? o.text.split(/[\s=]/)[0] : o.text.slice(0, 2)) as string;
+    if (name === "--require-hashes") requireHashes = true;
+    else if (name === "--prefer-binary") continue;
+    else if (name === "-e" || name === "--editable")
+      throw new UserError(
+        `${path} line ${o.line}: editable requirements (${o.text}) are not supported; build the project into a wheel (pyferry wheelhouse add DIR) or name it as NAME @ file:///PATH.`,
+      );
+    else if (SOURCE_OPTIONS.has(name))
+      throw new UserError(
+        `${path} line ${o.line}: pyferry takes packages only from the sources on its command line and in pip's configuration, never from ${name} in a requirements file (a file must not move where packages come from); remove the line, and give ${name} on the command line if it is needed.`,
+      );
+    else
+      throw new UserError(
+        `${path} line ${o.line}: pyferry does not read ${name} from requirements files; remove the line${name === "--pre" ? " and give --pre on the command line" : ""}.`,
+      );
+  }
+  const other = parsed.requirementOptions[0];
+  if (other)
+    throw new UserError(
+      `${path} line ${other.line}: pyferry does not take ${other.text} after a requirement (only --hash).`,
+    );
+  const requirements = requireHashes
+    ? parsed.requirements.map((r) => ({ ...r, hashes: r.hashes ?? [] }))
+    : parsed.requirements;
+  return { requirements, source: path };
 }
 
 export async function fromScript(path: string, opts: AnalyzeOptions): Promise<BuildInput> {

@@ -15,6 +15,11 @@ export interface Requirement {
   specifier: string;
   url?: string;
   marker?: Marker;
+  /**
+   * From a requirements file: the sha256 digests its `--hash` options allow (lower-case hex);
+   * [] when the file asks for hashes (--require-hashes) and gives none for this one.
+   */
+  hashes?: string[];
 }
 
 /** The text is not a PEP 508 requirement. `position` is the 0-based offset of the problem. */
@@ -186,6 +191,8 @@ export interface RequirementsTxt {
   includes: string[];
   /** Other option lines (`-e`, `--index-url`, ...), skipped. */
   options: { line: number; text: string }[];
+  /** Options after a requirement other than `--hash` (`--config-settings`, ...). */
+  requirementOptions: { line: number; text: string }[];
 }
 
 // pip's rule: `#` starts a comment at the start of a line or after whitespace.
@@ -218,11 +225,17 @@ function logicalLines(text: string): [number, string][] {
 
 /**
  * Read a pip requirements file. Comments, blank lines and continuations are handled as pip
- * does; per-requirement options such as `--hash=...` are dropped; unparsable lines are
- * reported in `errors` rather than thrown.
+ * does; `--hash=sha256:...` after a requirement goes into its `hashes`, other options there
+ * into `requirementOptions`; unparsable lines are reported in `errors` rather than thrown.
  */
 export function parseRequirementsTxt(text: string): RequirementsTxt {
-  const result: RequirementsTxt = { requirements: [], errors: [], includes: [], options: [] };
+  const result: RequirementsTxt = {
+    requirements: [],
+    errors: [],
+    includes: [],
+    options: [],
+    requirementOptions: [],
+  };
   for (const [line, raw] of logicalLines(text)) {
     const content = raw.replace(COMMENT, "").trim();
     if (content === "") continue;
@@ -236,8 +249,27 @@ export function parseRequirementsTxt(text: string): RequirementsTxt {
     const words = content.split(" ");
     const cut = words.findIndex((w) => w.startsWith("-"));
     const requirement = (cut < 0 ? words : words.slice(0, cut)).join(" ").trim();
+    const options = cut < 0 ? [] : words.slice(cut).filter(Boolean);
+    const hashes: string[] = [];
+    for (let i = 0; i < options.length; i++) {
+      const o = options[i] as string;
+      const value = o === "--hash" ? options[++i] : o.startsWith("--hash=") ? o.slice(7) : undefined;
+      if (value === undefined) {
+        result.requirementOptions.push({ line, text: o });
+        continue;
+      }
+      const m = /^sha256:([0-9a-fA-F]{64})$/.exec(value);
+      if (m) hashes.push((m[1] as string).toLowerCase());
+      else
+        result.errors.push({
+          line,
+          text: content,
+          message: `--hash ${value} is not sha256:<64 hex digits> (pyferry checks sha256 hashes)`,
+        });
+    }
     try {
-      result.requirements.push(parseRequirement(requirement));
+      const parsed = parseRequirement(requirement);
+      result.requirements.push(hashes.length > 0 ? { ...parsed, hashes } : parsed);
     } catch (err) {
       if (!(err instanceof RequirementSyntaxError)) throw err;
       result.errors.push({ line, text: content, message: err.message });

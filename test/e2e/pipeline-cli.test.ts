@@ -336,6 +336,60 @@ describe("errors", () => {
   });
 });
 
+describe("requirements files", () => {
+  test("--hash is checked as pip does: the file chosen, every package, exact pins", () => {
+    const d = tmp();
+    assert.equal(pyferry(["lock", "six", "-o", join(d, "six.toml")]).status, 0);
+    const sha = /sha256 = "([0-9a-f]{64})"/.exec(readFileSync(join(d, "six.toml"), "utf8"))?.[1];
+    const attempt = (name: string, text: string) => {
+      writeFileSync(join(d, name), text);
+      return pyferry(["env", "create", join(d, `env-${name}`), "-r", join(d, name)]);
+    };
+    let r = attempt("ok.txt", `six==1.17.0 --hash=sha256:${sha}\n`);
+    assert.equal(r.status, 0, r.stderr);
+    r = attempt("wrong.txt", `six==1.17.0 --hash=sha256:${"0".repeat(64)}\n`);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /^error: six-1\.17\.0-.*\.whl has sha256 [0-9a-f]{64}, which no --hash of six allows/,
+    );
+    r = attempt("some.txt", `six==1.17.0 --hash=sha256:${sha}\ntabulate==0.10.0\n`);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /every package needs one, and tabulate 0\.10\.0 has none/);
+    r = attempt("loose.txt", `six>=1 --hash=sha256:${sha}\n`);
+    assert.match(r.stderr, /six has --hash but is not pinned with ==/);
+    r = attempt("required.txt", "--require-hashes\nsix==1.17.0\n");
+    assert.match(r.stderr, /and six 1\.17\.0 has none/);
+    assert.deepEqual(
+      readdirSync(d).filter((f) => f.startsWith("env-")),
+      ["env-ok.txt"],
+      "no environment from a refused file",
+    );
+  });
+
+  test("editable lines and lines that move where packages come from are refused, naming the line", () => {
+    const d = tmp();
+    for (const [text, want] of [
+      ["six\n-e ./pkg\n", /line 2: editable requirements \(-e \.\/pkg\) are not supported/],
+      [
+        "--index-url http://elsewhere.invalid/simple\nsix\n",
+        /line 1: pyferry takes packages only from the sources on its command line and in pip's configuration, never from --index-url/,
+      ],
+      ["-fhttp://elsewhere.invalid/\nsix\n", /never from -f in a requirements file/],
+      [
+        "six --install-option=x\n",
+        /line 1: pyferry does not take --install-option=x after a requirement/,
+      ],
+    ] as const) {
+      writeFileSync(join(d, "r.txt"), text);
+      const r = pyferry(["lock", "-r", join(d, "r.txt"), "-o", join(d, "l.toml")]);
+      assert.equal(r.status, 1, text);
+      assert.match(r.stderr, want);
+      assert.ok(!existsSync(join(d, "l.toml")));
+    }
+  });
+});
+
 describe("a full disk", () => {
   test("env create says so in one sentence and leaves nothing behind", (t) => {
     const mnt = mkdtempSync(join(tmpdir(), "pyferry-full-"));

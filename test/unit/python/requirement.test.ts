@@ -193,7 +193,8 @@ test("parseRequirementsTxt handles comments, continuations, options and errors",
     "-e ./local/pkg",
     "numpy>=1.20 \\",
     "    ; python_version >= '3.8'",
-    "flask==2.0 --hash=sha256:abc --hash=sha256:def",
+    `flask==2.0 --hash=sha256:${"A".repeat(64)} --hash sha256:${"b".repeat(64)}`,
+    `six==1.17.0 --hash=md5:${"c".repeat(32)} --config-settings=x=y`,
     "this is not a requirement",
     "django>=4\\",
     "# a comment ends the continuation",
@@ -208,6 +209,7 @@ test("parseRequirementsTxt handles comments, continuations, options and errors",
     "requests[socks]>=2.0",
     'numpy>=1.20; python_version >= "3.8"',
     "flask==2.0",
+    "six==1.17.0",
     "django>=4",
     "attrs",
     "pkg @ git+https://example.org/pkg.git#egg=pkg",
@@ -219,14 +221,19 @@ test("parseRequirementsTxt handles comments, continuations, options and errors",
     { line: 7, text: "--index-url https://example.org/simple" },
     { line: 8, text: "-e ./local/pkg" },
   ]);
+  assert.deepEqual(parsed.requirements[2]?.hashes, ["a".repeat(64), "b".repeat(64)]);
+  assert.equal(parsed.requirements[0]?.hashes, undefined);
+  assert.deepEqual(parsed.requirementOptions, [{ line: 12, text: "--config-settings=x=y" }]);
   assert.deepEqual(
-    parsed.errors.map((e) => [e.line, e.text]),
+    parsed.errors.map((e) => [e.line, e.text.split(" ")[0]]),
     [
-      [12, "this is not a requirement"],
-      [17, "./relative/path"],
+      [12, "six==1.17.0"],
+      [13, "this"],
+      [18, "./relative/path"],
     ],
   );
-  assert.match(parsed.errors[0]?.message ?? "", /^Invalid requirement "this is not a requirement"/);
+  assert.match(parsed.errors[0]?.message ?? "", /--hash md5:c+ is not sha256:<64 hex digits>/);
+  assert.match(parsed.errors[1]?.message ?? "", /^Invalid requirement "this is not a requirement"/);
 });
 
 interface Reference {
