@@ -106,7 +106,9 @@ export function fromRequirementsTxt(text: string, path: string): BuildInput {
   let requireHashes = false;
   for (const o of parsed.options) {
     // "-ihttps://..." is "-i https://...", as for any short option.
-    const name = (o.text.startsWith("--") ? o.text.split(/[\s=]/)[0] : o.text.slice(0, 2)) as string;
+    const name = (
+      o.text.startsWith("--") ? o.text.split(/[\s=]/)[0] : o.text.slice(0, 2)
+    ) as string;
     if (name === "--require-hashes") requireHashes = true;
     else if (name === "--prefer-binary") continue;
     else if (name === "-e" || name === "--editable")

@@ -253,7 +253,8 @@ export function parseRequirementsTxt(text: string): RequirementsTxt {
     const hashes: string[] = [];
     for (let i = 0; i < options.length; i++) {
       const o = options[i] as string;
-      const value = o === "--hash" ? options[++i] : o.startsWith("--hash=") ? o.slice(7) : undefined;
+      const value =
+        o === "--hash" ? options[++i] : o.startsWith("--hash=") ? o.slice(7) : undefined;
       if (value === undefined) {
         result.requirementOptions.push({ line, text: o });
         continue;
