@@ -106,7 +106,7 @@ if [ "$mode" = back ]; then
     tail -n +2 "$h" > "$h.new" && mv -f "$h.new" "$h"
   fi
 elif [ -n "$now" ] && [ "$now" != "$k" ]; then
-  { printf '%s\\n' "$now"; head -n 4 "$h" 2>/dev/null; } > "$h.new" && mv -f "$h.new" "$h" || exit ${FLEET_EXIT.switchFailed}
+  { printf '%s\\n' "$now"; head -n 4 "$h" 2>/dev/null || :; } > "$h.new" && mv -f "$h.new" "$h" || exit ${FLEET_EXIT.switchFailed}
   echo "prev $now"
 fi
 rm -f "names/$id-undo"
