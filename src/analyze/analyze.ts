@@ -141,6 +141,20 @@ function inFunction(r: ImportRecord, fn: string): boolean {
   return false;
 }
 
+/** Whether `def NAME` (and `class CLASS` for CLASS.NAME) appears in the source. */
+function definesFunction(text: string, fn: string): boolean {
+  const parts = fn.split(".");
+  const esc = (w: string) => w.replace(/[^\w]/g, "\\$&");
+  const def = new RegExp(
+    `^[ \\t]*(?:async[ \\t]+)?def[ \\t]+${esc(parts.pop() as string)}\\b`,
+    "m",
+  );
+  return (
+    def.test(text) &&
+    parts.every((c) => new RegExp(`^[ \\t]*class[ \\t]+${esc(c)}\\b`, "m").test(text))
+  );
+}
+
 function markerText(m: Marker | undefined): string | null {
   return m ? formatMarker(m) : null;
 }
@@ -237,6 +251,17 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     interp && majorMinor(interp.version) === targetMinor
       ? new Set(interp.stdlibModules)
       : (stdlibTable(targetMinor) as Set<string>);
+
+  if (opts.function) {
+    for (const e of entries) {
+      if (e.endsWith(".ipynb")) continue;
+      const text = await readFile(e, "utf8").catch(() => undefined);
+      if (text !== undefined && !definesFunction(text, opts.function))
+        warnings.push(
+          `${displayPath(root, e)} defines no function ${opts.function}, so none of its imports were read; check the name (Class.method for a method).`,
+        );
+    }
+  }
 
   // Walk the program's own files from the entries, following local imports.
   const seen: Seen[] = [];

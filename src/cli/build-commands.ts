@@ -281,7 +281,7 @@ go too. Example:
     )
     .action(async (flags: { olderThan: string; dryRun?: boolean; json?: boolean }) => {
       const days = Number(flags.olderThan);
-      if (!Number.isFinite(days) || days < 0)
+      if (!/^\d+(\.\d+)?$/.test(flags.olderThan.trim()))
         throw new UserError("--older-than takes a number of days.", 2);
       const { cachePruneCommand } = await import("../pipeline/commands.js");
       await cachePruneCommand(days, flags.json === true, flags.dryRun === true);

@@ -20,7 +20,7 @@ import { UserError } from "../util/errors.js";
 import { planOutput, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
 import { readText } from "../util/read-text.js";
-import { mib } from "../util/units.js";
+import { count, mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import type { BuildInput } from "./inputs.js";
@@ -79,7 +79,7 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
     await writeOutputFile(output, text, plan);
     bar.done();
     process.stderr.write(
-      `Locked ${lock.packages.length} packages for Python ${target.pythonVersion} into ${flags.output ?? "pylock.toml"}.\n`,
+      `Locked ${count(lock.packages.length, "package")} for Python ${target.pythonVersion} into ${flags.output ?? "pylock.toml"}.\n`,
     );
   } finally {
     bar.done();
@@ -130,7 +130,7 @@ export async function envCreateCommand(
     });
     bar.done();
     process.stderr.write(
-      `Created ${dir} with ${lock.packages.length} packages (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
+      `Created ${dir} with ${count(lock.packages.length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
     );
   } finally {
     bar.done();
@@ -176,7 +176,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     });
     bar.done();
     process.stderr.write(
-      `Packed ${name}: ${lock.packages.length} packages, ${input.appFiles?.length ?? 0} app files, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
+      `Packed ${name}: ${count(lock.packages.length, "package")}, ${count(input.appFiles?.length ?? 0, "app file")}, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
     );
   } finally {
     bar.done();
@@ -218,27 +218,33 @@ export async function execCommand(bundle: string, command: string[]): Promise<vo
 
 export async function cacheInfoCommand(json: boolean): Promise<void> {
   const info = await cacheInfo();
-  if (json) {
-    writeJson(info);
-    return;
-  }
-  const lines = [
-    `cache: ${info.root}`,
-    `  downloaded wheels          ${info.wheels.count}  ${mib(info.wheels.bytes)}`,
-    `  unpacked wheels            ${info.unpacked.count}  ${mib(info.unpacked.bytes)}`,
-  ];
-  // The stages above the installer keep their own folders: show what they hold too.
-  for (const [dir, label] of [
-    ["built", "wheels built from sdists"],
-    ["envs", "environments (run/pack)"],
-    ["bundles", "unpacked bundles (exec)"],
-  ] as const) {
+  // The stages above the installer keep their own folders: they count too.
+  const stages: Record<string, { count: number; bytes: number }> = {};
+  for (const dir of ["built", "envs", "bundles"] as const) {
     const d = join(info.root, dir);
     const entries = existsSync(d) ? (await readdir(d)).filter((e) => !e.startsWith(".")) : [];
-    lines.push(`  ${label.padEnd(26)} ${entries.length}  ${mib(await treeBytes(d))}`);
+    stages[dir] = { count: entries.length, bytes: await treeBytes(d) };
   }
-  lines.push(`  unfinished writes          ${info.partial.count}`, "");
-  process.stdout.write(lines.join("\n"));
+  const all = { ...info, ...stages };
+  if (json) {
+    writeJson(all);
+    return;
+  }
+  const rows: [string, { count: number; bytes?: number }][] = [
+    ["downloaded wheels", all.wheels],
+    ["unpacked wheels", all.unpacked],
+    ["wheels built from sdists", stages.built as { count: number; bytes: number }],
+    ["environments (run/pack)", stages.envs as { count: number; bytes: number }],
+    ["unpacked bundles (exec)", stages.bundles as { count: number; bytes: number }],
+    ["unfinished writes", { count: all.partial.count }],
+  ];
+  const width = Math.max(...rows.map(([, v]) => String(v.count).length));
+  const lines = [`cache: ${info.root}`];
+  for (const [label, v] of rows)
+    lines.push(
+      `  ${label.padEnd(26)} ${String(v.count).padStart(width)}${v.bytes !== undefined ? `  ${mib(v.bytes).padStart(12)}` : ""}`,
+    );
+  process.stdout.write(`${lines.join("\n")}\n`);
 }
 
 async function treeBytes(dir: string): Promise<number> {
@@ -251,6 +257,17 @@ async function treeBytes(dir: string): Promise<number> {
   }
   return total;
 }
+
+/** What `cache prune` says it removed, by kind (singular, plural). */
+const KIND_WORDS: Record<string, [string, string]> = {
+  wheel: ["downloaded wheel", "downloaded wheels"],
+  unpacked: ["unpacked wheel", "unpacked wheels"],
+  partial: ["unfinished write", "unfinished writes"],
+  built: ["wheel built from an sdist", "wheels built from sdists"],
+  env: ["environment", "environments"],
+  bundle: ["unpacked bundle", "unpacked bundles"],
+  record: ["run record", "run records"],
+};
 
 export async function cachePruneCommand(
   days: number,
@@ -266,7 +283,7 @@ export async function cachePruneCommand(
   }
   const kinds = new Map<string, number>();
   for (const r of removed) kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1);
-  const what = [...kinds].map(([k, n]) => `${n} ${k}${n === 1 ? "" : "s"}`).join(", ") || "nothing";
+  const what = [...kinds].map(([k, n]) => count(n, ...KIND_WORDS[k])).join(", ") || "nothing";
   process.stderr.write(`${dryRun ? "Would remove" : "Removed"} ${what} (${mib(bytes)}).\n`);
 }
 

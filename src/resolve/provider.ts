@@ -68,6 +68,11 @@ export interface Provider {
   sha256(c: Candidate): Promise<string>;
   /** The sources, for messages: "file:///a/simple, file:///b/simple or /wheels". */
   describeSources(): string;
+  /**
+   * For a project with no candidates, why, when it is not simply absent: files that exist but
+   * none for this target ("its 2 files are for other platforms or Pythons: ...").
+   */
+  whyNone?(name: string): string | undefined;
 }
 
 export interface Source {
@@ -243,6 +248,8 @@ export class IndexProvider implements Provider {
   private readonly findLinks = new Map<string, Promise<IndexFile[]>>();
   /** Sources that failed, with the failure; never asked again in this run. */
   private readonly down = new Map<string, IndexUnavailable>();
+  /** Projects whose files were all unusable for the target: their file names. */
+  private readonly unusable = new Map<string, string[]>();
   readonly warnings: string[] = [];
 
   constructor(
@@ -313,7 +320,20 @@ export class IndexProvider implements Provider {
     if (found.length === 0 && failure && this.down.size === this.opts.sources.length) {
       throw failure;
     }
-    return chooseCandidates(project, found, this.target, this.ranks);
+    const cands = chooseCandidates(project, found, this.target, this.ranks);
+    if (cands.length === 0 && found.length > 0)
+      this.unusable.set(
+        project,
+        found.map((f) => f.file.filename),
+      );
+    return cands;
+  }
+
+  whyNone(name: string): string | undefined {
+    const files = this.unusable.get(normalizeName(name));
+    if (!files) return undefined;
+    const shown = files.slice(0, 3).join(", ") + (files.length > 3 ? ", ..." : "");
+    return `${files.length === 1 ? "its one file is" : `its ${files.length} files are`} for other platforms or Pythons (${shown})`;
   }
 
   async metadata(c: Candidate): Promise<CoreMetadata> {

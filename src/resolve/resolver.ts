@@ -990,8 +990,11 @@ export async function resolve(req: ResolveRequest, provider?: Provider): Promise
     requirements.map(async (r) => {
       const p = await solver.load(r.normalized);
       if (p.cands.length === 0) {
+        const why = source.whyNone?.(r.normalized);
         throw new ResolutionImpossible(
-          `No project named '${r.name}' on ${source.describeSources()}.`,
+          why
+            ? `${r.name} has nothing this target can install on ${source.describeSources()}: ${why}.`
+            : `No project named '${r.name}' on ${source.describeSources()}.`,
         );
       }
     }),

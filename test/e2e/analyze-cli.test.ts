@@ -151,6 +151,12 @@ describe("selection", () => {
     const dir = temp({ "s.py": src });
     assert.deepEqual(names(report([join(dir, "s.py"), "--toplevel"])), ["pyyaml"]);
     assert.deepEqual(names(report([join(dir, "s.py"), "--function", "train"])), ["numpy"]);
+    assert.deepEqual(report([join(dir, "s.py"), "--function", "train"]).warnings, []);
+    const typo = report([join(dir, "s.py"), "--function", "trian"]);
+    assert.deepEqual(names(typo), []);
+    assert.deepEqual(typo.warnings, [
+      "s.py defines no function trian, so none of its imports were read; check the name (Class.method for a method).",
+    ]);
   });
 });
 

@@ -212,6 +212,7 @@ describe("IndexProvider", () => {
   mkdirSync(links);
   makeWheel(join(links, "shared-5.0-py3-none-any.whl"), "shared", "5.0");
   makeWheel(join(links, "local_only-1.0-py3-none-any.whl"), "local_only", "1.0");
+  makeWheel(join(links, "winonly-1.0-cp311-cp311-win_amd64.whl"), "winonly", "1.0");
   const sources = sourcesFromSettings({
     indexUrl: first,
     extraIndexUrls: [second],
@@ -232,6 +233,12 @@ describe("IndexProvider", () => {
     assert.equal(local[0]?.source, links);
     assert.equal(local[0]?.index, undefined);
     assert.deepEqual(await strict.candidates("missing"), []);
+    assert.equal(strict.whyNone("missing"), undefined, "absent, not unusable");
+    assert.deepEqual(await strict.candidates("winonly"), []);
+    assert.equal(
+      strict.whyNone("WinOnly"),
+      "its one file is for other platforms or Pythons (winonly-1.0-cp311-cp311-win_amd64.whl)",
+    );
 
     const mixed = new IndexProvider(target, { sources, allowMixedSources: true });
     assert.deepEqual(versions(await mixed.candidates("shared")), ["9.0", "5.0", "1.0"]);
