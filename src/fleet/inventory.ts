@@ -183,6 +183,8 @@ export function readInventory(file: string): Inventory {
   const hostsTable = doc.hosts ?? {};
   if (!isTable(hostsTable)) r.fail("hosts", "must be a table of [hosts.NAME] tables");
   const hosts: FleetHost[] = [];
+  // One machine's path under two host names would be deployed twice, each undoing the other.
+  const places = new Map<string, string>();
   for (const [name, t] of Object.entries(hostsTable)) {
     const at = `hosts.${name}`;
     if (!isTable(t)) r.fail(at, "must be a table");
@@ -217,6 +219,11 @@ export function readInventory(file: string): Inventory {
     for (const e of host.envs) {
       if (paths.has(e.path)) r.fail(at, `lists the environment ${e.path} twice`);
       paths.add(e.path);
+      const place = `${host.address}\0${host.port ?? ""}\0${e.path}`;
+      const other = places.get(place);
+      if (other !== undefined && other !== name)
+        r.fail(at, `deploys to ${host.address}:${e.path}, as hosts.${other} does; list it once`);
+      places.set(place, name);
     }
     hosts.push(host);
   }

@@ -59,7 +59,11 @@ function fresh(name: string): string {
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
 /** A copy of `wheel` under `name` in a new folder, optionally re-zipped by Python. */
-function copyAs(wheel: string, name: string, rezip?: "stored" | "tampered"): string {
+function copyAs(
+  wheel: string,
+  name: string,
+  rezip?: "stored" | "tampered" | "dropped" | "renamed",
+): string {
   const out = join(fresh("copy"), name);
   if (!rezip) copyFileSync(wheel, out);
   else {
@@ -70,9 +74,18 @@ done = False
 with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as z:
     for i in zin.infolist():
         data = zin.read(i.filename)
-        if mode == "tampered" and not done and i.filename.endswith(".py"):
+        name = i.filename
+        if mode == "tampered" and not done and name.endswith(".py"):
             data, done = data + b"\\n# changed\\n", True
-        z.writestr(i.filename, data)
+        if mode == "dropped" and not done and name.endswith(".py"):
+            done = True
+            continue
+        if mode == "renamed":
+            top, _, rest = name.partition("/")
+            if top.endswith(".dist-info"):
+                name = top.split("-")[0] + "-9.9.dist-info/" + rest
+                data = data.replace(top.encode() + b"/", (top.split("-")[0] + "-9.9.dist-info/").encode())
+        z.writestr(name, data)
 `;
     execFileSync(PYTHON, ["-c", code, wheel, out, rezip]);
   }
@@ -299,6 +312,16 @@ describe("bad wheels are refused with one sentence and nothing is added", () => 
   });
   test("a wheel whose file does not match its RECORD", async () => {
     await refused([copyAs(six, basename(six), "tampered")], /has hash .*, but its RECORD says/);
+  });
+  test("a wheel without a file its RECORD lists, or whose .dist-info folder has another version", async () => {
+    await refused(
+      [copyAs(six, basename(six), "dropped")],
+      /its RECORD lists "six\.py", which it lacks/,
+    );
+    await refused(
+      [copyAs(six, basename(six), "renamed")],
+      /its folder six-9\.9\.dist-info does not carry its version 1\.\d+\.\d+/,
+    );
   });
   test("a wheel named for another project or version", async () => {
     await refused(
