@@ -304,6 +304,17 @@ function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<
   return found;
 }
 
+/**
+ * The tree an environment is deployed as. Bytecode is compiled on the host into the assembled
+ * environment, so a compiled one is another environment there (the same objects, another key):
+ * turning `compile` on or off is a change, and never adds .pyc files under another path.
+ */
+function deployedTree(sel: Selected, prepared: Prepared): Tree {
+  if (!sel.env.compile) return prepared.tree;
+  const key = createHash("sha256").update(`${prepared.tree.key}\0compiled`).digest("hex");
+  return { ...prepared.tree, key };
+}
+
 /** Phase one for one connection: state, locks and local builds, plans. Nothing changes there. */
 async function planConnection(
   store: RemoteStore,
@@ -338,7 +349,7 @@ async function planPython(
   const known = readProbeRecord(probeCache(store, python));
   const guessed = known
     ? (await Promise.allSettled(group.map((sel) => prepare(sel.env, known.info, inv)))).flatMap(
-        (r) => (r.status === "fulfilled" ? [r.value.tree] : []),
+        (r, i) => (r.status === "fulfilled" ? [deployedTree(group[i] as Selected, r.value)] : []),
       )
     : [];
   const state = await readState(
@@ -360,7 +371,8 @@ async function planPython(
       planned.push(...failedAll([sel], err));
       continue;
     }
-    const { lock, envDir, tree } = prepared;
+    const { lock, envDir } = prepared;
+    const tree = deployedTree(sel, prepared);
     const currentKey = now.link?.split("/").pop();
     const shipping = state.trees.get(tree.key);
     const wanted = lockedVersions(lock, state.info);
@@ -576,7 +588,9 @@ async function deployWith(
         ? "its hooks and reload, left undone by an interrupted deploy"
         : p.changes.length > 0
           ? describeChanges(p.changes)
-          : "the same packages, as a pyferry environment";
+          : p.currentKey
+            ? `the same packages, ${p.sel.env.compile ? "with" : "without"} bytecode compiled there`
+            : "the same packages, as a pyferry environment";
     const aside =
       p.currentKind === "venv"
         ? `; the virtualenv there is moved aside to ${p.sel.env.path}.pyferry-orig and kept for rollback`

@@ -791,6 +791,53 @@ describe("pyferry deploy to five hosts", {
     assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1, "owed hooks run once");
   });
 
+  test("compile is part of what an environment is: turning it on is a change, and only that path gets bytecode", async () => {
+    const root = lab.host("h4").root;
+    const a = join(root, "srv", "ca", "venv");
+    const b = join(root, "srv", "cb", "venv");
+    const inv = (compileB: boolean) => {
+      writeFileSync(join(work, "reqs", "c.txt"), "six\n");
+      const lines = [
+        'wheelhouse = "wheelhouse"',
+        "[defaults]",
+        `python = ${JSON.stringify(python)}`,
+      ];
+      lines.push("[hosts.h4]", 'address = "h4"');
+      for (const [path, compile] of [
+        [a, true],
+        [b, compileB],
+      ] as const)
+        lines.push(
+          "[[hosts.h4.envs]]",
+          `path = ${JSON.stringify(path)}`,
+          'requirements = "reqs/c.txt"',
+          `compile = ${compile}`,
+        );
+      writeFileSync(join(work, "compile.toml"), `${lines.join("\n")}\n`);
+    };
+    const pyc = (env: string) =>
+      existsSync(
+        join(env, "lib", "python3.11", "site-packages", "__pycache__", "six.cpython-311.pyc"),
+      );
+    const run = (...args: string[]) => pyferry([...args, "-i", "compile.toml"]);
+    inv(false);
+    let r = await run("deploy", "--yes");
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual([pyc(a), pyc(b)], [true, false]);
+    assert.notEqual(readlinkSync(a), readlinkSync(b));
+    inv(true);
+    r = await run("deploy", "--check");
+    assert.equal(r.status, 2, show(r));
+    assert.deepEqual(summary(r.stdout).get(`h4:${b}`), { outcome: "pending", detail: "" });
+    assert.match(r.stderr, /the same packages, with bytecode compiled there/);
+    r = await run("deploy", "--yes");
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual([pyc(a), pyc(b)], [true, true]);
+    assertState(b, { six: "1.17.0" });
+    r = await run("deploy", "--check");
+    assert.equal(r.status, 0, show(r));
+  });
+
   test("an existing virtualenv is taken over and kept for rollback; any other folder is refused; rollback goes further back each time", async () => {
     const root = lab.host("h5").root;
     const plain = join(root, "srv", "plain", "venv");
