@@ -40,6 +40,10 @@ const PROJECT_FORBIDDEN_SSH_OPTIONS = new Set([
   "forwardagent",
   "forwardx11",
   "forwardx11trusted",
+  // Host keys are the user's trust, not a project's to turn off.
+  "stricthostkeychecking",
+  "userknownhostsfile",
+  "globalknownhostsfile",
 ]);
 
 type Table = Record<string, unknown>;
@@ -174,7 +178,7 @@ function sshOptions(v: unknown, at: string, ctx: LayerContext): string[] {
   return sshOptionList(items, at, (name, where) => {
     if (ctx.project && PROJECT_FORBIDDEN_SSH_OPTIONS.has(name.toLowerCase())) {
       throw new UserError(
-        `${where} sets ${name}, which a project's configuration may not do because it runs commands or hands out credentials on this machine; set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
+        `${where} sets ${name}, which a project's configuration may not do because it runs commands, hands out credentials or weakens host key checking on this machine; set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
       );
     }
   });

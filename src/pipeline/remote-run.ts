@@ -3,7 +3,7 @@
  * lacks, assemble there, run with live output and the remote's exit code, bring files back.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { fstatSync, readFileSync, statSync } from "node:fs";
 import { machine } from "node:os";
 import { join } from "node:path";
 import { type InterpreterInfo, readProbeOutput } from "../python/interpreter.js";
@@ -428,6 +428,11 @@ async function runRemote(
   });
   let stopping: string | undefined;
   const stop = (sig: NodeJS.Signals) => {
+    // Asked again: stop waiting for the host (its watchdog stops what is left there).
+    if (stopping) {
+      child.kill("SIGTERM");
+      return;
+    }
     stopping = sig;
     // Stop the remote program's group; its session then ends and ssh exits by itself.
     void store.signal(runId, sig.replace(/^SIG/, "")).catch(() => child.kill("SIGTERM"));
@@ -439,6 +444,8 @@ async function runRemote(
       child.once("close", (c) => resolve(c ?? SSH_FAILED));
     });
     if (!ready) {
+      // Stopped before it started: it never will.
+      if (stopping) return { code, signal: stopping };
       if (code === REMOTE_EXIT.envMissing || envMissing) return "env";
       if (code === REMOTE_EXIT.objectsMissing) return missing;
       if (code === SSH_FAILED) await store.conn.failIfConnectionLost(`${tail}${pending}`);
@@ -452,6 +459,13 @@ async function runRemote(
     if (left) process.stderr.write(left);
     // Without the wrapper's last line the session was cut short: the program's status is unknown.
     if (after.exit === undefined && !stopping) {
+      // With the connection still up, what went away is the reader of our output
+      // (`| head`): stop as a program killed by SIGPIPE does.
+      const up = await store.conn.failIfConnectionLost("").then(
+        () => true,
+        () => false,
+      );
+      if (up && fstatSync(1).isFIFO()) return { code: 141 };
       throw new SshError(
         `The connection to ${req.target.label} dropped while the program ran there (ssh ended with status ${code}).`,
       );

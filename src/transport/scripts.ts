@@ -49,6 +49,14 @@ cd "$r" 2>/dev/null || { echo "pyferry: cannot use the store folder $r" >&2; exi
 command -v tar >/dev/null 2>&1 || { echo "pyferry: tar is not installed" >&2; exit ${REMOTE_EXIT.noTar}; }
 # Whether folder $1 holds anything but dotfiles (the store makes none), without a process.
 has_any() { for x in "$1"/*; do [ -e "$x" ] || [ -L "$x" ] && return 0; break; done; return 1; }
+# Whether a gc holds the store. The lock of a gc that is gone (killed) is taken away; one whose
+# gc has not yet written its pid counts for a minute.
+gc_busy() {
+  [ -d gc.lock ] || return 1
+  if [ -e gc.lock/pid ] && read -r g < gc.lock/pid; then kill -0 "$g" 2>/dev/null && return 0
+  elif [ -z "$(find gc.lock -maxdepth 0 -mmin +1 2>/dev/null)" ]; then return 0; fi
+  rm -rf gc.lock; return 1
+}
 `;
 
 /**
@@ -254,15 +262,22 @@ exit 0
  * "pyferry:missing OBJECT" (with exit 92/94, nothing created), then "pyferry:ready".
  *
  * The program gets its own process group (when setsid exists) so that stopping it stops its
- * children too; its pid is in runs/<id>.pid while it runs. The exit status is the program's
+ * children too; its pid is in runs/<id>.pid while it runs. The settings reach the program only
+ * (through env), never this script's own variables. A stop asked for before the program runs
+ * (runs/<id>.stop, see SIGNAL_RUN) keeps it from starting. The exit status is the program's
  * (128+N after signal N).
  */
 export const RUN = `${PRELUDE}
 id=$1; k=$2; name=$3; n=$4; shift 4
 e=$r/envs/$k; pp=$PPID
 printf '%s\\n' "$k" > "runs/$id.env"
-while [ -d gc.lock ]; do sleep 1; done
-fail() { rm -f "runs/$id.env"; exit "$1"; }
+fail() { rm -f "$r/runs/$id.env" "$r/runs/$id.stop"; exit "$1"; }
+# Stopped before the program started: the status a shell gives for that signal.
+stopped() {
+  [ -e "$r/runs/$id.stop" ] && read -r s < "$r/runs/$id.stop" || return 1
+  case $s in HUP) fail 129 ;; INT) fail 130 ;; *) fail 143 ;; esac
+}
+while gc_busy; do stopped; sleep 1; done
 [ -e "$e/.pyferry-complete" ] || { echo "pyferry:env-missing" >&2; fail ${REMOTE_EXIT.envMissing}; }
 entries=""; missing=0
 while IFS= read -r line && [ -n "$line" ]; do
@@ -290,22 +305,32 @@ if [ -n "$entries" ]; then
 fi
 [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
 cd "runs/$id" 2>/dev/null || { echo "pyferry: the run folder runs/$id is gone" >&2; fail ${REMOTE_EXIT.noRun}; }
-while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done
+# "$@" becomes: the settings, the interpreter, its arguments (for env, which sets them).
+i=0; all=$#
+for a in "$@"; do
+  [ $i = "$n" ] && set -- "$@" "$e/bin/python"
+  set -- "$@" "$a"; i=$((i + 1))
+done
+[ $i = "$n" ] && set -- "$@" "$e/bin/python"
+shift "$all"
 export VIRTUAL_ENV="$e" PATH="$e/bin:$PATH"
 unset PYTHONHOME
 # A background command starts with SIGINT and SIGQUIT ignored; coreutils' env puts them back,
 # so that Ctrl-C reaches the program as KeyboardInterrupt.
 dflt=""; env --default-signal=INT,QUIT true 2>/dev/null && dflt="--default-signal=INT,QUIT"
 group=""; command -v setsid >/dev/null 2>&1 && group=setsid
+stopped
 echo "pyferry:ready" >&2
 # A background command's stdin is /dev/null unless redirected from a saved copy.
 exec 3<&0
-$group env $dflt "$e/bin/python" "$@" <&3 3<&- &
+$group env $dflt "$@" <&3 3<&- &
 p=$!
 exec 3<&-
 echo "$p" > "$r/runs/$id.pid"
 stop() { kill -TERM -"$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; }
 trap stop HUP TERM INT
+# A stop asked for while the program was being started.
+if [ -e "$r/runs/$id.stop" ] && read -r s < "$r/runs/$id.stop"; then kill -"$s" -"$p" 2>/dev/null || kill -"$s" "$p" 2>/dev/null; fi
 # If the connection drops, sshd goes and nobody will ever stop the program: the watchdog does.
 ( while kill -0 "$pp" 2>/dev/null && kill -0 "$p" 2>/dev/null; do sleep 1; done
   kill -0 "$p" 2>/dev/null && stop ) </dev/null >/dev/null 2>&1 &
@@ -315,14 +340,18 @@ while :; do
   kill -0 "$p" 2>/dev/null || break
 done
 kill "$w" 2>/dev/null
-rm -f "$r/runs/$id.pid"
+rm -f "$r/runs/$id.pid" "$r/runs/$id.stop"
 # The last line says the program ended, so a session cut short is told from an exit of 255.
 echo "pyferry:exit $rc" >&2
 exit $rc
 `;
 
-/** $1: run id, $2: signal name. Signals the run's process group (or the process). */
+/**
+ * $1: run id, $2: signal name. Signals the run's process group (or the process); before the
+ * program runs, leaves runs/<id>.stop for RUN, which then does not start it (or stops it at once).
+ */
 export const SIGNAL_RUN = `${PRELUDE}
+printf '%s\\n' "$2" > "runs/$1.stop"
 read -r p < "runs/$1.pid" 2>/dev/null || exit 0
 kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null
 exit 0
@@ -374,8 +403,10 @@ echo "runs=$runs envs=$envs"
  * (link count 1). Runs whose program is alive, and what they use, stay. Prints counts.
  */
 export const GC = `${PRELUDE}${SALVAGE}
+gc_busy && { echo "pyferry: another gc is running" >&2; exit ${REMOTE_EXIT.busy}; }
 mkdir gc.lock 2>/dev/null || { echo "pyferry: another gc is running" >&2; exit ${REMOTE_EXIT.busy}; }
-trap 'rmdir gc.lock' EXIT
+echo $$ > gc.lock/pid
+trap 'rm -rf gc.lock' EXIT
 salvage
 runs=0; envs=0
 for f in runs/*.env; do

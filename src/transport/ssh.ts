@@ -201,9 +201,13 @@ export class SshConnection extends ShellConnection {
     return args;
   }
 
-  /** Options every ssh call of this connection takes, the destination last. */
-  private baseArgs(): string[] {
-    return ["-o", `ControlPath=${this.socketPath()}`, ...this.targetArgs()];
+  /**
+   * Options every ssh call of this connection takes: the control options first, since ssh keeps
+   * the first value it is given and a target's own ControlMaster or ControlPersist would
+   * otherwise leave the master in the foreground for ever.
+   */
+  private baseArgs(control: string[] = []): string[] {
+    return ["-o", `ControlPath=${this.socketPath()}`, ...control, ...this.targetArgs()];
   }
 
   /** Open the master connection, once; later calls wait for the same one. */
@@ -230,6 +234,9 @@ export class SshConnection extends ShellConnection {
         this.masterUp = true;
         return;
       }
+      // A socket nobody answers on (its master was killed) would make the new master refuse
+      // to listen and stay in the foreground; under the lock, nobody else is starting one.
+      rmSync(this.socketPath(), { force: true });
       await this.spawnMaster(this.persist);
     } finally {
       await lock?.release();
@@ -262,12 +269,8 @@ export class SshConnection extends ShellConnection {
       cmd,
       [
         ...lead,
-        ...this.baseArgs(),
+        ...this.baseArgs(["-o", "ControlMaster=yes", "-o", `ControlPersist=${linger}`]),
         "-N",
-        "-o",
-        "ControlMaster=yes",
-        "-o",
-        `ControlPersist=${linger}`,
         "--",
         this.target.destination,
       ],
@@ -277,6 +280,8 @@ export class SshConnection extends ShellConnection {
     master.stderr?.setEncoding("utf8");
     master.stderr?.on("data", (s: string) => {
       stderr = (stderr + s).slice(-8192);
+      // It could not listen on its socket and would run in the foreground, unused, for ever.
+      if (/disabling multiplexing/.test(stderr)) master.kill("SIGTERM");
     });
     return new Promise((resolve, reject) => {
       master.once("error", (e: NodeJS.ErrnoException) =>
@@ -289,6 +294,12 @@ export class SshConnection extends ShellConnection {
       master.once("close", (code) => {
         this.masterUp = code === 0;
         if (code === 0) resolve();
+        else if (/disabling multiplexing/.test(stderr))
+          reject(
+            new SshError(
+              `ssh could not share its connection to ${this.target.label} (${stderr.trim().split("\n").pop()}).`,
+            ),
+          );
         else reject(new SshError(explainSshFailure(this.target, stderr)));
       });
     });
@@ -298,9 +309,7 @@ export class SshConnection extends ShellConnection {
   sessionArgs(script: string, args: readonly string[] = []): string[] {
     return [
       ...this.program.slice(1),
-      ...this.baseArgs(),
-      "-o",
-      "ControlMaster=no",
+      ...this.baseArgs(["-o", "ControlMaster=no"]),
       "--",
       this.target.destination,
       shCommand(script, args),

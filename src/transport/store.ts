@@ -258,7 +258,7 @@ export class RemoteStore {
       .map((l) => l.replace(/^pyferry: /, "").trim())
       .filter(Boolean);
     const last = said.pop() ?? `exit status ${r.code}`;
-    if (/No space left on device/i.test(r.stderr)) {
+    if (/No space left on device|Disk quota exceeded|Wrote only \d+ of \d+ bytes/i.test(r.stderr)) {
       return new RemoteDiskFull(
         `The disk of ${this.label} is full (while ${what}); free some space there (pyferry store gc --on ${this.label} removes what nothing uses) and run again.`,
       );

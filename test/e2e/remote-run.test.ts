@@ -8,7 +8,7 @@
  * Each host's $HOME is a folder on this machine, so its store is inspected directly.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -19,13 +19,14 @@ import {
   realpathSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
-import { CACHE } from "../support/cli.js";
+import { CACHE, REPO } from "../support/cli.js";
 import {
   checkObjects,
   defaultStore,
@@ -261,6 +262,18 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
         readdirSync(kept).filter((n) => !n.endsWith(".lock")),
         sockets,
       );
+      // A kept master killed outright leaves its socket: the next run starts a new one.
+      for (const pid of pgrep(`ControlPath=${socket}`)) process.kill(pid, "SIGKILL");
+      await waitFor("the master to be gone", () => check().status !== 0, 10_000);
+      assert.ok(existsSync(socket), "the dead master's socket is still there");
+      const again = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
+        cwd: dir,
+        env,
+        timeoutMs: 60_000,
+      });
+      assert.equal(again.status, 0, show(again));
+      assert.equal(again.stdout, "hi\n");
+      assert.equal(masters(), 3);
       spawnSync("ssh", ["-F", lab.sshConfig, "-o", `ControlPath=${socket}`, "-O", "exit", "h2"]);
     } finally {
       for (const name of existsSync(join(runtime, "pyferry-ssh"))
@@ -722,5 +735,89 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.equal(entries(s, "envs").length, 1, `envs: ${entries(s, "envs")}`);
     assert.deepEqual(entries(s, "tmp"), []);
     assert.deepEqual(checkObjects(s).bad, []);
+  });
+
+  describe("the wrapper there stays out of the way", () => {
+    const ENV =
+      'import os\nfor k in ["e", "n", "r", "id", "IFS", "PATH"]:\n    print(k, repr(os.environ.get(k)))\n';
+
+    test("--env settings reach the program exactly, whatever their names", async () => {
+      const dir = work({ "env.py": ENV });
+      const settings = ["e=/tmp", "n=3", "r=/nowhere", "id=x", "IFS=e", "PATH=/usr/bin:/bin"];
+      const r = await run(
+        ["run", "--on", "h3", ...settings.flatMap((v) => ["--env", v]), "env.py"],
+        dir,
+      );
+      assert.equal(r.status, 0, show(r));
+      assert.equal(
+        r.stdout,
+        "e '/tmp'\nn '3'\nr '/nowhere'\nid 'x'\nIFS 'e'\nPATH '/usr/bin:/bin'\n",
+      );
+    });
+
+    test("a gc lock left by a killed gc is taken away; a stop before the program starts keeps it from starting", async () => {
+      const dir = work({ "hi.py": 'open("ran", "w").close()\nprint("hi")\n' });
+      const s = store("h3");
+      mkdirSync(join(s, "gc.lock"), { recursive: true });
+      const old = new Date(Date.now() - 5 * 60_000);
+      utimesSync(join(s, "gc.lock"), old, old);
+      let r = await run(["run", "--on", "h3", "hi.py"], dir);
+      assert.equal(r.status, 0, show(r));
+      assert.equal(r.stdout, "hi\n");
+      assert.ok(!existsSync(join(s, "gc.lock")), "the stale lock is gone");
+
+      // A gc that is alive: the run waits for it, and Ctrl-C then means it never starts.
+      const gc = spawn("sleep", ["60"]);
+      try {
+        mkdirSync(join(s, "gc.lock"));
+        writeFileSync(join(s, "gc.lock", "pid"), `${gc.pid}\n`);
+        const runs = entries(s, "runs").length;
+        const p = startPyferry(["run", "--on", "h3", "hi.py"], {
+          cwd: dir,
+          env: lab.env(),
+          timeoutMs: 60_000,
+        });
+        await waitFor("the run to wait for the gc", () => entries(s, "runs").length > runs, 30_000);
+        p.child.kill("SIGINT");
+        r = await p.done;
+        assert.equal(r.status, 130, show(r));
+        assert.equal(r.stdout, "");
+        rmSync(join(s, "gc.lock"), { recursive: true, force: true });
+        await new Promise((res) => setTimeout(res, 1500));
+        assert.equal(pgrep("hi.py").length, 0, "nothing runs it there");
+      } finally {
+        gc.kill();
+        rmSync(join(s, "gc.lock"), { recursive: true, force: true });
+      }
+    });
+
+    test("a target's own ControlMaster or ControlPersist options do not hold the connection in the foreground", async () => {
+      const dir = work({
+        "pyferry.toml":
+          '[targets.own]\naddress = "h3"\nssh_options = ["-o", "ControlMaster=no", "-o", "ControlPersist=no"]\n',
+        "hi.py": 'print("hi")\n',
+      });
+      const r = await run(["run", "--on", "own", "hi.py"], dir);
+      assert.equal(r.status, 0, show(r));
+      assert.equal(r.stdout, "hi\n");
+    });
+
+    test("a reader that goes away (| head) ends pyferry as SIGPIPE does, with no word of a dropped connection", async () => {
+      const dir = work({ "many.py": 'for i in range(200000):\n    print("line", i)\n' });
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          `"${process.execPath}" "${join(REPO, "bin", "pyferry.js")}" run --on h3 many.py 2>err | head -1; echo "rc=\${PIPESTATUS[0]}"`,
+        ],
+        {
+          cwd: dir,
+          env: { ...process.env, ...lab.env(), PYFERRY_CACHE_DIR: CACHE },
+          encoding: "utf8",
+        },
+      );
+      assert.equal(r.stdout, "line 0\nrc=141\n", r.stderr);
+      assert.doesNotMatch(readFileSync(join(dir, "err"), "utf8"), /dropped/);
+    });
   });
 });

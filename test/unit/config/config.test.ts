@@ -245,6 +245,11 @@ describe("loadConfig: mistakes", () => {
       `[targets.g]\nssh_options = ["-oProxyCommand=evil"]\n`,
       /ssh_options\[0\] sets ProxyCommand, which a project.s configuration may not do/,
     ],
+    [
+      "host key checking turned off by a project",
+      `[targets.g]\nssh_options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"]\n`,
+      /ssh_options\[0\] sets StrictHostKeyChecking, which a project.s configuration may not do because it runs commands, hands out credentials or weakens host key checking/,
+    ],
     ["empty string", `[targets.g]\npython = ""\n`, /targets\.g\.python must not be empty/],
     [
       "control character",
