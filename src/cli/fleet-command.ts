@@ -1,4 +1,6 @@
 /** `pyferry deploy` and `pyferry rollback`: the fleet of environments in the inventory. */
+
+import { constants as osConstants } from "node:os";
 import type { Command } from "commander";
 import { UserError } from "../util/errors.js";
 import { out, writeJson } from "./output.js";
@@ -48,17 +50,56 @@ async function report(
 async function ask(question: string): Promise<"yes" | "no" | "all" | "quit"> {
   const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  let interrupted = false;
+  // A question still open when input ends never settles by itself: it is aborted.
+  const ac = new AbortController();
+  rl.on("SIGINT", () => {
+    interrupted = true;
+    ac.abort();
+  });
+  rl.on("close", () => ac.abort());
   try {
     for (;;) {
-      const a = (await rl.question(`${question} [y]es/[n]o/[a]ll/[q]uit: `)).trim().toLowerCase();
+      const a = (await rl.question(`${question} [y]es/[n]o/[a]ll/[q]uit: `, { signal: ac.signal }))
+        .trim()
+        .toLowerCase();
       if (a === "y" || a === "yes") return "yes";
       if (a === "n" || a === "no") return "no";
       if (a === "a" || a === "all") return "all";
       if (a === "q" || a === "quit") return "quit";
     }
+  } catch (err) {
+    // Ctrl-C: nothing is applied, as after any interruption; Ctrl-D (end of input): quit.
+    if (interrupted) {
+      process.stderr.write("\n");
+      throw new UserError("Interrupted at the question; nothing was changed.", 130);
+    }
+    if ((err as Error).name === "AbortError") return "quit";
+    throw err;
   } finally {
     rl.close();
   }
+}
+
+/**
+ * While a deploy applies: stopped by SIGINT or SIGTERM, say where that leaves the fleet
+ * (each environment old or new, never half) and how to finish, then end as the signal would.
+ */
+function sayWhenStopped(connections: { closeSync(): void }, quiet: boolean): () => void {
+  const stopped = (sig: NodeJS.Signals) => {
+    if (!quiet)
+      process.stderr.write(
+        `\npyferry: ${sig === "SIGINT" ? "interrupted" : "stopped"}; each environment is as it was or wholly switched, never half: pyferry deploy --check shows what is left.\n`,
+      );
+    connections.closeSync();
+    process.exit(128 + (osConstants.signals[sig] ?? 15));
+  };
+  process.once("SIGINT", stopped);
+  process.once("SIGTERM", stopped);
+  return () => {
+    process.off("SIGINT", stopped);
+    process.off("SIGTERM", stopped);
+  };
 }
 
 export function registerFleet(program: Command): void {
@@ -109,6 +150,7 @@ Examples:
       const interactive = process.stdin.isTTY === true && !flags.json;
       const { progress } = await import("../util/progress.js");
       const status = progress(process.stderr, flags.json === true);
+      const unwatch = sayWhenStopped(connections, flags.json === true);
       const results = await deploy(
         inv,
         sels,
@@ -124,7 +166,10 @@ Examples:
           status,
         },
         connections,
-      ).finally(() => status.done());
+      ).finally(() => {
+        unwatch();
+        status.done();
+      });
       await report(results, flags);
     });
   common(

@@ -40,7 +40,39 @@ Run 'pyferry <command> --help' for a command's options.`,
   return program;
 }
 
+/** The program's own options, which the README lets a user give after the command too. */
+const GLOBAL_FLAGS = new Set(["--debug", "--no-color"]);
+/** Commands whose arguments after the first operand belong to the program they run. */
+const PASS_THROUGH = new Set(["run", "exec"]);
+
+/**
+ * `argv` with --debug and --no-color moved in front of the command wherever they were given
+ * among pyferry's own options (`pyferry deploy --check --debug`); never from after `--`, nor
+ * from the arguments of the program that run or exec starts.
+ */
+export function hoistGlobalFlags(argv: readonly string[]): string[] {
+  const front: string[] = [];
+  const rest: string[] = [];
+  const passThrough = PASS_THROUGH.has(argv.find((a) => !a.startsWith("-")) ?? "");
+  let operands = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "--") {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (passThrough && operands >= 2) {
+      rest.push(...argv.slice(i));
+      break;
+    }
+    if (GLOBAL_FLAGS.has(a)) front.push(a);
+    else rest.push(a);
+    if (!a.startsWith("-")) operands++;
+  }
+  return [...front, ...rest];
+}
+
 /** Parse and run; resolves to the process exit code. */
 export function run(argv: string[], program = buildProgram()): Promise<number> {
-  return runProgram(program, argv);
+  return runProgram(program, hoistGlobalFlags(argv));
 }

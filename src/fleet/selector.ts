@@ -41,6 +41,11 @@ function parseSelector(text: string, inv: Inventory): Pattern {
       p.group = left;
     else p.host = left;
   }
+  // A group where a host goes (web:/srv/app/venv, deploy@web): every host of the group.
+  if (p.host !== undefined && !inv.hosts.some((h) => h.name === p.host) && inv.groups.has(p.host)) {
+    p.group = p.host;
+    delete p.host;
+  }
   if (p.host !== undefined && !inv.hosts.some((h) => h.name === p.host)) {
     const known = inv.hosts.map((h) => h.name).join(", ");
     fail(`names no host or group of the inventory (hosts: ${known || "none"})`);
@@ -60,17 +65,22 @@ function matches(p: Pattern, host: FleetHost, env: FleetEnv, inv: Inventory): bo
 export function selectEnvs(inv: Inventory, selectors: readonly string[]): Selected[] {
   const patterns = selectors.map((s) => parseSelector(s, inv));
   const out: Selected[] = [];
+  const used = new Set<number>();
   for (const host of inv.hosts) {
     for (const env of host.envs) {
-      if (patterns.length === 0 || patterns.some((p) => matches(p, host, env, inv)))
-        out.push({ host, env });
+      const hits = patterns.flatMap((p, i) => (matches(p, host, env, inv) ? [i] : []));
+      for (const i of hits) used.add(i);
+      if (patterns.length === 0 || hits.length > 0) out.push({ host, env });
     }
   }
-  if (out.length === 0) {
+  if (selectors.length === 0 && out.length === 0)
+    throw new UserError(`${inv.file} lists no environments.`, 2);
+  // A selector that picks nothing is a typo more often than not: acting on the others alone
+  // would look like success.
+  const unused = selectors.filter((_, i) => !used.has(i));
+  if (unused.length > 0) {
     throw new UserError(
-      selectors.length === 0
-        ? `${inv.file} lists no environments.`
-        : `No environment of ${inv.file} matches ${selectors.join(" or ")}.`,
+      `No environment of ${inv.file} matches ${unused.map((u) => `"${u}"`).join(" or ")}.`,
       2,
     );
   }

@@ -1,7 +1,7 @@
 /**
  * Temporary paths made beside a destination (`.NAME.PID.RAND.tmp`, renamed into place when
- * complete): removed when the process is stopped by SIGINT, SIGTERM or SIGHUP, and, when it was
- * killed outright, by the next process that writes to the same destination.
+ * complete): removed when the process exits or is stopped by SIGINT, SIGTERM or SIGHUP before
+ * they are, and, when it was killed outright, by the next process that writes there.
  */
 import { rmSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
@@ -10,9 +10,13 @@ import { basename, dirname, join } from "node:path";
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const held = new Set<string>();
 
-function onSignal(signal: NodeJS.Signals): void {
+function removeHeld(): void {
   for (const p of held) rmSync(p, { recursive: true, force: true });
   held.clear();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  removeHeld();
   // Alone, stop as the signal would have; others listening decide for themselves.
   if (process.listenerCount(signal) === 1) {
     unlisten();
@@ -22,11 +26,16 @@ function onSignal(signal: NodeJS.Signals): void {
 
 function unlisten(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
+  process.off("exit", removeHeld);
 }
 
 /** Remove `path` if a signal stops the process before the returned release is called. */
 export function holdScratch(path: string): () => void {
-  if (held.size === 0) for (const s of SIGNALS) process.on(s, onSignal);
+  if (held.size === 0) {
+    for (const s of SIGNALS) process.on(s, onSignal);
+    // Another handler may end the process first (process.exit).
+    process.on("exit", removeHeld);
+  }
   held.add(path);
   return () => {
     held.delete(path);

@@ -735,6 +735,13 @@ describe("pyferry deploy to five hosts", {
     expectResults(two.results, new Map([[label(app1), "skipped"]]));
     assert.equal(snapshot(), before);
 
+    // Ctrl-C at the question: nothing is applied, one sentence, the status of SIGINT.
+    const ctrlC = await deployAnswering(["\x03"]);
+    assert.equal(ctrlC.r.status, 130, show(ctrlC.r));
+    assert.match(ctrlC.r.stdout, /error: Interrupted at the question; nothing was changed\./);
+    assert.ok(!hasStackTrace(ctrlC.r.stdout), show(ctrlC.r));
+    assert.equal(snapshot(), before);
+
     // All at the first question: both pending environments change, with one question.
     pinZipp(app5, first5);
     writeFleet();
@@ -789,6 +796,38 @@ describe("pyferry deploy to five hosts", {
     assert.equal(third.status, 0, show(third));
     assert.equal(summary(third.stdout).get(label(jobs3))?.outcome, "ok");
     assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1, "owed hooks run once");
+  });
+
+  test("Ctrl-C while a deploy applies: a sentence on where that leaves the fleet, the status of SIGINT", async () => {
+    const root = lab.host("h4").root;
+    const path = join(root, "srv", "int", "venv");
+    writeFileSync(join(work, "reqs", "int.txt"), "six\n");
+    const lines = ['wheelhouse = "wheelhouse"', "[defaults]", `python = ${JSON.stringify(python)}`];
+    lines.push(
+      "[hosts.h4]",
+      'address = "h4"',
+      "[[hosts.h4.envs]]",
+      `path = ${JSON.stringify(path)}`,
+    );
+    lines.push('requirements = "reqs/int.txt"', 'hooks = ["sleep 6"]');
+    writeFileSync(join(work, "int.toml"), `${lines.join("\n")}\n`);
+    const run = startPyferry(["deploy", "--yes", "-i", "int.toml"], {
+      cwd: work,
+      env: lab.env(),
+      timeoutMs: 120_000,
+    });
+    await waitFor("the switch", () => existsSync(path), 60_000);
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    assert.equal(r.status, 130, show(r));
+    assert.match(
+      r.stderr,
+      /pyferry: interrupted; each environment is as it was or wholly switched, never half: pyferry deploy --check shows what is left\./,
+    );
+    assert.ok(!hasStackTrace(r.stderr), show(r));
+    const check = await pyferry(["deploy", "--check", "-i", "int.toml"]);
+    assert.equal(check.status, 2, show(check));
+    assert.match(check.stderr, /its hooks and reload, left undone by an interrupted deploy/);
   });
 
   test("compile is part of what an environment is: turning it on is a change, and only that path gets bytecode", async () => {

@@ -94,7 +94,14 @@ test("the seed's selectors and group names pick exactly their environments", () 
   assert.deepEqual(pick("backend", "blog@"), ["web1:/srv/blog/venv", "db1:/opt/tools"]);
   assert.throws(() => pick("nowhere"), /names no host or group/);
   assert.throws(() => pick("web1:relative"), /absolute path/);
-  assert.throws(() => pick("nobody@"), /No environment .* matches nobody@/);
+  assert.throws(() => pick("nobody@"), /No environment .* matches "nobody@"/);
+  // A group where a host goes; a selector that picks nothing is an error even beside others.
+  assert.deepEqual(pick("web:/srv/shop/venv"), ["web1:/srv/shop/venv", "web2:/srv/shop/venv"]);
+  assert.deepEqual(pick("blog@web"), ["web1:/srv/blog/venv"]);
+  assert.throws(
+    () => pick("web1", "nobody@", ":/srv/typo"),
+    /No environment .* matches "nobody@" or ":\/srv\/typo"\.$/,
+  );
 });
 
 test("ssh_options read as in the configuration: ssh's own -o spelling too, each checked", () => {
