@@ -12,7 +12,12 @@ import { parse, TomlError } from "smol-toml";
 import { parseMarker } from "../python/marker.js";
 import { normalizeName } from "../python/names.js";
 import type { Target } from "../python/target.js";
-import { isValidSpecifier, majorMinor } from "../python/version.js";
+import {
+  isValidSpecifier,
+  isValidVersion,
+  majorMinor,
+  normalizeVersion,
+} from "../python/version.js";
 import { UserError } from "../util/errors.js";
 import { distName } from "./provider.js";
 import type { Resolution, ResolvedPackage } from "./resolver.js";
@@ -349,6 +354,11 @@ class LockReader {
   pkg(v: unknown, index: number): LockedPackage {
     if (!isTable(v)) return this.fail(`packages entry ${index + 1} is not a table`);
     const rawName = this.string(v, "name", `packages entry ${index + 1}`, true);
+    // PEP 508's name: the name also goes into messages and records, never a path.
+    if (!/^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$/.test(rawName))
+      this.fail(
+        `packages entry ${index + 1} has the invalid project name ${JSON.stringify(rawName)}`,
+      );
     const name = normalizeName(rawName);
     const where = `package ${name}`;
     for (const other of ["vcs", "directory", "archive"]) {
@@ -363,6 +373,15 @@ class LockReader {
     const first = wheels[0] ?? sdist;
     const version = this.string(v, "version", where) ?? distName(first?.name ?? "")?.version;
     if (version === undefined) this.fail(`${where} has no version`);
+    if (!isValidVersion(version))
+      this.fail(`${where} has the invalid version ${JSON.stringify(version)}`);
+    // Each file must be this package's: installing another project's wheel under this name
+    // would record one thing and install another.
+    for (const f of [...wheels, ...(sdist ? [sdist] : [])]) {
+      const d = distName(f.name);
+      if (d && (d.name !== name || normalizeVersion(d.version) !== normalizeVersion(version)))
+        this.fail(`${f.name} is not a file of ${name} ${version}`);
+    }
     const deps = v.dependencies ?? [];
     if (!Array.isArray(deps) || deps.some((d) => !isTable(d) || typeof d.name !== "string")) {
       this.fail(`dependencies of ${where} is not a list of tables with a name`);

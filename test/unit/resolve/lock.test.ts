@@ -228,6 +228,21 @@ describe("lockToml / readLock", () => {
       /package certifi is listed twice without markers\.$/,
     ],
     [
+      "a name that is not a project name",
+      good.replace('name = "certifi"', 'name = "../../evil"'),
+      /packages entry \d+ has the invalid project name "\.\.\/\.\.\/evil"\.$/,
+    ],
+    [
+      "an invalid version",
+      good.replace(/(name = "certifi"\nversion = )"[^"]+"/, '$1"notaversion!!"'),
+      /package certifi has the invalid version "notaversion!!"\.$/,
+    ],
+    [
+      "a file of another version",
+      good.replace(/(name = "certifi"\nversion = )"[^"]+"/, '$1"1.0"'),
+      /certifi-2024\.2\.2-py3-none-any\.whl is not a file of certifi 1\.0\.$/,
+    ],
+    [
       "no packages",
       "lock-version = '1.0'\ncreated-by = 'x'\n",
       /it has no \[\[packages\]\] list\.$/,
