@@ -182,6 +182,8 @@ class Lexer {
   line = 1;
   depth = 0;
   brackets: number[] = [];
+  /** The line each open bracket is on: an unclosed one is reported there, as Python does. */
+  bracketLines: number[] = [];
   indents: number[] = [0];
   altIndents: number[] = [0];
   error: TokenizeError | undefined;
@@ -239,6 +241,7 @@ class Lexer {
       if (this.depth > 0)
         this.fail(
           `'${String.fromCharCode(this.brackets[this.brackets.length - 1] ?? 40)}' was never closed`,
+          this.bracketLines[this.bracketLines.length - 1] ?? this.line,
         );
       if (lineHasTokens) tokens.push(Tok.Newline, n, n, this.line);
       for (let i = this.indents.length - 1; i > 0; i--) tokens.push(Tok.Dedent, n, n, this.line);
@@ -377,8 +380,10 @@ class Lexer {
     if (c === 40 || c === 91 || c === 123) {
       this.depth++;
       this.brackets.push(c);
+      this.bracketLines.push(this.line);
     } else if (c === 41 || c === 93 || c === 125) {
       const open = this.brackets.pop();
+      this.bracketLines.pop();
       const want = c === 41 ? 40 : c - 2;
       if (open === undefined) {
         this.fail(`unmatched '${ch}'`);

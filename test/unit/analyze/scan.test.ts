@@ -270,6 +270,9 @@ describe("files that do not parse are reported", () => {
     assert.match(error("x = 'abc\n"), /unterminated string/);
     assert.match(error('x = """abc\n'), /unterminated triple-quoted/);
     assert.match(error("x = (1,\n"), /never closed/);
+    // Where Python says: the line of the bracket left open, not the end of the file.
+    assert.equal(scanSource("import numpy\nfoo(\n\nbar = [1,\n").error?.line, 4);
+    assert.equal(scanSource("import numpy\ndef f(:\n  pass\n").error?.line, 2);
     assert.match(error("x = (1]\n"), /does not match/);
     assert.match(error("if x:\n    a\n  b\n"), /unindent/);
     assert.match(error("x = 1\n    y = 2\n"), /unexpected indent/);
