@@ -46,7 +46,6 @@ export async function syncCommand(
   if (!pack)
     throw new UserError(
       `There is no pack folder ${id} here; write one with pyferry pack SCRIPT --folder.`,
-      2,
     );
   const t = targetFor(flags.on);
   const report = await remoteRun({

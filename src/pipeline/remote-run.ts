@@ -112,13 +112,19 @@ async function remoteFacts(store: RemoteStore, req: RemoteRunRequest): Promise<R
   } catch {
     say(req, `looking at ${req.target.label}`);
     const facts = await store.probe();
-    await writeFileAtomic(path, `${JSON.stringify(facts)}\n`);
+    // A host that answered nothing pyferry understands is asked again next time.
+    if (facts.os !== "unknown") await writeFileAtomic(path, `${JSON.stringify(facts)}\n`);
     return facts;
   }
 }
 
 /** Refuse early, and clearly, a host the environment cannot run on. */
 export function checkPlatform(facts: RemoteFacts, label: string, glibcFloor?: string): void {
+  if (facts.os === "unknown") {
+    throw new UserError(
+      `${label} gave no answer pyferry understands to a first command (is PYFERRY_SSH_COMMAND an ssh client, and does the account there have a POSIX shell?).`,
+    );
+  }
   if (facts.os !== "Linux") {
     throw new UserError(
       `${label} runs ${facts.os}; pyferry ships environments to Linux hosts only.`,
@@ -345,6 +351,7 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
     const entry = req.pack ? readPackInfo(req.pack).entry : baseName(req.script);
     const args = [entry, ...req.args];
     let outcome: { code: number; signal?: string } | undefined;
+    say(req, `running in ${facts.root}/runs/${runId}`);
     for (let attempt = 0; outcome === undefined; attempt++) {
       if (attempt > 3) {
         throw new UserError(
@@ -358,7 +365,6 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
         else header = "";
         continue;
       }
-      say(req, `running in ${facts.root}/runs/${runId}`);
       const r = await runRemote(store, runId, env.key, req, header, args);
       if (r === "env") await sendEnv();
       else if (Array.isArray(r)) await sendApp(r);

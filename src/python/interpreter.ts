@@ -202,7 +202,8 @@ export function readProbeOutput(
   const line = stdout.split("\n").find((l) => l.startsWith(PROBE_MARKER));
   if (line === undefined) {
     const lines = stderr.trim().split("\n");
-    const detail = lines[lines.length - 1] || status;
+    // Without the shell's own "NAME: LINE: " in front ("pyferry: 21: 2.7: not found").
+    const detail = (lines[lines.length - 1] || status).replace(/^[\w.-]+: \d+: /, "");
     throw new UserError(`${abs} is not a working Python interpreter: ${detail}`);
   }
   let raw: unknown;
