@@ -162,6 +162,22 @@ interface Extracted {
 
 /** Read the archive, writing its wheels into `stage`; every member is checked first. */
 async function extractArchive(archive: string, stage: string): Promise<Extracted> {
+  let read = 0;
+  try {
+    return await extractMembers(archive, stage, () => read++);
+  } catch (err) {
+    // Not even one whole tar header: no export at all, rather than a cut one.
+    if (err instanceof Refused && read === 0 && err.message === "it is truncated")
+      throw new Refused("it is not a wheelhouse export (pyferry wheelhouse export writes one)");
+    throw err;
+  }
+}
+
+async function extractMembers(
+  archive: string,
+  stage: string,
+  onMember: () => void,
+): Promise<Extracted> {
   const reader = new ByteReader(await archiveChunks(archive), (m) => new Refused(m));
   const out: Extracted = { wheels: [] };
   const seen = new Set<string>();
@@ -170,6 +186,7 @@ async function extractArchive(archive: string, stage: string): Promise<Extracted
     foreign: true,
   });
   for await (const h of members) {
+    onMember();
     const { size } = h;
     const body = async (limit: number, what: string): Promise<Buffer> => {
       if (size > limit) throw new Refused(`${what} is too large`);

@@ -334,9 +334,13 @@ interface BuildSystem {
   backendPath: string[];
 }
 
-async function readBuildSystem(root: string, label: string): Promise<BuildSystem> {
+async function readBuildSystem(
+  root: string,
+  label: string,
+  what = "The sdist",
+): Promise<BuildSystem> {
   const fail = (reason: string): never => {
-    throw new UserError(`The sdist ${label} cannot be built: its pyproject.toml ${reason}.`);
+    throw new UserError(`${what} ${label} cannot be built: its pyproject.toml ${reason}.`);
   };
   let text: string | undefined;
   try {
@@ -452,7 +456,11 @@ async function prepare(
   tree?: string,
 ): Promise<Project> {
   const root = tree ?? (await extractSdist(sdist, join(work, "src")));
-  const system = await readBuildSystem(root, sdist.filename);
+  const system = await readBuildSystem(
+    root,
+    sdist.filename,
+    tree ? "The project folder" : "The sdist",
+  );
   const envDir = join(work, "env");
   const p: Project = { sdist, root, system, env: await deps(system.requires, envDir), work };
   const asked = await runHook(p, "get_requires_for_build_wheel", []);

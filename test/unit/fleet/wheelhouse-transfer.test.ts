@@ -247,6 +247,9 @@ describe("hostile archives are refused and add nothing", () => {
     const cut = `${fresh("cut")}.tar`;
     writeFileSync(cut, readFileSync(whole).subarray(0, 5000));
     await refused(target, cut, /it is truncated/);
+    const garbage = `${fresh("garbage")}.tar`;
+    writeFileSync(garbage, "garbage\n");
+    await refused(target, garbage, /it is not a wheelhouse export/);
     const broken = join(fresh("broken"), basename(six));
     mkdirSync(join(broken, ".."), { recursive: true });
     writeFileSync(broken, readFileSync(six).subarray(0, 3000));
