@@ -12,7 +12,7 @@ import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { UserError } from "../util/errors.js";
-import { writeOutput } from "../util/output-file.js";
+import { type OutputPlan, writeOutput } from "../util/output-file.js";
 import {
   compareBytes,
   type FileRecord,
@@ -33,6 +33,8 @@ export interface PackOptions {
   appFiles: { source: string; dest: string }[];
   manifest: ManifestHead;
   output: string;
+  /** How `output` is written, when the caller checked it before its own work (planOutput). */
+  outputPlan?: OutputPlan;
   compression?: "gzip";
   /** gzip level, 1-9 (default 6). */
   level?: number;
@@ -332,14 +334,17 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
       done(null, chunk);
     },
   });
-  await writeOutput(opts.output, (out) =>
-    pipeline(
-      tarStream(serializeManifest(manifest), planned, files),
-      createGzip({ level }),
-      fixGzipHeader(),
-      measure,
-      out,
-    ),
+  await writeOutput(
+    opts.output,
+    (out) =>
+      pipeline(
+        tarStream(serializeManifest(manifest), planned, files),
+        createGzip({ level }),
+        fixGzipHeader(),
+        measure,
+        out,
+      ),
+    opts.outputPlan,
   );
   return { sha256: digest.digest("hex"), bytes, files: fileEntries.length };
 }

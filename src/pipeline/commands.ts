@@ -145,7 +145,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   const input = await readInput(path, opts);
   const name = flags.name ?? basename(path, extname(path));
   const output = resolve(flags.output ?? `${name}.tar.gz`);
-  await planOutput(output);
+  const outputPlan = await planOutput(output);
   const bar = progress();
   try {
     const info = await interpreterFor(input, flags.python);
@@ -172,6 +172,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
           : {}),
       },
       output,
+      outputPlan,
       ...(flags.compile ? { includeBytecode: true } : {}),
     });
     bar.done();
@@ -291,7 +292,7 @@ export async function cachePruneCommand(
 export async function createFromSpec(spec: string, output: string): Promise<void> {
   const { readInput } = await import("./inputs.js");
   const input = await readInput(spec);
-  await planOutput(output);
+  const outputPlan = await planOutput(output);
   const info = await interpreterFor(input);
   const settings = loadPipSettings();
   const bar = progress();
@@ -312,6 +313,7 @@ export async function createFromSpec(spec: string, output: string): Promise<void
       appFiles: [],
       manifest: manifestHead(name, info, text, targetTagList(target).map(tagKey), true),
       output: resolve(output),
+      outputPlan,
     });
   } finally {
     bar.done();
