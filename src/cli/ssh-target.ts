@@ -7,13 +7,20 @@ import type { SshTarget } from "../transport/ssh.js";
 export function sshTargetOf(t: TargetConfig): SshTarget {
   return {
     destination: t.address,
-    label: t.name ?? (t.port ? `${t.address}:${t.port}` : t.address),
+    label: t.name ?? shownDestination(t),
     ...(t.port !== undefined ? { port: t.port } : {}),
     ...(t.identityFile ? { identityFile: t.identityFile } : {}),
     ...(t.knownHostsFile ? { knownHostsFile: t.knownHostsFile } : {}),
     sshOptions: t.sshOptions.flatMap((o) => ["-o", o]),
     acceptNewHostKeys: t.acceptNewHostKeys,
   };
+}
+
+/** A destination as a person writes it: an IPv6 address in brackets when a port follows. */
+function shownDestination(t: TargetConfig): string {
+  if (t.port === undefined) return t.address;
+  const host = t.host.includes(":") ? `[${t.host}]` : t.host;
+  return `${t.user !== undefined ? `${t.user}@` : ""}${host}:${t.port}`;
 }
 
 /** The target `spec` names (or the configured default), resolved through the configuration. */
