@@ -7,7 +7,7 @@ import { connectEarly } from "../transport/early.js";
 import { sshTargetOf, targetFor } from "./ssh-target.js";
 
 /** Options of `run` that take a value (see build-commands.ts). */
-const WITH_VALUE = new Set(["--python", "--on", "--fetch", "--env", "-n", "--name"]);
+export const RUN_WITH_VALUE = new Set(["--python", "--on", "--fetch", "--env", "-n", "--name"]);
 
 export function connectForRun(argv: readonly string[]): void {
   if (argv[0] !== "run") return;
@@ -17,7 +17,7 @@ export function connectForRun(argv: readonly string[]): void {
     if (!a.startsWith("-")) break;
     if (a === "--") break;
     if (a.startsWith("--on=")) on = a.slice(5);
-    else if (WITH_VALUE.has(a)) {
+    else if (RUN_WITH_VALUE.has(a)) {
       if (a === "--on") on = argv[i + 1];
       i++;
     }

@@ -4,6 +4,7 @@ import { VERSION } from "../version.js";
 import { registerAnalyze } from "./analyze.js";
 import { registerBuildCommands } from "./build-commands.js";
 import { registerConfig } from "./config-command.js";
+import { RUN_WITH_VALUE } from "./early-connect.js";
 import { registerFleet } from "./fleet-command.js";
 import { runProgram } from "./parse.js";
 import { registerRemoteCommands } from "./remote-commands.js";
@@ -67,7 +68,9 @@ export function hoistGlobalFlags(argv: readonly string[]): string[] {
     }
     if (GLOBAL_FLAGS.has(a)) front.push(a);
     else rest.push(a);
-    if (!a.startsWith("-")) operands++;
+    // A value of run's own options (--on HOST) is not the script.
+    if (passThrough && RUN_WITH_VALUE.has(a) && i + 1 < argv.length) rest.push(argv[++i] as string);
+    else if (!a.startsWith("-")) operands++;
   }
   return [...front, ...rest];
 }

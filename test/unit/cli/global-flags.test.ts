@@ -24,6 +24,14 @@ test("--debug and --no-color count wherever pyferry's own options are, not in a 
     "s.py",
     "--debug",
   ]);
+  assert.deepEqual(hoistGlobalFlags(["run", "--on", "gpu1", "--debug", "s.py", "--debug"]), [
+    "--debug",
+    "run",
+    "--on",
+    "gpu1",
+    "s.py",
+    "--debug",
+  ]);
   assert.deepEqual(hoistGlobalFlags(["exec", "b.tar.gz", "--", "python", "--debug"]), [
     "exec",
     "b.tar.gz",
