@@ -427,6 +427,9 @@ function lastLine(text: string): string {
   return text.split("\n").filter(Boolean).pop() ?? "no output";
 }
 
+/** Environments taken away for repair in this process, by host. */
+const repairs = new WeakMap<RemoteStore, Set<string>>();
+
 /** Phase three for one environment: ship, switch, hooks, reload; switch back on failure. */
 async function apply(
   store: RemoteStore,
@@ -452,7 +455,11 @@ async function apply(
   const resumed = p.currentKey === p.tree.key && !p.drifted;
   const switchArgs = [sel.env.path, p.tree.key, "deploy", commands.length > 0 ? "hooks" : ""];
   let switched: { code: number; out: string; err: string } | undefined;
-  if (p.drifted) {
+  // Paths that share the environment share its repair: the copy is taken away only once.
+  const repaired = repairs.get(store) ?? new Set<string>();
+  repairs.set(store, repaired);
+  if (p.drifted && !repaired.has(p.tree.key)) {
+    repaired.add(p.tree.key);
     const d = await step(store, sh.DISCARD, [p.tree.key]);
     if (d.code !== 0) return fail(`removing the changed copy in the store: ${lastLine(d.err)}`);
   }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { parseDestination } from "../config/destination.js";
 import { sshOptionList } from "../config/schema.js";
@@ -141,7 +141,7 @@ function readEnv(r: Reader, host: string, t: unknown, at: string, defaults: Tabl
     r.fail(`${at}.compile`, "must be true or false");
   const env: FleetEnv = {
     host,
-    path: path.replace(/\/+$/, ""),
+    path: posix.normalize(path).replace(/\/+$/, ""),
     python,
     hooks: r.list(v.hooks, `${at}.hooks`),
     compile: v.compile === true,

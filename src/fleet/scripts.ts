@@ -115,9 +115,11 @@ printf '%s\\n' "$k" > "names/$id"
 # the environment current and runs them then.
 if [ "$mode" = deploy ] && [ "$4" = hooks ]; then printf '%s\\n' "$k" > "names/$id-hooks"
 elif [ -e "names/$id-hooks" ]; then rm -f "names/$id-hooks"; fi
-case $now in "dir "*) mv -T "$p" "$d/\${now#dir }" || exit ${FLEET_EXIT.switchFailed} ;; esac
 if [ -e "$p.pyferry-new" ] || [ -L "$p.pyferry-new" ]; then rm -f "$p.pyferry-new"; fi
-ln -s "$t" "$p.pyferry-new" && mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
+ln -s "$t" "$p.pyferry-new" || exit ${FLEET_EXIT.switchFailed}
+# A taken-over virtualenv goes aside only now, the new link ready: two renames back to back.
+case $now in "dir "*) mv -T "$p" "$d/\${now#dir }" || exit ${FLEET_EXIT.switchFailed} ;; esac
+mv -T "$p.pyferry-new" "$p" || exit ${FLEET_EXIT.switchFailed}
 exit 0
 `;
 

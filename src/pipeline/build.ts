@@ -128,21 +128,26 @@ function sourceCount(s: IndexSettings): number {
  * file chosen for it must have one of them.
  */
 function checkHashes(requirements: Requirement[], lock: Lock): void {
-  const hashed = new Map(requirements.filter((r) => r.hashes).map((r) => [r.normalized, r]));
-  if (hashed.size === 0) return;
-  for (const r of hashed.values()) {
-    if (!/^===?[^,*]+$/.test(r.specifier))
+  const hashed = new Map<string, Set<string>>();
+  for (const r of requirements) {
+    if (!r.hashes) continue;
+    // A URL names its one file; anything else must name one version.
+    if (r.url === undefined && !/^===?[^,*]+$/.test(r.specifier))
       throw new UserError(
         `${r.name} has --hash but is not pinned with ==; hash checking needs exact versions.`,
       );
+    const set = hashed.get(r.normalized) ?? new Set<string>();
+    for (const h of r.hashes) set.add(h);
+    hashed.set(r.normalized, set);
   }
-  const missing = lock.packages.filter((p) => !hashed.get(p.name)?.hashes?.length);
+  if (hashed.size === 0) return;
+  const missing = lock.packages.filter((p) => !hashed.get(p.name)?.size);
   if (missing.length > 0)
     throw new UserError(
       `With --hash on a requirement, every package needs one, and ${missing.map((p) => `${p.name} ${p.version}`).join(", ")} ${missing.length === 1 ? "has" : "have"} none; list ${missing.length === 1 ? "it" : "them"} with --hash (pip-compile --generate-hashes writes them all).`,
     );
   for (const p of lock.packages) {
-    const allowed = new Set(hashed.get(p.name)?.hashes);
+    const allowed = hashed.get(p.name) ?? new Set<string>();
     for (const f of [...p.wheels, ...(p.sdist ? [p.sdist] : [])]) {
       if (!allowed.has(f.sha256))
         throw new UserError(

@@ -149,7 +149,7 @@ export async function fromScript(path: string, opts: AnalyzeOptions): Promise<Bu
 
 /**
  * Decide what a path is: a spec (.json), a requirements file (.txt, .in, or any other name
- * without a Python #! line), or a program (.py, a notebook, a folder, a Python #! script).
+ * without a #! line), or a program (.py, a notebook, a folder, a #! script).
  */
 export async function readInput(path: string, opts: AnalyzeOptions = {}): Promise<BuildInput> {
   const st = await stat(path).catch(() => {
@@ -159,10 +159,10 @@ export async function readInput(path: string, opts: AnalyzeOptions = {}): Promis
   if (st.isFile() && ext === ".json") return fromSpec(await readFile(path, "utf8"), path);
   if (st.isFile() && (ext === ".txt" || ext === ".in"))
     return fromRequirementsTxt(await readFile(path, "utf8"), path);
-  // Another name (requirements, reqs.pip): a program only when a #! line says Python.
+  // Another name (requirements, reqs.pip): a program only when it starts with a #! line.
   if (st.isFile() && ![".py", ".pyw", ".ipynb"].includes(ext)) {
     const text = await readFile(path, "utf8");
-    if (!/^#![^\n]*python/.test(text)) return fromRequirementsTxt(text, path);
+    if (!text.startsWith("#!")) return fromRequirementsTxt(text, path);
   }
   return fromScript(path, opts);
 }

@@ -471,7 +471,11 @@ async function runRemote(
         () => true,
         () => false,
       );
-      if (up && fstatSync(1).isFIFO()) return { code: 141 };
+      if (up && fstatSync(1).isFIFO()) {
+        // The program there would run on until it next writes: stop it now.
+        await store.signal(runId, "TERM").catch(() => undefined);
+        return { code: 141 };
+      }
       throw new SshError(
         `The connection to ${req.target.label} dropped while the program ran there (ssh ended with status ${code}).`,
       );

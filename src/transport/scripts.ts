@@ -50,12 +50,20 @@ command -v tar >/dev/null 2>&1 || { echo "pyferry: tar is not installed" >&2; ex
 # Whether folder $1 holds anything but dotfiles (the store makes none), without a process.
 has_any() { for x in "$1"/*; do [ -e "$x" ] || [ -L "$x" ] && return 0; break; done; return 1; }
 # Whether a gc holds the store. The lock of a gc that is gone (killed) is taken away; one whose
-# gc has not yet written its pid counts for a minute.
+# gc has not yet written its pid counts for a minute. Taking it is one rename, and a lock that
+# turns out to be a new gc's (taken meanwhile by another) is put back.
 gc_busy() {
   [ -d gc.lock ] || return 1
-  if [ -e gc.lock/pid ] && read -r g < gc.lock/pid; then kill -0 "$g" 2>/dev/null && return 0
+  gl_p=""
+  if [ -e gc.lock/pid ] && read -r gl_p < gc.lock/pid; then kill -0 "$gl_p" 2>/dev/null && return 0
   elif [ -z "$(find gc.lock -maxdepth 0 -mmin +1 2>/dev/null)" ]; then return 0; fi
-  rm -rf gc.lock; return 1
+  gl_s=gc.lock.stale.$$
+  mv -T gc.lock "$gl_s" 2>/dev/null || return 0
+  if [ -e "$gl_s/pid" ] && read -r gl_q < "$gl_s/pid" && [ "$gl_q" != "$gl_p" ] && kill -0 "$gl_q" 2>/dev/null; then
+    mv -T "$gl_s" gc.lock 2>/dev/null || rm -rf "$gl_s"
+    return 0
+  fi
+  rm -rf "$gl_s"; return 1
 }
 `;
 
@@ -234,7 +242,7 @@ k=$1; id=$2; name=$3
 # Registered before looking, so that a gc starting now keeps the environment; one already
 # running is waited for.
 printf '%s\\n' "$k" > "runs/$id.env"
-while [ -d gc.lock ]; do sleep 1; done
+while gc_busy; do sleep 1; done
 fail() { rm -f "runs/$id.env"; cat >/dev/null; exit "$1"; }
 [ -e "envs/$k/.pyferry-complete" ] || fail ${REMOTE_EXIT.envMissing}
 missing=0
@@ -351,7 +359,8 @@ exit $rc
  * program runs, leaves runs/<id>.stop for RUN, which then does not start it (or stops it at once).
  */
 export const SIGNAL_RUN = `${PRELUDE}
-printf '%s\\n' "$2" > "runs/$1.stop"
+# Only for a run still registered: gc clears the mark with the run.
+[ -e "runs/$1.env" ] && printf '%s\\n' "$2" > "runs/$1.stop"
 read -r p < "runs/$1.pid" 2>/dev/null || exit 0
 kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null
 exit 0
@@ -379,7 +388,7 @@ if [ -n "$name" ]; then
 fi
 if [ -n "$id" ]; then
   if live "$id"; then echo "pyferry: run $id is still running" >&2; exit 1; fi
-  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid"; runs=1
+  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid" "runs/$id.stop"; runs=1
 fi
 if [ -n "$k" ]; then
   used=0
@@ -387,7 +396,7 @@ if [ -n "$k" ]; then
     [ -e "$f" ] || continue
     read -r u < "$f"; [ "$u" = "$k" ] || continue
     r1=\${f#runs/}; r1=\${r1%.env}
-    if live "$r1"; then used=1; else rm -rf "runs/$r1" "$f" "runs/$r1.pid"; runs=$((runs + 1)); fi
+    if live "$r1"; then used=1; else rm -rf "runs/$r1" "$f" "runs/$r1.pid" "runs/$r1.stop"; runs=$((runs + 1)); fi
   done
   for f in names/*; do
     [ -e "$f" ] || continue
@@ -406,16 +415,18 @@ export const GC = `${PRELUDE}${SALVAGE}
 gc_busy && { echo "pyferry: another gc is running" >&2; exit ${REMOTE_EXIT.busy}; }
 mkdir gc.lock 2>/dev/null || { echo "pyferry: another gc is running" >&2; exit ${REMOTE_EXIT.busy}; }
 echo $$ > gc.lock/pid
-trap 'rm -rf gc.lock' EXIT
+# Only its own lock: one taken away as stale and made again by another gc is not this one's.
+trap 'read -r gl_o < gc.lock/pid 2>/dev/null; [ "$gl_o" = $$ ] && rm -rf gc.lock' EXIT
 salvage
 runs=0; envs=0
 for f in runs/*.env; do
   [ -e "$f" ] || continue
   id=\${f#runs/}; id=\${id%.env}
   if read -r p < "runs/$id.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; then continue; fi
-  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid"; runs=$((runs + 1))
+  rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid" "runs/$id.stop"; runs=$((runs + 1))
 done
-for d in envs/*; do
+# Dot names too: assemblies and discarded copies that their writers left.
+for d in envs/* envs/.tmp-* envs/.discard-*; do
   [ -d "$d" ] || continue
   k=\${d#envs/}; used=0
   # Every line of a name counts: a deployment's -prev lists what it can roll back to.
@@ -425,7 +436,10 @@ for d in envs/*; do
     [ $used = 1 ] && break
   done
   [ $used = 1 ] && continue
-  case $k in .tmp-*) [ -n "$(find "$d" -maxdepth 0 -mmin +60)" ] || continue ;; esac
+  case $k in
+    .tmp-*) [ -n "$(find "$d" -maxdepth 0 -mmin +60)" ] || continue ;;
+    .discard-*) [ -n "$(find "$d" -maxdepth 0 -mmin +10)" ] || continue ;;
+  esac
   rm -rf "$d"; envs=$((envs + 1))
 done
 objects=$(find objects -type f -links 1 -print -exec rm -f {} + | wc -l)

@@ -50,7 +50,7 @@ export async function planOutput(path: string): Promise<OutputPlan> {
   if (st?.isDirectory()) throw new UserError(`${path} is a folder; name a file to write.`, 2);
   // Through the links: /dev/stdout ends in a magic link that names no file, or in a file some
   // other process writes too (a log opened for appending), which a rename would replace.
-  if (st && (!st.isFile() || /^\/(dev|proc)\//.test(resolve(path))))
+  if (st && (!st.isFile() || /^\/(proc\/|dev\/fd\/|dev\/std(in|out|err)$)/.test(resolve(path))))
     return { file: resolve(path), direct: true };
   const file = st ? await realpath(path) : await danglingTarget(path);
   for (let dir = dirname(file); ; dir = dirname(dir)) {

@@ -9,6 +9,7 @@ import { basename, dirname, join } from "node:path";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const held = new Set<string>();
+let listening = false;
 
 function removeHeld(): void {
   for (const p of held) rmSync(p, { recursive: true, force: true });
@@ -27,14 +28,16 @@ function onSignal(signal: NodeJS.Signals): void {
 function unlisten(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
   process.off("exit", removeHeld);
+  listening = false;
 }
 
 /** Remove `path` if a signal stops the process before the returned release is called. */
 export function holdScratch(path: string): () => void {
-  if (held.size === 0) {
+  if (!listening) {
     for (const s of SIGNALS) process.on(s, onSignal);
     // Another handler may end the process first (process.exit).
     process.on("exit", removeHeld);
+    listening = true;
   }
   held.add(path);
   return () => {

@@ -104,6 +104,15 @@ test("the seed's selectors and group names pick exactly their environments", () 
   );
 });
 
+test("environment paths are normalized: doubled and trailing slashes go", () => {
+  const inv = readInventory(
+    inventory(
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/srv//app/venv/"\npython = "p"\nrequirements = "r"\n',
+    ),
+  );
+  assert.equal(inv.hosts[0]?.envs[0]?.path, "/srv/app/venv");
+});
+
 test("ssh_options read as in the configuration: ssh's own -o spelling too, each checked", () => {
   const text = (opts: string) =>
     `[hosts.a]\nssh_options = ${opts}\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\nrequirements = "r"\n`;

@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -66,6 +68,20 @@ test("a device or FIFO is written to as it is, never replaced by a file", async 
   await new Promise((r) => reader.once("close", r));
   assert.equal(got, "through the pipe");
   assert.ok(lstatSync(fifo).isFIFO());
+});
+
+test("a regular file under /dev (a tmpfs such as /dev/shm) is replaced as any file is", async (t) => {
+  if (!existsSync("/dev/shm")) return t.skip("no /dev/shm here");
+  const d = mkdtempSync("/dev/shm/pyferry-out-");
+  try {
+    const f = join(d, "x.txt");
+    await writeOutputFile(f, "first");
+    assert.equal((await planOutput(f)).direct, false);
+    await writeOutputFile(f, "second");
+    assert.equal(readFileSync(f, "utf8"), "second");
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });
 
 test("a folder, or a file where a folder should be, is refused before any work", async () => {
