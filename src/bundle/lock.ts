@@ -11,6 +11,7 @@ import { link, open, readFile, rename, stat, unlink, utimes } from "node:fs/prom
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { UserError } from "../util/errors.js";
+import { pidAlive } from "../util/pid.js";
 
 const HEARTBEAT_MS = 5_000;
 /** A lock untouched this long is abandoned, whoever's pid is in it. */
@@ -32,17 +33,6 @@ export interface LockOptions {
   timeoutMs?: number;
   /** Checked between polls: true means what the lock guards is done, so stop waiting. */
   done?: () => Promise<boolean>;
-}
-
-/** True when `pid` names a live process on this machine. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 async function tryCreate(path: string): Promise<Lock | undefined> {

@@ -4,10 +4,8 @@
  * left to the full parse, which also reports every error; these never fail.
  */
 import { connectEarly } from "../transport/early.js";
+import { RUN_WITH_VALUE } from "./run-options.js";
 import { sshTargetOf, targetFor } from "./ssh-target.js";
-
-/** Options of `run` that take a value (see build-commands.ts). */
-export const RUN_WITH_VALUE = new Set(["--python", "--on", "--fetch", "--env", "-n", "--name"]);
 
 export function connectForRun(argv: readonly string[]): void {
   if (argv[0] !== "run") return;

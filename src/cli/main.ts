@@ -4,10 +4,10 @@ import { VERSION } from "../version.js";
 import { registerAnalyze } from "./analyze.js";
 import { registerBuildCommands } from "./build-commands.js";
 import { registerConfig } from "./config-command.js";
-import { RUN_WITH_VALUE } from "./early-connect.js";
 import { registerFleet } from "./fleet-command.js";
 import { runProgram } from "./parse.js";
 import { registerRemoteCommands } from "./remote-commands.js";
+import { RUN_WITH_VALUE } from "./run-options.js";
 import { registerWheelhouse } from "./wheelhouse-command.js";
 
 export function buildProgram(): Command {

@@ -9,12 +9,13 @@ import { createReadStream, existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { acquireLock, pidAlive } from "../bundle/lock.js";
+import { acquireLock } from "../bundle/lock.js";
 import { normalizeName } from "../python/names.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { compareVersions, isValidVersion, normalizeVersion } from "../python/version.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
+import { pidAlive } from "../util/pid.js";
 import { checkWheel } from "./wheelhouse-check.js";
 import {
   appendLog,

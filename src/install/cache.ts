@@ -30,6 +30,7 @@ import { HttpFailure, httpGet, redactUrl } from "../index/http.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { pidAlive } from "../util/pid.js";
 import { touch } from "../util/touch.js";
 import { mapLimit } from "./pool.js";
 import {
@@ -448,15 +449,6 @@ export interface PruneResult {
   bytes: number;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errCode(err) === "EPERM";
-  }
-}
-
 /** A temporary entry may go once its writer is gone (or a day has passed, whatever it says). */
 const STALE_PARTIAL_MS = 60_000;
 const ABANDONED_PARTIAL_MS = 24 * 3600_000;
@@ -473,7 +465,7 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
   for (const e of await cacheEntries(root)) {
     const stale =
       e.kind === "partial"
-        ? (now - e.time > STALE_PARTIAL_MS && (e.pid === undefined || !isAlive(e.pid))) ||
+        ? (now - e.time > STALE_PARTIAL_MS && (e.pid === undefined || !pidAlive(e.pid))) ||
           now - e.time > ABANDONED_PARTIAL_MS
         : e.time <= cutoff;
     if (!stale) continue;

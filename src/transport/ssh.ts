@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { acquireLock } from "../bundle/lock.js";
 import { UserError } from "../util/errors.js";
+import { pidAlive } from "../util/pid.js";
 import { type Finished, ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
 import { proxyExec } from "./ssh-channel.js";
@@ -45,14 +46,8 @@ function sweepControlDirs(): void {
     (names) => {
       for (const name of names) {
         const pid = /^pf-ssh-(\d+)-/.exec(name)?.[1];
-        if (!pid || Number(pid) === process.pid) continue;
-        try {
-          process.kill(Number(pid), 0);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === "ESRCH") {
-            rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
-          }
-        }
+        if (!pid || Number(pid) === process.pid || pidAlive(Number(pid))) continue;
+        rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
       }
     },
     () => undefined,

@@ -6,6 +6,7 @@
 import { rmSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { pidAlive } from "./pid.js";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const held = new Set<string>();
@@ -46,15 +47,6 @@ export function holdScratch(path: string): () => void {
   };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 /** The temporary path for `dest`, in its folder. */
@@ -69,7 +61,7 @@ export async function sweepScratch(dest: string): Promise<void> {
   await Promise.all(
     names.map(async (name) => {
       const pid = Number(pattern.exec(name)?.[1]);
-      if (!pid || pid === process.pid || alive(pid)) return;
+      if (!pid || pid === process.pid || pidAlive(pid)) return;
       await rm(join(dirname(dest), name), { recursive: true, force: true }).catch(() => undefined);
     }),
   );
