@@ -154,13 +154,12 @@ VIRTUAL_ENV=$p PATH="$p/bin:$PATH" sh -c "$cmd"
 `;
 
 /**
- * $1: environment key. Takes the store's copy of that environment away (it no longer holds what
- * it was assembled with), so that the next shipment assembles it again from the objects.
+ * $1: environment key. Marks the store's copy of that environment as no longer whole (it does not
+ * hold what it was assembled with): the next shipment assembles it again from the objects and
+ * puts it in the copy's place, which stays until then for the links that point to it.
  */
 export const DISCARD = `${PRELUDE}
-t=envs/$1
-[ -e "$t" ] || exit 0
-mv -T "$t" "envs/.discard-$1-$$" && rm -rf "envs/.discard-$1-$$"
+rm -f "envs/$1/.pyferry-complete"
 `;
 
 /** $1: environment key. Compiles the environment's modules to bytecode. */

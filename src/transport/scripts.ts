@@ -213,7 +213,11 @@ if untar && [ -e "$t.end" ]; then
   rm -rf "$t" "$t.pid" "$t.links" "$t.sums" "$t.end"
   if [ -n "$k" ]; then
     : > "$e/.pyferry-complete"
+    # A copy without its mark (a deploy found it changed: fleet's DISCARD) is replaced here,
+    # between two renames, so that a link to it is never left dangling for a whole transfer.
+    [ -d "envs/$k" ] && [ ! -e "envs/$k/.pyferry-complete" ] && mv -T "envs/$k" "envs/.discard-$k-$$"
     mv -T "$e" "envs/$k" 2>/dev/null || rm -rf "$e"
+    rm -rf "envs/.discard-$k-$$"
     [ -e "envs/$k/.pyferry-complete" ] || exit ${REMOTE_EXIT.tarFailed}
     [ -n "$name" ] && printf '%s\\n' "$k" > "names/$name"
   fi

@@ -25,6 +25,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, test } from "node:test";
 import { decodeHeader, encodeHeader, padding } from "../../../src/bundle/tar.js";
+import { DISCARD } from "../../../src/fleet/scripts.js";
 import { LocalConnection } from "../../../src/transport/connection.js";
 import { extractFetched } from "../../../src/transport/fetch.js";
 import * as sh from "../../../src/transport/scripts.js";
@@ -107,6 +108,28 @@ test("a tree is sent once, assembled whole, and reused", async () => {
   assert.equal(checkStore(root), 2);
   assert.deepEqual(readdirSync(join(root, "tmp")), []);
   assert.deepEqual(readdirSync(join(root, "envs")), [tree.key]);
+});
+
+test("a copy a deploy found changed stays in place until the next shipment replaces it whole", async () => {
+  const root = fresh("store");
+  const conn = new LocalConnection();
+  const store = new RemoteStore(conn, root);
+  const src = sampleTree();
+  const tree = listTree(src);
+  await store.ensureTree(tree, sourcesOf(tree, src));
+  const env = join(root, "envs", tree.key);
+  rmSync(join(env, "lib", "pkg", "mod.py"));
+  const d = await conn.exec(DISCARD, [root, tree.key]);
+  assert.equal(d.code, 0, d.stderr);
+  // Still there for a link that points to it, but no longer taken for a whole copy.
+  assert.ok(existsSync(join(env, "lib", "pkg", "same.py")));
+  assert.ok(!existsSync(join(env, ".pyferry-complete")));
+  const again = await store.ensureTree(tree, sourcesOf(tree, src));
+  assert.equal(again.objectsSent, 0, "its objects were all still there");
+  assert.ok(existsSync(join(env, ".pyferry-complete")));
+  assert.equal(readFileSync(join(env, "lib", "pkg", "mod.py"), "utf8"), "X = 1\n".repeat(1000));
+  assert.deepEqual(readdirSync(join(root, "envs")), [tree.key], "the old copy is gone");
+  assert.equal(checkStore(root), 2);
 });
 
 test("an interrupted transfer keeps what arrived whole and drops the partial object", async () => {
