@@ -88,6 +88,7 @@ export async function lockRequirements(
   const isTarget = "markerEnv" in target && "platforms" in target;
   const t = isTarget ? target : targetFromInterpreter(target as InterpreterInfo);
   const builder = opts.interpreter ?? (isTarget ? undefined : (target as InterpreterInfo));
+  const hashed = allowedHashes(requirements);
   const { ResolutionImpossible, resolve } = await import("../resolve/resolver.js");
   const resolution = await resolve({
     requirements,
@@ -100,6 +101,7 @@ export async function lockRequirements(
     ...(opts.prereleases ? { prereleases: true } : {}),
     ...(opts.mixedSources ? { allowMixedSources: true } : {}),
     ...(builder ? { buildMetadata: sdistMetadataFor(builder, settings) } : {}),
+    ...(hashed.size > 0 ? { allowedHashes: hashed } : {}),
   }).catch((err: unknown) => {
     // Under the strict one-source-per-project rule, pip's merging might have found a way.
     if (err instanceof ResolutionImpossible && !opts.mixedSources && sourceCount(settings) > 1) {
@@ -113,7 +115,7 @@ export async function lockRequirements(
     ...(opts.lockDir ? { lockDir: opts.lockDir } : {}),
   });
   const lock = readLock(text, "the new lock");
-  checkHashes(requirements, lock);
+  checkHashes(hashed, lock);
   return { text, lock, target: t };
 }
 
@@ -124,10 +126,10 @@ function sourceCount(s: IndexSettings): number {
 
 /**
  * pip's hash-checking mode: once a requirement carries --hash (or the file says
- * --require-hashes), every package of the lock needs a listed hash, pinned with ==, and the
- * file chosen for it must have one of them.
+ * --require-hashes), it must be pinned with == (or name its file by URL), and every package of
+ * the lock needs a listed hash (checkHashes). The hashes allowed, by project.
  */
-function checkHashes(requirements: Requirement[], lock: Lock): void {
+function allowedHashes(requirements: Requirement[]): Map<string, Set<string>> {
   const hashed = new Map<string, Set<string>>();
   for (const r of requirements) {
     if (!r.hashes) continue;
@@ -140,6 +142,11 @@ function checkHashes(requirements: Requirement[], lock: Lock): void {
     for (const h of r.hashes) set.add(h);
     hashed.set(r.normalized, set);
   }
+  return hashed;
+}
+
+/** The lock under hash checking: each package has allowed hashes, and its files one of them. */
+function checkHashes(hashed: Map<string, Set<string>>, lock: Lock): void {
   if (hashed.size === 0) return;
   const missing = lock.packages.filter((p) => !hashed.get(p.name)?.size);
   if (missing.length > 0)

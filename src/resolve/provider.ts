@@ -150,13 +150,16 @@ function betterFile(a: Scored, b: Scored): number {
  * files of other projects, wheels the target cannot install, and files whose requires-python
  * excludes the target are dropped; per version, the wheel with the best tag rank is chosen,
  * an sdist only when no wheel fits. Yanked files count only when nothing else is left for
- * their version (the candidate is then marked yanked).
+ * their version (the candidate is then marked yanked). With `allowed` sha256 hashes (a
+ * requirement's --hash), a version's files the index says have one of them are preferred, as
+ * pip does: if any has, only they and files of unknown hash are chosen from.
  */
 export function chooseCandidates(
   project: string,
   files: FoundFile[],
   target: Target,
   ranks: Map<string, number> = tagRanks(targetTagList(target)),
+  allowed?: ReadonlySet<string>,
 ): Candidate[] {
   const wanted = normalizeName(project);
   const byVersion = new Map<string, Scored[]>();
@@ -183,7 +186,10 @@ export function chooseCandidates(
   const out: Candidate[] = [];
   for (const [version, scored] of byVersion) {
     const live = scored.filter((s) => s.file.yanked === false);
-    const pool = live.length > 0 ? live : scored;
+    let pool = live.length > 0 ? live : scored;
+    if (allowed && pool.some((s) => allowed.has(s.file.hashes.sha256 ?? ""))) {
+      pool = pool.filter((s) => !s.file.hashes.sha256 || allowed.has(s.file.hashes.sha256));
+    }
     const best = [...pool].sort(betterFile)[0] as Scored;
     out.push({
       name: wanted,
@@ -239,6 +245,11 @@ export interface IndexProviderOptions {
    * backend; without it such an sdist is unusable. A UserError makes the candidate unusable.
    */
   buildMetadata?: (file: IndexFile, sha256: string) => Promise<CoreMetadata>;
+  /**
+   * pip's hash-checking preference: for a project listed here (normalized name), the files whose
+   * index-given sha256 is allowed (or who have none given) are chosen from, when there are any.
+   */
+  allowedHashes?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** Candidates from package indexes and find-links locations, per the rules at the top. */
@@ -320,7 +331,13 @@ export class IndexProvider implements Provider {
     if (found.length === 0 && failure && this.down.size === this.opts.sources.length) {
       throw failure;
     }
-    const cands = chooseCandidates(project, found, this.target, this.ranks);
+    const cands = chooseCandidates(
+      project,
+      found,
+      this.target,
+      this.ranks,
+      this.opts.allowedHashes?.get(project),
+    );
     if (cands.length === 0 && found.length > 0)
       this.unusable.set(
         project,

@@ -48,6 +48,8 @@ export interface ResolveRequest {
   onWarning?: (message: string) => void;
   /** For the default provider: metadata of sdists that must be built to be known. */
   buildMetadata?: IndexProviderOptions["buildMetadata"];
+  /** For the default provider: the sha256 hashes requirements allow, by project (--hash). */
+  allowedHashes?: IndexProviderOptions["allowedHashes"];
 }
 
 export interface ResolvedPackage {
@@ -958,6 +960,7 @@ function defaultProvider(req: ResolveRequest): Provider {
       : {}),
     ...(req.onWarning ? { onWarning: req.onWarning } : {}),
     ...(req.buildMetadata ? { buildMetadata: req.buildMetadata } : {}),
+    ...(req.allowedHashes ? { allowedHashes: req.allowedHashes } : {}),
   });
 }
 

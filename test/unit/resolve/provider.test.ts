@@ -109,6 +109,30 @@ describe("chooseCandidates", () => {
     assert.equal(cands[1]?.yanked, true);
   });
 
+  test("with --hash, a version's files with an allowed hash are chosen from, as pip does", () => {
+    const [a, b, c] = ["a", "b", "c"].map((x) => x.repeat(64)) as [string, string, string];
+    const files = [
+      file("a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", { hashes: { sha256: a } }),
+      file("a-1.0-py3-none-any.whl", { hashes: { sha256: b } }),
+      file("a-1.0.tar.gz", { hashes: { sha256: c } }),
+    ];
+    const pick = (allowed?: string[]) =>
+      chooseCandidates("a", files, target, undefined, allowed && new Set(allowed))[0]?.file
+        .filename;
+    assert.equal(pick(), "a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl");
+    assert.equal(pick([b]), "a-1.0-py3-none-any.whl");
+    assert.equal(pick([c]), "a-1.0.tar.gz", "an sdist, when only its hash is allowed");
+    assert.equal(pick([a, c]), "a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl");
+    // No file with an allowed hash: the usual choice, which the hash check then refuses.
+    assert.equal(pick(["d".repeat(64)]), "a-1.0-cp311-cp311-manylinux_2_17_x86_64.whl");
+    // A file whose hash the index does not give stays a candidate beside the allowed ones.
+    const unknown = [file("a-1.0-cp311-abi3-manylinux_2_17_x86_64.whl"), ...files.slice(1)];
+    assert.equal(
+      chooseCandidates("a", unknown, target, undefined, new Set([c]))[0]?.file.filename,
+      "a-1.0-cp311-abi3-manylinux_2_17_x86_64.whl",
+    );
+  });
+
   test("a higher build number wins between equally good wheels", () => {
     const cands = chooseCandidates(
       "a",
