@@ -34,7 +34,7 @@ export async function projectWheels(
   for (const url of sources) {
     for (const project of (await listProjects(url)).sort()) {
       if (found.has(project)) continue;
-      const file = chooseWheel(await projectFiles(url, project), project);
+      const file = chooseWheel((await projectFiles(url, project)) ?? [], project);
       if (!file?.url.startsWith("file:")) continue;
       const path = fileURLToPath(file.url);
       if (existsSync(path) && statSync(path).size <= maxBytes) found.set(project, path);

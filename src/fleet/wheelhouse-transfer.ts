@@ -7,6 +7,9 @@ import { createGunzip } from "node:zlib";
 import { ByteReader } from "../bundle/byte-reader.js";
 import { BLOCK, encodeHeader, padding, RECORD, type TarEntry } from "../bundle/tar.js";
 import { tarMembers } from "../bundle/tar-members.js";
+import { normalizeName } from "../python/names.js";
+import { parseWheelFilename } from "../python/tags.js";
+import { isValidVersion, normalizeVersion } from "../python/version.js";
 import { UserError } from "../util/errors.js";
 import { planOutput, writeOutput } from "../util/output-file.js";
 import { whyUnreadable } from "../util/read-text.js";
@@ -24,7 +27,7 @@ import {
   wheelFiles,
   withLock,
 } from "./wheelhouse.js";
-import { parseLog } from "./wheelhouse-log.js";
+import { type LogRecord, parseLog } from "./wheelhouse-log.js";
 
 /** Read in pieces of this size when copying a wheel into the archive. */
 const CHUNK = 1 << 20;
@@ -242,6 +245,37 @@ export interface ImportResult {
   unreadable: number;
 }
 
+/**
+ * What is wrong with an archive's release log, if anything: a record that is not one of a
+ * wheel (its file name, project, version and sha256 agreeing), or one that says a wheel is
+ * there which the archive does not hold. The log is history to keep, so it must be true.
+ */
+function logMismatch(
+  records: readonly LogRecord[],
+  wheels: readonly StagedWheel[],
+): string | undefined {
+  const present = new Map<string, string>();
+  for (const r of records) {
+    let ok = /^[0-9a-f]{64}$/.test(r.sha256) && !Number.isNaN(Date.parse(r.time));
+    try {
+      const w = parseWheelFilename(r.file);
+      ok &&= w.normalized === normalizeName(r.name) && isValidVersion(r.version);
+      ok &&= normalizeVersion(w.version) === normalizeVersion(r.version);
+    } catch {
+      ok = false;
+    }
+    if (!ok) return `has a record that is not one of a wheel (${r.action} ${r.file} ${r.sha256})`;
+    if (r.action === "add") present.set(r.file, r.sha256);
+    else if (present.get(r.file) === r.sha256) present.delete(r.file);
+  }
+  const held = new Map(wheels.map((w) => [w.file, w.sha256]));
+  for (const [file, sha256] of present) {
+    if (held.get(file) !== sha256)
+      return `says ${file} (sha256 ${sha256.slice(0, 12)}...) is in it, and the archive does not hold that file`;
+  }
+  return undefined;
+}
+
 /** Import an exported wheelhouse into `wh` (which may be new). */
 export async function importWheelhouse(wh: Wheelhouse, archive: string): Promise<ImportResult> {
   const stage = await scratchDir(wh, "import");
@@ -263,6 +297,8 @@ export async function importWheelhouse(wh: Wheelhouse, archive: string): Promise
       staged.push(await stageInPlace(wh, join(stage, file), file));
     }
     const log = parseLog(extracted.log?.toString("utf8") ?? "");
+    const wrong = logMismatch(log.records, staged);
+    if (wrong) throw new UserError(`${archive} cannot be imported: its release log ${wrong}.`);
     const { outcomes, merged } = await commitWheels(wh, staged, {
       via: "import",
       history: log.records,

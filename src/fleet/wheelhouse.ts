@@ -274,6 +274,16 @@ export interface AddOutcome extends WheelFacts {
   status: AddStatus;
 }
 
+/** What a wheel file's name means: project and version normalized, build tag, tags. */
+function wheelIdentity(file: string): string {
+  try {
+    const w = parseWheelFilename(file);
+    return [w.normalized, normalizeVersion(w.version), w.build ?? "", ...w.tags].join(" ");
+  } catch {
+    return file;
+  }
+}
+
 /** A wheel's name is taken by a file with other content. */
 export class NameTaken extends UserError {
   constructor(
@@ -324,20 +334,31 @@ export async function commitWheels(
     }
     byFile.set(s.file, s);
   }
+  const byWheel = new Map<string, StagedWheel>();
+  for (const s of byFile.values()) {
+    const other = byWheel.get(wheelIdentity(s.file));
+    if (other) {
+      throw new UserError(
+        `${other.file} and ${s.file} are the same wheel (project, version and tags) spelt two ways; add only one of them.`,
+      );
+    }
+    byWheel.set(wheelIdentity(s.file), s);
+  }
   return withLock(wh, async () => {
     const { records: local } = await readLog(wh.log);
-    const plan: { s: StagedWheel; status: AddStatus; old?: string }[] = [];
+    // A wheel is known by what its name means, not how it is spelt: Foo.Bar-1.0 is foo_bar-1.0.
+    const held = new Map<string, string>();
+    for (const f of await readdir(wh.wheels).catch(() => [] as string[])) {
+      if (f.endsWith(".whl")) held.set(wheelIdentity(f), f);
+    }
+    const plan: { s: StagedWheel; status: AddStatus; old?: string; oldFile?: string }[] = [];
     for (const s of byFile.values()) {
-      const target = join(wh.wheels, s.file);
-      const exists = await stat(target).then(
-        () => true,
-        () => false,
-      );
-      const old = exists ? await sha256Of(target) : undefined;
+      const oldFile = held.get(wheelIdentity(s.file));
+      const old = oldFile !== undefined ? await sha256Of(join(wh.wheels, oldFile)) : undefined;
       if (old === s.sha256) plan.push({ s, status: "unchanged" });
-      else if (old === undefined) plan.push({ s, status: "added" });
-      else if (opts.replace) plan.push({ s, status: "replaced", old });
-      else throw new NameTaken(s.file, old);
+      else if (old === undefined || oldFile === undefined) plan.push({ s, status: "added" });
+      else if (opts.replace) plan.push({ s, status: "replaced", old, oldFile });
+      else throw new NameTaken(oldFile, old);
     }
     const records: LogRecord[] = [];
     const seen = new Set(local.map(recordKey));
@@ -350,11 +371,12 @@ export async function commitWheels(
     const now = new Date();
     for (const p of plan) {
       if (p.status === "unchanged") continue;
-      if (p.old !== undefined) {
-        records.push(makeRecord("remove", factsOf(local, p.s.file, p.old), "replace", now));
+      if (p.old !== undefined && p.oldFile !== undefined) {
+        records.push(makeRecord("remove", factsOf(local, p.oldFile, p.old), "replace", now));
       }
       await syncFile(p.s.tmp);
       await rename(p.s.tmp, join(wh.wheels, p.s.file));
+      if (p.oldFile !== undefined && p.oldFile !== p.s.file) await rm(join(wh.wheels, p.oldFile));
       const { file, name, version, sha256 } = p.s;
       records.push(makeRecord("add", { file, name, version, sha256 }, p.s.via ?? opts.via, now));
     }

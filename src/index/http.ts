@@ -47,12 +47,45 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** The URL without its user info, for what is stored (a lock's index). */
+export function withoutUserInfo(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.username && !u.password) return url;
+    u.username = "";
+    u.password = "";
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
+function learn(u: URL): void {
+  const user = decodeURIComponent(u.username);
+  const password = decodeURIComponent(u.password);
+  credentials.set(u.origin, `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`);
+}
+
+/**
+ * Credentials in configured source URLs, for files on the same origins that are fetched
+ * without the page that links them (installing a lock), as pip does. Ones already known stay.
+ */
+export function knowCredentials(urls: readonly string[]): void {
+  for (const url of urls) {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      continue;
+    }
+    if ((u.username || u.password) && !credentials.has(u.origin)) learn(u);
+  }
+}
+
 function withoutCredentials(url: string): { url: string; auth?: string } {
   const u = new URL(url);
   if (u.username || u.password) {
-    const user = decodeURIComponent(u.username);
-    const password = decodeURIComponent(u.password);
-    credentials.set(u.origin, `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`);
+    learn(u);
     u.username = "";
     u.password = "";
   }

@@ -18,12 +18,16 @@ export interface IndexFile {
   metadata?: boolean | Record<string, string>;
 }
 
-/** An index or find-links location that could not be read. */
+/**
+ * An index or find-links location that could not be read. `page`: only this page failed (an
+ * HTTP error status, a page that does not parse), not the connection to the whole source.
+ */
 export class IndexUnavailable extends UserError {
   constructor(
     readonly url: string,
     readonly reason: string,
     what = "package index",
+    readonly page = false,
   ) {
     super(`The ${what} ${redactUrl(url)} could not be read because ${reason}.`);
     this.name = "IndexUnavailable";
@@ -175,7 +179,8 @@ async function readPage(
     text += decoder.decode();
     return { kind, url: res.url, text };
   } catch (err) {
-    if (err instanceof HttpFailure) throw new IndexUnavailable(url, err.reason, what);
+    if (err instanceof HttpFailure)
+      throw new IndexUnavailable(url, err.reason, what, err.status !== undefined);
     throw err;
   }
 }
@@ -315,11 +320,13 @@ function parseJson(page: { url: string; text: string }, what: string): Record<st
   try {
     data = JSON.parse(page.text);
   } catch (err) {
-    throw new IndexUnavailable(page.url, `its JSON is invalid (${(err as Error).message})`, what);
+    const why = `its JSON is invalid (${(err as Error).message})`;
+    throw new IndexUnavailable(page.url, why, what, true);
   }
   const version = isRecord(data) && isRecord(data.meta) ? data.meta["api-version"] : undefined;
   if (!isRecord(data) || typeof version !== "string" || !version.startsWith("1.")) {
-    throw new IndexUnavailable(page.url, "it is not a version 1 simple API JSON response", what);
+    const why = "it is not a version 1 simple API JSON response";
+    throw new IndexUnavailable(page.url, why, what, true);
   }
   return data;
 }
@@ -379,15 +386,18 @@ export async function listProjects(indexUrl: string, opts: ListOptions = {}): Pr
   return unique;
 }
 
-/** Files on a project's page (`<index>/<normalized name>/`); none if the index lacks it. */
+/**
+ * Files on a project's page (`<index>/<normalized name>/`); undefined when the index has no
+ * such page (404, 410), [] when its page lists none.
+ */
 export async function projectFiles(
   indexUrl: string,
   project: string,
   opts: HttpOptions = {},
-): Promise<IndexFile[]> {
+): Promise<IndexFile[] | undefined> {
   const pageUrl = new URL(`${normalizeName(project)}/`, toUrl(indexUrl, true)).href;
   const page = await readPage(pageUrl, opts, "package index page", true);
-  return page ? filesFromPage(page, "package index page") : [];
+  return page && filesFromPage(page, "package index page");
 }
 
 /**

@@ -316,7 +316,10 @@ async function loadSource(source: Source, ctx: Context): Promise<SourceResult> {
         listProjects(source.location, { ...ctx.http, maxProjects: MAX_PROJECTS }),
       );
       projects = new Map(
-        names.map((n) => [normalizeName(n), () => projectFiles(source.location, n, ctx.http)]),
+        names.map((n) => [
+          normalizeName(n),
+          async () => (await projectFiles(source.location, n, ctx.http)) ?? [],
+        ]),
       );
     } else {
       const groups = groupByProject(await ctx.run(() => findLinksFiles(source.location, ctx.http)));

@@ -11,6 +11,7 @@ import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
+import { knowCredentials } from "../index/http.js";
 import {
   aboutImplicitDefaultIndex,
   type IndexSettings,
@@ -104,8 +105,10 @@ export async function lockRequirements(
     ...(hashed.size > 0 ? { allowedHashes: hashed } : {}),
   }).catch((err: unknown) => {
     // Under the strict one-source-per-project rule, pip's merging might have found a way.
-    if (err instanceof ResolutionImpossible && !opts.mixedSources && sourceCount(settings) > 1) {
-      const hint = "--mixed-sources takes each project's files from every source, as pip does";
+    if (err instanceof ResolutionImpossible && err.alsoElsewhere.length > 0) {
+      const names = err.alsoElsewhere;
+      const shown = names.length > 3 ? `${names.slice(0, 3).join(", ")}, ...` : names.join(", ");
+      const hint = `later sources have other files of ${shown}, which --mixed-sources would also take, as pip does`;
       throw new UserError(`${err.message.replace(/\.$/, "")}; ${hint}.`);
     }
     throw err;
@@ -119,9 +122,8 @@ export async function lockRequirements(
   return { text, lock, target: t };
 }
 
-/** How many places packages can come from. */
-function sourceCount(s: IndexSettings): number {
-  return (s.noIndex ? 0 : 1 + s.extraIndexUrls.length) + s.findLinks.length;
+function sourceUrls(s: IndexSettings): string[] {
+  return [s.indexUrl, ...s.extraIndexUrls, ...s.findLinks];
 }
 
 /**
@@ -208,6 +210,13 @@ export async function buildEnv(
     throw new UserError(
       `pyferry builds environments for Python 3 only, and ${info.realPath} is Python ${info.version}.`,
     );
+  // PEP 751: a lock whose environments all exclude the interpreter must not be installed.
+  const envs = lock.environments;
+  if (envs.length > 0 && !envs.some((m) => evaluateMarker(parseMarker(m), info.markerEnv))) {
+    throw new UserError(
+      `The lock is for ${envs.map((m) => `"${m}"`).join(" or ")}, and ${info.realPath} (Python ${info.version} on ${info.markerEnv.sys_platform} ${info.markerEnv.platform_machine}) is not; lock again for it (pyferry lock --python ${info.realPath}).`,
+    );
+  }
   await mkdir(dirname(final), { recursive: true });
   await sweepScratch(final);
   const tmp = scratchFor(final, randomBytes(4).toString("hex"));
@@ -356,6 +365,8 @@ async function lockedWheels(
   // and the hashing of one overlaps the unpacking of another.
   const local = (f: DistFile) => f.filename.endsWith(".whl") && f.url.startsWith("file:");
   const todo = files.filter((f, k) => !unpacked[k] && !local(f));
+  // A lock names files, not sources: a private index's credentials come from its configuration.
+  if (todo.length > 0) knowCredentials(sourceUrls(opts.index ?? loadPipSettings()));
   const fetched = await fetchMany(todo);
   let next = 0;
   const paths = files.map((f, k) =>

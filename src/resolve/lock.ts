@@ -9,6 +9,7 @@
 import { isAbsolute, relative, resolve as resolvePath, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parse, TomlError } from "smol-toml";
+import { withoutUserInfo } from "../index/http.js";
 import { parseMarker } from "../python/marker.js";
 import { normalizeName } from "../python/names.js";
 import type { Target } from "../python/target.js";
@@ -178,8 +179,9 @@ function lines(name: string, items: string[]): string[] {
 }
 
 function fileTable(f: LockedFile): string {
+  // Credentials never go into a file people commit; installing finds them where pip does.
   const parts = [`name = ${str(f.name)}`];
-  if (f.url !== undefined) parts.push(`url = ${str(f.url)}`);
+  if (f.url !== undefined) parts.push(`url = ${str(withoutUserInfo(f.url))}`);
   if (f.path !== undefined) parts.push(`path = ${str(f.path)}`);
   if (f.size !== undefined) parts.push(`size = ${f.size}`);
   parts.push(`hashes = { sha256 = ${str(f.sha256)} }`);
@@ -232,7 +234,7 @@ export function formatLock(lock: Lock): string {
         ),
       );
     }
-    if (p.index !== undefined) out.push(`index = ${str(p.index)}`);
+    if (p.index !== undefined) out.push(`index = ${str(withoutUserInfo(p.index))}`);
     if (p.wheels.length > 0) out.push(...lines("wheels", p.wheels.map(fileTable)));
     if (p.sdist !== undefined) out.push(`sdist = ${fileTable(p.sdist)}`);
     out.push(

@@ -3,17 +3,19 @@
  * target from the configured package sources.
  *
  * Sources are consulted in a fixed priority: index-url, then each extra-index-url, then each
- * find-links location. The first source that has any file at all for a project is the only
- * one used for that project, so a same-named project on a lower-priority source can never be
- * slipped in ("dependency confusion"); `allowMixedSources` merges them the way pip does. A
- * source that cannot be reached is skipped for the rest of the run with a warning, as pip
- * does (the default pypi.org on an offline machine is the common case); only when every
- * source is unreachable is that failure what the user sees.
+ * find-links location. The first source that has the project (an index with a page for it, a
+ * find-links location with any of its files) is the only one used for it, so a same-named
+ * project on a lower-priority source can never be slipped in ("dependency confusion");
+ * `allowMixedSources` merges them the way pip does. For the same reason a source that cannot
+ * answer for a project (unreachable, an HTTP error, a page that does not parse) stops the
+ * search for it there, with that failure as the error; only pip's default index when nobody
+ * configured it (pypi.org on an offline machine), and every source under `allowMixedSources`,
+ * are skipped with a warning instead, as pip does.
  */
 import { access } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import type { HttpOptions } from "../index/http.js";
-import type { IndexSettings } from "../index/pip-config.js";
+import { type HttpOptions, redactUrl } from "../index/http.js";
+import { DEFAULT_INDEX_URL, type IndexSettings } from "../index/pip-config.js";
 import { findLinksFiles, type IndexFile, IndexUnavailable, projectFiles } from "../index/simple.js";
 import {
   distMetadata,
@@ -73,19 +75,31 @@ export interface Provider {
    * none for this target ("its 2 files are for other platforms or Pythons: ...").
    */
   whyNone?(name: string): string | undefined;
+  /**
+   * Projects taken from one source by the first-source rule that later sources also have
+   * files of (asked now): what --mixed-sources would add.
+   */
+  alsoElsewhere?(): Promise<string[]>;
 }
 
 export interface Source {
   kind: "index" | "find-links";
   /** An index URL, or a find-links URL or absolute path. */
   location: string;
+  /** pip's default index, which nobody configured: when it cannot be read it is skipped. */
+  implicit?: boolean;
 }
 
 /** Sources in priority order: index-url, extra-index-urls, find-links (no indexes with no-index). */
 export function sourcesFromSettings(s: IndexSettings): Source[] {
   const indexes = s.noIndex ? [] : [s.indexUrl, ...s.extraIndexUrls];
+  const implicit = s.sources["index-url"] === undefined && s.indexUrl === DEFAULT_INDEX_URL;
   return [
-    ...indexes.map((location) => ({ kind: "index" as const, location })),
+    ...indexes.map((location, k) => ({
+      kind: "index" as const,
+      location,
+      ...(k === 0 && implicit ? { implicit } : {}),
+    })),
     ...s.findLinks.map((location) => ({ kind: "find-links" as const, location })),
   ];
 }
@@ -257,10 +271,12 @@ export class IndexProvider implements Provider {
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, Promise<Candidate[]>>();
   private readonly findLinks = new Map<string, Promise<IndexFile[]>>();
-  /** Sources that failed, with the failure; never asked again in this run. */
+  /** Sources that could not be reached, with the failure; never asked again in this run. */
   private readonly down = new Map<string, IndexUnavailable>();
-  /** Projects whose files were all unusable for the target: their file names. */
-  private readonly unusable = new Map<string, string[]>();
+  /** Projects whose files were all unusable for the target: their file names and source. */
+  private readonly unusable = new Map<string, { files: string[]; source: string }>();
+  /** Projects taken from one source while later ones were not asked, with its place. */
+  private readonly narrowed = new Map<string, { at: number; files: Set<string> }>();
   readonly warnings: string[] = [];
 
   constructor(
@@ -272,9 +288,26 @@ export class IndexProvider implements Provider {
 
   describeSources(): string {
     const up = this.opts.sources.filter((s) => !this.down.has(s.location));
-    const down = [...this.down.keys()];
-    const listed = joinOr(up.map((s) => s.location)) || "no reachable source";
+    const down = [...this.down.keys()].map(redactUrl);
+    const listed = joinOr(up.map((s) => redactUrl(s.location))) || "no reachable source";
     return down.length > 0 ? `${listed}, with ${joinOr(down)} unreachable` : listed;
+  }
+
+  async alsoElsewhere(): Promise<string[]> {
+    const asked = [...this.narrowed].slice(0, 64);
+    const has = await Promise.all(
+      asked.map(async ([project, { at, files: seen }]) => {
+        for (const source of this.opts.sources.slice(at + 1)) {
+          if (this.down.has(source.location)) continue;
+          const files = await this.filesAt(source, project).catch(() => undefined);
+          const other = (f: IndexFile) =>
+            distName(f.filename)?.name === project && !seen.has(f.filename);
+          if (files?.some(other)) return true;
+        }
+        return false;
+      }),
+    );
+    return asked.filter((_, i) => has[i]).map(([project]) => project);
   }
 
   candidates(name: string): Promise<Candidate[]> {
@@ -287,7 +320,8 @@ export class IndexProvider implements Provider {
     return found;
   }
 
-  private async filesAt(source: Source, project: string): Promise<IndexFile[]> {
+  /** The project's files there; undefined when an index has no page for it. */
+  private async filesAt(source: Source, project: string): Promise<IndexFile[] | undefined> {
     const http = this.opts.http ?? {};
     if (source.kind === "index") return projectFiles(source.location, project, http);
     let listing = this.findLinks.get(source.location);
@@ -298,38 +332,63 @@ export class IndexProvider implements Provider {
     return (await listing).filter((f) => distName(f.filename)?.name === project);
   }
 
+  /** A source skipped for a project: said once per source (and failure, for a page). */
   private skip(source: Source, err: IndexUnavailable): void {
-    if (this.down.has(source.location)) return;
-    this.down.set(source.location, err);
+    if (!err.page) {
+      if (this.down.has(source.location)) return;
+      this.down.set(source.location, err);
+    }
     const what = source.kind === "index" ? "package index" : "find-links location";
-    const message = `Skipping the ${what} ${source.location}: ${err.reason}.`;
+    const where = err.page ? redactUrl(err.url) : redactUrl(source.location);
+    const message = `Skipping the ${what} ${where}: ${err.reason}.`;
+    if (this.warnings.includes(message)) return;
     this.warnings.push(message);
     this.opts.onWarning?.(message);
   }
 
   private async load(project: string): Promise<Candidate[]> {
     const found: FoundFile[] = [];
+    const mixed = this.opts.allowMixedSources === true;
+    const sources = this.opts.sources;
+    let failure: IndexUnavailable | undefined;
     // Sources are read in order, not all at once: with the first-source rule a later one is
     // only needed when the earlier ones lack the project.
-    for (const source of this.opts.sources) {
-      if (this.down.has(source.location)) continue;
-      let files: IndexFile[];
+    for (const [k, source] of sources.entries()) {
+      let files: IndexFile[] | undefined;
       try {
+        const down = this.down.get(source.location);
+        if (down) throw down;
         files = await this.filesAt(source, project);
       } catch (err) {
         if (!(err instanceof IndexUnavailable)) throw err;
-        this.skip(source, err);
-        continue;
+        const later = sources.slice(k + 1).filter((s) => !this.down.has(s.location));
+        if (mixed || source.implicit || later.length === 0) {
+          this.skip(source, err);
+          if (!source.implicit) failure ??= err;
+          continue;
+        }
+        if (!err.page) this.down.set(source.location, err);
+        throw new UserError(
+          `${err.message.replace(/\.$/, "")}, so ${project} is not looked for on a later source (a project of that name there may be someone else's); try again when it answers, or pass --mixed-sources to take it from wherever it is found, as pip does.`,
+        );
       }
+      if (files === undefined) continue;
       const own = files.filter((f) => distName(f.filename)?.name === project);
       const fromIndex = source.kind === "index";
       for (const file of own) found.push({ file, source: source.location, fromIndex });
-      if (own.length > 0 && !this.opts.allowMixedSources) break;
+      // An index's page claims the project even when it lists nothing usable.
+      if (!mixed && (own.length > 0 || fromIndex)) {
+        if (own.length === 0) this.unusable.set(project, { files: [], source: source.location });
+        if (k < sources.length - 1)
+          this.narrowed.set(project, { at: k, files: new Set(own.map((f) => f.filename)) });
+        break;
+      }
     }
-    // With every source down, "no such project" would be a guess: report the failure instead.
-    const failure = [...this.down.values()][0];
-    if (found.length === 0 && failure && this.down.size === this.opts.sources.length) {
-      throw failure;
+    // With a source that could not answer, "no such project" would be a guess: report that.
+    if (found.length === 0) {
+      const all = [...this.down.values()];
+      if (failure) throw failure;
+      if (all[0] && all.length === sources.length) throw all[0];
     }
     const cands = chooseCandidates(
       project,
@@ -339,16 +398,18 @@ export class IndexProvider implements Provider {
       this.opts.allowedHashes?.get(project),
     );
     if (cands.length === 0 && found.length > 0)
-      this.unusable.set(
-        project,
-        found.map((f) => f.file.filename),
-      );
+      this.unusable.set(project, {
+        files: found.map((f) => f.file.filename),
+        source: (found[0] as FoundFile).source,
+      });
     return cands;
   }
 
   whyNone(name: string): string | undefined {
-    const files = this.unusable.get(normalizeName(name));
-    if (!files) return undefined;
+    const found = this.unusable.get(normalizeName(name));
+    if (!found) return undefined;
+    const { files, source } = found;
+    if (files.length === 0) return `its page on ${redactUrl(source)} lists no file pyferry can use`;
     const shown = files.slice(0, 3).join(", ") + (files.length > 3 ? ", ..." : "");
     return `${files.length === 1 ? "its one file is" : `its ${files.length} files are`} for other platforms or Pythons (${shown})`;
   }

@@ -85,6 +85,9 @@ export interface Resolution {
 
 /** No set of versions satisfies the requirements; the message says why. */
 export class ResolutionImpossible extends UserError {
+  /** Projects whose files on later sources the first-source rule left out (set by resolve). */
+  alsoElsewhere: string[] = [];
+
   constructor(message: string) {
     super(message);
     this.name = "ResolutionImpossible";
@@ -766,9 +769,9 @@ class Solver {
     return `${key} ${joinOr(indexes.reverse().map(v))}`;
   }
 
-  /** Versions the sources have, for "there is only …" remarks. */
-  available(key: string): string[] {
-    return this.pkg(key).cands.map((c) => c.version);
+  /** Versions the sources have, for "there is only …" remarks, with whether they are yanked. */
+  available(key: string): { version: string; yanked: boolean | string }[] {
+    return this.pkg(key).cands.map((c) => ({ version: c.version, yanked: c.yanked }));
   }
 
   sources(): string {
@@ -905,10 +908,17 @@ class Explainer {
     // The dependency's term is dropped exactly when no version satisfies it.
     if (i.terms.some((t) => t.key === key)) return undefined;
     const s = this.solver;
-    const versions = s.available(key);
-    if (versions.length === 0) return `no usable file of ${key} is on ${s.sources()}`;
+    const found = s.available(key);
+    if (found.length === 0) return `no usable file of ${key} is on ${s.sources()}`;
+    const versions = found.map((c) => c.version);
     const shown = versions.length > 5 ? [...versions.slice(0, 5), "…"] : versions;
-    return `only ${joinOr(shown)} ${versions.length === 1 ? "is" : "are"} available`;
+    const one = versions.length === 1;
+    if (found.every((c) => c.yanked !== false)) {
+      // PEP 592: a yanked version is taken only when pinned exactly.
+      const why = typeof found[0]?.yanked === "string" ? ` (${found[0].yanked})` : "";
+      return `${one ? "its only version" : "its versions"} ${joinOr(shown)} ${one ? "is" : "are"} yanked${why}, which only an exact pin such as ${key}==${versions[0]} takes`;
+    }
+    return `only ${joinOr(shown)} ${one ? "is" : "are"} available`;
   }
 
   private phrase(step: Incompatibility): string {
@@ -971,6 +981,16 @@ function defaultProvider(req: ResolveRequest): Provider {
  */
 export async function resolve(req: ResolveRequest, provider?: Provider): Promise<Resolution> {
   const source = provider ?? defaultProvider(req);
+  try {
+    return await resolveWith(req, source);
+  } catch (err) {
+    if (err instanceof ResolutionImpossible)
+      err.alsoElsewhere = (await source.alsoElsewhere?.()) ?? [];
+    throw err;
+  }
+}
+
+async function resolveWith(req: ResolveRequest, source: Provider): Promise<Resolution> {
   const env = req.target.markerEnv;
   const applies = (r: Requirement) => r.marker === undefined || evaluateMarker(r.marker, env);
   const requirements = req.requirements.filter(applies);

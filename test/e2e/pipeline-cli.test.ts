@@ -159,6 +159,20 @@ describe("bad input is one sentence and a non-zero exit", () => {
     );
     assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
   });
+  test("a lock for another platform (its environments)", () => {
+    const d = tmp();
+    const lock = join(d, "pylock.toml");
+    assert.equal(pyferry(["lock", "tabulate", "-o", lock]).status, 0);
+    writeFileSync(
+      lock,
+      readFileSync(lock, "utf8").replace(/sys_platform == 'linux'/, "sys_platform == 'win32'"),
+    );
+    bad(
+      ["env", "create", join(d, "e"), "--lock", lock],
+      /^error: The lock is for ".*sys_platform == 'win32'.*", and \S+ \(Python 3\.\d+\.\d+ on linux x86_64\) is not; lock again for it/,
+    );
+    assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
+  });
 });
 
 describe("pyferry run", () => {

@@ -50,7 +50,7 @@ export async function indexWheels(limit: number, maxBytes = 64 * 1024 * 1024): P
   for (const url of sources) {
     const projects = (await listProjects(url)).sort();
     for (const project of projects) {
-      const file = chooseWheel(await projectFiles(url, project), project);
+      const file = chooseWheel((await projectFiles(url, project)) ?? [], project);
       if (!file?.url.startsWith("file:")) continue;
       const path = fileURLToPath(file.url);
       if (existsSync(path) && statSync(path).size <= maxBytes) wheels.push(path);

@@ -93,7 +93,7 @@ export async function pinWheels(python: string, requirements: string[]): Promise
     for (const index of indexes) {
       if (dead.has(index)) continue;
       try {
-        const files = await projectFiles(index, item.metadata.name, opts);
+        const files = (await projectFiles(index, item.metadata.name, opts)) ?? [];
         candidates.push(...files.filter((f) => f.filename === filename));
       } catch {
         // An unreachable index (pip's default, with no network) is not asked again.

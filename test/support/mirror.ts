@@ -90,7 +90,7 @@ async function indexFiles(project: string): Promise<IndexFile[]> {
   const s = loadPipSettings();
   // pip's default index is skipped when it is not set: there is no PyPI here.
   for (const url of [...(s.sources["index-url"] ? [s.indexUrl] : []), ...s.extraIndexUrls]) {
-    const files = (await projectFiles(url, project).catch(() => [])).filter(
+    const files = ((await projectFiles(url, project).catch(() => [])) ?? []).filter(
       (f) => f.filename.endsWith(".whl") && f.hashes.sha256,
     );
     if (files.length > 0) return files;

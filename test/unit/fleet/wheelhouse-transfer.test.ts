@@ -28,6 +28,7 @@ import {
   removeWheels,
   type Wheelhouse,
 } from "../../../src/fleet/index.js";
+import { parseWheelFilename } from "../../../src/python/tags.js";
 import { UserError } from "../../../src/util/errors.js";
 import { indexWheel } from "../../support/mirror.js";
 
@@ -258,5 +259,41 @@ describe("hostile archives are refused and add nothing", () => {
       /is not a usable wheel/,
     );
     assert.deepEqual(Object.keys(wheelsOf(target)), [basename(idna)]);
+  });
+
+  test("a release log that is not true of the archive's wheels", async () => {
+    const record = (over: Record<string, string>) =>
+      JSON.stringify({
+        time: "2020-01-01T00:00:00Z",
+        action: "add",
+        file: basename(six),
+        name: "six",
+        version: parseWheelFilename(basename(six)).version,
+        sha256: digest(six),
+        user: "x",
+        host: "y",
+        ...over,
+      });
+    const withLog = (...lines: string[]) =>
+      hostileTar([{ name: "release.log", text: `${lines.join("\n")}\n` }, wheel()]);
+    await refused(
+      target,
+      withLog(record({ sha256: "00" })),
+      /has a record that is not one of a wheel/,
+    );
+    await refused(
+      target,
+      withLog(record({ name: "other" })),
+      /has a record that is not one of a wheel/,
+    );
+    await refused(
+      target,
+      withLog(record({ file: "ghost-1.0-py3-none-any.whl", name: "ghost", version: "1.0" })),
+      /says ghost-1\.0-py3-none-any\.whl .* is in it, and the archive does not hold that file/,
+    );
+    // Added and removed again: history, not a claim about the archive.
+    const ghost = { file: "ghost-1.0-py3-none-any.whl", name: "ghost", version: "1.0" };
+    const fine = withLog(record(ghost), record({ ...ghost, action: "remove" }), record({}));
+    assert.ok((await importWheelhouse(target, fine)).merged >= 2);
   });
 });

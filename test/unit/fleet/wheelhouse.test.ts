@@ -202,6 +202,27 @@ describe("add, list, remove and the release log", () => {
     await addWheels(wh, [six], { replace: true });
   });
 
+  test("the same wheel spelt another way is the same name: refused, or replaced whole", async () => {
+    const spelt = basename(six).replace(/^six-/, "Six-");
+    const same = copyAs(six, spelt);
+    const before = snapshot(wh);
+    const [o] = await addWheels(wh, [same]);
+    assert.equal(o?.status, "unchanged", "the same bytes under another spelling are there");
+    assert.deepEqual(snapshot(wh), before);
+    const other = copyAs(six, spelt, "stored");
+    await rejects(
+      addWheels(wh, [other]),
+      new RegExp(`already holds a different ${basename(six).replace(/\./g, "\\.")} .*--replace`),
+    );
+    await rejects(addWheels(wh, [six, other]), /are the same wheel .* spelt two ways/);
+    assert.deepEqual(snapshot(wh), before);
+    await addWheels(wh, [other], { replace: true });
+    assert.ok(readdirSync(wh.wheels).includes(spelt));
+    assert.ok(!readdirSync(wh.wheels).includes(basename(six)), "one file per wheel");
+    await addWheels(wh, [six], { replace: true });
+    assert.deepEqual(readdirSync(wh.wheels).sort(), [basename(idna), basename(six)].sort());
+  });
+
   test("list gives name, version, file, sha256 and the time it was added", async () => {
     const entries = await listWheels(wh);
     assert.deepEqual(

@@ -104,15 +104,15 @@ describe("HTML pages", () => {
     ]);
   });
 
-  test("a project missing from the index has no files", async () => {
-    assert.deepEqual(await projectFiles(indexUrl, "nope"), []);
+  test("a project missing from the index has no page, unlike one whose page lists nothing", async () => {
+    assert.equal(await projectFiles(indexUrl, "nope"), undefined);
   });
 
   test("<base href> decides how relative links resolve", async () => {
     const page = join(root, "based", "p", "index.html");
     write(page, `<base href="https://mirror.example/pkgs/"><a href="p-1.0.zip">p</a>`);
     const files = await projectFiles(pathToFileURL(join(root, "based")).href, "p");
-    assert.equal(files[0]?.url, "https://mirror.example/pkgs/p-1.0.zip");
+    assert.equal(files?.[0]?.url, "https://mirror.example/pkgs/p-1.0.zip");
   });
 
   test("decodeEntities handles named, decimal and hex references", () => {
@@ -129,7 +129,7 @@ describe("local folders", () => {
     assert.deepEqual(await listProjects(url), ["one", "two"]);
     const files = await projectFiles(index, "one");
     assert.deepEqual(
-      files.map((f) => f.filename),
+      files?.map((f) => f.filename),
       ["one-1.0-py3-none-any.whl"],
     );
   });
@@ -204,7 +204,7 @@ describe("HTTP", () => {
         metadata: { sha256: SHA },
       },
     ]);
-    assert.deepEqual(await projectFiles(`${base}/simple/`, "other"), []);
+    assert.equal(await projectFiles(`${base}/simple/`, "other"), undefined);
   });
 
   test("sends basic auth from the URL's user info and never shows the password", async () => {
@@ -269,10 +269,11 @@ describe("HTTP", () => {
       res.statusCode = 503;
       res.end();
     });
-    await assert.rejects(
-      projectFiles(base, "x"),
-      /x\/ could not be read because the server answered HTTP 503/,
-    );
+    await assert.rejects(projectFiles(base, "x"), (err) => {
+      assert.ok(err instanceof IndexUnavailable && err.page, "this page, not the whole index");
+      assert.match(err.message, /x\/ could not be read because the server answered HTTP 503/);
+      return true;
+    });
   });
 
   test("a giant root page is abandoned once it passes maxProjects", async () => {

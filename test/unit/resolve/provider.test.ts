@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -268,22 +269,80 @@ describe("IndexProvider", () => {
     assert.deepEqual(versions(await mixed.candidates("shared")), ["9.0", "5.0", "1.0"]);
   });
 
-  test("skips an unreachable source with a warning, and fails only when all are down", async () => {
-    const warnings: string[] = [];
+  test("a source that cannot answer stops the search there, unless it is pip's unset default", async () => {
     const dead = await deadIndex();
-    const provider = new IndexProvider(target, {
+    // Configured first: no project is taken from a later source instead (dependency confusion).
+    const strict = new IndexProvider(target, {
       sources: [{ kind: "index", location: dead }, ...sources],
-      http: { timeoutMs: 2000 },
-      onWarning: (m) => warnings.push(m),
     });
-    assert.deepEqual(versions(await provider.candidates("shared")), ["1.0"]);
-    assert.deepEqual(versions(await provider.candidates("only1")), ["1.0"]);
-    assert.equal(warnings.length, 1);
-    assert.equal(warnings[0], `Skipping the package index ${dead}: the connection was refused.`);
-    assert.ok(provider.describeSources().endsWith(`, with ${dead} unreachable`));
-
+    await assert.rejects(strict.candidates("only2"), (err: Error) => {
+      assert.ok(err instanceof UserError && !(err instanceof IndexUnavailable));
+      assert.match(
+        err.message,
+        /^The package index page .* could not be read because the connection was refused, so only2 is not looked for on a later source .*--mixed-sources/,
+      );
+      return true;
+    });
+    // pip's way with --mixed-sources, and pip's default index when nobody set it: a warning.
+    for (const opts of [
+      {
+        sources: [{ kind: "index" as const, location: dead }, ...sources],
+        allowMixedSources: true,
+      },
+      { sources: [{ kind: "index" as const, location: dead, implicit: true }, ...sources] },
+    ]) {
+      const warnings: string[] = [];
+      const provider = new IndexProvider(target, { ...opts, onWarning: (m) => warnings.push(m) });
+      assert.deepEqual(versions(await provider.candidates("only2")), ["1.0"]);
+      assert.deepEqual(versions(await provider.candidates("only1")), ["1.0"]);
+      assert.deepEqual(warnings, [
+        `Skipping the package index ${dead}: the connection was refused.`,
+      ]);
+      assert.ok(provider.describeSources().endsWith(`, with ${dead} unreachable`));
+    }
     const down = new IndexProvider(target, { sources: [{ kind: "index", location: dead }] });
     await assert.rejects(down.candidates("shared"), IndexUnavailable);
+  });
+
+  test("one failing page stops only its project; a page listing nothing still claims the name", async () => {
+    const server = createHttpServer((req, res) => {
+      if (req.url === "/simple/only2/") res.writeHead(503).end();
+      else if (req.url === "/simple/shared/")
+        res
+          .writeHead(200, { "Content-Type": "text/html" })
+          .end("<html>down for maintenance</html>");
+      else if (req.url === "/simple/junk/")
+        res
+          .writeHead(200, { "Content-Type": "application/vnd.pypi.simple.v1+json" })
+          .end("{not json");
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((go) => server.listen(0, "127.0.0.1", go));
+    const port = (server.address() as { port: number }).port;
+    const primary = `http://127.0.0.1:${port}/simple/`;
+    try {
+      const provider = new IndexProvider(target, {
+        sources: [{ kind: "index", location: primary }, ...sources],
+      });
+      await assert.rejects(
+        provider.candidates("only2"),
+        /only2\/ could not be read because the server answered HTTP 503, so only2 is not looked for on a later source/,
+      );
+      await assert.rejects(provider.candidates("junk"), /its JSON is invalid/);
+      // The primary still answers for the rest: "only1" is absent there (404) and found later.
+      assert.deepEqual(versions(await provider.candidates("only1")), ["1.0"]);
+      assert.deepEqual(
+        await provider.candidates("shared"),
+        [],
+        "not shared 1.0, 9.0 or 5.0 from later sources",
+      );
+      assert.equal(
+        provider.whyNone("shared"),
+        `its page on ${primary} lists no file pyferry can use`,
+      );
+    } finally {
+      server.close();
+    }
   });
 
   test("makes a candidate of a local wheel named by URL, and refuses unusable ones", async () => {
