@@ -61,10 +61,17 @@ async function checkInterpreter(dir: string, manifest: Manifest): Promise<void> 
         `The bundle's ${path} links to ${link.target}, which this machine lacks: install ${py} there, or pack the bundle with its interpreter included.`,
       );
   }
-  if (!(await exists(manifest.env.python)))
+  if (!(await exists(manifest.env.python))) {
+    // Listed, so the bundle had it: the unpacked copy lost it since.
+    const listed =
+      Object.hasOwn(manifest.files, manifest.env.python) ||
+      Object.hasOwn(manifest.links, manifest.env.python);
     throw new UserError(
-      `The bundle has no ${manifest.env.python}, so it cannot run ${py} programs.`,
+      listed
+        ? `The unpacked bundle ${dir} is damaged (${manifest.env.python} is missing); remove it and run again.`
+        : `The bundle has no ${manifest.env.python}, so it cannot run ${py} programs.`,
     );
+  }
 }
 
 /** The executable file `cmd` names, looked up on `path` as seen from `cwd`, or undefined. */

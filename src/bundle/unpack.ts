@@ -18,6 +18,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/
 import { hostname } from "node:os";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
+import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
@@ -189,7 +190,7 @@ function explain(err: unknown, archive: string): Error {
 }
 
 /** This host's name as it appears in file names. */
-const hostTag = (): string =>
+export const hostTag = (): string =>
   hostname()
     .replace(/[^A-Za-z0-9.-]/g, "_")
     .slice(0, 40);
@@ -261,6 +262,7 @@ export interface Unpacked {
 export async function ensureUnpacked(archive: string): Promise<Unpacked> {
   // Keyed by what identifies the file's content, so a bundle run many times is read once.
   const digest = await memoSha256(archive, () => sha256File(archive));
+  useCache();
   const root = join(cacheDir(), "bundles");
   const dir = join(root, digest);
   const complete = (): Promise<boolean> => present(join(dir, COMPLETE_MARKER));

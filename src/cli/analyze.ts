@@ -1,13 +1,15 @@
 /** `pyferry analyze`: what a Python program needs, found without running it. */
+
+import { statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 // The analyzer is loaded when a command runs, not at start-up: `pyferry run` must start fast.
 import type { AnalysisReport, AnalyzeOptions } from "../analyze/analyze.js";
 import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/spec.js";
 import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
 import { UserError } from "../util/errors.js";
-import { writeOutputFile } from "../util/output-file.js";
+import { inputAt, sameName, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
 
@@ -209,6 +211,14 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
         });
         await writeOutputFile(flags.output ? resolve(flags.output) : file, updated);
       } else if (flags.output) {
+        const root = statSync(path).isDirectory() ? path : dirname(path);
+        const files = [path, ...report.local_files.map((f) => resolve(root, f))];
+        const own = inputAt(flags.output, files);
+        if (own !== undefined)
+          throw new UserError(
+            `-o ${flags.output} is ${sameName(flags.output, own)}a file being analyzed; write the result elsewhere.`,
+            2,
+          );
         const content =
           format === "json"
             ? specJson(

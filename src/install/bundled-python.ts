@@ -52,6 +52,7 @@ import type { InterpreterInfo } from "../python/interpreter.js";
 import { type Captured, capture } from "../util/capture.js";
 import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
+import { holdScratch } from "../util/scratch.js";
 import { isElf, patchRunpath, readElfDynamic } from "./elf.js";
 
 export interface BundledPython {
@@ -227,15 +228,22 @@ async function walk(
 
 async function copyAll(jobs: CopyJob[]): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const worker = async () => {
-    while (next < jobs.length) {
+    while (next < jobs.length && !failure) {
       const job = jobs[next++] as CopyJob;
-      await copyFile(job.from, job.to, constants.COPYFILE_FICLONE);
-      // The stdlib's .pyc files record their source's mtime: a new mtime would make them stale.
-      await utimes(job.to, job.st.atime, job.st.mtime);
+      try {
+        await copyFile(job.from, job.to, constants.COPYFILE_FICLONE);
+        // The stdlib's .pyc files record their source's mtime: a new mtime would make them stale.
+        await utimes(job.to, job.st.atime, job.st.mtime);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   };
+  // Every copy has stopped before the caller removes the folder (else it races them).
   await Promise.all(Array.from({ length: COPY_CONCURRENCY }, worker));
+  if (failure) throw failure.error;
 }
 
 /** Run `fn` on a file that may be read-only (copyFile keeps the source's mode). */
@@ -548,8 +556,10 @@ export async function bundlePython(
     throw new UserError(`Cannot bundle Python into ${root}: the directory is not empty.`);
   }
   await mkdir(dirname(root), { recursive: true });
+  // Named after its destination's scratch name, so that sweepScratch finds it after a kill -9.
   const staging = `${root}.partial-${randomBytes(4).toString("hex")}`;
   await mkdir(staging);
+  const release = holdScratch(staging);
   try {
     const { jobs, links } = await planCopy(src, staging, opts);
     await copyAll(jobs);
@@ -574,7 +584,9 @@ export async function bundlePython(
       size: jobs.reduce((sum, job) => sum + job.st.size, 0),
     };
   } catch (err) {
-    await rm(staging, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     throw err;
+  } finally {
+    release();
   }
 }

@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
 import { HttpFailure, httpGet, redactUrl } from "../index/http.js";
 import { parseWheelFilename } from "../python/tags.js";
+import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { pidAlive } from "../util/pid.js";
@@ -64,6 +65,7 @@ export function cachePaths(root: string = cacheDir()): {
   wheels: string;
   unpacked: string;
 } {
+  useCache(root);
   return { root, wheels: join(root, "wheels"), unpacked: join(root, "unpacked") };
 }
 
@@ -338,6 +340,17 @@ export async function unpackWheel(
   }
 }
 
+/** Take an unpacked tree out of the cache (unpublished by one rename, then removed). */
+export async function removeUnpacked(dir: string): Promise<void> {
+  const trash = join(cachePaths().unpacked, `.trash-${tempSuffix()}`);
+  try {
+    await rename(dir, trash);
+  } catch {
+    return;
+  }
+  await removeTree(trash);
+}
+
 /** Read an unpacked tree already in the cache, without unpacking anything. */
 export function findUnpacked(sha256: string): Promise<UnpackedWheel | undefined> {
   return readUnpacked(cachePaths().unpacked, checkSha256(sha256, "The wheel"));
@@ -442,6 +455,8 @@ export interface PruneOptions {
   /** Report what would go without removing anything. */
   dryRun?: boolean;
   root?: string;
+  /** Keep what was used at or after this time (ms): a running process uses it. */
+  keepSince?: number;
 }
 
 export interface PruneResult {
@@ -467,7 +482,7 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
       e.kind === "partial"
         ? (now - e.time > STALE_PARTIAL_MS && (e.pid === undefined || !pidAlive(e.pid))) ||
           now - e.time > ABANDONED_PARTIAL_MS
-        : e.time <= cutoff;
+        : e.time <= cutoff && e.time < (opts.keepSince ?? Number.POSITIVE_INFINITY);
     if (!stale) continue;
     result.removed.push({ kind: e.kind, path: e.path, bytes: e.bytes });
     result.bytes += e.bytes;

@@ -414,7 +414,11 @@ export class BatchInstall {
   /** Start installing `w`; a wheel of the same project already added is an error. */
   add(w: UnpackedWheel, order: number, requested = this.opts.requested ?? false): void {
     claimProject(this.names, w);
-    this.running.push(this.install(w, order, requested));
+    const running = this.install(w, order, requested);
+    // finish() reports the failure; until it is called (the other wheels may still be
+    // unpacking) a rejection must not count as unhandled, which would end the process.
+    running.catch(() => undefined);
+    this.running.push(running);
   }
 
   /** Wait for every install added; the first failure is thrown once all have settled. */

@@ -6,7 +6,7 @@
  * imported only when used: installing from a lock (every warm `run`) needs none of them.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync } from "node:fs";
 import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +19,7 @@ import {
 } from "../index/pip-config.js";
 import type { IndexFile } from "../index/simple.js";
 import {
+  cachePaths,
   type DistFile,
   fetchDist,
   fetchMany,
@@ -45,6 +46,7 @@ import {
   readLock,
 } from "../resolve/lock.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
@@ -204,7 +206,7 @@ export async function buildEnv(
   opts: BuildOptions = {},
 ): Promise<EnvLayout> {
   const final = resolvePath(dest);
-  if (existsSync(final))
+  if (lstatSync(final, { throwIfNoEntry: false }))
     throw new UserError(`${dest} already exists; pick a new folder or remove it first.`);
   if (Number(info.version.split(".")[0]) < 3)
     throw new UserError(
@@ -266,7 +268,8 @@ export async function buildEnv(
     // Nothing may still be writing into `tmp` when it is removed below.
     await wheels;
     await batch?.finish().catch(failed);
-    if (failure || !layout) throw failure?.error;
+    if (failure) throw await damagedCache(failure.error);
+    if (!layout) throw new Error("no environment folders were made");
     if (opts.compile && !opts.venvBase) {
       const { compileBytecode } = await import("../install/compile.js");
       await compileBytecode(layout);
@@ -420,6 +423,23 @@ export function buildDeps(
   };
 }
 
+/**
+ * A file missing from an unpacked wheel of the cache (removed by hand, or a disk fault) would
+ * fail every later build the same way: that tree is taken out of the cache, so that the next
+ * build unpacks the wheel again, and the error says so. Other errors are returned as they are.
+ */
+async function damagedCache(err: unknown): Promise<unknown> {
+  const e = err as NodeJS.ErrnoException;
+  const root = `${cachePaths().unpacked}/`;
+  if (e?.code !== "ENOENT" || typeof e.path !== "string" || !e.path.startsWith(root)) return err;
+  const tree = e.path.slice(0, root.length + 64);
+  const { removeUnpacked } = await import("../install/cache.js");
+  await removeUnpacked(tree);
+  return new UserError(
+    `The cache's unpacked copy of a wheel was damaged (${e.path.slice(tree.length + 1)} is missing from ${tree}); it is removed now, and the next run unpacks the wheel again.`,
+  );
+}
+
 /** An environment for this lock and interpreter from the cache, built once. */
 export async function cachedEnv(
   lockText: string,
@@ -433,6 +453,7 @@ export async function cachedEnv(
     )
     .digest("hex")
     .slice(0, 32);
+  useCache();
   const dir = join(cacheDir(), "envs", key);
   // Callers in this process asking at once (a deploy plans many hosts) share one build.
   let pending = building.get(dir);

@@ -3,7 +3,7 @@
  * only some of them need (the analyzer, the bundle code) is imported where it is used, so that
  * installing from a lock loads no more than it runs.
  */
-import { existsSync } from "node:fs";
+import { existsSync, lstatSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import type { ManifestHead } from "../bundle/manifest.js";
@@ -17,7 +17,7 @@ import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { type Lock, readLock } from "../resolve/lock.js";
 import { UserError } from "../util/errors.js";
-import { planOutput, writeOutputFile } from "../util/output-file.js";
+import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
 import { readText } from "../util/read-text.js";
 import { count, mib } from "../util/units.js";
@@ -91,8 +91,12 @@ export async function envCreateCommand(
   inputs: string[],
   flags: BuildFlags,
 ): Promise<void> {
-  if (existsSync(dir))
-    throw new UserError(`${dir} already exists; pick a new folder or remove it first.`);
+  if (dir === "") throw new UserError("The environment's folder name is empty.", 2);
+  const link = lstatSync(dir, { throwIfNoEntry: false });
+  if (link) {
+    const what = link.isSymbolicLink() ? " (as a symbolic link)" : "";
+    throw new UserError(`${dir} already exists${what}; pick a new folder or remove it first.`);
+  }
   const bar = progress();
   try {
     let info: InterpreterInfo;
@@ -146,6 +150,14 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   const name = flags.name ?? basename(path, extname(path));
   const output = resolve(flags.output ?? `${name}.tar.gz`);
   const outputPlan = await planOutput(output);
+  const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
+  const sources = [path, ...(input.appFiles ?? []).map((f) => join(root, f))];
+  const own = inputAt(output, sources);
+  if (own !== undefined)
+    throw new UserError(
+      `-o ${flags.output ?? output} is ${sameName(output, own)}a file being packed; write the bundle elsewhere.`,
+      2,
+    );
   const bar = progress();
   try {
     const info = await interpreterFor(input, flags.python);
@@ -160,7 +172,6 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
       ...(flags.compile ? { compile: true } : {}),
     });
     bar.update("Packing");
-    const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
     const { packBundle } = await import("../bundle/pack.js");
     const result = await packBundle({
       envDir: env.dir,
@@ -223,7 +234,11 @@ export async function cacheInfoCommand(json: boolean): Promise<void> {
   const stages: Record<string, { count: number; bytes: number }> = {};
   for (const dir of ["built", "envs", "bundles"] as const) {
     const d = join(info.root, dir);
-    const entries = existsSync(d) ? (await readdir(d)).filter((e) => !e.startsWith(".")) : [];
+    const names = existsSync(d) ? (await readdir(d)).filter((e) => !e.startsWith(".")) : [];
+    // Locks and unfinished unpackings are not bundles; a build's hidden scratch is not an env.
+    const entries = names.filter((e) => !e.endsWith(".lock") && !e.includes(".partial."));
+    info.partial.count +=
+      names.length - entries.length - names.filter((e) => e.endsWith(".lock")).length;
     stages[dir] = { count: entries.length, bytes: await treeBytes(d) };
   }
   const all = { ...info, ...stages };

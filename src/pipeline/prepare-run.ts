@@ -13,7 +13,14 @@ import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
-import { ENV_MARKER, type RunRecord, readRecord, saveRecord, stamp } from "./run-cache.js";
+import {
+  ENV_MARKER,
+  interpreterFiles,
+  type RunRecord,
+  readRecord,
+  saveRecord,
+  stamp,
+} from "./run-cache.js";
 
 export interface PrepareOptions {
   /** Build with a relocatable copy of the interpreter (to ship the environment elsewhere). */
@@ -131,6 +138,8 @@ export async function prepareRun(
     stamp(join(root, "pyproject.toml")),
     stamp(join(root, "requirements.txt")),
     stamp(info.realPath),
+    // Unless the interpreter was named by path, pyenv's version files may choose another.
+    ...(pythonRequest?.includes("/") ? [] : interpreterFiles().map(stamp)),
     ...[...shadowed].sort().flatMap((n) => [stamp(join(root, `${n}.py`)), stamp(join(root, n))]),
   ];
   const rec: Omit<RunRecord, "version"> = {

@@ -10,9 +10,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
-import { COMPLETE_MARKER } from "../bundle/unpack.js";
+import { COMPLETE_MARKER, hostTag } from "../bundle/unpack.js";
 import { pruneCache, removeTree } from "../install/cache.js";
+import { usedSince } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
+import { pidAlive } from "../util/pid.js";
+import { deadScratch } from "../util/scratch.js";
 import { ENV_MARKER } from "./run-cache.js";
 
 export interface Removed {
@@ -54,23 +57,32 @@ async function retire(dir: string): Promise<boolean> {
 export async function pruneEverything(olderThanDays: number, dryRun = false): Promise<Removed[]> {
   const root = cacheDir();
   const cutoff = Date.now() - olderThanDays * 86_400_000;
-  const installer = await pruneCache({ olderThanDays, dryRun, root });
+  // What running processes use stays, however old (a second's margin for clock rounding).
+  const since = usedSince(root);
+  const keepSince = since === undefined ? Number.POSITIVE_INFINITY : since - 1000;
+  const old = (used: number | undefined) =>
+    used === undefined || (used <= cutoff && used < keepSince);
+  const installer = await pruneCache({ olderThanDays, dryRun, root, keepSince });
   const removed: Removed[] = [...installer.removed];
 
   for (const sha of await list(join(root, "built"))) {
     for (const name of await list(join(root, "built", sha))) {
       const path = join(root, "built", sha, name);
       const st = await stat(path).catch(() => undefined);
-      if (!st || st.mtimeMs > cutoff) continue;
+      if (!st || !old(st.mtimeMs)) continue;
       removed.push({ kind: "built", path, bytes: st.size });
       if (!dryRun) await unlink(path).catch(() => undefined);
     }
   }
 
+  // Builds killed outright leave their scratch (and a bundled Python's staging) behind.
+  for (const path of await deadScratch(join(root, "envs"))) {
+    removed.push({ kind: "partial", path, bytes: await treeBytes(path) });
+    if (!dryRun) await removeTree(path);
+  }
   for (const key of await list(join(root, "envs"))) {
     const dir = join(root, "envs", key);
-    const used = await mtime(join(dir, ENV_MARKER));
-    if (used !== undefined && used > cutoff) continue;
+    if (!old(await mtime(join(dir, ENV_MARKER)))) continue;
     const bytes = await treeBytes(dir);
     if (dryRun || (await retire(dir))) removed.push({ kind: "env", path: dir, bytes });
   }
@@ -78,8 +90,16 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
   for (const sha of await list(join(root, "bundles"))) {
     if (sha.endsWith(".lock")) continue;
     const dir = join(root, "bundles", sha);
-    const used = await mtime(join(dir, COMPLETE_MARKER));
-    if (used !== undefined && used > cutoff) continue;
+    // An unpacker's tree: its own until it dies (then the next unpacker or this removes it).
+    const writer = /\.partial\.(.+)\.(\d+)\.[0-9a-f]+$/.exec(sha);
+    if (writer) {
+      if (writer[1] !== hostTag() || pidAlive(Number(writer[2]))) continue;
+      const bytes = await treeBytes(dir);
+      removed.push({ kind: "partial", path: dir, bytes });
+      if (!dryRun) await removeTree(dir);
+      continue;
+    }
+    if (!old(await mtime(join(dir, COMPLETE_MARKER)))) continue;
     const bytes = await treeBytes(dir);
     if (dryRun) {
       removed.push({ kind: "bundle", path: dir, bytes });

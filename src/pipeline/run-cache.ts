@@ -6,8 +6,10 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
+import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 
 const RECORD_VERSION = 1;
@@ -35,6 +37,28 @@ export interface RunRecord {
   basis?: string;
 }
 
+/**
+ * What decides the interpreter a request means besides files: PATH, PYENV_VERSION and the
+ * folder (pyenv's .python-version), unless the request is a path. Part of a run's key, so that
+ * another active Python is another record.
+ */
+export function interpreterContext(pythonRequest: string | undefined): string {
+  if (pythonRequest?.includes("/")) return "";
+  return [process.env.PATH ?? "", process.env.PYENV_VERSION ?? "", process.cwd()].join("\0");
+}
+
+/** Files that choose pyenv's active version (.python-version up from `cwd`, the global one). */
+export function interpreterFiles(cwd: string = process.cwd()): string[] {
+  const files: string[] = [];
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    files.push(join(dir, ".python-version"));
+    if (dirname(dir) === dir) break;
+  }
+  const pyenvRoot = process.env.PYENV_ROOT || join(homedir(), ".pyenv");
+  files.push(join(pyenvRoot, "version"));
+  return files;
+}
+
 /** One record per script and interpreter request. */
 export function runKey(script: string, pythonRequest: string | undefined, tool: string): string {
   return createHash("sha256")
@@ -44,6 +68,7 @@ export function runKey(script: string, pythonRequest: string | undefined, tool: 
 }
 
 function recordPath(key: string): string {
+  useCache();
   return join(cacheDir(), "runs", `${key}.json`);
 }
 

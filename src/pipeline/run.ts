@@ -7,14 +7,14 @@ import { join, resolve } from "node:path";
 import { exitLike, runChild } from "../run/child.js";
 import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
-import { ENV_MARKER, freshRecord, runKey } from "./run-cache.js";
+import { ENV_MARKER, freshRecord, interpreterContext, runKey } from "./run-cache.js";
 
 export async function runCommand(
   script: string,
   args: string[],
   pythonRequest?: string,
 ): Promise<void> {
-  const key = runKey(script, pythonRequest, VERSION);
+  const key = runKey(script, pythonRequest, `${VERSION}\0${interpreterContext(pythonRequest)}`);
   let rec = freshRecord(key, ENV_MARKER);
   if (!rec) {
     const { prepareRun } = await import("./prepare-run.js");

@@ -6,7 +6,7 @@
  * refused before any work is done.
  */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, type Stats } from "node:fs";
+import { createWriteStream, realpathSync, type Stats } from "node:fs";
 import { chmod, lstat, mkdir, readlink, realpath, rename, rm, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { finished } from "node:stream/promises";
@@ -60,6 +60,25 @@ export async function planOutput(path: string): Promise<OutputPlan> {
     if (d || dirname(dir) === dir) break;
   }
   return st ? { file, direct: false, mode: st.mode & 0o7777 } : { file, direct: false };
+}
+
+/** The one of `inputs` that writing `output` would replace (the same file, links followed). */
+export function inputAt(output: string, inputs: Iterable<string>): string | undefined {
+  const key = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return resolve(p);
+    }
+  };
+  const target = key(output);
+  for (const i of inputs) if (key(i) === target) return i;
+  return undefined;
+}
+
+/** "" when `input` is `output` as written, else "INPUT, " (reached another way: a link). */
+export function sameName(output: string, input: string): string {
+  return resolve(output) === resolve(input) ? "" : `${input}, `;
 }
 
 /**

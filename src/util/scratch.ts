@@ -54,15 +54,26 @@ export function scratchFor(dest: string, rand: string): string {
   return join(dirname(dest), `.${basename(dest)}.${process.pid}.${rand}.tmp`);
 }
 
+/** A scratch name's pattern; what a writer stages beside its scratch (`...tmp.partial-X`) too. */
+const scratchName = (dest: string) =>
+  new RegExp(`^\\.${dest}\\.(\\d+)\\.[0-9a-f]+\\.tmp(?:\\..+)?$`);
+
+/** Scratch paths in `dir` whose writers are gone (any destination when `dest` is not given). */
+export async function deadScratch(dir: string, dest?: string): Promise<string[]> {
+  const pattern = scratchName(dest === undefined ? ".+" : escapeRegExp(dest));
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names
+    .filter((name) => {
+      const pid = Number(pattern.exec(name)?.[1]);
+      return pid && pid !== process.pid && !pidAlive(pid);
+    })
+    .map((name) => join(dir, name));
+}
+
 /** Remove what processes that are gone left while writing `dest`. */
 export async function sweepScratch(dest: string): Promise<void> {
-  const pattern = new RegExp(`^\\.${escapeRegExp(basename(dest))}\\.(\\d+)\\.[0-9a-f]+\\.tmp$`);
-  const names = await readdir(dirname(dest)).catch(() => [] as string[]);
+  const dead = await deadScratch(dirname(dest), basename(dest));
   await Promise.all(
-    names.map(async (name) => {
-      const pid = Number(pattern.exec(name)?.[1]);
-      if (!pid || pid === process.pid || pidAlive(pid)) return;
-      await rm(join(dirname(dest), name), { recursive: true, force: true }).catch(() => undefined);
-    }),
+    dead.map((p) => rm(p, { recursive: true, force: true }).catch(() => undefined)),
   );
 }

@@ -223,6 +223,18 @@ describe("bad input: one sentence, non-zero exit, no stack trace", () => {
     ));
   test("a bad --pkg-mapping is a usage error", () =>
     bad([HELLO, "--pkg-mapping", "nonsense"], /IMPORT=NAME/, 2));
+  test("-o naming the script or a local module it imports: nothing is overwritten", () => {
+    const dir = temp({ "m.py": "import six\nimport helper\n", "helper.py": "X = 1\n" });
+    for (const target of ["m.py", "helper.py"]) {
+      bad(
+        [join(dir, "m.py"), "-o", join(dir, target)],
+        /is a file being analyzed; write the result elsewhere/,
+        2,
+      );
+    }
+    assert.equal(readFileSync(join(dir, "helper.py"), "utf8"), "X = 1\n");
+    assert.equal(readFileSync(join(dir, "m.py"), "utf8"), "import six\nimport helper\n");
+  });
   test("an unknown option is a usage error", () => {
     const r = pyferry(["analyze", HELLO, "--frobnicate"]);
     assert.equal(r.status, 2);

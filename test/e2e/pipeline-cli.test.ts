@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdtempSync,
@@ -14,6 +15,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -159,6 +161,42 @@ describe("bad input is one sentence and a non-zero exit", () => {
     );
     assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
   });
+  test("pack -o naming the script or a local module: refused before any work", () => {
+    const d = tmp();
+    writeFileSync(join(d, "m.py"), "import six\nimport helper\n");
+    writeFileSync(join(d, "helper.py"), "X = 1\n");
+    for (const target of ["m.py", "helper.py"])
+      bad(
+        ["pack", join(d, "m.py"), "-o", join(d, target)],
+        /is a file being packed; write the bundle elsewhere/,
+      );
+    assert.equal(readFileSync(join(d, "helper.py"), "utf8"), "X = 1\n");
+  });
+  test("env create into a dangling symbolic link", () => {
+    const d = tmp();
+    symlinkSync(join(d, "nowhere"), join(d, "link"));
+    bad(["env", "create", join(d, "link"), "six"], /link already exists \(as a symbolic link\)/);
+    assert.deepEqual(readdirSync(d), ["link"]);
+  });
+  test("a file missing from the cache's unpacked wheel: one sentence, then the next build mends it", () => {
+    const d = tmp();
+    const cache = join(d, "cache");
+    const env = { PYFERRY_CACHE_DIR: cache };
+    assert.equal(pyferry(["env", "create", join(d, "e1"), "six"], { env }).status, 0);
+    const [tree] = readdirSync(join(cache, "unpacked")).filter((n) => !n.startsWith("."));
+    const dir = join(cache, "unpacked", tree as string);
+    chmodSync(dir, 0o755);
+    rmSync(join(dir, "six.py"));
+    const r = pyferry(["env", "create", join(d, "e2"), "six"], { env });
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /^error: The cache's unpacked copy of a wheel was damaged \(six\.py is missing from .*\); it is removed now, and the next run unpacks the wheel again\.\n$/,
+    );
+    assert.equal(existsSync(join(d, "e2")), false);
+    assert.equal(pyferry(["env", "create", join(d, "e2"), "six"], { env }).status, 0);
+    assert.ok(existsSync(join(d, "e2", "lib", "python3.11", "site-packages", "six.py")));
+  });
   test("a lock for another platform (its environments)", () => {
     const d = tmp();
     const lock = join(d, "pylock.toml");
@@ -266,6 +304,24 @@ describe("older interpreters", () => {
   const pyenv = join(process.env.HOME ?? "/root", ".pyenv", "versions");
   const has = (prefix: string) =>
     existsSync(pyenv) && readdirSync(pyenv).some((v) => v.startsWith(prefix));
+  test("pyferry run follows the active interpreter: another PATH, another folder", (t) => {
+    const v312 = existsSync(pyenv) && readdirSync(pyenv).find((v) => v.startsWith("3.12."));
+    if (!v312) return t.skip("no CPython 3.12 in pyenv here");
+    const d = tmp();
+    writeFileSync(join(d, "v.py"), "import sys, six\nprint(sys.version.split()[0])\n");
+    const bin = join(pyenv, v312, "bin");
+    const first = pyferry(["run", join(d, "v.py")], {
+      env: { PATH: `${bin}:${process.env.PATH}` },
+    });
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.stdout.trim(), v312);
+    const active = spawnSync("python3", ["-c", "import sys; print(sys.version.split()[0])"], {
+      encoding: "utf8",
+    }).stdout.trim();
+    const second = pyferry(["run", join(d, "v.py")]);
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(second.stdout.trim(), active, "the run record of another PATH is not this one's");
+  });
   test("Python 3.6 with --compile: timestamp-based bytecode, and the environment works", (t) => {
     if (!has("3.6.")) return t.skip("no CPython 3.6 in pyenv here");
     const d = tmp();

@@ -1,11 +1,12 @@
 /** cache prune covers every part of the cache, by last use, and never a bundle being unpacked. */
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { acquireLock } from "../../../src/bundle/lock.js";
-import { COMPLETE_MARKER } from "../../../src/bundle/unpack.js";
+import { COMPLETE_MARKER, hostTag } from "../../../src/bundle/unpack.js";
 import { pruneEverything } from "../../../src/pipeline/prune.js";
 import { ENV_MARKER } from "../../../src/pipeline/run-cache.js";
 
@@ -53,5 +54,72 @@ test("old built wheels, environments, bundles and stale run records go; recent o
     assert.ok(existsSync(join(root, "runs", "live.json")));
   } finally {
     await lock.release();
+  }
+});
+
+test("what running processes use stays, an unpacker's tree too, and what dead writers left goes", async () => {
+  const cache = mkdtempSync(join(tmpdir(), "pyferry-prune-users-"));
+  process.env.PYFERRY_CACHE_DIR = cache;
+  try {
+    // A process that registers as a user, then uses an environment (its marker touched now).
+    const used = join(cache, "envs", "u".repeat(32));
+    const child = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const { useCache } = await import(${JSON.stringify(new URL("../../../src/util/cache-users.js", import.meta.url).href)});
+         const { utimesSync } = await import("node:fs");
+         useCache(${JSON.stringify(cache)});
+         await new Promise((go) => setTimeout(go, 50));
+         const now = new Date(); utimesSync(${JSON.stringify(join(used, ENV_MARKER))}, now, now);
+         console.log("ready"); setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    make(join(used, ENV_MARKER), 40);
+    await new Promise<void>((go) => child.stdout.once("data", () => go()));
+    const unused = join(cache, "envs", "n".repeat(32));
+    make(join(unused, ENV_MARKER), 40);
+    // An unpacker at work (this process) and one that was killed (no such pid).
+    const live = join(
+      cache,
+      "bundles",
+      `${"f".repeat(64)}.partial.${hostTag()}.${process.pid}.0a0b0c0d`,
+    );
+    const dead = join(
+      cache,
+      "bundles",
+      `${"f".repeat(64)}.partial.${hostTag()}.999999999.0a0b0c0d`,
+    );
+    make(join(live, "env", "x.py"), 0);
+    make(join(dead, "env", "x.py"), 0);
+    // A build killed outright, with a bundled Python's staging beside its scratch.
+    const scratch = join(
+      cache,
+      "envs",
+      `.${"k".repeat(32)}.999999999.0a0b0c0d.tmp.partial-1a2b3c4d`,
+    );
+    make(join(scratch, "bin", "python3"), 0);
+
+    const removed = await pruneEverything(0);
+    const kinds = removed.map((r) => `${r.kind}:${r.path.slice(cache.length + 1)}`).sort();
+    assert.deepEqual(kinds, [
+      `env:envs/${"n".repeat(32)}`,
+      `partial:${dead.slice(cache.length + 1)}`,
+      `partial:${scratch.slice(cache.length + 1)}`,
+    ]);
+    assert.ok(existsSync(used) && existsSync(live));
+    child.kill("SIGKILL");
+    await new Promise((go) => child.once("exit", go));
+    // Its user file goes with it, and then so may what it used.
+    const after = await pruneEverything(0);
+    assert.deepEqual(
+      after.map((r) => r.kind),
+      ["env"],
+    );
+    assert.ok(!existsSync(used));
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
   }
 });

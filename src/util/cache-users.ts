@@ -1,0 +1,71 @@
+/**
+ * The processes using the cache, so that `cache prune` leaves what they use: a process registers
+ * `users/<host>.<pid>.<hex>` on its first use of the cache (removed when it exits), and prune
+ * keeps every entry used since the oldest live one registered (an entry's marker is touched
+ * whenever it is used). A build, an `exec` whose program runs for weeks, or a `run` keep their
+ * trees, however old the cutoff says they are.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { cacheDir } from "./dirs.js";
+import { pidAlive } from "./pid.js";
+
+const registered = new Set<string>();
+
+/** Register this process as a user of the cache at `root` (once; best effort). */
+export function useCache(root: string = cacheDir()): void {
+  if (registered.has(root)) return;
+  registered.add(root);
+  const dir = join(root, "users");
+  const file = join(dir, `${hostname()}.${process.pid}.${randomBytes(4).toString("hex")}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, "");
+  } catch {
+    // A read-only cache has nothing prune could remove either.
+    return;
+  }
+  process.once("exit", () => {
+    try {
+      unlinkSync(file);
+    } catch {
+      // Gone already: a prune found this process dead, or the cache was removed.
+    }
+  });
+}
+
+/**
+ * When the oldest other live user of this host registered (ms), or undefined when there is
+ * none. The files of users that died (kill -9) are removed on the way.
+ */
+export function usedSince(root: string = cacheDir()): number | undefined {
+  const dir = join(root, "users");
+  let oldest: number | undefined;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const host = hostname();
+  for (const name of names) {
+    const m = /^(.*)\.(\d+)\.[0-9a-f]+$/.exec(name);
+    if (!m || m[1] !== host) continue;
+    const pid = Number(m[2]);
+    const file = join(dir, name);
+    if (pid !== process.pid && !pidAlive(pid)) {
+      try {
+        unlinkSync(file);
+      } catch {
+        // Removed by another prune.
+      }
+      continue;
+    }
+    if (pid === process.pid) continue;
+    const at = statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+    if (at !== undefined && (oldest === undefined || at < oldest)) oldest = at;
+  }
+  return oldest;
+}
