@@ -34,6 +34,25 @@ function firstLines(buf: Uint8Array): string {
   return Buffer.from(buf.subarray(0, end)).toString("latin1");
 }
 
+/**
+ * The encoding a PEP 263 line declares: as written (lower-cased) and as TextDecoder names it;
+ * undefined when no line does.
+ */
+export function declaredEncoding(buf: Uint8Array): { name: string; encoding: string } | undefined {
+  const head = firstLines(buf).split(/\r?\n|\r/);
+  for (let i = 0; i < Math.min(2, head.length); i++) {
+    const line = head[i] ?? "";
+    const m = CODING.exec(line);
+    if (m?.[1]) {
+      const name = m[1].toLowerCase();
+      return { name, encoding: ALIASES[name] ?? name.replace(/_/g, "-") };
+    }
+    // Only a comment or blank first line lets the second line declare the encoding.
+    if (!/^[ \t\f]*(#.*)?$/.test(line)) break;
+  }
+  return undefined;
+}
+
 export function decodePythonSource(buf: Uint8Array): DecodeResult {
   let body = buf;
   let bom = false;
@@ -41,23 +60,10 @@ export function decodePythonSource(buf: Uint8Array): DecodeResult {
     body = buf.subarray(3);
     bom = true;
   }
-  let encoding = "utf-8";
-  let declared: string | undefined;
-  const head = firstLines(body).split(/\r?\n|\r/);
-  for (let i = 0; i < Math.min(2, head.length); i++) {
-    const line = head[i] ?? "";
-    const m = CODING.exec(line);
-    if (m?.[1]) {
-      const name = m[1].toLowerCase();
-      declared = name;
-      encoding = ALIASES[name] ?? name.replace(/_/g, "-");
-      break;
-    }
-    // Only a comment or blank first line lets the second line declare the encoding.
-    if (!/^[ \t\f]*(#.*)?$/.test(line)) break;
-  }
+  const declared = declaredEncoding(body);
+  const encoding = declared?.encoding ?? "utf-8";
   // CPython only accepts a BOM beside a declaration it normalizes to "utf-8" itself.
-  if (bom && declared !== undefined && !/^utf[-_]8(-|$)/.test(declared)) {
+  if (bom && declared !== undefined && !/^utf[-_]8(-|$)/.test(declared.name)) {
     return { error: `a UTF-8 byte order mark conflicts with the declared encoding '${encoding}'` };
   }
   let decoder: TextDecoder;

@@ -46,6 +46,29 @@ function leavesBundle(path: string, target: string): boolean {
 }
 
 /**
+ * Whether the link at `path` reaches outside the bundle through other links of the manifest
+ * (app/c -> ../env/b/etc with env/b -> /): its target is followed through every link it passes,
+ * as the kernel would; a loop or more than 40 links counts as leaving.
+ */
+function escapesThroughLinks(path: string, target: string, links: Manifest["links"]): boolean {
+  let current = posix.join(posix.dirname(path), target);
+  for (let hops = 0; hops <= 40; hops++) {
+    if (posix.isAbsolute(current) || current === ".." || current.startsWith("../")) return true;
+    const parts = current.split("/");
+    const at = parts.findIndex((_, i) => Object.hasOwn(links, parts.slice(0, i + 1).join("/")));
+    if (at < 0) return false;
+    const prefix = parts.slice(0, at + 1).join("/");
+    const via = links[prefix] as Manifest["links"][string];
+    if (via.external) return true;
+    current = posix.join(posix.dirname(prefix), via.target, ...parts.slice(at + 1));
+  }
+  return true;
+}
+
+/** Folders the manifest does not account for (pack writes empty ones too): at most this many. */
+const MAX_EXTRA_DIRS = 4096;
+
+/**
  * Extract `archive` into the new folder `dest` (its parent must exist), verifying everything
  * against the manifest; resolves to the manifest. On failure `dest` may hold a partial tree:
  * callers extract into a temporary folder and remove it. Files are written with synchronous
@@ -66,6 +89,8 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
     const linkPaths = new Set<string>();
     const links: { path: string; target: string }[] = [];
     const made = new Set<string>([dest]);
+    const implied = new Set<string>(["env", "app"]);
+    let extraDirs = 0;
     const makeDir = (dir: string): void => {
       if (made.has(dir)) return;
       mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -87,6 +112,10 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
         if (size > MAX_META_BYTES) throw new Refused(`its ${MANIFEST_NAME} is too large`);
         manifestText = (await reader.read(size + padding(size))).subarray(0, size).toString("utf8");
         manifest = parseManifest(manifestText, archive);
+        for (const p of [...Object.keys(manifest.files), ...Object.keys(manifest.links)]) {
+          const parts = p.split("/");
+          for (let i = 1; i < parts.length; i++) implied.add(parts.slice(0, i).join("/"));
+        }
         continue;
       }
       if (!(isBundlePath(path) || (isDir && (path === "env" || path === "app"))))
@@ -101,6 +130,12 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
 
       switch (h.typeflag) {
         case "5":
+          // Each file or link accounts for its folders; a bundle of nothing but folders would
+          // fill the cache's file system with them.
+          if (!implied.has(path) && ++extraDirs > MAX_EXTRA_DIRS)
+            throw new Refused(
+              `it has more than ${MAX_EXTRA_DIRS} folders its manifest does not account for`,
+            );
           makeDir(out);
           break;
         case "0":
@@ -137,6 +172,9 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
             throw new Refused(`the symlink ${shown} points outside the bundle`);
           if (outside !== want.external)
             throw new Refused(`the symlink ${shown} is recorded wrongly in its manifest`);
+          // env/ may link out (to the machine's interpreter); app/ never, not even by a detour.
+          if (parts[0] === "app" && escapesThroughLinks(path, linkname, manifest.links))
+            throw new Refused(`the symlink ${shown} points outside the bundle through other links`);
           linkPaths.add(path);
           links.push({ path, target: linkname });
           await reader.read(size + padding(size));
@@ -184,6 +222,10 @@ function explain(err: unknown, archive: string): Error {
   const e = err as NodeJS.ErrnoException;
   if (e.code === "ENOENT" && e.path === archive)
     return new UserError(`The bundle ${archive} does not exist.`);
+  if (e.code === "EISDIR") return new UserError(`${archive} is a folder, not a bundle.`);
+  // gzip's first bytes are wrong: not damage to a bundle, but something else altogether.
+  if (e.code === "Z_DATA_ERROR" && /incorrect header check/.test(e.message))
+    return new UserError(`${archive} is not a pyferry bundle (it is not gzip-compressed).`);
   if (e.code?.startsWith("Z_") || e.code === "ERR_STREAM_PREMATURE_CLOSE")
     return new UserError(`The bundle ${archive} is truncated or corrupt: ${e.message}.`);
   return new UserError(`Cannot unpack the bundle ${archive}: ${e.message}.`);

@@ -50,6 +50,33 @@ export function parsePkgMappings(values: string[]): Map<string, string> {
   return map;
 }
 
+/** The `# /// script` block of a source, or "" (for the ASCII check of non-UTF-8 files). */
+function blockOf(text: string): string {
+  return /^# \/\/\/ script$[\s\S]*?^# \/\/\/$/m.exec(text)?.[0] ?? "";
+}
+
+/** --pkg-mapping entries that decided nothing, and why: a mapping is never silently dropped. */
+function unusedMappings(flags: AnalyzeFlags, report: AnalysisReport): string[] {
+  const used = new Set(
+    [...report.requirements, ...report.ambiguous.map((a) => ({ imports: [a.import] }))].flatMap(
+      (r) => r.imports.map((i) => i.split(".")[0] as string),
+    ),
+  );
+  const locals = new Set(report.local_files.map((f) => f.split("/")[0]?.replace(/\.py$/, "")));
+  const out: string[] = [];
+  for (const [name, dist] of parsePkgMappings(flags.pkgMapping ?? [])) {
+    const top = name.split(".")[0] as string;
+    if (used.has(top)) continue;
+    const why = report.stdlib.some((m) => m.split(".")[0] === top)
+      ? `${top} is in the standard library`
+      : locals.has(top)
+        ? `${top} is a local module here, which Python imports first`
+        : `nothing here imports ${top} (import names are case-sensitive)`;
+    out.push(`--pkg-mapping ${name}=${dist} was not used: ${why}.`);
+  }
+  return out;
+}
+
 export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
   const opts: AnalyzeOptions = { pkgMapping: parsePkgMappings(flags.pkgMapping ?? []) };
   if (flags.toplevel) opts.toplevel = true;
@@ -191,8 +218,13 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
       if (!["json", "pep723", "requirements"].includes(format)) {
         throw new UserError(`--format must be json, pep723 or requirements, not '${format}'.`, 2);
       }
-      const report = await runAnalysis(path, analyzeOptions(flags));
-      for (const w of report.warnings) warn(w);
+      if (flags.output === "") throw new UserError("-o needs a file name.", 2);
+      const report = await runAnalysis(path, analyzeOptions(flags)).catch((err: unknown) => {
+        // A machine reading --json gets an answer it can parse even when there is no report.
+        if (flags.json && err instanceof UserError) writeJson({ error: err.message });
+        throw err;
+      });
+      for (const w of [...report.warnings, ...unusedMappings(flags, report)]) warn(w);
       for (const e of report.errors)
         warn(`${e.file}${e.line ? ` line ${e.line}` : ""}: ${e.message}`);
       const include = flags.includeOptional === true;
@@ -203,13 +235,26 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
             2,
           );
         const file = resolve(path);
-        const text = await readFile(file, "utf8");
+        const bytes = await readFile(file);
         const { writeScriptMetadata } = await import("../analyze/pep723.js");
+        const { declaredEncoding } = await import("../analyze/source.js");
+        // Another declared encoding: each byte is kept as it is (latin1 maps bytes to chars one
+        // to one), and the block written is ASCII, so the rest of the file never changes.
+        const encoding = declaredEncoding(bytes)?.encoding ?? "utf-8";
+        const as: BufferEncoding = encoding === "utf-8" ? "utf8" : "latin1";
+        const text = bytes.toString(as);
         const updated = writeScriptMetadata(text, {
           ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
           dependencies: installable(report, include).map((q) => q.requirement),
         });
-        await writeOutputFile(flags.output ? resolve(flags.output) : file, updated);
+        if (as === "latin1" && /[^\x00-\x7f]/.test(blockOf(text) + blockOf(updated)))
+          throw new UserError(
+            `${path} is ${encoding} with non-ASCII text in its # /// script block; pyferry writes that block only in UTF-8 files.`,
+          );
+        await writeOutputFile(
+          flags.output ? resolve(flags.output) : file,
+          Buffer.from(updated, as),
+        );
       } else if (flags.output) {
         const root = statSync(path).isDirectory() ? path : dirname(path);
         const files = [path, ...report.local_files.map((f) => resolve(root, f))];

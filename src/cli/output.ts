@@ -45,8 +45,11 @@ export function fileSystemSentence(e: unknown): string | undefined {
       return `The name ${path} is too long for the file system.`;
     case "ELOOP":
       return `${path} is a loop of symbolic links.`;
-    default:
-      return undefined;
+    default: {
+      // Any other system error on a named file: libuv's description of it ("i/o error").
+      const described = /^E[A-Z0-9]+: ([^,]+)/.exec((e as Error).message ?? "")?.[1];
+      return code && described ? `${path}: ${described} (${code}).` : undefined;
+    }
   }
 }
 

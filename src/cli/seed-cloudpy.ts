@@ -48,7 +48,8 @@ function cloudpyTarget(): { target: ReturnType<typeof sshTargetOf>; root: string
 
 async function pack(script: string, flags: CloudpyFlags): Promise<string> {
   const { id, dir, report } = await packFolder(script, {
-    ...(flags.n ? { name: flags.n } : {}),
+    // A name is reused: packing again refreshes that folder (the seed's edit-and-rerun loop).
+    ...(flags.n ? { name: flags.n, refresh: true } : {}),
     ...(flags.f ? { guessFiles: true } : {}),
   });
   const open = report.ambiguous.filter((a) => !a.chosen).length + report.unresolved.length;

@@ -17,6 +17,8 @@ export interface PackInfo {
   /** The interpreter request (a version), if one was made. */
   python?: string;
   created_by: string;
+  /** sha256 of conf/mods as pyferry wrote it: another one there was edited by hand. */
+  mods_sha256?: string;
 }
 
 /** The pack folder `id` names (a path, or a folder of that name here), or undefined. */

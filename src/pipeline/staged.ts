@@ -3,7 +3,7 @@
  * folder named by its ID holding the app's files and an editable record of what it needs;
  * sync and run build from that record for the target's platform.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   cpSync,
   existsSync,
@@ -33,6 +33,10 @@ import {
 } from "./pack-folder.js";
 import { olderGlibc } from "./prepare-run.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey, saveRecord, stamp } from "./run-cache.js";
+
+function sha256Text(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
 
 /** The dependency record: requirements, then what the analysis could not decide, as comments. */
 export function modsText(report: AnalysisReport, entry: string): string {
@@ -81,10 +85,20 @@ export function readMods(path: string): string[] {
   return reqs;
 }
 
-/** Write the pack folder for `script` into `parent`; returns its ID and path. */
+/**
+ * Write the pack folder for `script` into `parent`; returns its ID and path. With `refresh`, a
+ * pack folder of the same script and name is packed again (cloudpy -n reuses a name): its app
+ * files are replaced, and its conf/mods too unless it was edited by hand, which is kept.
+ */
 export async function packFolder(
   script: string,
-  opts: { name?: string; python?: string; guessFiles?: boolean; parent?: string },
+  opts: {
+    name?: string;
+    python?: string;
+    guessFiles?: boolean;
+    parent?: string;
+    refresh?: boolean;
+  },
 ): Promise<{ id: string; dir: string; report: AnalysisReport }> {
   const report = await runAnalysis(script, {
     index: loadPipSettings(),
@@ -99,10 +113,23 @@ export async function packFolder(
     throw new UserError(`A pack name is letters, digits, ".", "_" and "-", not "${id}".`, 2);
   }
   const dir = resolve(opts.parent ?? ".", id);
-  if (existsSync(dir))
-    throw new UserError(`${dir} already exists; pick another name or run pyferry clean ${id}.`);
+  let keptMods: string | undefined;
+  let lastMods: string | undefined;
+  if (existsSync(dir)) {
+    const old = opts.refresh && findPack(dir) ? readPackInfo(dir) : undefined;
+    if (!old)
+      throw new UserError(`${dir} already exists; pick another name or run pyferry clean ${id}.`);
+    if (old.entry !== entry)
+      throw new UserError(
+        `${dir} is the pack of ${old.entry}, not of ${entry}; pick another name.`,
+      );
+    const mods = readFileSync(join(dir, PACK_MODS), "utf8");
+    lastMods = old.mods_sha256;
+    if (sha256Text(mods) !== lastMods) keptMods = mods;
+  }
   const root = dirname(resolve(script));
   const tmp = `${dir}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
   try {
     for (const f of new Set([...report.local_files, ...report.data_files])) {
       const to = join(tmp, "app", f);
@@ -110,15 +137,28 @@ export async function packFolder(
       cpSync(join(root, f), to);
     }
     mkdirSync(join(tmp, "conf"), { recursive: true });
-    writeFileSync(join(tmp, PACK_MODS), modsText(report, entry));
+    const mods = modsText(report, entry);
+    writeFileSync(join(tmp, PACK_MODS), keptMods ?? mods);
     const info: PackInfo = {
       format: 1,
       entry,
       ...(opts.python ? { python: opts.python } : {}),
       created_by: `pyferry ${VERSION}`,
+      mods_sha256: sha256Text(mods),
     };
     writeFileSync(join(tmp, PACK_CONF), `${JSON.stringify(info, null, 2)}\n`);
-    renameSync(tmp, dir);
+    if (existsSync(dir)) {
+      // The old folder goes aside with one rename, so the name always holds a whole pack.
+      const aside = `${dir}.old-${process.pid}`;
+      renameSync(dir, aside);
+      renameSync(tmp, dir);
+      rmSync(aside, { recursive: true, force: true });
+    } else renameSync(tmp, dir);
+    // Said only when the analysis changed since the file was written.
+    if (keptMods !== undefined && sha256Text(mods) !== lastMods)
+      process.stderr.write(
+        `Kept ${join(dir, PACK_MODS)} as edited by hand; the analysis now says:\n${mods}`,
+      );
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;

@@ -9,7 +9,7 @@ import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { MarkerEnvironment } from "./marker.js";
 import { PROBE_MARKER, probeSource } from "./probe.js";
-import { resolvePyenvShim } from "./pyenv-shim.js";
+import { pyenvShimMisses, resolvePyenvShim } from "./pyenv-shim.js";
 
 export type VersionInfo = [number, number, number, string, number];
 
@@ -430,7 +430,9 @@ export async function findInterpreter(
   // A command name ("python3", "python3.11") means what the shell would run, when PATH has it;
   // only a bare version ("3.11") or a name PATH lacks searches everything for the best match.
   const onPath = /^[a-z]/i.test(request) ? await which(request, env) : undefined;
-  if (onPath) return stablePath(onPath, env);
+  // A pyenv shim of a version that is not selected here runs nothing: look further, as for a
+  // name PATH lacks.
+  if (onPath && !pyenvShimMisses(onPath, pyenvRoot(env), env)) return stablePath(onPath, env);
   if (!wanted) throw new UserError(`No ${request} found on PATH; pass --python PATH instead.`);
   const [major, minor] = wanted.parts;
   const names = minor === undefined ? [] : [`python${major}.${minor}`];

@@ -41,13 +41,16 @@ function hasWhichHooks(root: string, env: NodeJS.ProcessEnv): boolean {
   });
 }
 
-/** The interpreter the shim at `shim` would run here, or undefined when that is not plain. */
-export function resolvePyenvShim(
+/**
+ * What the shim at `shim` would run here: the interpreter's path, "none" when pyenv would say
+ * "command not found" (no selected version has it), or undefined when that is not plain.
+ */
+function shimTarget(
   shim: string,
   root: string,
-  env: NodeJS.ProcessEnv = process.env,
-  cwd: string = process.cwd(),
-): string | undefined {
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): string | "none" | undefined {
   if (dirname(resolve(shim)) !== join(resolve(root), "shims") || hasWhichHooks(root, env)) {
     return undefined;
   }
@@ -64,5 +67,26 @@ export function resolvePyenvShim(
       // pyenv tries the next selected version that has the command.
     }
   }
-  return undefined;
+  return "none";
+}
+
+/** The interpreter the shim at `shim` would run here, or undefined when that is not plain. */
+export function resolvePyenvShim(
+  shim: string,
+  root: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): string | undefined {
+  const target = shimTarget(shim, root, env, cwd);
+  return target === "none" ? undefined : target;
+}
+
+/** Whether the pyenv shim would fail here: none of the selected versions has its command. */
+export function pyenvShimMisses(
+  shim: string,
+  root: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): boolean {
+  return shimTarget(shim, root, env, cwd) === "none";
 }

@@ -96,7 +96,11 @@ export async function writeOutput(
     // Appending: a file behind /dev/stdout was opened by the shell, and truncating it again
     // would lose what is already there.
     const out = createWriteStream(p.file, { flags: "a" });
-    await Promise.all([fill(out), finished(out)]);
+    await Promise.all([fill(out), finished(out)]).catch((err: NodeJS.ErrnoException) => {
+      // A write's error names no file: this one is the output's.
+      if (err.code && !err.path) err.path = path;
+      throw err;
+    });
     return;
   }
   await mkdir(dirname(p.file), { recursive: true });

@@ -384,6 +384,39 @@ describe("pack and exec", () => {
   });
 });
 
+describe("cloudpy (seed-compatible)", () => {
+  test("-P -n NAME again packs that folder afresh, and keeps a conf/mods edited by hand", () => {
+    const d = tmp();
+    writeFileSync(join(d, "job.py"), "import six\nimport helper\n");
+    writeFileSync(join(d, "helper.py"), "import yaml\n");
+    const pack = () => runBin("cloudpy", ["-P", "-n", "myjob", "job.py"], { cwd: d });
+    const mods = () =>
+      readFileSync(join(d, "myjob", "conf", "mods"), "utf8")
+        .split("\n")
+        .filter((l) => l && !l.startsWith("#"));
+    let r = pack();
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "myjob\n");
+    writeFileSync(join(d, "helper.py"), "import yaml\nimport attrs\n");
+    r = pack();
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(mods(), ["attrs", "pyyaml", "six"], "the new analysis");
+    assert.equal(
+      readFileSync(join(d, "myjob", "app", "helper.py"), "utf8"),
+      "import yaml\nimport attrs\n",
+    );
+    writeFileSync(join(d, "myjob", "conf", "mods"), "six\ntabulate\n");
+    r = pack();
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(mods(), ["six", "tabulate"], "the hand edit stays");
+    assert.deepEqual(readdirSync(d).sort(), ["helper.py", "job.py", "myjob"]);
+    writeFileSync(join(d, "other.py"), "import six\n");
+    r = runBin("cloudpy", ["-P", "-n", "myjob", "other.py"], { cwd: d });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /is the pack of job\.py, not of other\.py; pick another name/);
+  });
+});
+
 describe("errors", () => {
   test("one sentence by default; under --debug, a stack trace naming the TypeScript sources", () => {
     const dir = tmp();

@@ -98,7 +98,7 @@ async function refuses(bytes: Buffer, message: RegExp): Promise<void> {
     assert.ok(err instanceof UserError, String(err));
     assert.match(
       err.message,
-      /^The bundle (manifest in )?.*archive\.tar\.gz (cannot be unpacked|is truncated or corrupt|is invalid)/,
+      /^(The bundle (manifest in )?)?.*archive\.tar\.gz (cannot be unpacked|is truncated or corrupt|is invalid|is not a pyferry bundle)/,
     );
     assert.match(err.message, message);
     return true;
@@ -151,6 +151,23 @@ describe("hostile and broken archives are refused, leaving nothing", () => {
     );
   });
 
+  test("an app link that leaves through another link, and folders beyond count", async () => {
+    const inside = (flag: Raw[]) => gzipSync(tarOf(flag, manifestFor(flag)));
+    const root: Raw = { path: "env/b", flag: "2", linkname: "/" };
+    const detour: Raw = { path: "app/c", flag: "2", linkname: "../env/b/etc" };
+    await refuses(
+      inside([root, detour]),
+      /symlink "app\/c" points outside the bundle through other links/,
+    );
+    const loop = [
+      { path: "app/x", flag: "2", linkname: "y" },
+      { path: "app/y", flag: "2", linkname: "x/z" },
+    ];
+    await refuses(inside(loop), /symlink "app\/x" points outside the bundle through other links/);
+    const dirs: Raw[] = Array.from({ length: 4100 }, (_, i) => ({ path: `env/d${i}`, flag: "5" }));
+    await refuses(inside(dirs), /more than 4096 folders its manifest does not account for/);
+  });
+
   test("hard links, devices and FIFOs", async () => {
     for (const [flag, message] of [
       ["1", /hard link/],
@@ -195,7 +212,10 @@ describe("hostile and broken archives are refused, leaving nothing", () => {
       Buffer.alloc(511 + 1024),
     ]);
     await refuses(gzipSync(plain), /does not start with manifest\.json/);
-    await refuses(Buffer.from("not an archive at all"), /truncated or corrupt/);
+    await refuses(
+      Buffer.from("not an archive at all"),
+      /is not a pyferry bundle \(it is not gzip-compressed\)/,
+    );
     await refuses(gzipSync(Buffer.alloc(0)), /truncated/);
 
     const env = fakeEnv();

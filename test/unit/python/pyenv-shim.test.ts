@@ -13,7 +13,7 @@ import {
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { resolvePyenvShim } from "../../../src/python/pyenv-shim.js";
+import { pyenvShimMisses, resolvePyenvShim } from "../../../src/python/pyenv-shim.js";
 
 const root = process.env.PYENV_ROOT || join(homedir(), ".pyenv");
 const versions = existsSync(join(root, "versions"))
@@ -91,4 +91,35 @@ test("anything pyenv would treat specially is left to the shim", { skip }, () =>
     undefined,
   );
   assert.equal(resolvePyenvShim("/usr/bin/python3", root, base, work), undefined);
+});
+
+test("a shim whose command no selected version has fails as pyenv says, and is known to", {
+  skip,
+}, () => {
+  const base: NodeJS.ProcessEnv = { ...process.env, PYENV_ROOT: root };
+  const a = versions[0] as string;
+  const b = versions.find(
+    (v) =>
+      existsSync(join(root, "shims", `python${v.split(".").slice(0, 2).join(".")}`)) &&
+      !v.startsWith(a.split(".").slice(0, 2).join(".")),
+  );
+  if (!b) return;
+  const shim = join(root, "shims", `python${b.split(".").slice(0, 2).join(".")}`);
+  const only = { ...base, PYENV_VERSION: a };
+  assert.equal(
+    viaShim(shim.split("/").pop() as string, only, work),
+    undefined,
+    "the shim itself fails",
+  );
+  assert.equal(pyenvShimMisses(shim, root, only, work), true);
+  assert.equal(pyenvShimMisses(shim, root, { ...base, PYENV_VERSION: b }, work), false);
+  assert.equal(
+    pyenvShimMisses(
+      join(root, "shims", "python3"),
+      root,
+      { ...base, PYENV_VERSION: "system" },
+      work,
+    ),
+    false,
+  );
 });
