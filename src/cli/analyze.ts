@@ -247,7 +247,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
           dependencies: installable(report, include).map((q) => q.requirement),
         });
-        if (as === "latin1" && /[^\x00-\x7f]/.test(blockOf(text) + blockOf(updated)))
+        if (as === "latin1" && /[^\p{ASCII}]/u.test(blockOf(text) + blockOf(updated)))
           throw new UserError(
             `${path} is ${encoding} with non-ASCII text in its # /// script block; pyferry writes that block only in UTF-8 files.`,
           );
