@@ -219,6 +219,12 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
         throw new UserError(`--format must be json, pep723 or requirements, not '${format}'.`, 2);
       }
       if (flags.output === "") throw new UserError("-o needs a file name.", 2);
+      // conda refuses these in an environment's name.
+      if (flags.name !== undefined && (flags.name === "" || /[/\s:#]/.test(flags.name)))
+        throw new UserError(
+          `--name "${flags.name}" is not an environment name conda accepts (no spaces, "/", ":" or "#").`,
+          2,
+        );
       const report = await runAnalysis(path, analyzeOptions(flags)).catch((err: unknown) => {
         // A machine reading --json gets an answer it can parse even when there is no report.
         if (flags.json && err instanceof UserError) writeJson({ error: err.message });

@@ -66,3 +66,10 @@ test("--format pep723 in a Latin-1 file changes nothing but its block", () => {
   const run = spawnSync("python3", ["s.py"], { cwd: d, encoding: "utf8" });
   assert.equal(run.stdout, "café\n", run.stderr);
 });
+
+test("--name that conda would refuse is a usage error", () => {
+  const d = dir({ "s.py": "import json\n" });
+  const r = pyferry(["analyze", "--no-index", join(d, "s.py"), "--name", "a/b c"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--name "a\/b c" is not an environment name conda accepts/);
+});
