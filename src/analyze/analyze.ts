@@ -3,11 +3,11 @@
  * with provenance, the Python version, local and data files — without running any of it.
  */
 import { existsSync, statSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { aboutImplicitDefaultIndex, type IndexSettings } from "../index/pip-config.js";
 import { loadTopLevelMap, type TopLevelMap } from "../index/top-level-map.js";
-import { listInstalled } from "../python/installed.js";
+import { findModuleFile, listInstalled } from "../python/installed.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { formatMarker, type Marker, markerOr } from "../python/marker.js";
 import { formatRequirement, type Requirement } from "../python/requirement.js";
@@ -17,17 +17,24 @@ import { UserError } from "../util/errors.js";
 import { whyUnreadable } from "../util/read-text.js";
 import { guessDataFiles } from "./data-files.js";
 import { readDeclared } from "./declared.js";
-import { listSourceFiles, readSource } from "./files.js";
+import { listSourceFiles, MAX_NOTEBOOK_BYTES, readRegularFile, readSource } from "./files.js";
 import { absoluteName, LocalFinder } from "./local.js";
-import { type Candidate, type Decision, decide, type Evidence, suggest } from "./mapping.js";
+import {
+  type Candidate,
+  type Decision,
+  decide,
+  type Evidence,
+  type MappingContext,
+  suggest,
+} from "./mapping.js";
 import { readNotebook } from "./notebook.js";
 import { pythonReport } from "./python-version.js";
 import { type ImportRecord, type ScanResult, type SyntaxFloor, scanSource } from "./scan.js";
 
 export interface AnalyzeOptions {
-  /** Only imports at module level of the entry script (not inside functions). */
+  /** Only imports at module level (not inside functions), in the entry script and local modules. */
   toplevel?: boolean;
-  /** Only imports inside this function (a name or a dotted Class.method) of the entry script. */
+  /** Only imports inside this top-level function (or dotted Class.method) of the entry script. */
   function?: string;
   /** IMPORT -> distribution, deciding over every other source. */
   pkgMapping?: Map<string, string>;
@@ -83,6 +90,7 @@ export interface AnalysisReport {
     reason?: string;
   }[];
   unresolved: { import: string; files: string[]; suggestions: string[] }[];
+  /** Distributions (import names, when unresolved) that only type checkers need. */
   type_checking_only: string[];
   stdlib: string[];
   local_files: string[];
@@ -132,27 +140,55 @@ async function chooseInterpreter(
   }
 }
 
-/** The import sits inside `fn` (a name, or a dotted `Class.method`), at any depth. */
+/**
+ * The import sits inside `fn`, a qualified name from the top of the module: `fit` is the
+ * top-level function (not `Model.fit`, nor a `fit` nested in another function).
+ */
 function inFunction(r: ImportRecord, fn: string): boolean {
-  const want = fn.split(".");
-  for (let i = 0; i + want.length <= r.scopes.length; i++) {
-    if (want.every((w, k) => r.scopes[i + k] === w)) return true;
-  }
-  return false;
+  return fn.split(".").every((w, k) => r.scopes[k] === w);
 }
 
-/** Whether `def NAME` (and `class CLASS` for CLASS.NAME) appears in the source. */
-function definesFunction(text: string, fn: string): boolean {
-  const parts = fn.split(".");
-  const esc = (w: string) => w.replace(/[^\w]/g, "\\$&");
-  const def = new RegExp(
-    `^[ \\t]*(?:async[ \\t]+)?def[ \\t]+${esc(parts.pop() as string)}\\b`,
-    "m",
-  );
-  return (
-    def.test(text) &&
-    parts.every((c) => new RegExp(`^[ \\t]*class[ \\t]+${esc(c)}\\b`, "m").test(text))
-  );
+/** Read a notebook's text: a regular file, of bounded size. */
+async function readNotebookText(path: string): Promise<{ text: string } | { error: string }> {
+  const read = await readRegularFile(path, MAX_NOTEBOOK_BYTES);
+  return "error" in read ? read : { text: read.bytes.toString("utf8") };
+}
+
+/**
+ * A folder with no __init__.py is only a namespace portion, which Python's path finder takes
+ * when no module or regular package of that name exists on any sys.path entry. A stdlib
+ * module or an installed distribution of the name therefore wins: returns why, as a warning.
+ */
+function namespaceLosers(
+  finder: LocalFinder,
+  stdlib: Set<string>,
+  mapping: MappingContext,
+  root: string,
+): (top: string) => Promise<string | undefined> {
+  const known = new Map<string, Promise<string | undefined>>();
+  const judge = async (top: string): Promise<string | undefined> => {
+    const folders = finder.namespacePortions(top);
+    if (folders.length === 0) return undefined;
+    const where = folders.map((f) => `${displayPath(root, f)}/`).join(", ");
+    if (isStdlibModule(top, stdlib))
+      return `${where} has no __init__.py, so 'import ${top}' gets the standard library module and never this folder.`;
+    // An installed namespace package merges with the folder instead of hiding it.
+    const installed = mapping.installed;
+    if (installed && (await findModuleFile(top, installed.sysPath))?.kind === "namespace")
+      return undefined;
+    // No index here: nearly every short name is some project on it, installed or not.
+    const d = await decide(top, mapping);
+    if (d.kind !== "chosen") return undefined;
+    return `${where} has no __init__.py, so with ${d.dist.name} installed 'import ${top}' gets its module, never this folder.`;
+  };
+  return (top) => {
+    let v = known.get(top);
+    if (!v) {
+      v = judge(top);
+      known.set(top, v);
+    }
+    return v;
+  };
 }
 
 function markerText(m: Marker | undefined): string | null {
@@ -183,13 +219,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
   if (kind === "project" && entries.length === 0)
     throw new UserError(`${input} holds no Python files (.py or .ipynb).`);
   if (kind !== "project") {
-    const read =
-      kind === "notebook"
-        ? await readFile(abs, "utf8").then(
-            (text) => ({ text }),
-            (e: Error) => ({ error: e.message }),
-          )
-        : await readSource(abs);
+    const read = kind === "notebook" ? await readNotebookText(abs) : await readSource(abs);
     if ("error" in read) throw new UserError(`Cannot analyze ${input}: ${read.error}.`);
     if (kind === "notebook") {
       const nb = readNotebook(read.text, input);
@@ -252,16 +282,26 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       ? new Set(interp.stdlibModules)
       : (stdlibTable(targetMinor) as Set<string>);
 
-  if (opts.function) {
-    for (const e of entries) {
-      if (e.endsWith(".ipynb")) continue;
-      const text = await readFile(e, "utf8").catch(() => undefined);
-      if (text !== undefined && !definesFunction(text, opts.function))
-        warnings.push(
-          `${displayPath(root, e)} defines no function ${opts.function}, so none of its imports were read; check the name (Class.method for a method).`,
-        );
-    }
+  if (opts.function && kind !== "project") {
+    const fn = opts.function;
+    if (!sources.get(abs)?.some((scan) => scan.functions.includes(fn)))
+      warnings.push(
+        `${displayPath(root, abs)} defines no function ${fn}, so none of its imports were read; check the name (Class.method for a method).`,
+      );
   }
+
+  // What decides ownership, short of the index (read later, only if needed).
+  const siteDirs = interp ? interp.sysPath.filter((p) => /[\\/](site|dist)-packages$/.test(p)) : [];
+  const installed = interp
+    ? { sysPath: interp.sysPath, dists: await listInstalled(siteDirs) }
+    : undefined;
+  const mapping: MappingContext = {
+    options: opts.pkgMapping ?? new Map<string, string>(),
+    declared: declared.requirements,
+    declaredFrom: declared.from,
+    ...(installed ? { installed } : {}),
+  };
+  const losesToInstalled = namespaceLosers(finder, stdlib, mapping, root);
 
   // Walk the program's own files from the entries, following local imports.
   const seen: Seen[] = [];
@@ -279,8 +319,13 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     let scans = sources.get(file);
     if (!scans) {
       if (file.endsWith(".ipynb")) {
+        const read = await readNotebookText(file);
+        if ("error" in read) {
+          errors.push({ file: displayPath(root, file), message: `${read.error}; skipped` });
+          continue;
+        }
         try {
-          const nb = readNotebook(await readFile(file, "utf8"), displayPath(root, file));
+          const nb = readNotebook(read.text, displayPath(root, file));
           scans = nb.cells.map((c) => scanSource(c.source));
         } catch (err) {
           errors.push({ file: displayPath(root, file), message: (err as Error).message });
@@ -313,10 +358,10 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       }
       for (const s of scan.strings) strings.push({ value: s.value, file });
       for (const r of scan.imports) {
-        if (isEntryScript && opts.toplevel && r.scope === "function") continue;
+        if (opts.toplevel && r.scope === "function") continue;
         if (isEntryScript && opts.function && !inFunction(r, opts.function)) continue;
         if (r.level === 0 && r.module === "__future__") continue;
-        const pkg = finder.packageOf(file);
+        const pkg = r.package ?? finder.packageOf(file);
         const name = absoluteName(pkg, r.level, r.module);
         const item: Seen = { record: r, file, name: name ?? r.module, where: "external", test };
         seen.push(item);
@@ -328,9 +373,12 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
           continue;
         }
         const hit = finder.resolve(name);
+        const top = name.split(".")[0] as string;
+        const lost = hit && r.level === 0 ? await losesToInstalled(top) : undefined;
+        if (lost) warnings.push(lost);
         // A local namespace package holds only some of its subpackages; the rest are installed.
         const elsewhere = hit?.namespace === true && hit.found !== name && r.level === 0;
-        if (hit && !elsewhere) {
+        if (hit && !elsewhere && !lost) {
           item.where = "local";
           queue.push(...hit.files);
           for (const n of r.names ?? []) {
@@ -342,7 +390,6 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
               seen.push({ ...item, name: `${name}.${n}`, where: "external" });
             }
           }
-          const top = name.split(".")[0] as string;
           if (r.level === 0 && stdlib.has(top)) {
             warnings.push(
               `${displayPath(root, hit.files[0] ?? file)} shadows the standard library module '${top}'.`,
@@ -359,7 +406,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
         }
         if (isStdlibModule(name, stdlib)) {
           item.where = "stdlib";
-          stdlibUsed.add(name.split(".")[0] as string);
+          stdlibUsed.add(top);
         }
       }
     }
@@ -387,17 +434,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     );
     return indexMap;
   };
-  const siteDirs = interp ? interp.sysPath.filter((p) => /[\\/](site|dist)-packages$/.test(p)) : [];
-  const installed = interp
-    ? { sysPath: interp.sysPath, dists: await listInstalled(siteDirs) }
-    : undefined;
-  const ctx = {
-    options: opts.pkgMapping ?? new Map<string, string>(),
-    declared: declared.requirements,
-    declaredFrom: declared.from,
-    ...(installed ? { installed } : {}),
-    index: loadIndex,
-  };
+  const ctx: MappingContext = { ...mapping, index: loadIndex };
   const decisions = new Map<string, Decision>();
   const externals = seen.filter((s) => s.where === "external");
   for (const s of externals) {
@@ -577,7 +614,10 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
       ? new Set([...map.modules.values()].flatMap((ps) => ps.map((p) => p.project)))
       : new Set<string>();
     for (const [top, u] of [...unresolved].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
-      if (u.typeChecking) continue;
+      if (u.typeChecking) {
+        typeCheckingOnly.push(top);
+        continue;
+      }
       unresolvedOut.push({
         import: top,
         files: [...u.files].sort(),
@@ -611,7 +651,7 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
     requirements,
     ambiguous,
     unresolved: unresolvedOut,
-    type_checking_only: typeCheckingOnly,
+    type_checking_only: typeCheckingOnly.sort(),
     stdlib: [...stdlibUsed].sort(),
     local_files: localList,
     data_files: dataFiles,

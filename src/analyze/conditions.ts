@@ -73,6 +73,8 @@ class CondParser {
     readonly tk: Tokens,
     public i: number,
     readonly end: number,
+    /** Local aliases of typing.TYPE_CHECKING. */
+    readonly tcNames: ReadonlySet<string>,
   ) {}
 
   at(s: string): boolean {
@@ -230,7 +232,7 @@ class CondParser {
       // A parenthesized test.
       this.i = save + 1;
       const depthEnd = this.matching(save);
-      const inner = new CondParser(tk, this.i, depthEnd);
+      const inner = new CondParser(tk, this.i, depthEnd, this.tcNames);
       const cond = inner.parse();
       this.i = depthEnd + 1;
       return { kind: "cond", cond };
@@ -300,7 +302,8 @@ class CondParser {
         this.i = close + 1;
       } else break;
     }
-    if (/(^|\.)TYPE_CHECKING$/.test(text))
+    // `if False:` is the pre-TYPE_CHECKING idiom: code that only type checkers read.
+    if (/(^|\.)TYPE_CHECKING$/.test(text) || this.tcNames.has(text) || text === "False")
       return { kind: "cond", cond: { tcTrue: true, tcFalse: false } };
     const py2 = /^(six\.)?PY2$/.test(text);
     if (py2 || /^(six\.)?PY3$/.test(text)) {
@@ -382,6 +385,11 @@ function versionInfoCompare(op: string, t: number[]): Marker | undefined {
 }
 
 /** Read the test of an `if`/`elif` header: tokens [start, end) before the colon. */
-export function parseCondition(tk: Tokens, start: number, end: number): Cond {
-  return new CondParser(tk, start, end).parse();
+export function parseCondition(
+  tk: Tokens,
+  start: number,
+  end: number,
+  tcNames: ReadonlySet<string>,
+): Cond {
+  return new CondParser(tk, start, end, tcNames).parse();
 }

@@ -1,6 +1,6 @@
 /** Reading the Python files of a program: size limits, decoding, and which folders to skip. */
 import { existsSync } from "node:fs";
-import { open, readdir } from "node:fs/promises";
+import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { decodePythonSource } from "./source.js";
 
@@ -38,19 +38,38 @@ export type ReadResult = { text: string } | { error: string };
 
 /** Read and decode one source file; problems come back as a sentence, never a throw. */
 export async function readSource(path: string): Promise<ReadResult> {
+  const read = await readRegularFile(path, MAX_SOURCE_BYTES);
+  if ("error" in read) return read;
+  if (read.bytes.indexOf(0) >= 0)
+    return { error: "the file contains NUL bytes (binary data, not Python source)" };
+  return decodePythonSource(read.bytes);
+}
+
+/** Notebooks carry their outputs (images, tables), so they may be far larger than code. */
+export const MAX_NOTEBOOK_BYTES = 256 * 1024 * 1024;
+
+const tooLarge = (limit: number, size?: number) =>
+  `the file is ${size === undefined ? "" : `${Math.round(size / 1048576)} MiB, `}over the ${limit / 1048576} MiB limit for source files`;
+
+/**
+ * The bytes of a regular file (links followed) of at most `limit` bytes. Devices, pipes and
+ * sockets are refused before opening: a FIFO would block the open, /dev/zero never ends.
+ */
+export async function readRegularFile(
+  path: string,
+  limit: number,
+): Promise<{ bytes: Buffer } | { error: string }> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
+    const st = await stat(path);
+    if (st.isDirectory()) return { error: "it is a folder, not a file" };
+    if (!st.isFile()) return { error: "it is not a regular file (a device, pipe or socket)" };
+    if (st.size > limit) return { error: tooLarge(limit, st.size) };
     handle = await open(path, "r");
-    const { size } = await handle.stat();
-    if (size > MAX_SOURCE_BYTES) {
-      return {
-        error: `the file is ${Math.round(size / 1048576)} MiB, over the ${MAX_SOURCE_BYTES / 1048576} MiB limit for source files`,
-      };
-    }
-    const buf = await handle.readFile();
-    if (buf.indexOf(0) >= 0)
-      return { error: "the file contains NUL bytes (binary data, not Python source)" };
-    return decodePythonSource(buf);
+    // The path may have been swapped since the stat: check what was opened.
+    if (!(await handle.stat()).isFile())
+      return { error: "it is not a regular file (a device, pipe or socket)" };
+    return await readCapped(handle, limit);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EACCES" || code === "EPERM") return { error: "permission denied" };
@@ -59,6 +78,23 @@ export async function readSource(path: string): Promise<ReadResult> {
     return { error: (err as Error).message };
   } finally {
     await handle?.close();
+  }
+}
+
+/** Read to the end, but never more than `limit` bytes: a file may grow, or its size lie. */
+async function readCapped(
+  handle: Awaited<ReturnType<typeof open>>,
+  limit: number,
+): Promise<{ bytes: Buffer } | { error: string }> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const buf = Buffer.alloc(Math.min(1 << 20, limit + 1 - total));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+    if (bytesRead === 0) return { bytes: Buffer.concat(chunks, total) };
+    chunks.push(buf.subarray(0, bytesRead));
+    total += bytesRead;
+    if (total > limit) return { error: tooLarge(limit) };
   }
 }
 

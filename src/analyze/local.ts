@@ -125,6 +125,12 @@ export class LocalFinder {
     return found ? { files, found, namespace } : undefined;
   }
 
+  /** The folders that make a top-level name a namespace package (none if it is anything else). */
+  namespacePortions(name: string): string[] {
+    const found = this.roots.map((r) => this.findIn(r, name)).filter((f) => f !== undefined);
+    return found.every((f) => f.kind === "namespace") ? found.map((f) => f.path) : [];
+  }
+
   /**
    * The package a file belongs to, as a dotted name, or undefined for a top-level module
    * (a file directly in a root). `pkg/sub/mod.py` -> "pkg.sub"; `pkg/__init__.py` -> "pkg".

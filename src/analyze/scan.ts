@@ -36,6 +36,8 @@ export interface ImportRecord {
   typeChecking: boolean;
   /** Platform/version guards around it, as a PEP 508 marker. */
   marker?: Marker;
+  /** `import_module(name, "pkg")`: the literal package a relative name resolves against. */
+  package?: string;
 }
 
 export interface SyntaxFloor {
@@ -50,6 +52,8 @@ export interface ScanResult {
   /** The newest syntax the module uses (the lowest Python that can parse it). */
   floor?: SyntaxFloor;
   strings: { value: string; line: number }[];
+  /** Every function defined, by qualified name: "fit", "Model.fit", "outer.fit". */
+  functions: string[];
 }
 
 const KEYWORDS = new Set(
@@ -128,11 +132,18 @@ class Scanner {
   pending: Block | undefined;
   pendingLine = 0;
   /** Dynamic imports found by the token pass, in token order, placed into blocks by run(). */
-  dynamic: { index: number; module: string; level: number }[] = [];
+  dynamic: DynamicImport[] = [];
   tryCount = 0;
+  readonly functions: string[] = [];
+  /** Local names of `import_module` and `TYPE_CHECKING` (`from typing import X as Y`). */
+  readonly importModuleNames: Set<string>;
+  readonly typeCheckingNames: Set<string>;
+  private classLike: Set<string> | undefined;
 
   constructor(readonly tk: Tokens) {
     this.stack = [{ kind: "module", parent: undefined }];
+    this.importModuleNames = new Set(["import_module", ...aliasesOf(tk, "import_module")]);
+    this.typeCheckingNames = aliasesOf(tk, "TYPE_CHECKING");
   }
 
   fail(i: number, message: string): never {
@@ -224,26 +235,47 @@ class Scanner {
     );
   }
 
-  /** `__import__("x")`, `importlib.import_module("x")`, `import_module("x")` with a literal. */
+  /**
+   * `__import__("x")`, `importlib.import_module("x")`, `import_module("x")` (or an alias of
+   * it) with a literal, and import_module's literal package for a relative name.
+   */
   dynamicImport(i: number, word: string): void {
     const tk = this.tk;
     let call = -1;
-    if (word === "__import__" || word === "import_module") call = i + 1;
+    if (word === "__import__" || this.importModuleNames.has(word)) call = i + 1;
     else if (word === "importlib" && tk.is(i + 1, ".") && tk.is(i + 2, "import_module"))
       call = i + 3;
     if (call < 0 || !tk.is(call, "(")) return;
-    let j = call + 1;
+    const name = this.literal(call + 1);
+    if (!name || !(tk.is(name.next, ")") || tk.is(name.next, ","))) return;
+    const m = /^(\.*)(.*)$/.exec(name.value) as RegExpExecArray;
+    const found: DynamicImport = {
+      index: i,
+      module: m[2] as string,
+      level: (m[1] as string).length,
+    };
+    if (word !== "__import__" && tk.is(name.next, ",")) {
+      // import_module(name, package): the second argument, positional or by keyword.
+      let p = name.next + 1;
+      if (tk.is(p, "package") && tk.is(p + 1, "=")) p += 2;
+      const pkg = this.literal(p);
+      if (pkg && tk.is(pkg.next, ")")) found.package = pkg.value;
+    }
+    this.dynamic.push(found);
+  }
+
+  /** A string literal (implicitly concatenated parts included) at `j`, and the token after it. */
+  literal(j: number): { value: string; next: number } | undefined {
+    const tk = this.tk;
+    if (tk.kind[j] !== Tok.String) return undefined;
     let value = "";
-    if (tk.kind[j] !== Tok.String) return;
     while (tk.kind[j] === Tok.String) {
       const v = stringValue(tk, j);
-      if (v === undefined) return;
+      if (v === undefined) return undefined;
       value += v;
       j++;
     }
-    if (tk.kind[j] === Tok.FString || !(tk.is(j, ")") || tk.is(j, ","))) return;
-    const m = /^(\.*)(.*)$/.exec(value) as RegExpExecArray;
-    this.dynamic.push({ index: i, module: m[2] as string, level: (m[1] as string).length });
+    return tk.kind[j] === Tok.FString ? undefined : { value, next: j };
   }
 
   run(): void {
@@ -284,14 +316,9 @@ class Scanner {
       const blockBefore = this.top;
       this.statement(i, end);
       const holder = this.pending ?? blockBefore;
-      while (d < dyn.length && (dyn[d] as { index: number }).index < end) {
-        const x = dyn[d++] as { index: number; module: string; level: number };
-        this.record(holder, {
-          module: x.module,
-          level: x.level,
-          kind: "dynamic",
-          line: tk.line[x.index] as number,
-        });
+      while (d < dyn.length && (dyn[d] as DynamicImport).index < end) {
+        const { index, ...x } = dyn[d++] as DynamicImport;
+        this.record(holder, { ...x, kind: "dynamic", line: tk.line[index] as number });
       }
       i = end + 1;
     }
@@ -414,14 +441,17 @@ class Scanner {
           this.need("3.12", `type parameters on '${kind} ${block.name}'`, kw);
           this.typeParamDefaults(kw + 2, colon);
         }
-        if (kind === "def") this.defParams(kw + 2, colon);
+        if (kind === "def") {
+          this.defParams(kw + 2, colon);
+          this.functions.push([...scopesOf(parent), block.name].join("."));
+        }
         break;
       }
       case "if":
       case "elif": {
         if (kind === "elif" && prevKind !== "if" && prevKind !== "elif")
           this.fail(kw, "'elif' without a matching 'if'");
-        const cond = parseCondition(tk, kw + 1, colon);
+        const cond = parseCondition(tk, kw + 1, colon, this.typeCheckingNames);
         const chain = kind === "elif" && prev?.ifChain ? prev.ifChain : [];
         block.ifChain = [...chain, cond];
         block.marker = markerAnd(...chain.map((c) => c.f), cond.t);
@@ -495,18 +525,39 @@ class Scanner {
     return false;
   }
 
-  /** `except A, B:` without parentheses is new in 3.14 (PEP 758). */
+  /**
+   * `except A, B:` without parentheses is new in 3.14 (PEP 758), but `except E, e:` is the
+   * Python 2 spelling of `except E as e`: two items, the second a lowercase name that is no
+   * class or imported name of the file.
+   */
   exceptCommas(a: number, colon: number, kw: number): void {
+    const tk = this.tk;
+    const commas: number[] = [];
     let depth = 0;
-    for (let j = a; j < colon; j++) {
-      const tk = this.tk;
+    for (let j = a; j < colon && !(depth === 0 && tk.is(j, "as")); j++) {
       if (tk.is(j, "(") || tk.is(j, "[") || tk.is(j, "{")) depth++;
       else if (tk.is(j, ")") || tk.is(j, "]") || tk.is(j, "}")) depth--;
-      else if (depth === 0 && tk.is(j, ",")) {
-        this.need("3.14", "except with several exception types and no parentheses", kw);
-        return;
-      }
+      else if (depth === 0 && tk.is(j, ",")) commas.push(j);
     }
+    if (commas.length === 0) return;
+    const last = (commas[0] as number) + 1;
+    if (
+      commas.length === 1 &&
+      last === colon - 1 &&
+      tk.kind[last] === Tok.Name &&
+      /^[a-z]/.test(tk.text(last)) &&
+      !this.isKw(last) &&
+      !this.classLikeNames().has(tk.text(last))
+    ) {
+      this.fail(kw, "Python 2 'except E, name' clause (this file is not Python 3)");
+    }
+    this.need("3.14", "except with several exception types and no parentheses", kw);
+  }
+
+  /** Names the file binds as a class or by an import: what `except A, name:` may catch. */
+  classLikeNames(): Set<string> {
+    this.classLike ??= boundNames(this.tk);
+    return this.classLike;
   }
 
   withHeader(kw: number, colon: number, block: Block): void {
@@ -765,10 +816,59 @@ class Scanner {
   }
 }
 
+interface DynamicImport {
+  index: number;
+  module: string;
+  level: number;
+  package?: string;
+}
+
+/** Local names given to `name` by `... import name as alias`. */
+function aliasesOf(tk: Tokens, name: string): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i + 2 < tk.count; i++) {
+    if (
+      tk.kind[i] === Tok.Name &&
+      tk.is(i, name) &&
+      tk.is(i + 1, "as") &&
+      tk.kind[i + 2] === Tok.Name
+    )
+      out.add(tk.text(i + 2));
+  }
+  return out;
+}
+
+/** Names bound by `class NAME` or by an import statement (`import a as NAME`, `from m import NAME`). */
+function boundNames(tk: Tokens): Set<string> {
+  const out = new Set<string>();
+  for (let i = 0; i + 1 < tk.count; i++) {
+    if (tk.kind[i] !== Tok.Name) continue;
+    if (tk.is(i, "class") && tk.kind[i + 1] === Tok.Name) out.add(tk.text(i + 1));
+    else if (tk.is(i, "import")) {
+      // The bound names are those not followed by '.' or 'as' (an alias takes their place).
+      for (let j = i + 1; j < tk.count && tk.kind[j] !== Tok.Newline && !tk.is(j, ";"); j++) {
+        const dotted = tk.is(j - 1, ".") || tk.is(j + 1, ".");
+        if (tk.kind[j] === Tok.Name && !dotted && !tk.is(j + 1, "as") && !tk.is(j, "as"))
+          out.add(tk.text(j));
+      }
+    }
+  }
+  return out;
+}
+
+/** Enclosing class and function names of a block, outermost first. */
+function scopesOf(block: Block | undefined): string[] {
+  const scopes: string[] = [];
+  for (let b = block; b; b = b.parent) {
+    if (b.kind === "def" || b.kind === "class") scopes.unshift(b.name ?? "");
+  }
+  return scopes;
+}
+
 /** The context of an import, from its innermost block outwards. Try groups are returned, not
  * judged: whether a try makes an import optional depends on handlers that come after it. */
 function contextOf(block: Block) {
-  const scopes: string[] = [];
+  const scopes = scopesOf(block);
   let scope: ImportRecord["scope"] | undefined;
   const markers: (Marker | undefined)[] = [];
   let typeChecking = false;
@@ -778,10 +878,7 @@ function contextOf(block: Block) {
   let tryId: number | undefined;
   let fallbackFor: number | undefined;
   for (let b: Block | undefined = block; b; b = b.parent) {
-    if (b.kind === "def" || b.kind === "class") {
-      scopes.unshift(b.name ?? "");
-      scope ??= b.kind === "def" ? "function" : "class";
-    }
+    if (b.kind === "def" || b.kind === "class") scope ??= b.kind === "def" ? "function" : "class";
     if (b.marker) markers.push(b.marker);
     if (b.typeChecking) typeChecking = true;
     if (b.tryGroup) {
@@ -810,18 +907,28 @@ function contextOf(block: Block) {
 
 export function scanSource(src: string): ScanResult {
   const { tokens, error } = tokenize(src);
-  if (error) return { imports: [], strings: [], error };
+  if (error) return { imports: [], strings: [], functions: [], error };
   const s = new Scanner(tokens);
   try {
     s.run();
   } catch (err) {
     if (err instanceof ParseError)
-      return { imports: [], strings: [], error: { line: err.line, message: err.message } };
+      return {
+        imports: [],
+        strings: [],
+        functions: [],
+        error: { line: err.line, message: err.message },
+      };
     throw err;
   }
   const imports = s.imports.map(({ record, tryGroups, suppressed }) => {
     record.optional = suppressed || tryGroups.some((g) => g.handlers.some((h) => !h.exits));
     return record;
   });
-  return { imports, strings: s.strings, ...(s.floor ? { floor: s.floor } : {}) };
+  return {
+    imports,
+    strings: s.strings,
+    functions: s.functions,
+    ...(s.floor ? { floor: s.floor } : {}),
+  };
 }
