@@ -41,6 +41,8 @@ export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "****";
+    // A user name with no password is a token (as pip takes it): masked too.
+    else if (u.username) u.username = "****";
     return u.href;
   } catch {
     return url;

@@ -28,6 +28,8 @@ export class IndexUnavailable extends UserError {
     readonly reason: string,
     what = "package index",
     readonly page = false,
+    /** The HTTP status the server answered with, when it answered. */
+    readonly status?: number,
   ) {
     super(`The ${what} ${redactUrl(url)} could not be read because ${reason}.`);
     this.name = "IndexUnavailable";
@@ -180,7 +182,7 @@ async function readPage(
     return { kind, url: res.url, text };
   } catch (err) {
     if (err instanceof HttpFailure)
-      throw new IndexUnavailable(url, err.reason, what, err.status !== undefined);
+      throw new IndexUnavailable(url, err.reason, what, err.status !== undefined, err.status);
     throw err;
   }
 }

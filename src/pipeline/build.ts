@@ -435,8 +435,9 @@ async function damagedCache(err: unknown): Promise<unknown> {
   const tree = e.path.slice(0, root.length + 64);
   const { removeUnpacked } = await import("../install/cache.js");
   await removeUnpacked(tree);
+  const lost = e.path.slice(tree.length + 1);
   return new UserError(
-    `The cache's unpacked copy of a wheel was damaged (${e.path.slice(tree.length + 1)} is missing from ${tree}); it is removed now, and the next run unpacks the wheel again.`,
+    `The cache's unpacked copy of a wheel was damaged (${lost ? `${lost} is missing from ${tree}` : `${tree} is gone`}); it is removed now, and the next run unpacks the wheel again.`,
   );
 }
 

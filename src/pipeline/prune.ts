@@ -54,6 +54,9 @@ async function retire(dir: string): Promise<boolean> {
   return true;
 }
 
+/** A dead build's scratch goes once untouched this long (a shared cache's other machines). */
+const SCRATCH_AGE_MS = 10 * 60_000;
+
 export async function pruneEverything(olderThanDays: number, dryRun = false): Promise<Removed[]> {
   const root = cacheDir();
   const cutoff = Date.now() - olderThanDays * 86_400_000;
@@ -76,7 +79,7 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
   }
 
   // Builds killed outright leave their scratch (and a bundled Python's staging) behind.
-  for (const path of await deadScratch(join(root, "envs"))) {
+  for (const path of await deadScratch(join(root, "envs"), undefined, SCRATCH_AGE_MS)) {
     removed.push({ kind: "partial", path, bytes: await treeBytes(path) });
     if (!dryRun) await removeTree(path);
   }

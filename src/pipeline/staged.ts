@@ -8,6 +8,7 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -33,6 +34,17 @@ import {
 } from "./pack-folder.js";
 import { olderGlibc } from "./prepare-run.js";
 import { ENV_MARKER, freshRecord, type RunRecord, runKey, saveRecord, stamp } from "./run-cache.js";
+
+/** Entries of a pack folder that pyferry did not write: all but app/ and conf's two files. */
+function otherEntries(dir: string): string[] {
+  const top = readdirSync(dir).filter((n) => n !== "app" && n !== "conf");
+  const conf = existsSync(join(dir, "conf"))
+    ? readdirSync(join(dir, "conf"))
+        .map((n) => join("conf", n))
+        .filter((n) => n !== PACK_MODS && n !== PACK_CONF)
+    : [];
+  return [...top, ...conf];
+}
 
 function sha256Text(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -123,9 +135,10 @@ export async function packFolder(
       throw new UserError(
         `${dir} is the pack of ${old.entry}, not of ${entry}; pick another name.`,
       );
-    const mods = readFileSync(join(dir, PACK_MODS), "utf8");
+    // A pack made before pyferry recorded what it wrote may hold edits: kept, to be safe.
+    const mods = existsSync(join(dir, PACK_MODS)) ? readFileSync(join(dir, PACK_MODS), "utf8") : "";
     lastMods = old.mods_sha256;
-    if (sha256Text(mods) !== lastMods) keptMods = mods;
+    if (mods !== "" && sha256Text(mods) !== lastMods) keptMods = mods;
   }
   const root = dirname(resolve(script));
   const tmp = `${dir}.partial-${process.pid}`;
@@ -148,16 +161,21 @@ export async function packFolder(
     };
     writeFileSync(join(tmp, PACK_CONF), `${JSON.stringify(info, null, 2)}\n`);
     if (existsSync(dir)) {
+      // What the user put in the folder beside pyferry's own files comes along.
+      for (const extra of otherEntries(dir)) {
+        mkdirSync(dirname(join(tmp, extra)), { recursive: true });
+        renameSync(join(dir, extra), join(tmp, extra));
+      }
       // The old folder goes aside with one rename, so the name always holds a whole pack.
       const aside = `${dir}.old-${process.pid}`;
       renameSync(dir, aside);
       renameSync(tmp, dir);
       rmSync(aside, { recursive: true, force: true });
     } else renameSync(tmp, dir);
-    // Said only when the analysis changed since the file was written.
+    // Said only when the analysis changed since the file was written (or nobody knows).
     if (keptMods !== undefined && sha256Text(mods) !== lastMods)
       process.stderr.write(
-        `Kept ${join(dir, PACK_MODS)} as edited by hand; the analysis now says:\n${mods}`,
+        `Kept ${join(dir, PACK_MODS)} as ${lastMods ? "edited by hand" : "it was (it predates pyferry's record of what it wrote; remove it to have it written afresh)"}; the analysis now says:\n${mods}`,
       );
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });

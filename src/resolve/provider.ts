@@ -76,10 +76,11 @@ export interface Provider {
    */
   whyNone?(name: string): string | undefined;
   /**
-   * Projects taken from one source by the first-source rule that later sources also have
-   * files of (asked now): what --mixed-sources would add.
+   * Projects `involved` (a failure's message) names that were taken from one source by the
+   * first-source rule while later sources also have files of them (asked now): what
+   * --mixed-sources would add.
    */
-  alsoElsewhere?(): Promise<string[]>;
+  alsoElsewhere?(involved: string): Promise<string[]>;
 }
 
 export interface Source {
@@ -293,8 +294,12 @@ export class IndexProvider implements Provider {
     return down.length > 0 ? `${listed}, with ${joinOr(down)} unreachable` : listed;
   }
 
-  async alsoElsewhere(): Promise<string[]> {
-    const asked = [...this.narrowed].slice(0, 64);
+  async alsoElsewhere(involved: string): Promise<string[]> {
+    // Only projects the failure names: the others' names are not sent to later sources, which
+    // may be public while the first is private.
+    const named = (p: string) =>
+      new RegExp(`(^|[^\\w.-])${p.replace(/[.-]/g, "[-_.]")}([^\\w.-]|$)`, "i");
+    const asked = [...this.narrowed].filter(([p]) => named(p).test(involved)).slice(0, 16);
     const has = await Promise.all(
       asked.map(async ([project, { at, files: seen }]) => {
         for (const source of this.opts.sources.slice(at + 1)) {
@@ -364,12 +369,18 @@ export class IndexProvider implements Provider {
         const later = sources.slice(k + 1).filter((s) => !this.down.has(s.location));
         if (mixed || source.implicit || later.length === 0) {
           this.skip(source, err);
-          if (!source.implicit) failure ??= err;
+          if (!source.implicit || err.page) failure ??= err;
           continue;
         }
         if (!err.page) this.down.set(source.location, err);
+        // 401/403: the server answered, so waiting will not help (some indexes say 403 for
+        // "not here": --mixed-sources is the way past them, as pip's merging is).
+        const fix =
+          err.status === 401 || err.status === 403
+            ? "check the credentials or permissions it wants"
+            : "try again when it answers";
         throw new UserError(
-          `${err.message.replace(/\.$/, "")}, so ${project} is not looked for on a later source (a project of that name there may be someone else's); try again when it answers, or pass --mixed-sources to take it from wherever it is found, as pip does.`,
+          `${err.message.replace(/\.$/, "")}, so ${project} is not looked for on a later source (a project of that name there may be someone else's); ${fix}, or pass --mixed-sources to take it from wherever it is found, as pip does.`,
         );
       }
       if (files === undefined) continue;

@@ -985,7 +985,7 @@ export async function resolve(req: ResolveRequest, provider?: Provider): Promise
     return await resolveWith(req, source);
   } catch (err) {
     if (err instanceof ResolutionImpossible)
-      err.alsoElsewhere = (await source.alsoElsewhere?.()) ?? [];
+      err.alsoElsewhere = (await source.alsoElsewhere?.(err.message)) ?? [];
     throw err;
   }
 }

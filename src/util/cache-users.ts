@@ -13,6 +13,7 @@ import { cacheDir } from "./dirs.js";
 import { pidAlive } from "./pid.js";
 
 const registered = new Set<string>();
+const OTHER_HOST_MS = 7 * 86_400_000;
 
 /** Register this process as a user of the cache at `root` (once; best effort). */
 export function useCache(root: string = cacheDir()): void {
@@ -37,8 +38,8 @@ export function useCache(root: string = cacheDir()): void {
 }
 
 /**
- * When the oldest other live user of this host registered (ms), or undefined when there is
- * none. The files of users that died (kill -9) are removed on the way.
+ * When the oldest other live user registered (ms), or undefined when there is none. The
+ * files of this host's users that died (kill -9) are removed on the way.
  */
 export function usedSince(root: string = cacheDir()): number | undefined {
   const dir = join(root, "users");
@@ -52,9 +53,21 @@ export function usedSince(root: string = cacheDir()): number | undefined {
   const host = hostname();
   for (const name of names) {
     const m = /^(.*)\.(\d+)\.[0-9a-f]+$/.exec(name);
-    if (!m || m[1] !== host) continue;
+    if (!m) continue;
     const pid = Number(m[2]);
     const file = join(dir, name);
+    if (m[1] !== host) {
+      // Another machine sharing the cache: its processes cannot be asked, so one counts
+      // while its registration is under a week old.
+      const at = statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+      if (
+        at !== undefined &&
+        Date.now() - at < OTHER_HOST_MS &&
+        (oldest === undefined || at < oldest)
+      )
+        oldest = at;
+      continue;
+    }
     if (pid !== process.pid && !pidAlive(pid)) {
       try {
         unlinkSync(file);

@@ -4,7 +4,7 @@
  * they are, and, when it was killed outright, by the next process that writes there.
  */
 import { rmSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pidAlive } from "./pid.js";
 
@@ -58,16 +58,24 @@ export function scratchFor(dest: string, rand: string): string {
 const scratchName = (dest: string) =>
   new RegExp(`^\\.${dest}\\.(\\d+)\\.[0-9a-f]+\\.tmp(?:\\..+)?$`);
 
-/** Scratch paths in `dir` whose writers are gone (any destination when `dest` is not given). */
-export async function deadScratch(dir: string, dest?: string): Promise<string[]> {
+/**
+ * Scratch paths in `dir` whose writers are gone (any destination when `dest` is not given).
+ * With `minAgeMs`, only those untouched that long: on a folder other machines share, a pid
+ * that is not alive here may be alive there.
+ */
+export async function deadScratch(dir: string, dest?: string, minAgeMs = 0): Promise<string[]> {
   const pattern = scratchName(dest === undefined ? ".+" : escapeRegExp(dest));
   const names = await readdir(dir).catch(() => [] as string[]);
-  return names
+  const old = async (p: string) =>
+    minAgeMs === 0 || Date.now() - ((await stat(p).catch(() => null))?.mtimeMs ?? 0) >= minAgeMs;
+  const dead = names
     .filter((name) => {
       const pid = Number(pattern.exec(name)?.[1]);
       return pid && pid !== process.pid && !pidAlive(pid);
     })
     .map((name) => join(dir, name));
+  const keep = await Promise.all(dead.map(old));
+  return dead.filter((_, i) => keep[i]);
 }
 
 /** Remove what processes that are gone left while writing `dest`. */

@@ -406,7 +406,13 @@ describe("cloudpy (seed-compatible)", () => {
       "import yaml\nimport attrs\n",
     );
     writeFileSync(join(d, "myjob", "conf", "mods"), "six\ntabulate\n");
+    writeFileSync(join(d, "myjob", "NOTES"), "mine\n");
     r = pack();
+    assert.equal(
+      readFileSync(join(d, "myjob", "NOTES"), "utf8"),
+      "mine\n",
+      "what the user put there stays",
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(mods(), ["six", "tabulate"], "the hand edit stays");
     assert.deepEqual(readdirSync(d).sort(), ["helper.py", "job.py", "myjob"]);

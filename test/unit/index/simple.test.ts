@@ -235,6 +235,13 @@ describe("HTTP", () => {
       assert.match(err.message, /me:\*\*\*\*@/);
       return true;
     });
+    // A token as the user name, with no password (as some hosted indexes issue them).
+    await assert.rejects(listProjects(base.replace("http://", "http://T0KEN@") + "/x/"), (err) => {
+      assert.ok(err instanceof IndexUnavailable && err.status === 401);
+      assert.doesNotMatch(err.message, /T0KEN/);
+      assert.match(err.message, /\/\/\*\*\*\*@/);
+      return true;
+    });
   });
 
   test("an unreachable or silent server fails fast with a readable reason", async () => {

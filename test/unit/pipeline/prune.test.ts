@@ -101,6 +101,11 @@ test("what running processes use stays, an unpacker's tree too, and what dead wr
       `.${"k".repeat(32)}.999999999.0a0b0c0d.tmp.partial-1a2b3c4d`,
     );
     make(join(scratch, "bin", "python3"), 0);
+    // Left an hour ago: a fresh one might be another machine's build in progress.
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(scratch, hourAgo, hourAgo);
+    const recent = join(cache, "envs", `.${"r".repeat(32)}.999999999.0a0b0c0d.tmp`);
+    make(join(recent, "x"), 0);
 
     const removed = await pruneEverything(0);
     const kinds = removed.map((r) => `${r.kind}:${r.path.slice(cache.length + 1)}`).sort();
@@ -109,7 +114,7 @@ test("what running processes use stays, an unpacker's tree too, and what dead wr
       `partial:${dead.slice(cache.length + 1)}`,
       `partial:${scratch.slice(cache.length + 1)}`,
     ]);
-    assert.ok(existsSync(used) && existsSync(live));
+    assert.ok(existsSync(used) && existsSync(live) && existsSync(recent));
     child.kill("SIGKILL");
     await new Promise((go) => child.once("exit", go));
     // Its user file goes with it, and then so may what it used.

@@ -307,6 +307,7 @@ describe("IndexProvider", () => {
   test("one failing page stops only its project; a page listing nothing still claims the name", async () => {
     const server = createHttpServer((req, res) => {
       if (req.url === "/simple/only2/") res.writeHead(503).end();
+      else if (req.url === "/simple/local-only/") res.writeHead(401).end();
       else if (req.url === "/simple/shared/")
         res
           .writeHead(200, { "Content-Type": "text/html" })
@@ -329,6 +330,10 @@ describe("IndexProvider", () => {
         /only2\/ could not be read because the server answered HTTP 503, so only2 is not looked for on a later source/,
       );
       await assert.rejects(provider.candidates("junk"), /its JSON is invalid/);
+      await assert.rejects(
+        provider.candidates("local-only"),
+        /HTTP 401, so local-only is not looked for on a later source .*; check the credentials or permissions it wants, or pass --mixed-sources/,
+      );
       // The primary still answers for the rest: "only1" is absent there (404) and found later.
       assert.deepEqual(versions(await provider.candidates("only1")), ["1.0"]);
       assert.deepEqual(
