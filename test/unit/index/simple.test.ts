@@ -236,7 +236,7 @@ describe("HTTP", () => {
       return true;
     });
     // A token as the user name, with no password (as some hosted indexes issue them).
-    await assert.rejects(listProjects(base.replace("http://", "http://T0KEN@") + "/x/"), (err) => {
+    await assert.rejects(listProjects(`${base.replace("http://", "http://T0KEN@")}/x/`), (err) => {
       assert.ok(err instanceof IndexUnavailable && err.status === 401);
       assert.doesNotMatch(err.message, /T0KEN/);
       assert.match(err.message, /\/\/\*\*\*\*@/);
