@@ -242,6 +242,17 @@ function partialName(target: string): string {
   return `${target}.partial.${hostTag()}.${process.pid}.${randomBytes(4).toString("hex")}`;
 }
 
+/**
+ * For a name partialName made: whether its writer is a process of this host that is gone.
+ * Undefined for any other name, or another host's writer (which this host cannot ask).
+ */
+export function partialAbandoned(name: string): boolean | undefined {
+  const m = /\.partial\.(.+)\.(\d+)\.[0-9a-f]+$/.exec(name);
+  if (!m || m[1] !== hostTag()) return undefined;
+  const pid = Number(m[2]);
+  return pid !== process.pid && !pidAlive(pid);
+}
+
 /** True when something, even a dangling symlink, is at `p`. */
 const present = async (p: string): Promise<boolean> => (await lstat(p).catch(() => null)) !== null;
 
@@ -277,11 +288,9 @@ export async function sha256File(path: string): Promise<string> {
 
 /** Remove partial trees beside `target` whose writer, a process on this host, has died. */
 async function removeAbandoned(target: string): Promise<void> {
-  const prefix = `${basename(target)}.partial.${hostTag()}.`;
+  const prefix = `${basename(target)}.partial.`;
   for (const name of await readdir(dirname(target))) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split(".")[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid))
+    if (name.startsWith(prefix) && partialAbandoned(name))
       await rm(join(dirname(target), name), { recursive: true, force: true });
   }
 }

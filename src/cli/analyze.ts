@@ -56,7 +56,7 @@ function blockOf(text: string): string {
 }
 
 /** --pkg-mapping entries that decided nothing, and why: a mapping is never silently dropped. */
-function unusedMappings(flags: AnalyzeFlags, report: AnalysisReport): string[] {
+function unusedMappings(mappings: Map<string, string>, report: AnalysisReport): string[] {
   const used = new Set(
     [...report.requirements, ...report.ambiguous.map((a) => ({ imports: [a.import] }))].flatMap(
       (r) => r.imports.map((i) => i.split(".")[0] as string),
@@ -64,7 +64,7 @@ function unusedMappings(flags: AnalyzeFlags, report: AnalysisReport): string[] {
   );
   const locals = new Set(report.local_files.map((f) => f.split("/")[0]?.replace(/\.py$/, "")));
   const out: string[] = [];
-  for (const [name, dist] of parsePkgMappings(flags.pkgMapping ?? [])) {
+  for (const [name, dist] of mappings) {
     const top = name.split(".")[0] as string;
     if (used.has(top)) continue;
     const why = report.stdlib.some((m) => m.split(".")[0] === top)
@@ -225,12 +225,14 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           `--name "${flags.name}" is not an environment name conda accepts (no spaces, "/", ":" or "#").`,
           2,
         );
-      const report = await runAnalysis(path, analyzeOptions(flags)).catch((err: unknown) => {
+      const opts = analyzeOptions(flags);
+      const report = await runAnalysis(path, opts).catch((err: unknown) => {
         // A machine reading --json gets an answer it can parse even when there is no report.
         if (flags.json && err instanceof UserError) writeJson({ error: err.message });
         throw err;
       });
-      for (const w of [...report.warnings, ...unusedMappings(flags, report)]) warn(w);
+      for (const w of [...report.warnings, ...unusedMappings(opts.pkgMapping ?? new Map(), report)])
+        warn(w);
       for (const e of report.errors)
         warn(`${e.file}${e.line ? ` line ${e.line}` : ""}: ${e.message}`);
       const include = flags.includeOptional === true;

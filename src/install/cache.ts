@@ -23,7 +23,7 @@ import {
   stat,
   writeFile,
 } from "node:fs/promises";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
 import { HttpFailure, httpGet, redactUrl } from "../index/http.js";
@@ -340,15 +340,19 @@ export async function unpackWheel(
   }
 }
 
-/** Take an unpacked tree out of the cache (unpublished by one rename, then removed). */
-export async function removeUnpacked(dir: string): Promise<void> {
-  const trash = join(cachePaths().unpacked, `.trash-${tempSuffix()}`);
+/**
+ * Take a published tree out of the cache: unpublished by one rename beside it (so that no
+ * reader finds it half-removed), then removed. False when it was gone already.
+ */
+export async function retireTree(dir: string): Promise<boolean> {
+  const trash = join(dirname(dir), `.trash-${tempSuffix()}`);
   try {
     await rename(dir, trash);
   } catch {
-    return;
+    return false;
   }
   await removeTree(trash);
+  return true;
 }
 
 /** Read an unpacked tree already in the cache, without unpacking anything. */

@@ -24,6 +24,7 @@ import {
   fetchDist,
   fetchMany,
   findUnpacked,
+  retireTree,
   type UnpackedWheel,
 } from "../install/cache.js";
 import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from "../install/env.js";
@@ -433,8 +434,7 @@ async function damagedCache(err: unknown): Promise<unknown> {
   const root = `${cachePaths().unpacked}/`;
   if (e?.code !== "ENOENT" || typeof e.path !== "string" || !e.path.startsWith(root)) return err;
   const tree = e.path.slice(0, root.length + 64);
-  const { removeUnpacked } = await import("../install/cache.js");
-  await removeUnpacked(tree);
+  await retireTree(tree);
   const lost = e.path.slice(tree.length + 1);
   return new UserError(
     `The cache's unpacked copy of a wheel was damaged (${lost ? `${lost} is missing from ${tree}` : `${tree} is gone`}); it is removed now, and the next run unpacks the wheel again.`,

@@ -235,10 +235,10 @@ export async function cacheInfoCommand(json: boolean): Promise<void> {
   for (const dir of ["built", "envs", "bundles"] as const) {
     const d = join(info.root, dir);
     const names = existsSync(d) ? (await readdir(d)).filter((e) => !e.startsWith(".")) : [];
-    // Locks and unfinished unpackings are not bundles; a build's hidden scratch is not an env.
+    // Locks are not bundles, and unfinished unpackings are unfinished writes.
+    const partial = names.filter((e) => e.includes(".partial."));
     const entries = names.filter((e) => !e.endsWith(".lock") && !e.includes(".partial."));
-    info.partial.count +=
-      names.length - entries.length - names.filter((e) => e.endsWith(".lock")).length;
+    info.partial.count += partial.length;
     stages[dir] = { count: entries.length, bytes: await treeBytes(d) };
   }
   const all = { ...info, ...stages };

@@ -5,16 +5,14 @@
  * unpublished by one rename before it is removed, and a bundle only under its unpacking lock,
  * so no process ever starts on a half-removed tree.
  */
-import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { readdir, rename, rm, stat, unlink } from "node:fs/promises";
+import { readdir, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
-import { COMPLETE_MARKER, hostTag } from "../bundle/unpack.js";
-import { pruneCache, removeTree } from "../install/cache.js";
+import { COMPLETE_MARKER, partialAbandoned } from "../bundle/unpack.js";
+import { pruneCache, removeTree, retireTree } from "../install/cache.js";
 import { usedSince } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
-import { pidAlive } from "../util/pid.js";
 import { deadScratch } from "../util/scratch.js";
 import { ENV_MARKER } from "./run-cache.js";
 
@@ -40,18 +38,6 @@ async function treeBytes(dir: string): Promise<number> {
     else if (e.isFile()) total += (await stat(p).catch(() => undefined))?.size ?? 0;
   }
   return total;
-}
-
-/** Unpublish `dir` by renaming it aside, then remove it. False when it was gone already. */
-async function retire(dir: string): Promise<boolean> {
-  const trash = join(dir, "..", `.trash-${process.pid}-${randomBytes(4).toString("hex")}`);
-  try {
-    await rename(dir, trash);
-  } catch {
-    return false;
-  }
-  await removeTree(trash);
-  return true;
 }
 
 /** A dead build's scratch goes once untouched this long (a shared cache's other machines). */
@@ -87,16 +73,15 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
     const dir = join(root, "envs", key);
     if (!old(await mtime(join(dir, ENV_MARKER)))) continue;
     const bytes = await treeBytes(dir);
-    if (dryRun || (await retire(dir))) removed.push({ kind: "env", path: dir, bytes });
+    if (dryRun || (await retireTree(dir))) removed.push({ kind: "env", path: dir, bytes });
   }
 
   for (const sha of await list(join(root, "bundles"))) {
     if (sha.endsWith(".lock")) continue;
     const dir = join(root, "bundles", sha);
     // An unpacker's tree: its own until it dies (then the next unpacker or this removes it).
-    const writer = /\.partial\.(.+)\.(\d+)\.[0-9a-f]+$/.exec(sha);
-    if (writer) {
-      if (writer[1] !== hostTag() || pidAlive(Number(writer[2]))) continue;
+    if (sha.includes(".partial.")) {
+      if (!partialAbandoned(sha)) continue;
       const bytes = await treeBytes(dir);
       removed.push({ kind: "partial", path: dir, bytes });
       if (!dryRun) await removeTree(dir);
@@ -112,7 +97,7 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
     const lock = await acquireLock(`${dir}.lock`, { timeoutMs: 2_000 }).catch(() => undefined);
     if (!lock) continue;
     try {
-      if (await retire(dir)) removed.push({ kind: "bundle", path: dir, bytes });
+      if (await retireTree(dir)) removed.push({ kind: "bundle", path: dir, bytes });
     } finally {
       await lock.release();
     }

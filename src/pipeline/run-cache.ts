@@ -6,8 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { pyenvRoot, versionFiles } from "../python/pyenv-shim.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
@@ -47,16 +47,9 @@ export function interpreterContext(pythonRequest: string | undefined): string {
   return [process.env.PATH ?? "", process.env.PYENV_VERSION ?? "", process.cwd()].join("\0");
 }
 
-/** Files that choose pyenv's active version (.python-version up from `cwd`, the global one). */
-export function interpreterFiles(cwd: string = process.cwd()): string[] {
-  const files: string[] = [];
-  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
-    files.push(join(dir, ".python-version"));
-    if (dirname(dir) === dir) break;
-  }
-  const pyenvRoot = process.env.PYENV_ROOT || join(homedir(), ".pyenv");
-  files.push(join(pyenvRoot, "version"));
-  return files;
+/** Files that choose pyenv's active version, here and now. */
+export function interpreterFiles(): string[] {
+  return versionFiles(pyenvRoot(), process.env, process.cwd());
 }
 
 /** One record per script and interpreter request. */

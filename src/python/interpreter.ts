@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { access, open, readdir, readFile, realpath, stat } from "node:fs/promises";
-import { homedir } from "node:os";
 import { basename, delimiter, dirname, join, resolve, sep } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { type Captured, capture } from "../util/capture.js";
@@ -9,7 +8,7 @@ import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import type { MarkerEnvironment } from "./marker.js";
 import { PROBE_MARKER, probeSource } from "./probe.js";
-import { pyenvShimMisses, resolvePyenvShim } from "./pyenv-shim.js";
+import { pyenvRoot, pyenvShimMisses, resolvePyenvShim } from "./pyenv-shim.js";
 
 export type VersionInfo = [number, number, number, string, number];
 
@@ -322,10 +321,6 @@ async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | und
     if (await isExecutableFile(file)) return file;
   }
   return undefined;
-}
-
-function pyenvRoot(env: NodeJS.ProcessEnv): string {
-  return env.PYENV_ROOT || join(env.HOME || homedir(), ".pyenv");
 }
 
 async function pyenvInterpreters(env: NodeJS.ProcessEnv): Promise<string[]> {

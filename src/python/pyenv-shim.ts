@@ -5,7 +5,27 @@
  * the shim itself.
  */
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+
+/** pyenv's root folder. */
+export function pyenvRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PYENV_ROOT || join(env.HOME || homedir(), ".pyenv");
+}
+
+/**
+ * The files that choose pyenv's version when PYENV_VERSION does not, in the order pyenv reads
+ * them: .python-version up from PYENV_DIR (else `cwd`), then the global version file.
+ */
+export function versionFiles(root: string, env: NodeJS.ProcessEnv, cwd: string): string[] {
+  const files: string[] = [];
+  for (let dir = resolve(env.PYENV_DIR || cwd); ; dir = dirname(dir)) {
+    files.push(join(dir, ".python-version"));
+    if (dirname(dir) === dir) break;
+  }
+  files.push(join(root, "version"));
+  return files;
+}
 
 /** The versions pyenv would try, in order: PYENV_VERSION, a .python-version up the tree, the global file. */
 function selectedVersions(root: string, env: NodeJS.ProcessEnv, cwd: string): string[] | undefined {
@@ -22,12 +42,11 @@ function selectedVersions(root: string, env: NodeJS.ProcessEnv, cwd: string): st
       return undefined;
     }
   };
-  for (let dir = resolve(env.PYENV_DIR || cwd); ; dir = dirname(dir)) {
-    const found = read(join(dir, ".python-version"));
+  for (const file of versionFiles(root, env, cwd)) {
+    const found = read(file);
     if (found) return found;
-    if (dirname(dir) === dir) break;
   }
-  return read(join(root, "version")) ?? ["system"];
+  return ["system"];
 }
 
 function hasWhichHooks(root: string, env: NodeJS.ProcessEnv): boolean {
