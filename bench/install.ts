@@ -284,12 +284,10 @@ function main(): string {
     // Install the exact lock into fresh environments: cold caches, then the same caches warm.
     const installCold = step("install, cold cache");
     const installWarm = step("install, warm cache");
-    // For root, pyferry's default link mode copies (a hardlink into the cache could be edited
-    // through); the hardlink row shows what the cache can give when links are allowed.
-    const installLinked = asRoot
-      ? step("install, warm cache, pyferry --link-mode hardlink")
-      : undefined;
-    if (installLinked) installLinked.pipFrom = installWarm;
+    // pyferry's default hardlinks from its cache; the copy row shows an install whose files
+    // are all its own (--link-mode copy), which writes every byte again.
+    const installCopied = step("install, warm cache, pyferry --link-mode copy");
+    installCopied.pipFrom = installWarm;
     const venvTimes: number[] = [];
     // What copying the same files costs with nothing else to do: the floor of a copying install.
     const copyFloor: number[] = [];
@@ -302,7 +300,7 @@ function main(): string {
       const dirs = {
         pfCold: join(envs, `pf-cold-${i}`),
         pfWarm: join(envs, `pf-warm-${i}`),
-        pfLinked: join(envs, `pf-hardlink-${i}`),
+        pfCopied: join(envs, `pf-copy-${i}`),
         pipCold: join(envs, `pip-cold-${i}`),
         pipWarm: join(envs, `pip-warm-${i}`),
       };
@@ -340,17 +338,14 @@ function main(): string {
         () => pfInstall(dirs.pfWarm, installWarm.pyferry),
         () => pipInstall(dirs.pipWarm, installWarm.pip),
       );
-      if (installLinked)
-        pfInstall(dirs.pfLinked, installLinked.pyferry, ["--link-mode", "hardlink"]);
+      pfInstall(dirs.pfCopied, installCopied.pyferry, ["--link-mode", "copy"]);
       const floorCopy = join(envs, `cp-a-${i}`);
       settle();
-      copyFloor.push(exec("cp", ["-a", dirs.pfWarm, floorCopy]).seconds);
+      copyFloor.push(exec("cp", ["-a", dirs.pfCopied, floorCopy]).seconds);
       if (i === 0) {
         verifyEnv("pyferry cold-cache", join(dirs.pfCold, "bin", "python"), pins, pyVersion, w);
         verifyEnv("pyferry warm-cache", join(dirs.pfWarm, "bin", "python"), pins, pyVersion, w);
-        if (installLinked) {
-          verifyEnv("pyferry hardlinked", join(dirs.pfLinked, "bin", "python"), pins, pyVersion, w);
-        }
+        verifyEnv("pyferry copied", join(dirs.pfCopied, "bin", "python"), pins, pyVersion, w);
         verifyEnv("pip cold-cache", join(dirs.pipCold, "bin", "python"), pins, pyVersion, w);
         verifyEnv("pip warm-cache", join(dirs.pipWarm, "bin", "python"), pins, pyVersion, w);
       }
@@ -359,13 +354,7 @@ function main(): string {
 
     // ------------------------------------------------------------------------------------
     // Report.
-    const steps = [
-      resolveCold,
-      resolveWarm,
-      installCold,
-      installWarm,
-      ...(installLinked ? [installLinked] : []),
-    ];
+    const steps = [resolveCold, resolveWarm, installCold, installWarm, installCopied];
     const pipOf = (s: Step) => (s.pipFrom ?? s).pip;
     const speedup = (s: Step) => median(pipOf(s)) / median(s.pyferry);
     const table = formatTable(
@@ -390,7 +379,7 @@ function main(): string {
           "-",
         ],
         [
-          "cp -a of pyferry's warm environment (a copy's floor)",
+          "cp -a of pyferry's copied environment (a copy's floor)",
           "-",
           median(copyFloor).toFixed(2),
           `${(median(installWarm.pip) / median(copyFloor)).toFixed(1)}x`,
@@ -438,13 +427,11 @@ function main(): string {
           "within a minute of a large removal costs more, for both tools."
         : "- The disk had under 12 GiB free, so each repetition's folders were removed before " +
           "the next: on ext4 without a journal this can slow the steps that follow, for both tools.",
-      ...(asRoot
-        ? [
-            "- Running as root: pyferry's default link mode (auto) copies files out of its cache " +
-              "rather than hardlinking them; the hardlink row shows the same install with links.",
-          ]
-        : []),
-      "- The cp -a row copies the environment pyferry's warm run just made with coreutils, one " +
+      `- pyferry's default link mode (auto) clones files out of its cache where the file system ` +
+        "can, else hardlinks them (this ext4 cannot clone), as uv does" +
+        (asRoot ? ", also for root (this run)" : "") +
+        "; the copy row shows the same install writing every byte again (--link-mode copy).",
+      "- The cp -a row copies the environment pyferry's copy run just made with coreutils, one " +
         "file at a time: what making those files and writing those bytes costs on this disk, " +
         "with no installer work at all. Its speed-up column (pip's warm time over it) shows how " +
         "much room a copying install has here; pyferry copies on up to four threads.",

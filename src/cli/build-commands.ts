@@ -3,7 +3,7 @@
  * Registration is light; each action loads its implementation when it runs, so that the
  * warm path of `pyferry run` starts fast.
  */
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import { UserError } from "../util/errors.js";
 import { type AnalyzeFlags, addAnalyzeOptions } from "./analyze.js";
 
@@ -101,7 +101,12 @@ Examples:
         "copy the interpreter into the environment so it runs where no Python is installed",
       )
       .option("--compile", "compile bytecode (hash-based .pyc, valid after moving)")
-      .option("--link-mode <mode>", "auto, clone, hardlink or copy (from the cache)", "auto"),
+      .addOption(
+        new Option(
+          "--link-mode <mode>",
+          "how files come from the cache (default: $PYFERRY_LINK_MODE, else auto: clone, else hardlink, else copy)",
+        ).choices(["auto", "clone", "hardlink", "copy"]),
+      ),
   )
     .addHelpText(
       "after",

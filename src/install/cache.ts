@@ -21,7 +21,6 @@ import {
   rm,
   rmdir,
   stat,
-  writeFile,
 } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -48,6 +47,8 @@ export { UNPACKED_MARKER, type UnpackedFile };
 export interface UnpackedWheel extends WheelContents {
   dir: string;
   sha256: string;
+  /** The file system's time when the tree was published (absent in trees of older pyferry). */
+  published?: number;
 }
 
 /** A file to fetch: where it is and the sha256 (hex) it must have. */
@@ -279,6 +280,11 @@ async function readUnpacked(root: string, sha256: string): Promise<UnpackedWheel
     return undefined;
   }
   const { format: _format, ...rest } = data as Omit<UnpackedWheel, "dir"> & { format: number };
+  if (rest.published === undefined) {
+    // Older trees lack the time; the marker's birth is the same moment, where it is kept.
+    const born = (await stat(marker)).birthtimeMs;
+    if (born > 0) rest.published = born;
+  }
   await touch(marker);
   return { ...rest, dir };
 }
@@ -314,11 +320,17 @@ export async function unpackWheel(
   const tmp = join(root, `.tmp-${sha.slice(0, 16)}-${tempSuffix()}`);
   try {
     const contents = await extractWheel(path, filename, tmp);
-    const record = { format: MARKER_FORMAT, sha256: sha, ...contents };
-    await writeFile(join(tmp, UNPACKED_MARKER), `${JSON.stringify(record)}\n`, {
-      mode: 0o444,
-      flag: "wx",
-    });
+    // The marker is made after every file, so its mtime, by the file system's own clock (also
+    // on a shared cache), is when the tree was published: a later mtime means an edit.
+    const marker = await open(join(tmp, UNPACKED_MARKER), "wx", 0o444);
+    let published: number;
+    try {
+      published = (await marker.stat()).mtimeMs;
+      const record = { format: MARKER_FORMAT, sha256: sha, published, ...contents };
+      await marker.writeFile(`${JSON.stringify(record)}\n`);
+    } finally {
+      await marker.close();
+    }
     // Read-only directories too: nothing can be added to or removed from a published tree.
     const dirs = parentDirs(contents.files.map((f) => f.path)).reverse();
     for (const d of [...dirs.map((d) => join(tmp, d)), tmp]) await chmod(d, 0o555);
@@ -333,7 +345,7 @@ export async function unpackWheel(
       if (theirs) return theirs;
       throw err;
     }
-    return { ...contents, sha256: sha, dir: join(root, sha) };
+    return { ...contents, sha256: sha, published, dir: join(root, sha) };
   } catch (err) {
     await removeTree(tmp);
     throw err;

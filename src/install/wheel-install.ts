@@ -26,6 +26,7 @@ import type { EnvLayout } from "./env.js";
 import { createLimiter, mapLimit, settleAll } from "./pool.js";
 import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
 import { launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
+import { CachedTreeChanged, cachedFileChange } from "./tree-check.js";
 import type { UnpackedFile } from "./wheel-archive.js";
 
 export type LinkMode = "auto" | "clone" | "hardlink" | "copy";
@@ -35,11 +36,6 @@ export interface InstallOptions {
   requested?: boolean;
   /** How files come from the cache; default "auto": clone, else hardlink, else copy. */
   linkMode?: LinkMode;
-  /**
-   * Nothing will run in or write to the environment here (it is for another machine; its
-   * files are only read to be shipped): "auto" may hardlink even for root.
-   */
-  readOnly?: boolean;
   /** Written to INSTALLER; default "pyferry". */
   installer?: string;
   /** Told when an install replaces files it does not own; pip replaces them silently. */
@@ -88,13 +84,11 @@ class Linker {
   constructor(
     private readonly mode: LinkMode,
     private readonly warn?: (message: string) => void,
-    readOnly = false,
   ) {
     this.clone = mode === "auto" || mode === "clone";
-    // Read-only modes keep an edit through a hardlink out of the cache, but not for root, who
-    // may write to any file: for root, "auto" copies instead, unless nothing writes there.
-    const root = typeof process.getuid === "function" && process.getuid() === 0;
-    this.hardlink = mode === "hardlink" || (mode === "auto" && (!root || readOnly));
+    // The cache's files are read-only, so an edit through a hardlink fails, except for root;
+    // a tree written to that way is found by tree-check.ts and never used again.
+    this.hardlink = mode === "auto" || mode === "hardlink";
   }
 
   private fellBack(way: "clone" | "hardlink", err: unknown): void {
@@ -300,6 +294,14 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
       size: `${p.file.size}`,
     };
     if (!ctx.skip.has(p.dest)) {
+      const changed = cachedFileChange(src, p.file.size, wheel.published);
+      if (changed) {
+        throw new CachedTreeChanged(
+          wheel.dir,
+          `${wheel.name} ${wheel.version}`,
+          `${p.file.path} ${changed}`,
+        );
+      }
       const executable = p.script || (p.file.mode & 0o111) !== 0;
       const rewritten = p.script ? rewriteScript(readFileSync(src)) : undefined;
       if (rewritten) {
@@ -370,7 +372,7 @@ export async function installWheel(
   await uninstall(w.name, layout);
   const plan = await planWheel(w, layout);
   const result = await runPlan(plan, {
-    linker: new Linker(opts.linkMode ?? "auto", opts.warn, opts.readOnly),
+    linker: new Linker(opts.linkMode ?? "auto", opts.warn),
     requested: opts.requested ?? false,
     installer: opts.installer ?? "pyferry",
     skip: new Set(),
@@ -408,7 +410,7 @@ export class BatchInstall {
     private readonly layout: EnvLayout,
     private readonly opts: InstallOptions = {},
   ) {
-    this.linker = new Linker(opts.linkMode ?? "auto", opts.warn, opts.readOnly);
+    this.linker = new Linker(opts.linkMode ?? "auto", opts.warn);
   }
 
   /** Start installing `w`; a wheel of the same project already added is an error. */

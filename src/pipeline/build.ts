@@ -29,8 +29,9 @@ import {
 } from "../install/cache.js";
 import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from "../install/env.js";
 import type { BuildDeps } from "../install/sdist.js";
+import { CachedTreeChanged } from "../install/tree-check.js";
 import { unpackMany } from "../install/unpack-pool.js";
-import { BatchInstall, installAll } from "../install/wheel-install.js";
+import { BatchInstall, installAll, type LinkMode } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
 import type { CoreMetadata } from "../python/metadata.js";
@@ -172,7 +173,7 @@ function checkHashes(hashed: Map<string, Set<string>>, lock: Lock): void {
 export interface BuildOptions {
   bundlePython?: boolean;
   compile?: boolean;
-  linkMode?: "auto" | "clone" | "hardlink" | "copy";
+  linkMode?: LinkMode;
   /** Where relative `path` entries of the lock are resolved from. */
   lockDir?: string;
   /** Where the build requirements of sdists come from; default: pip's configuration. */
@@ -222,6 +223,49 @@ export async function buildEnv(
   }
   await mkdir(dirname(final), { recursive: true });
   await sweepScratch(final);
+  const retired = new Set<string>();
+  for (;;) {
+    try {
+      return await buildOnce(lock, info, final, opts);
+    } catch (err) {
+      if (!(err instanceof CachedTreeChanged)) throw err;
+      const again = retired.has(err.dir);
+      retired.add(err.dir);
+      await retireTree(err.dir);
+      // The same tree changed again, unpacked anew: something keeps writing into the cache.
+      if (again)
+        throw new UserError(
+          `${err.message.replace(/\.$/, "")}, twice; the environment was not built.`,
+        );
+      warn(
+        `${err.message.replace(/\.$/, "")}; it is unpacked again.` +
+          (err.edited
+            ? " An edit in an environment that hardlinks the cache's files reaches the cache and every environment linked to them: rebuild those, or keep environments apart with --link-mode copy."
+            : ""),
+      );
+    }
+  }
+}
+
+const LINK_MODES: readonly LinkMode[] = ["auto", "clone", "hardlink", "copy"];
+
+/** The link mode when none is asked for: PYFERRY_LINK_MODE, else auto. */
+function defaultLinkMode(): LinkMode {
+  const mode = process.env.PYFERRY_LINK_MODE || "auto";
+  if (!(LINK_MODES as readonly string[]).includes(mode))
+    throw new UserError(
+      `PYFERRY_LINK_MODE is "${mode}", but it can only be auto, clone, hardlink or copy.`,
+    );
+  return mode as LinkMode;
+}
+
+/** buildEnv's work, from a clean start; CachedTreeChanged when a tree of the cache changed. */
+async function buildOnce(
+  lock: Lock,
+  info: InterpreterInfo,
+  final: string,
+  opts: BuildOptions,
+): Promise<EnvLayout> {
   const tmp = scratchFor(final, randomBytes(4).toString("hex"));
   const release = holdScratch(tmp);
   try {
@@ -229,11 +273,9 @@ export async function buildEnv(
     // As pip installs dependencies before what needs them, a package the user asked for wins
     // when two wheels ship the same file.
     const rank = wanted.map((p, i) => (p.requested ? wanted.length + i : i));
-    // An environment for another machine is never run here, only read to be shipped.
     let installed = 0;
     const placing = {
-      linkMode: opts.linkMode ?? "auto",
-      readOnly: opts.venvBase !== undefined,
+      linkMode: opts.linkMode ?? defaultLinkMode(),
       installed: () => opts.progress?.(++installed, wanted.length),
     };
     let failure: { error: unknown } | undefined;
@@ -269,7 +311,7 @@ export async function buildEnv(
     // Nothing may still be writing into `tmp` when it is removed below.
     await wheels;
     await batch?.finish().catch(failed);
-    if (failure) throw await damagedCache(failure.error);
+    if (failure) throw damagedCache(failure.error);
     if (!layout) throw new Error("no environment folders were made");
     if (opts.compile && !opts.venvBase) {
       const { compileBytecode } = await import("../install/compile.js");
@@ -425,20 +467,16 @@ export function buildDeps(
 }
 
 /**
- * A file missing from an unpacked wheel of the cache (removed by hand, or a disk fault) would
- * fail every later build the same way: that tree is taken out of the cache, so that the next
- * build unpacks the wheel again, and the error says so. Other errors are returned as they are.
+ * An install that met a file missing from a tree of the cache (removed after it was looked
+ * at): CachedTreeChanged for that tree. Other errors are returned as they are.
  */
-async function damagedCache(err: unknown): Promise<unknown> {
+function damagedCache(err: unknown): unknown {
   const e = err as NodeJS.ErrnoException;
   const root = `${cachePaths().unpacked}/`;
   if (e?.code !== "ENOENT" || typeof e.path !== "string" || !e.path.startsWith(root)) return err;
-  const tree = e.path.slice(0, root.length + 64);
-  await retireTree(tree);
-  const lost = e.path.slice(tree.length + 1);
-  return new UserError(
-    `The cache's unpacked copy of a wheel was damaged (${lost ? `${lost} is missing from ${tree}` : `${tree} is gone`}); it is removed now, and the next run unpacks the wheel again.`,
-  );
+  const dir = e.path.slice(0, root.length + 64);
+  const lost = e.path.slice(dir.length + 1);
+  return new CachedTreeChanged(dir, dir, lost ? `${lost} is missing` : "it is gone");
 }
 
 /** An environment for this lock and interpreter from the cache, built once. */

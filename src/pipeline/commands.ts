@@ -12,6 +12,7 @@ import type { BuildFlags } from "../cli/build-commands.js";
 import { writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
+import type { LinkMode } from "../install/wheel-install.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
@@ -128,7 +129,7 @@ export async function envCreateCommand(
       progress: (done, total) => bar.update("Installing", done, total),
       ...(flags.bundlePython ? { bundlePython: true } : {}),
       ...(flags.compile ? { compile: true } : {}),
-      ...(flags.linkMode ? { linkMode: flags.linkMode as "auto" } : {}),
+      ...(flags.linkMode ? { linkMode: flags.linkMode as LinkMode } : {}),
       ...(lockDir ? { lockDir } : {}),
       index: indexSettings(flags),
     });

@@ -32,6 +32,7 @@ import {
   cachePaths,
   fetchDist,
   fetchMany,
+  findUnpacked,
   pruneCache,
   type UnpackedWheel,
   unpackWheel,
@@ -40,6 +41,7 @@ import { compileBytecode } from "../../../src/install/compile.js";
 import { createVenv, type EnvLayout, layoutFor } from "../../../src/install/env.js";
 import { parseRecord } from "../../../src/install/record.js";
 import { ONE_LINE_HEADER } from "../../../src/install/scripts.js";
+import { CachedTreeChanged } from "../../../src/install/tree-check.js";
 import { unpackMany } from "../../../src/install/unpack-pool.js";
 import {
   BatchInstall,
@@ -760,23 +762,62 @@ describe("installWheel", () => {
     assert.equal(execFileSync(elsewhere, { encoding: "utf8" }).trim(), `console ${far}`);
   });
 
-  test("editing an installed file never changes the cache", async () => {
+  test("editing an installed file: copies keep the cache apart, links are refused or found", async () => {
     for (const mode of ["auto", "copy"] as const) {
       const { layout, wheel } = await demoInstalled({}, mode);
       const installed = join(layout.purelib, "demo/__init__.py");
       const cached = join(wheel.dir, "demo/__init__.py");
+      // auto hardlinks (this file system cannot clone); the cache's files are read-only.
+      assert.equal(statSync(installed).nlink, mode === "auto" ? 2 : 1, mode);
+      let refused = false;
       try {
         writeFileSync(installed, "edited = True\n");
       } catch (err) {
         assert.equal((err as NodeJS.ErrnoException).code, "EACCES");
+        refused = true;
       }
-      assert.equal(readFileSync(cached, "utf8"), DEMO_INIT, mode);
+      if (mode === "copy" || !isRoot) {
+        assert.equal(readFileSync(cached, "utf8"), DEMO_INIT, mode);
+        assert.equal(refused, mode === "auto", mode);
+      } else {
+        // Root writes through the link into the cache; the next install finds the change.
+        assert.equal(readFileSync(cached, "utf8"), "edited = True\n");
+        const again = join(fresh("env"), "venv");
+        await assert.rejects(installWheel(wheel, await createVenv(again, info)), (err: Error) => {
+          assert.ok(err instanceof CachedTreeChanged);
+          assert.equal(err.dir, wheel.dir);
+          assert.equal(err.why, "demo/__init__.py changed size");
+          assert.match(err.message, /unpacked copy of demo 1\.0 changed after it was unpacked/);
+          return true;
+        });
+      }
       // Files the install writes itself are never links into the cache.
       for (const f of ["demo-1.0.dist-info/RECORD", "demo-1.0.dist-info/INSTALLER"]) {
         assert.equal(statSync(join(layout.purelib, f)).nlink, 1, f);
       }
       assert.equal(statSync(join(layout.scripts, "demo-script")).nlink, 1);
     }
+  });
+
+  test("a cached file edited in place, even keeping its size, is found before it is used", async () => {
+    const { wheel } = await demoInstalled({}, "copy");
+    const cached = join(wheel.dir, "demo/__init__.py");
+    chmodSync(cached, 0o644);
+    // Same length, and an mtime that only moves forward: only the time tells.
+    writeFileSync(cached, DEMO_INIT.replace(/./, "#"));
+    chmodSync(cached, 0o444);
+    const found = await findUnpacked(wheel.sha256);
+    assert.ok(found?.published);
+    const layout = await createVenv(join(fresh("env"), "venv"), info);
+    await assert.rejects(
+      installWheel(found, layout, { linkMode: "copy" }),
+      (err) => err instanceof CachedTreeChanged && err.why === "demo/__init__.py was written to",
+    );
+    chmodSync(join(wheel.dir, "demo"), 0o755);
+    rmSync(cached);
+    await assert.rejects(installWheel(found, layout, { linkMode: "copy" }), {
+      message: /\(demo\/__init__\.py is missing\)/,
+    });
   });
 
   test("hardlinked files are read-only to their owner, so an edit fails", async (t) => {
@@ -787,7 +828,7 @@ describe("installWheel", () => {
       assert.throws(() => writeFileSync(installed, "x"), { code: "EACCES" });
       return;
     }
-    // Root may write anything, which is why "auto" copies for root; run this as nobody.
+    // Root may write anything (tree-check.ts finds such edits); run this as nobody.
     if (spawnSync("setpriv", ["--version"]).status !== 0) {
       t.skip("setpriv is not available to drop root");
       return;
