@@ -4,6 +4,7 @@
  * warm path of `pyferry run` starts fast.
  */
 import { type Command, Option } from "commander";
+import { LINK_MODES } from "../install/link-mode.js";
 import { UserError } from "../util/errors.js";
 import { type AnalyzeFlags, addAnalyzeOptions } from "./analyze.js";
 
@@ -105,7 +106,7 @@ Examples:
         new Option(
           "--link-mode <mode>",
           "how files come from the cache (default: $PYFERRY_LINK_MODE, else auto: clone, else hardlink, else copy)",
-        ).choices(["auto", "clone", "hardlink", "copy"]),
+        ).choices(LINK_MODES),
       ),
   )
     .addHelpText(

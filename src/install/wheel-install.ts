@@ -23,13 +23,14 @@ import { UserError } from "../util/errors.js";
 import type { UnpackedWheel } from "./cache.js";
 import { copyFiles } from "./copy-pool.js";
 import type { EnvLayout } from "./env.js";
+import type { LinkMode } from "./link-mode.js";
 import { createLimiter, mapLimit, settleAll } from "./pool.js";
 import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
 import { launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
 import { CachedTreeChanged, cachedFileChange } from "./tree-check.js";
 import type { UnpackedFile } from "./wheel-archive.js";
 
-export type LinkMode = "auto" | "clone" | "hardlink" | "copy";
+export type { LinkMode } from "./link-mode.js";
 
 export interface InstallOptions {
   /** Write REQUESTED: the user asked for this distribution, it is not only a dependency. */

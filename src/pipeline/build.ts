@@ -28,10 +28,11 @@ import {
   type UnpackedWheel,
 } from "../install/cache.js";
 import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from "../install/env.js";
+import { defaultLinkMode, type LinkMode } from "../install/link-mode.js";
 import type { BuildDeps } from "../install/sdist.js";
 import { CachedTreeChanged } from "../install/tree-check.js";
 import { unpackMany } from "../install/unpack-pool.js";
-import { BatchInstall, installAll, type LinkMode } from "../install/wheel-install.js";
+import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
 import type { CoreMetadata } from "../python/metadata.js";
@@ -245,18 +246,6 @@ export async function buildEnv(
       );
     }
   }
-}
-
-const LINK_MODES: readonly LinkMode[] = ["auto", "clone", "hardlink", "copy"];
-
-/** The link mode when none is asked for: PYFERRY_LINK_MODE, else auto. */
-function defaultLinkMode(): LinkMode {
-  const mode = process.env.PYFERRY_LINK_MODE || "auto";
-  if (!(LINK_MODES as readonly string[]).includes(mode))
-    throw new UserError(
-      `PYFERRY_LINK_MODE is "${mode}", but it can only be auto, clone, hardlink or copy.`,
-    );
-  return mode as LinkMode;
 }
 
 /** buildEnv's work, from a clean start; CachedTreeChanged when a tree of the cache changed. */

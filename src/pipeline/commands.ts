@@ -12,7 +12,7 @@ import type { BuildFlags } from "../cli/build-commands.js";
 import { writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
-import type { LinkMode } from "../install/wheel-install.js";
+import type { LinkMode } from "../install/link-mode.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
