@@ -64,8 +64,10 @@ test("a device or FIFO is written to as it is, never replaced by a file", async 
   reader.stdout.on("data", (b: Buffer) => {
     got += b.toString();
   });
+  // Listened for before the write: cat may end, and close, before the write returns.
+  const closed = new Promise((r) => reader.once("close", r));
   await writeOutputFile(fifo, "through the pipe");
-  await new Promise((r) => reader.once("close", r));
+  await closed;
   assert.equal(got, "through the pipe");
   assert.ok(lstatSync(fifo).isFIFO());
 });
