@@ -224,12 +224,25 @@ export async function buildEnv(
   }
   await mkdir(dirname(final), { recursive: true });
   await sweepScratch(final);
+  return mendingCache(() => buildOnce(lock, info, final, opts));
+}
+
+/**
+ * Run `attempt`, which installs from the cache's unpacked wheels; when it meets one that changed
+ * since it was unpacked (an edit through a hardlink, a removed file), that tree leaves the cache
+ * and `attempt` runs again (after `undo`), unpacking the wheel anew, with a warning.
+ */
+async function mendingCache<T>(
+  attempt: () => Promise<T>,
+  undo: () => Promise<void> = async () => {},
+): Promise<T> {
   const retired = new Set<string>();
   for (;;) {
     try {
-      return await buildOnce(lock, info, final, opts);
-    } catch (err) {
-      if (!(err instanceof CachedTreeChanged)) throw err;
+      return await attempt();
+    } catch (thrown) {
+      const err = damagedCache(thrown);
+      if (!(err instanceof CachedTreeChanged)) throw thrown;
       const again = retired.has(err.dir);
       retired.add(err.dir);
       await retireTree(err.dir);
@@ -244,6 +257,7 @@ export async function buildEnv(
             ? " An edit in an environment that hardlinks the cache's files reaches the cache and every environment linked to them: rebuild those, or keep environments apart with --link-mode copy."
             : ""),
       );
+      await undo();
     }
   }
 }
@@ -300,7 +314,7 @@ async function buildOnce(
     // Nothing may still be writing into `tmp` when it is removed below.
     await wheels;
     await batch?.finish().catch(failed);
-    if (failure) throw damagedCache(failure.error);
+    if (failure) throw failure.error;
     if (!layout) throw new Error("no environment folders were made");
     if (opts.compile && !opts.venvBase) {
       const { compileBytecode } = await import("../install/compile.js");
@@ -448,10 +462,15 @@ export function buildDeps(
 ): BuildDeps {
   return async (requirements, envDir) => {
     const { lock } = await lockRequirements(requirements, info, opts.index ?? loadPipSettings());
-    const unpacked = await lockedWheels(wantedPackages(lock, info), info, opts, building);
-    const layout = await createVenv(envDir, info);
-    await installAll(unpacked, layout);
-    return layout;
+    return mendingCache(
+      async () => {
+        const unpacked = await lockedWheels(wantedPackages(lock, info), info, opts, building);
+        const layout = await createVenv(envDir, info);
+        await installAll(unpacked, layout);
+        return layout;
+      },
+      () => rm(envDir, { recursive: true, force: true }),
+    );
   };
 }
 

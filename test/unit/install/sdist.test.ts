@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -16,6 +17,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -209,6 +211,34 @@ describe("buildWheelFromSdist", () => {
     assert.deepEqual(again, built);
     assert.equal(calls.length, 1, "no build environment, so no backend run, the second time");
     assert.ok(second < first / 5, `cache hit took ${second} ms, the build ${first} ms`);
+  });
+
+  test("a build environment meets a changed cached wheel: it is unpacked again, the build goes on", async () => {
+    const first = sdist(fresh("mend1"), "mendone", {
+      "pyproject.toml": pyproject("setuptools.build_meta", ["setuptools>=61"], {
+        extra: PROJECT("mendone"),
+      }),
+      "mendone/__init__.py": "VALUE = 1\n",
+    });
+    await buildWheelFromSdist(first, info, counted().deps);
+    // setuptools' tree in the cache, edited in place as root could through an environment's link.
+    const trees = join(cache, "unpacked");
+    const tree = readdirSync(trees)
+      .map((n) => join(trees, n))
+      .find((d) => existsSync(join(d, "setuptools", "__init__.py"))) as string;
+    const file = join(tree, "setuptools", "__init__.py");
+    const original = readFileSync(file, "utf8");
+    chmodSync(file, 0o644);
+    writeFileSync(file, `${original}\nraise SystemExit('edited')\n`);
+    const second = sdist(fresh("mend2"), "mendtwo", {
+      "pyproject.toml": pyproject("setuptools.build_meta", ["setuptools>=61"], {
+        extra: PROJECT("mendtwo"),
+      }),
+      "mendtwo/__init__.py": "VALUE = 2\n",
+    });
+    const built = await buildWheelFromSdist(second, info, counted().deps);
+    assert.equal(await installAndRun(built, "import mendtwo; print(mendtwo.VALUE)"), "2");
+    assert.equal(readFileSync(file, "utf8"), original, "setuptools was unpacked anew");
   });
 
   test("a .zip sdist without pyproject.toml builds through setuptools' legacy backend", async () => {
