@@ -246,13 +246,11 @@ async function mendingCache<T>(
       const again = retired.has(err.dir);
       retired.add(err.dir);
       await retireTree(err.dir);
+      const what = err.message.replace(/\.$/, "");
       // The same tree changed again, unpacked anew: something keeps writing into the cache.
-      if (again)
-        throw new UserError(
-          `${err.message.replace(/\.$/, "")}, twice; the environment was not built.`,
-        );
+      if (again) throw new UserError(`${what}, twice; the environment was not built.`);
       warn(
-        `${err.message.replace(/\.$/, "")}; it is unpacked again.` +
+        `${what}; it is unpacked again.` +
           (err.edited
             ? " An edit in an environment that hardlinks the cache's files reaches the cache and every environment linked to them: rebuild those, or keep environments apart with --link-mode copy."
             : ""),

@@ -25,6 +25,14 @@ import { CACHE, pyferry, REPO, runBin } from "../support/cli.js";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "pyferry-pipe-"));
 
+/** A lock of tabulate in `d`, with `pattern` replaced in its text. */
+function tabulateLock(d: string, pattern: RegExp, replacement: string): string {
+  const lock = join(d, "pylock.toml");
+  assert.equal(pyferry(["lock", "tabulate", "-o", lock]).status, 0);
+  writeFileSync(lock, readFileSync(lock, "utf8").replace(pattern, replacement));
+  return lock;
+}
+
 describe("lock and env create", () => {
   const dir = tmp();
   const lock = join(dir, "pylock.toml");
@@ -149,12 +157,7 @@ describe("bad input is one sentence and a non-zero exit", () => {
   });
   test("a lock whose hash does not match the file", () => {
     const d = tmp();
-    const lock = join(d, "pylock.toml");
-    assert.equal(pyferry(["lock", "tabulate", "-o", lock]).status, 0);
-    writeFileSync(
-      lock,
-      readFileSync(lock, "utf8").replace(/sha256 = "[0-9a-f]{64}"/, `sha256 = "${"0".repeat(64)}"`),
-    );
+    const lock = tabulateLock(d, /sha256 = "[0-9a-f]{64}"/, `sha256 = "${"0".repeat(64)}"`);
     bad(
       ["env", "create", join(d, "e"), "--lock", lock],
       /tabulate-\S+\.whl at \S+ has sha256 [0-9a-f]{64}, but 0{64} was expected\./,
@@ -219,12 +222,7 @@ describe("bad input is one sentence and a non-zero exit", () => {
   });
   test("a lock for another platform (its environments)", () => {
     const d = tmp();
-    const lock = join(d, "pylock.toml");
-    assert.equal(pyferry(["lock", "tabulate", "-o", lock]).status, 0);
-    writeFileSync(
-      lock,
-      readFileSync(lock, "utf8").replace(/sys_platform == 'linux'/, "sys_platform == 'win32'"),
-    );
+    const lock = tabulateLock(d, /sys_platform == 'linux'/, "sys_platform == 'win32'");
     bad(
       ["env", "create", join(d, "e"), "--lock", lock],
       /^error: The lock is for ".*sys_platform == 'win32'.*", and \S+ \(Python 3\.\d+\.\d+ on linux x86_64\) is not; lock again for it/,
