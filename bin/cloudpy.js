@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { sourceMapsIfDebugging } from "./debug.js";
+import { loadBundle } from "../dist/bundle/load.js";
 
-sourceMapsIfDebugging();
-const { runCloudpy } = await import("../dist/bundle/seed-cloudpy.js");
+const { runCloudpy } = loadBundle(new URL("../dist/bundle/seed-cloudpy.cjs", import.meta.url));
 process.exitCode = await runCloudpy(process.argv.slice(2));

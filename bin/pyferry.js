@@ -1,13 +1,8 @@
 #!/usr/bin/env node
-import { sourceMapsIfDebugging } from "./debug.js";
+import { loadBundle } from "../dist/bundle/load.js";
 
-sourceMapsIfDebugging();
-const { tryFastRun } = await import("../dist/bundle/fast-run.js");
 const argv = process.argv.slice(2);
+const bundle = new URL("../dist/bundle/pyferry.cjs", import.meta.url);
+const { tryFastRun, run } = loadBundle(bundle, argv[0]);
 const fast = await tryFastRun(argv);
-if (fast !== undefined) {
-  process.exitCode = fast;
-} else {
-  const { run } = await import("../dist/bundle/main.js");
-  process.exitCode = await run(argv);
-}
+process.exitCode = fast !== undefined ? fast : await run(argv);

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { sourceMapsIfDebugging } from "./debug.js";
+import { loadBundle } from "../dist/bundle/load.js";
 
-sourceMapsIfDebugging();
-const { runSeedAnalyze } = await import("../dist/bundle/seed-analyze.js");
+const { runSeedAnalyze } = loadBundle(new URL("../dist/bundle/seed-analyze.cjs", import.meta.url));
 process.exitCode = await runSeedAnalyze(process.argv.slice(2));

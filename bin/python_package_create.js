@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { sourceMapsIfDebugging } from "./debug.js";
+import { loadBundle } from "../dist/bundle/load.js";
 
-sourceMapsIfDebugging();
-const { runSeedCreate } = await import("../dist/bundle/seed-create.js");
+const { runSeedCreate } = loadBundle(new URL("../dist/bundle/seed-create.cjs", import.meta.url));
 process.exitCode = await runSeedCreate(process.argv.slice(2));

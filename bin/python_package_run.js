@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { sourceMapsIfDebugging } from "./debug.js";
+import { loadBundle } from "../dist/bundle/load.js";
 
-sourceMapsIfDebugging();
-const { runSeedRun } = await import("../dist/bundle/seed-run.js");
+const { runSeedRun } = loadBundle(new URL("../dist/bundle/seed-run.cjs", import.meta.url));
 await runSeedRun(process.argv.slice(2));

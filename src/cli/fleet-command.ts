@@ -1,6 +1,7 @@
 /** `pyferry deploy` and `pyferry rollback`: the fleet of environments in the inventory. */
 
 import { constants as osConstants } from "node:os";
+import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
 import { UserError } from "../util/errors.js";
 import { out, writeJson } from "./output.js";
@@ -48,7 +49,6 @@ async function report(
 }
 
 async function ask(question: string): Promise<"yes" | "no" | "all" | "quit"> {
-  const { createInterface } = await import("node:readline/promises");
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   let interrupted = false;
   // A question still open when input ends never settles by itself: it is aborted.

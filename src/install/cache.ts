@@ -49,6 +49,11 @@ export interface UnpackedWheel extends WheelContents {
   sha256: string;
   /** The file system's time when the tree was published (absent in trees of older pyferry). */
   published?: number;
+  /**
+   * Unpacked by this very call (never stored in the marker): its files were just written and
+   * checked against RECORD, so placing them needs no look for later changes.
+   */
+  fresh?: boolean;
 }
 
 /** A file to fetch: where it is and the sha256 (hex) it must have. */
@@ -345,7 +350,7 @@ export async function unpackWheel(
       if (theirs) return theirs;
       throw err;
     }
-    return { ...contents, sha256: sha, published, dir: join(root, sha) };
+    return { ...contents, sha256: sha, published, dir: join(root, sha), fresh: true };
   } catch (err) {
     await removeTree(tmp);
     throw err;

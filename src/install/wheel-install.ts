@@ -295,7 +295,7 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
       size: `${p.file.size}`,
     };
     if (!ctx.skip.has(p.dest)) {
-      const changed = cachedFileChange(src, p.file.size, wheel.published);
+      const changed = wheel.fresh ? undefined : cachedFileChange(src, p.file.size, wheel.published);
       if (changed) {
         throw new CachedTreeChanged(
           wheel.dir,
