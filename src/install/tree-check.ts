@@ -2,7 +2,8 @@
  * Whether a file of an unpacked wheel in the cache is still as it was published. Environments
  * may share the cache's files through hardlinks, and root can write to a read-only file: an
  * edit in one environment then changes the cache. Each file is looked at as it is placed (one
- * lstat): present, the size unpacking wrote, and not modified since the tree was published. A
+ * lstat; not in a tree the same run has just unpacked): present, the size unpacking wrote, and
+ * not modified since the tree was published. A
  * changed tree is not used again; the wheel is unpacked anew, so the edit does not spread into
  * new environments.
  */
