@@ -59,12 +59,9 @@ export function loadBundle<T>(url: URL, command?: string): T {
   }
   const source = readFileSync(file, "utf8");
   const dir = join(dirname(file), ".v8-cache");
-  const key = createHash("sha256")
-    .update(`${process.version} ${process.arch}\n`)
-    .update(source)
-    .digest("hex")
-    .slice(0, 16);
-  const prefix = `${basename(file, ".cjs")}-${variantOf(command)}-`;
+  const key = createHash("sha256").update(source).digest("hex").slice(0, 16);
+  // Node versions used in turn (nvm) keep a cache each; a new bundle replaces its version's.
+  const prefix = `${basename(file, ".cjs")}-${variantOf(command)}-${process.version}-${process.arch}-`;
   const cacheFile = join(dir, `${prefix}${key}.bin`);
   let cachedData: Buffer | undefined;
   try {

@@ -58,7 +58,7 @@ test("a run that worked leaves a cache for its command, which the next run uses 
   const file = bundleIn(dir);
   load(file, "deploy");
   const [made, ...more] = caches(dir);
-  assert.match(made as string, /^b-deploy-[0-9a-f]{16}\.bin$/);
+  assert.match(made as string, /^b-deploy-v\d+\.\d+\.\d+-\w+-[0-9a-f]{16}\.bin$/);
   assert.deepEqual(more, []);
   assert.ok(accepted(dir, made as string), "V8 takes the cache for the bundle");
   const before = statSync(join(dir, ".v8-cache", made as string));
@@ -70,7 +70,7 @@ test("a run that worked leaves a cache for its command, which the next run uses 
   load(file, "env");
   load(file, "../x");
   assert.deepEqual(
-    caches(dir).map((f) => f.replace(/-[0-9a-f]{16}\.bin$/, "")),
+    caches(dir).map((f) => f.replace(/-v\d+\.\d+\.\d+-\w+-[0-9a-f]{16}\.bin$/, "")),
     ["b-deploy", "b-env", "b-other"],
   );
 });
