@@ -1,7 +1,7 @@
 /**
- * `pyferry run SCRIPT ARGS...` without loading the command-line framework: the warm path of
- * run must add as little as possible to starting Python. Anything unusual (options before the
- * script, help) goes through the full CLI instead.
+ * `pyferry run SCRIPT ARGS...` without building the command-line parser and its commands: the
+ * warm path of run must add as little as possible to starting Python. Anything unusual (options
+ * before the script, help) goes through the full CLI instead.
  */
 export async function tryFastRun(argv: string[]): Promise<number | undefined> {
   if (argv[0] === "deploy") {

@@ -3,9 +3,8 @@
  * may share the cache's files through hardlinks, and root can write to a read-only file: an
  * edit in one environment then changes the cache. Each file is looked at as it is placed (one
  * lstat; not in a tree the same run has just unpacked): present, the size unpacking wrote, and
- * not modified since the tree was published. A
- * changed tree is not used again; the wheel is unpacked anew, so the edit does not spread into
- * new environments.
+ * not modified since the tree was published. A changed tree is not used again; the wheel is
+ * unpacked anew, so the edit does not spread into new environments.
  */
 import { lstatSync } from "node:fs";
 import { UserError } from "../util/errors.js";
