@@ -83,7 +83,7 @@ class Linker {
   private readonly copying = createLimiter(ioLimit());
 
   constructor(
-    private readonly mode: LinkMode,
+    private readonly mode: LinkMode = "auto",
     private readonly warn?: (message: string) => void,
   ) {
     this.clone = mode === "auto" || mode === "clone";
@@ -373,7 +373,7 @@ export async function installWheel(
   await uninstall(w.name, layout);
   const plan = await planWheel(w, layout);
   const result = await runPlan(plan, {
-    linker: new Linker(opts.linkMode ?? "auto", opts.warn),
+    linker: new Linker(opts.linkMode, opts.warn),
     requested: opts.requested ?? false,
     installer: opts.installer ?? "pyferry",
     skip: new Set(),
@@ -411,7 +411,7 @@ export class BatchInstall {
     private readonly layout: EnvLayout,
     private readonly opts: InstallOptions = {},
   ) {
-    this.linker = new Linker(opts.linkMode ?? "auto", opts.warn);
+    this.linker = new Linker(opts.linkMode, opts.warn);
   }
 
   /** Start installing `w`; a wheel of the same project already added is an error. */
