@@ -153,15 +153,23 @@ class SyncFdReader extends yauzl.RandomAccessReader {
   }
 }
 
-async function readEntries(fd: number, label: string): Promise<yauzl.ZipFile> {
+async function readEntries(source: number | Buffer, label: string): Promise<yauzl.ZipFile> {
+  const options = {
+    lazyEntries: true,
+    // Names are decoded and checked below, with messages of our own.
+    decodeStrings: false,
+    validateEntrySizes: true,
+  };
   try {
-    return await yauzl.fromRandomAccessReaderPromise(new SyncFdReader(fd), fstatSync(fd).size, {
-      lazyEntries: true,
-      // Names are decoded and checked below, with messages of our own.
-      decodeStrings: false,
-      validateEntrySizes: true,
-      autoClose: false,
-    });
+    if (typeof source !== "number") return await yauzl.fromBufferPromise(source, options);
+    return await yauzl.fromRandomAccessReaderPromise(
+      new SyncFdReader(source),
+      fstatSync(source).size,
+      {
+        ...options,
+        autoClose: false,
+      },
+    );
   } catch (err) {
     throw new BadWheel(label, `it is not a readable zip archive (${detail(err)})`);
   }
@@ -233,15 +241,17 @@ export function parentDirs(paths: Iterable<string>): string[] {
 }
 
 /**
- * The archive: yauzl for the central directory and large entries, positional reads else.
- * Entries are read, inflated and written with synchronous calls: extraction runs in worker
- * threads (unpack-pool.ts), one wheel each, where a round trip through libuv's thread pool
- * per file only added lock contention. Compressed bytes land in one scratch buffer reused for
- * every entry: a fresh buffer each time was memory V8 counts against its heap, and the
- * collections it set off cost more than the reads.
+ * The archive: yauzl for the central directory and large entries; the wheel's bytes in memory
+ * when the caller read it whole, else positional reads. Entries are read, inflated and written
+ * with synchronous calls: extraction runs in worker threads (unpack-pool.ts), one wheel each,
+ * where a round trip through libuv's thread pool per file only added lock contention. Read
+ * bytes land in one scratch buffer reused for every entry: a fresh buffer each time was memory
+ * V8 counts against its heap, and the collections it set off cost more than the reads.
  */
 interface Archive {
   zip: yauzl.ZipFile;
+  /** The whole wheel, or else `fd` to read it from. */
+  bytes?: Buffer;
   fd: number;
   label: string;
   scratch: Buffer;
@@ -249,9 +259,14 @@ interface Archive {
 
 /**
  * Up to `length` bytes at `position`, at least `need` of them (fewer only where the file ends),
- * in the scratch buffer: valid until the next call.
+ * in the wheel's bytes or the scratch buffer: valid until the next call.
  */
 function readAt(a: Archive, length: number, position: number, need = length): Buffer {
+  if (a.bytes) {
+    const end = Math.min(a.bytes.length, position + length);
+    if (end - position < need) throw new Error("the archive ends early");
+    return a.bytes.subarray(position, end);
+  }
   if (a.scratch.length < length) {
     a.scratch = Buffer.allocUnsafe(Math.max(length, a.scratch.length * 2));
   }
@@ -292,8 +307,10 @@ function readEntry(a: Archive, f: ZipFileEntry, keep = false): Buffer {
         : raw
       : inflateRawSync(raw, {
           maxOutputLength: Math.max(1, e.uncompressedSize),
-          // One output chunk per entry rather than zlib's default 16 KiB pieces.
-          chunkSize: Math.max(64 * 1024, e.uncompressedSize),
+          // One output buffer per entry, sized to it: zlib's default 16 KiB pieces are joined
+          // by a copy, a buffer of exactly the size makes Node allocate a second one for the
+          // end of the stream, and a larger minimum made every small file cost that much.
+          chunkSize: e.uncompressedSize + 64,
         });
   if (data.length !== e.uncompressedSize) throw new Error("its size differs from the declared one");
   return data;
@@ -397,32 +414,42 @@ async function extractEntry(
 }
 
 /**
- * Extract the wheel at `path` (named `filename`) into `dest`, which must not exist. Every
- * file is checked against RECORD while it is written. Throws BadWheel (a UserError); the
- * caller removes `dest` on failure.
+ * Extract the wheel at `path` (named `filename`) into `dest`, which must not exist: from
+ * `bytes`, the wheel's contents, when the caller has read it whole. Every file is checked
+ * against RECORD while it is written. Throws BadWheel (a UserError); the caller removes `dest`
+ * on failure.
  */
 export async function extractWheel(
   path: string,
   filename: string,
   dest: string,
+  bytes?: Buffer,
 ): Promise<WheelContents> {
   const fail = (reason: string): never => {
     throw new BadWheel(filename, reason);
   };
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (err) {
-    throw new BadWheel(filename, `it cannot be read (${detail(err)})`);
+  let fd = -1;
+  if (!bytes) {
+    try {
+      fd = openSync(path, "r");
+    } catch (err) {
+      throw new BadWheel(filename, `it cannot be read (${detail(err)})`);
+    }
   }
   let zip: yauzl.ZipFile;
   try {
-    zip = await readEntries(fd, filename);
+    zip = await readEntries(bytes ?? fd, filename);
   } catch (err) {
-    closeSync(fd);
+    if (fd >= 0) closeSync(fd);
     throw err;
   }
-  const a: Archive = { zip, fd, label: filename, scratch: Buffer.allocUnsafe(1 << 20) };
+  const a: Archive = {
+    zip,
+    ...(bytes ? { bytes } : {}),
+    fd,
+    label: filename,
+    scratch: bytes ? Buffer.alloc(0) : Buffer.allocUnsafe(1 << 20),
+  };
   try {
     const files = await listFiles(zip, filename);
     const { distInfo, dataDir } = checkLayout(files, filename);

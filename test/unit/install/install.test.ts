@@ -43,6 +43,7 @@ import { parseRecord } from "../../../src/install/record.js";
 import { ONE_LINE_HEADER } from "../../../src/install/scripts.js";
 import { CachedTreeChanged } from "../../../src/install/tree-check.js";
 import { unpackMany } from "../../../src/install/unpack-pool.js";
+import { extractWheel } from "../../../src/install/wheel-archive.js";
 import {
   BatchInstall,
   installAll,
@@ -467,6 +468,14 @@ describe("unpackWheel", () => {
         c.label,
       );
       assert.deepEqual(unpackedEntries(), [], `${c.label}: nothing left in the cache`);
+      // unpackWheel reads a wheel of this size whole; larger ones are read from the file as
+      // they go, which must refuse the same things in the same words.
+      const dest = join(mkdtempSync(join(root, "extract-")), "tree");
+      await assert.rejects(
+        extractWheel(c.wheel.path, "bad-1.0-py3-none-any.whl", dest),
+        (err: unknown) => err instanceof UserError && c.message.test(err.message),
+        `${c.label}: read from the file`,
+      );
     }
   });
 
