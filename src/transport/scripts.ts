@@ -11,6 +11,7 @@
  *                           it runs, runs/<id>.env naming the environment it uses
  *   names/<name>            a named pack: the environment key it keeps
  *   tmp/<tx>/, tmp/<tx>.pid objects being received, and the receiving shell's pid
+ *   tmp/<tx>.gz             a compressed stream, kept until it is unpacked
  *
  * Exit codes the client understands are in REMOTE_EXIT.
  */
@@ -94,7 +95,7 @@ salvage() {
       done
       tar -x -k -o -f "$d.links" 2>/dev/null
     fi
-    rm -rf "$d" "$p" "$de" "$d.links" "$d.sums" "$d.end"
+    rm -rf "$d" "$p" "$de" "$d.links" "$d.sums" "$d.end" "$d.gz"
   done
 }
 `;
@@ -193,8 +194,10 @@ tx=$1; k=$2; name=$3; z=$4; shift 4; t=tmp/$tx; e=envs/.tmp-$tx
 if [ "$z" = gz ] && ! command -v gzip >/dev/null 2>&1; then
   echo "pyferry: gzip is not installed" >&2; exit ${REMOTE_EXIT.noGzip}
 fi
-# The stream, unpacked. In the pipe, the status is tar's: a cut stream gives gzip's whole part.
-untar() { if [ "$z" = gz ]; then gzip -dc | tar -x -o -f -; else tar -x -o -f -; fi; }
+# The stream, unpacked. A compressed one is first taken whole into a file: sshd keeps what a
+# slow reader has not taken yet in a buffer it grows by copying, which on busy hosts cost sshd
+# more CPU than gzip spent. In the pipe, the status is tar's: a cut stream gives its whole part.
+untar() { if [ "$z" = gz ]; then cat > "$t.gz"; gzip -dc < "$t.gz" | tar -x -o -f -; else tar -x -o -f -; fi; }
 salvage
 if [ -n "$k" ] && [ -e "envs/$k/.pyferry-complete" ]; then cat >/dev/null; after "$@"; fi
 mkdir "$t" && echo $$ > "$t.pid" || exit ${REMOTE_EXIT.noRoot}
@@ -210,7 +213,7 @@ if untar && [ -e "$t.end" ]; then
     mv "$t"/* objects/ 2>/dev/null
     cp -aln "$t"/. objects/ 2>/dev/null
   fi
-  rm -rf "$t" "$t.pid" "$t.links" "$t.sums" "$t.end"
+  rm -rf "$t" "$t.pid" "$t.links" "$t.sums" "$t.end" "$t.gz"
   if [ -n "$k" ]; then
     : > "$e/.pyferry-complete"
     # A copy without its mark (a deploy found it changed: fleet's DISCARD) is replaced here,
