@@ -12,13 +12,26 @@ import { join } from "node:path";
 import { cacheDir } from "./dirs.js";
 import { pidAlive } from "./pid.js";
 
-const registered = new Set<string>();
+/** This process's registration file in each cache it used (undefined: it could not register). */
+const registered = new Map<string, string | undefined>();
 const OTHER_HOST_MS = 7 * 86_400_000;
+
+/** Removes every registration on the way out; one listener for all the caches used. */
+function unregisterAll(): void {
+  for (const file of registered.values()) {
+    if (file === undefined) continue;
+    try {
+      unlinkSync(file);
+    } catch {
+      // Gone already: a prune found this process dead, or the cache was removed.
+    }
+  }
+}
 
 /** Register this process as a user of the cache at `root` (once; best effort). */
 export function useCache(root: string = cacheDir()): void {
   if (registered.has(root)) return;
-  registered.add(root);
+  if (registered.size === 0) process.once("exit", unregisterAll);
   const dir = join(root, "users");
   const file = join(dir, `${hostname()}.${process.pid}.${randomBytes(4).toString("hex")}`);
   try {
@@ -26,15 +39,10 @@ export function useCache(root: string = cacheDir()): void {
     writeFileSync(file, "");
   } catch {
     // A read-only cache has nothing prune could remove either.
+    registered.set(root, undefined);
     return;
   }
-  process.once("exit", () => {
-    try {
-      unlinkSync(file);
-    } catch {
-      // Gone already: a prune found this process dead, or the cache was removed.
-    }
-  });
+  registered.set(root, file);
 }
 
 /**
