@@ -20,6 +20,7 @@ function sshTarget(host: FleetHost, user: string | undefined): SshTarget {
     ...(host.port !== undefined ? { port: host.port } : {}),
     ...(host.identityFile ? { identityFile: host.identityFile } : {}),
     ...(host.knownHostsFile ? { knownHostsFile: host.knownHostsFile } : {}),
+    acceptNewHostKeys: host.acceptNewHostKeys,
     sshOptions: host.sshOptions.flatMap((o) => ["-o", o]),
   };
 }

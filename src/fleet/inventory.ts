@@ -40,6 +40,8 @@ export interface FleetHost {
   port?: number;
   identityFile?: string;
   knownHostsFile?: string;
+  /** Accept a host key seen for the first time (never a changed one). */
+  acceptNewHostKeys: boolean;
   sshOptions: string[];
   /** The store folder there; "" = the default under the login user's cache. */
   root: string;
@@ -104,6 +106,7 @@ const HOST_KEYS = [
   "port",
   "identity_file",
   "known_hosts_file",
+  "accept_new_host_keys",
   "ssh_options",
   "root",
   "groups",
@@ -131,6 +134,11 @@ function readEnv(r: Reader, host: string, t: unknown, at: string, defaults: Tabl
   if (parts.length === 0 || parts.some((c) => c === "." || c === ".."))
     r.fail(`${at}.path`, "must name a folder below / with no . or .. in it");
   if (/[\n\r]/.test(path)) r.fail(`${at}.path`, "must not contain a line break");
+  if (v.python === undefined)
+    r.fail(
+      at,
+      'names no interpreter: set python (e.g. "/usr/bin/python3.11") in it or in [defaults]',
+    );
   const python = r.text(v.python, `${at}.python`);
   const requirements = r.local(v.requirements, `${at}.requirements`);
   const lock = r.local(v.lock, `${at}.lock`);
@@ -201,9 +209,12 @@ export function readInventory(file: string): Inventory {
     const envList: unknown = t.envs ?? [];
     if (!Array.isArray(envList))
       r.fail(`${at}.envs`, "must be an array of [[hosts.NAME.envs]] tables");
+    if (t.accept_new_host_keys !== undefined && typeof t.accept_new_host_keys !== "boolean")
+      r.fail(`${at}.accept_new_host_keys`, "must be true or false");
     const host: FleetHost = {
       name,
       address: d.address,
+      acceptNewHostKeys: t.accept_new_host_keys === true,
       sshOptions: sshOptionList(r.list(t.ssh_options, `${at}.ssh_options`), `${at}.ssh_options`),
       root: r.optText(t.root, `${at}.root`) ?? "",
       groups: r.list(t.groups, `${at}.groups`),

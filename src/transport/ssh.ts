@@ -33,6 +33,22 @@ export interface SshTarget {
   label: string;
 }
 
+/**
+ * Limits on a host that does not answer, after the target's own options so that those win (ssh
+ * keeps the first value it is given): without them one silent host (a firewall dropping
+ * packets, a server that accepts and never speaks) held a whole deploy for minutes, and a
+ * host that died mid-deploy held it until TCP gave up. Ten seconds is Ansible's timeout too;
+ * keepalives go over the encrypted channel, so a silent but live session is never cut.
+ */
+const LIVENESS = [
+  "-o",
+  "ConnectTimeout=10",
+  "-o",
+  "ServerAliveInterval=15",
+  "-o",
+  "ServerAliveCountMax=4",
+];
+
 let swept = false;
 
 /**
@@ -133,7 +149,7 @@ export function explainSshFailure(target: SshTarget, stderr: string): string {
     return `The host key of ${who} has changed since it was recorded in known_hosts, so pyferry will not connect; if the change is expected, remove the old key (ssh-keygen -R HOST) and connect once with ssh to check the new one.`;
   }
   if (/Host key verification failed|No .* host key is known/i.test(stderr)) {
-    return `The host key of ${who} is not in known_hosts; connect once with ssh to check and accept it, or set accept_new_host_keys = true for this target.`;
+    return `The host key of ${who} is not in known_hosts; connect once with ssh to check and accept it, or set accept_new_host_keys = true in its [targets.NAME] (pyferry.toml) or [hosts.NAME] (inventory) table.`;
   }
   if (/Permission denied/i.test(stderr)) {
     return `${who} refused the login (${last}); check the user name and that your key (identity_file or ssh-agent) is authorized there.`;
@@ -192,7 +208,7 @@ export class SshConnection extends ShellConnection {
     if (t.identityFile) args.push("-i", t.identityFile);
     if (t.knownHostsFile) args.push("-o", `UserKnownHostsFile=${t.knownHostsFile}`);
     if (t.acceptNewHostKeys) args.push("-o", "StrictHostKeyChecking=accept-new");
-    args.push(...(t.sshOptions ?? []));
+    args.push(...(t.sshOptions ?? []), ...LIVENESS);
     return args;
   }
 

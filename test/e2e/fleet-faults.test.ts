@@ -1,9 +1,10 @@
 /**
  * Deployments that go wrong, against five real OpenSSH servers: pyferry killed with SIGKILL at
  * random moments of a deploy (planning, building, shipping, switching, hooks), and a host whose
- * sshd is down. After every kill each environment is exactly its old state or exactly its new
- * one and imports fine, never missing or half-made; the next deploy finishes the job. An
- * unreachable host fails only its own environments, in a sentence.
+ * sshd is down, or one that takes the connection and never answers. After every kill each
+ * environment is exactly its old state or exactly its new one and imports fine, never missing or
+ * half-made; the next deploy finishes the job. An unreachable or silent host fails only its own
+ * environments, in a sentence, within ssh's connect timeout.
  *
  * The kills land at random delays spread over the length of a complete deploy measured first
  * (at least 100 ms after the start); PYFERRY_FAULT_SEED fixes them (the seed is printed).
@@ -15,11 +16,11 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   realpathSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -29,6 +30,7 @@ import {
   defaultStore,
   type Finished,
   hasStackTrace,
+  processesIn,
   pyferryAsync,
   show,
   sleep,
@@ -81,25 +83,6 @@ function stateOf(env: string, old: Packages, now: Packages): "old" | "new" | str
 
 function sorted(p: Packages): Packages {
   return Object.fromEntries(Object.entries(p).sort(([a], [b]) => (a < b ? -1 : 1)));
-}
-
-/** Pids (other than this process) whose working directory is under one of `dirs`. */
-function processesIn(dirs: string[]): { pid: number; cmd: string }[] {
-  const out: { pid: number; cmd: string }[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      const cwd = readlinkSync(`/proc/${name}/cwd`);
-      if (!dirs.some((d) => cwd === d || cwd.startsWith(`${d}/`))) continue;
-      const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8").replace(/\0/g, " ");
-      // ssh masters linger a few seconds after their last session; they change nothing.
-      if (cmd.includes("ControlMaster=yes")) continue;
-      out.push({ pid: Number(name), cmd });
-    } catch {
-      // Gone, or a zombie.
-    }
-  }
-  return out;
 }
 
 /** A small deterministic random source (mulberry32). */
@@ -304,24 +287,45 @@ describe("fleet faults", { skip: sshAvailable() ?? false, timeout: 1_200_000 }, 
     t.diagnostic(`environments found old/new after the kills: ${seen.old}/${seen.new}`);
   });
 
-  test("an unreachable host fails its environments in a sentence; the others deploy (exit 1)", async (t) => {
+  test("an unreachable host and a silent one fail their environments in a sentence; the others deploy (exit 1)", async (t) => {
     const from = gen;
     writeFleet(gen + 1);
+    // A host that takes the connection and never says a word: only a timeout ends the wait.
+    const held: Socket[] = [];
+    const silent = createServer((s) => held.push(s));
+    await new Promise<void>((ok) => silent.listen(0, "127.0.0.1", ok));
+    const port = (silent.address() as { port: number }).port;
+    const first = envs()[0];
+    assert.ok(first);
+    writeFileSync(
+      join(work, "inventory.toml"),
+      `${readFileSync(join(work, "inventory.toml"), "utf8")}[hosts.silent]\naddress = "127.0.0.1"\nport = ${port}\n[[hosts.silent.envs]]\npath = "/srv/silent/venv"\nrequirements = "${first.host}-${first.kind}.txt"\n`,
+    );
     const h5 = lab.host("h5");
     await h5.stop();
     let r: Finished;
     try {
-      r = await pyferry(["deploy", "--yes", "--forks", "5"]);
+      r = await pyferry(["deploy", "--yes", "--forks", "6"]);
     } finally {
       await h5.restart();
+      for (const s of held) s.destroy();
+      silent.close();
+      writeFleet(gen);
     }
-    t.diagnostic(`with h5 down: ${r.ms} ms`);
+    t.diagnostic(`with h5 down and a silent host: ${r.ms} ms`);
+    assert.ok(r.ms < 60_000, `the silent host was given up on in time: ${r.ms} ms`);
+    assert.match(
+      r.stdout,
+      /^silent:\/srv\/silent\/venv {2}failed {2}.*silent cannot be reached .*timed out/m,
+      show(r),
+    );
     assert.equal(r.status, 1, show(r));
     assert.ok(!hasStackTrace(r.stderr), show(r));
     const lines = new Map(
       r.stdout
         .trim()
         .split("\n")
+        .filter((l) => !l.startsWith("silent:"))
         .map((l) => {
           const m = /^(\S+) {2}(\w+)(?: {2}(.*))?$/.exec(l);
           assert.ok(m, l);

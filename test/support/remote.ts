@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { CACHE, REPO } from "./cli.js";
 
@@ -250,4 +250,23 @@ export function replacedEnvFiles(envDir: string): string[] {
   };
   walk("");
   return out.sort();
+}
+
+/** Pids (other than this process) whose working directory is under one of `dirs`. */
+export function processesIn(dirs: string[]): { pid: number; cmd: string }[] {
+  const out: { pid: number; cmd: string }[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${name}/cwd`);
+      if (!dirs.some((d) => cwd === d || cwd.startsWith(`${d}/`))) continue;
+      const cmd = readFileSync(`/proc/${name}/cmdline`, "utf8").replace(/\0/g, " ");
+      // ssh masters linger a few seconds after their last session; they change nothing.
+      if (cmd.includes("ControlMaster=yes")) continue;
+      out.push({ pid: Number(name), cmd });
+    } catch {
+      // Gone, or a zombie.
+    }
+  }
+  return out;
 }

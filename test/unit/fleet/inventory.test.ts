@@ -130,6 +130,21 @@ test("ssh_options read as in the configuration: ssh's own -o spelling too, each 
   );
 });
 
+test("accept_new_host_keys is a host's own choice, off unless set", () => {
+  const inv = readInventory(
+    inventory(
+      '[hosts.a]\naccept_new_host_keys = true\n[hosts.b]\n[[hosts.b.envs]]\npath = "/x"\npython = "p"\nrequirements = "r"\n',
+    ),
+  );
+  assert.deepEqual(
+    inv.hosts.map((h) => [h.name, h.acceptNewHostKeys]),
+    [
+      ["a", true],
+      ["b", false],
+    ],
+  );
+});
+
 test("a broken inventory is one sentence naming the file and the key", () => {
   const cases: [string, RegExp][] = [
     ["[hosts.a]\nport = 70000\n", /hosts\.a\.port must be a port number/],
@@ -157,6 +172,14 @@ test("a broken inventory is one sentence naming the file and the key", () => {
     ['[hosts.a]\naddress = "-oProxyCommand=x"\n', /not a valid SSH destination/],
     ['[groups.g]\nhosts = ["zz"]\n', /names the unknown host "zz"/],
     ["hosts = [\n", /is not valid TOML \(line/],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\nrequirements = "r"\n',
+      /hosts\.a\.envs\[0\] names no interpreter: set python \(e\.g\. "\/usr\/bin\/python3\.11"\) in it or in \[defaults\]/,
+    ],
+    [
+      '[hosts.a]\naccept_new_host_keys = "yes"\n',
+      /hosts\.a\.accept_new_host_keys must be true or false/,
+    ],
   ];
   for (const [text, want] of cases) {
     assert.throws(
