@@ -22,12 +22,14 @@ function forksOf(flags: FleetFlags): number {
 }
 
 /** One line per environment, and the exit status the results call for. */
+/** One line per environment (or --json); `stoppedBy`: the signal that cut the deploy short. */
 async function report(
   results: import("../fleet/deploy.js").EnvResult[],
   flags: FleetFlags,
+  stoppedBy?: NodeJS.Signals,
 ): Promise<void> {
   const { describeChanges } = await import("../fleet/plan.js");
-  if (flags.json) writeJson({ results });
+  if (flags.json) writeJson(stoppedBy ? { results, stopped_by: stoppedBy } : { results });
   else {
     const colour = {
       ok: out.green,
@@ -82,17 +84,27 @@ async function ask(question: string): Promise<"yes" | "no" | "all" | "quit"> {
 }
 
 /**
- * While a deploy applies: stopped by SIGINT or SIGTERM, say where that leaves the fleet
- * (each environment old or new, never half) and how to finish, then end as the signal would.
+ * While a deploy applies: stopped by SIGINT or SIGTERM, report the environments whose outcome
+ * was final (`finished()`), say where that leaves the rest (each old or new, never half) and
+ * how to finish, then end as the signal would.
  */
-function sayWhenStopped(connections: { closeSync(): void }, quiet: boolean): () => void {
-  const stopped = (sig: NodeJS.Signals) => {
-    if (!quiet)
-      process.stderr.write(
-        `\npyferry: ${sig === "SIGINT" ? "interrupted" : "stopped"}; each environment is as it was or wholly switched, never half: pyferry deploy --check shows what is left.\n`,
-      );
+function sayWhenStopped(
+  connections: { closeSync(): void },
+  finished: () => import("../fleet/deploy.js").EnvResult[],
+  flags: FleetFlags,
+  status: { done(): void },
+): () => void {
+  const stopped = async (sig: NodeJS.Signals) => {
+    const code = 128 + (osConstants.signals[sig] ?? 15);
+    status.done();
+    // Hosts learn that pyferry is gone (their hooks are stopped) while the report is written.
     connections.closeSync();
-    process.exit(128 + (osConstants.signals[sig] ?? 15));
+    await report(finished(), flags, sig);
+    if (!flags.json)
+      process.stderr.write(
+        `\npyferry: ${sig === "SIGINT" ? "interrupted" : "stopped"}; each environment not listed is as it was or wholly switched, never half: pyferry deploy --check shows what is left.\n`,
+      );
+    process.exit(code);
   };
   process.once("SIGINT", stopped);
   process.once("SIGTERM", stopped);
@@ -146,11 +158,12 @@ Examples:
       const connections =
         takeEarly(earlyKey(flags.inventory, selectors, forks)) ?? new Connections();
       connections.connectAhead(sels, forks);
-      const { deploy } = await import("../fleet/deploy.js");
+      const { deploy, order } = await import("../fleet/deploy.js");
       const interactive = process.stdin.isTTY === true && !flags.json;
       const { progress } = await import("../util/progress.js");
       const status = progress(process.stderr, flags.json === true);
-      const unwatch = sayWhenStopped(connections, flags.json === true);
+      const finished: import("../fleet/deploy.js").EnvResult[] = [];
+      const unwatch = sayWhenStopped(connections, () => order(sels, finished), flags, status);
       const results = await deploy(
         inv,
         sels,
@@ -164,6 +177,7 @@ Examples:
             if (!flags.json) process.stderr.write(`${line}\n`);
           },
           status,
+          onResult: (r) => finished.push(r),
         },
         connections,
       ).finally(() => {

@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
+import { PassThrough } from "node:stream";
 import type { IndexSettings } from "../index/pip-config.js";
 import { cachedEnv, lockRequirements } from "../pipeline/build.js";
 import { envTree } from "../pipeline/env-tree.js";
@@ -46,6 +47,8 @@ export interface DeployOptions {
   say: (line: string) => void;
   /** A status line while hosts are read and changed (cleared before `say` and at the end). */
   status?: Progress;
+  /** Hears of each environment as soon as its outcome is final (in no particular order). */
+  onResult?: (result: EnvResult) => void;
 }
 
 export type Outcome = "ok" | "changed" | "failed" | "pending" | "skipped";
@@ -79,6 +82,8 @@ interface Planned {
   drifted: boolean;
   /** What the store said of the tree while planning. */
   shipping?: TreeStatus;
+  /** The path's environment is this one with `compile` the other way. */
+  compileFlipped: boolean;
 }
 
 /** Only the wheelhouse: deployments never reach out to an index. */
@@ -309,8 +314,8 @@ function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<
  * environment, so a compiled one is another environment there (the same objects, another key):
  * turning `compile` on or off is a change, and never adds .pyc files under another path.
  */
-function deployedTree(sel: Selected, prepared: Prepared): Tree {
-  if (!sel.env.compile) return prepared.tree;
+function deployedTree(sel: Selected, prepared: Prepared, compile = sel.env.compile): Tree {
+  if (!compile) return prepared.tree;
   const key = createHash("sha256").update(`${prepared.tree.key}\0compiled`).digest("hex");
   return { ...prepared.tree, key };
 }
@@ -386,6 +391,7 @@ async function planPython(
       tree,
       changes,
       drifted: currentKey === tree.key && changes.length > 0,
+      compileFlipped: currentKey === deployedTree(sel, prepared, !sel.env.compile).key,
       hooksPending: now.hooksPending === true && currentKey === tree.key,
       ...(currentKey ? { currentKey } : {}),
       ...(shipping ? { shipping } : {}),
@@ -420,6 +426,23 @@ async function step(
   args: string[],
 ): Promise<{ code: number; out: string; err: string }> {
   const r = await store.conn.exec(script, [store.root, ...args]);
+  return { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
+}
+
+/**
+ * A hook or the reload command run in the environment at its path. The session's stdin stays
+ * open while it runs: its end tells the host that pyferry is gone, and the hook is stopped.
+ */
+async function runHook(
+  store: RemoteStore,
+  env: FleetEnv,
+  cmd: string,
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await store.conn.exec(
+    sh.HOOK,
+    [store.root, env.path, env.workdir ?? "", cmd],
+    new PassThrough(),
+  );
   return { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
 }
 
@@ -496,16 +519,16 @@ async function apply(
     if (commands.length === 0) return { ...base, outcome: "changed" };
   }
   for (const c of commands) {
-    const r = await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", c.cmd]);
+    const r = await runHook(store, sel.env, c.cmd);
     if (r.code === 0) continue;
     const why = `${c.what} failed with exit status ${r.code} (${lastLine(r.err || r.out)})`;
     if (p.drifted) return fail(`${why}; the repaired environment stays in place`);
-    if (!prev) return fail(`${why}; there was no earlier pyferry environment to switch back to`);
-    const back = await step(store, sh.SWITCH, [sel.env.path, prev, "back"]);
+    const back = await step(store, sh.SWITCH, [sel.env.path, prev ?? "none", "back"]);
     if (back.code !== 0)
       return fail(`${why}, and switching back failed too (${lastLine(back.err)})`);
-    if (sel.env.reload)
-      await step(store, sh.HOOK, [sel.env.path, sel.env.workdir ?? "", sel.env.reload]);
+    if (!prev)
+      return fail(`${why}; ${sel.env.path} was removed again, as it had no environment before`);
+    if (sel.env.reload) await runHook(store, sel.env, sel.env.reload);
     return fail(`${why}; switched back to the previous environment`);
   }
   await step(store, sh.HOOKS_DONE, [sel.env.path]);
@@ -566,11 +589,15 @@ async function deployWith(
   // Phase two, in order: show the plans and ask.
   const approved: Planned[] = [];
   const results: EnvResult[] = [];
+  const settled = (r: EnvResult) => {
+    results.push(r);
+    opts.onResult?.(r);
+  };
   let all = opts.yes;
   let quit = false;
   for (const p of plans) {
     if (!("sel" in p)) {
-      results.push(p);
+      settled(p);
       continue;
     }
     const user = envUser(p.sel.host, p.sel.env);
@@ -581,30 +608,32 @@ async function deployWith(
       ...(user ? { user } : {}),
     };
     if (inSync(p)) {
-      results.push({ ...head, outcome: "ok" });
+      settled({ ...head, outcome: "ok" });
       continue;
     }
     const refused = notReplaced(p);
     if (refused) {
-      results.push({ ...head, outcome: "failed", error: refused });
+      settled({ ...head, outcome: "failed", error: refused });
       continue;
     }
     const what = p.drifted
       ? `${describeChanges(p.changes)}: its environment in the store was changed or removed since it was deployed, and is assembled again`
       : p.currentKey === p.tree.key
-        ? "its hooks and reload, left undone by an interrupted deploy"
+        ? "its hooks and reload, not completed since it was switched to"
         : p.changes.length > 0
           ? describeChanges(p.changes)
-          : p.currentKey
+          : p.compileFlipped
             ? `the same packages, ${p.sel.env.compile ? "with" : "without"} bytecode compiled there`
-            : "the same packages, as a pyferry environment";
+            : p.currentKey
+              ? "the same versions, with files that differ from those deployed (a wheel replaced under the same version, or a pyferry that lays environments out differently)"
+              : "the same packages, as a pyferry environment";
     const aside =
       p.currentKind === "venv"
         ? `; the virtualenv there is moved aside to ${p.sel.env.path}.pyferry-orig and kept for rollback`
         : "";
     opts.say(`${label(p.sel)}: ${what}${aside}`);
     if (opts.check || quit) {
-      results.push({ ...head, outcome: opts.check ? "pending" : "skipped" });
+      settled({ ...head, outcome: opts.check ? "pending" : "skipped" });
       continue;
     }
     if (!all) {
@@ -618,7 +647,7 @@ async function deployWith(
       if (a === "quit") quit = true;
       if (a === "all") all = true;
       if (a === "no" || a === "quit") {
-        results.push({ ...head, outcome: "skipped" });
+        settled({ ...head, outcome: "skipped" });
         continue;
       }
     }
@@ -639,7 +668,9 @@ async function deployWith(
     async (store, group) => {
       const out: EnvResult[] = [];
       for (const s of group) {
-        out.push(await apply(store, bySel.get(s) as Planned, counted));
+        const r = await apply(store, bySel.get(s) as Planned, counted);
+        opts.onResult?.(r);
+        out.push(r);
         done++;
         applying();
       }
@@ -652,7 +683,7 @@ async function deployWith(
 }
 
 /** Results in the inventory's order. */
-function order(sels: Selected[], results: EnvResult[]): EnvResult[] {
+export function order(sels: Selected[], results: EnvResult[]): EnvResult[] {
   const index = new Map(sels.map((s, i) => [`${s.host.name}\0${s.env.path}`, i]));
   return results.sort(
     (a, b) => (index.get(`${a.host}\0${a.path}`) ?? 0) - (index.get(`${b.host}\0${b.path}`) ?? 0),
@@ -678,6 +709,13 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
           };
           const prev = await step(store, sh.PREVIOUS, [s.env.path]);
           const key = /^prev (.*)$/m.exec(prev.out)?.[1];
+          const held = (tag: string) =>
+            new Map(
+              [...prev.out.matchAll(new RegExp(`^${tag} (.+)$`, "gm"))].flatMap((m) => {
+                const nv = distInfoName(m[1] as string);
+                return nv ? [nv] : [];
+              }),
+            );
           if (prev.code !== 0 || !key) {
             out.push({
               ...head,
@@ -696,7 +734,7 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
             continue;
           }
           if (s.env.reload) {
-            const r = await step(store, sh.HOOK, [s.env.path, s.env.workdir ?? "", s.env.reload]);
+            const r = await runHook(store, s.env, s.env.reload);
             if (r.code !== 0) {
               out.push({
                 ...head,
@@ -706,7 +744,7 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
               continue;
             }
           }
-          out.push({ ...head, outcome: "changed" });
+          out.push({ ...head, outcome: "changed", changes: diff(held("now"), held("then")) });
         }
         return out;
       },

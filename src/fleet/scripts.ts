@@ -14,6 +14,8 @@ export const FLEET_EXIT = {
   switchFailed: 99,
   /** Nothing to roll back to. */
   noPrevious: 100,
+  /** A hook started by an earlier deploy of the environment still runs. */
+  hookRunning: 101,
 } as const;
 
 /** The name files of the environment at path $1, in $id. */
@@ -70,7 +72,8 @@ exit 0
  * $1: environment path, $2: what to point it at, $3: "deploy" or "back", $4: "hooks" when hooks
  * or a reload command are to run after a deploy (see HOOKS_DONE).
  *
- * What a path can point at: an environment key of the store; "dir NAME", a virtualenv that was
+ * What a path can point at: an environment key of the store; "none" (back only: the path had
+ * nothing before its first deploy, and its link goes); "dir NAME", a virtualenv that was
  * at the path before pyferry took it over, kept beside it as NAME; or "link TARGET", a symlink
  * pyferry did not make. names/<id>-prev lists what the path pointed at before, newest first (at
  * most five): a deploy adds what it replaces (printing "prev WHAT"); "back" (a rollback, or a
@@ -79,6 +82,12 @@ exit 0
  */
 export const SWITCH_BODY = `
 p=$1; k=$2; mode=$3; ${ID}; h=names/$id-prev
+if [ "$k" = none ]; then
+  # Back to no environment at all (a first deploy undone): only a link into the store goes.
+  if [ -L "$p" ]; then case $(readlink "$p") in "$r"/envs/*) rm -f "$p" ;; esac; fi
+  rm -f "names/$id" "names/$id-hooks" "names/$id-undo"
+  exit 0
+fi
 case $k in
   "dir "*) t=\${p%/*}/\${k#dir }; [ -d "$t" ] || { echo "pyferry: $t is gone" >&2; exit ${REMOTE_EXIT.envMissing}; } ;;
   "link "*) t=\${k#link } ;;
@@ -102,7 +111,7 @@ case $p in */*) d=\${p%/*}; d=\${d:-/} ;; *) d=. ;; esac
 [ -d "$d" ] || mkdir -p "$d" || exit ${FLEET_EXIT.switchFailed}
 # The records first, then the switch: killed in between, both environments are still kept.
 if [ "$mode" = back ]; then
-  if read -r top < "$h" 2>/dev/null && [ "$top" = "$k" ]; then
+  if read -r top 2>/dev/null < "$h" && [ "$top" = "$k" ]; then
     tail -n +2 "$h" > "$h.new" && mv -f "$h.new" "$h"
   fi
 elif [ -n "$now" ] && [ "$now" != "$k" ]; then
@@ -131,26 +140,60 @@ ${ID}
 rm -f "names/$id-hooks"
 `;
 
-/** $1: environment path. Prints "prev WHAT" (see SWITCH_BODY) when there is something to roll back to. */
+/**
+ * $1: environment path. Prints "prev WHAT" (see SWITCH_BODY) when there is something to roll
+ * back to, then "now NAME-VERSION.dist-info" for each distribution the path's environment holds
+ * and "then ..." for each the previous one holds, so that a rollback can say what it changes.
+ */
 export const PREVIOUS = `${PRELUDE}
 ${ID}
-read -r k < "names/$id-prev" 2>/dev/null || exit ${FLEET_EXIT.noPrevious}
+read -r k 2>/dev/null < "names/$id-prev" || exit ${FLEET_EXIT.noPrevious}
 case $k in
-  "dir "*) [ -d "\${1%/*}/\${k#dir }" ] || exit ${FLEET_EXIT.noPrevious} ;;
-  "link "*) ;;
-  *) [ -e "envs/$k/.pyferry-complete" ] || exit ${FLEET_EXIT.noPrevious} ;;
+  "dir "*) t=\${1%/*}/\${k#dir }; [ -d "$t" ] || exit ${FLEET_EXIT.noPrevious} ;;
+  "link "*) t=\${k#link } ;;
+  *) t=envs/$k; [ -e "$t/.pyferry-complete" ] || exit ${FLEET_EXIT.noPrevious} ;;
 esac
 echo "prev $k"
+for d in "$1"/lib/python*/site-packages/*.dist-info; do [ -d "$d" ] && echo "now \${d##*/}"; done
+for d in "$t"/lib/python*/site-packages/*.dist-info; do [ -d "$d" ] && echo "then \${d##*/}"; done
+exit 0
 `;
 
 /**
  * $1: environment path, $2: working folder ("" = the path's parent), $3: a command for sh.
- * Runs it as if the environment were activated; its output comes back as it is.
+ * Runs it as if the environment were activated; its output comes back as it is. The client
+ * keeps this session's stdin open while the hook runs: when it ends (pyferry stopped or
+ * killed, its connection gone), the hook and its children are stopped with SIGTERM rather than
+ * left running, for the next deploy to run a second copy beside them. The hook's pid is kept in
+ * names/<id>-hookpid meanwhile, and a hook still running from an earlier deploy is waited for
+ * no longer than a few seconds, then reported (exit hookRunning) instead of doubled.
  */
 export const HOOK = `${PRELUDE}
-p=$1; w=\${2:-$(dirname "$1")}; cmd=$3
+p=$1; w=\${2:-$(dirname "$1")}; cmd=$3; ${ID}; hp=$PWD/names/$id-hookpid
+n=0
+while [ -f "$hp" ] && read -r q < "$hp" && kill -0 "$q" 2>/dev/null; do
+  n=$((n + 1))
+  if [ $n -gt 10 ]; then
+    echo "pyferry: a hook started by an earlier deploy still runs there (pid $q); let it end or stop it, then deploy again" >&2
+    exit ${FLEET_EXIT.hookRunning}
+  fi
+  sleep 1
+done
 cd "$w" 2>/dev/null || { echo "pyferry: cannot enter $w" >&2; exit 1; }
-VIRTUAL_ENV=$p PATH="$p/bin:$PATH" sh -c "$cmd"
+group=""; command -v setsid >/dev/null 2>&1 && group=setsid
+VIRTUAL_ENV=$p PATH="$p/bin:$PATH" $group sh -c "$cmd" </dev/null &
+h=$!
+echo "$h" > "$hp"
+stop() { kill -TERM -"$h" 2>/dev/null || kill -TERM "$h" 2>/dev/null; }
+# A background command's stdin is /dev/null unless redirected from a saved copy.
+exec 3<&0
+( while read -r _; do :; done; stop ) <&3 >/dev/null 2>&1 &
+g=$!
+exec 3<&-
+wait "$h"; rc=$?
+kill "$g" 2>/dev/null
+rm -f "$hp"
+exit $rc
 `;
 
 /**

@@ -80,7 +80,7 @@ salvage() {
   for p in tmp/*.pid; do
     [ -e "$p" ] || continue
     d=\${p%.pid}; de=envs/.tmp-\${d#tmp/}
-    read -r pid < "$p" 2>/dev/null
+    read -r pid 2>/dev/null < "$p"
     if [ -n "$pid" ] && [ "$pid" != "$1" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
     if [ -d "$d" ]; then
       find "$d" -type f -exec sha256sum {} + 2>/dev/null | while read -r h f; do
@@ -368,7 +368,7 @@ exit $rc
 export const SIGNAL_RUN = `${PRELUDE}
 # Only for a run still registered: gc clears the mark with the run.
 [ -e "runs/$1.env" ] && printf '%s\\n' "$2" > "runs/$1.stop"
-read -r p < "runs/$1.pid" 2>/dev/null || exit 0
+read -r p 2>/dev/null < "runs/$1.pid" || exit 0
 kill -"$2" -"$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null
 exit 0
 `;
@@ -388,7 +388,7 @@ tar -c -f - -- "$@"
  */
 export const CLEAN = `${PRELUDE}
 id=$1; k=$2; name=$3; runs=0; envs=0
-live() { read -r p < "runs/$1.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; }
+live() { read -r p 2>/dev/null < "runs/$1.pid" && kill -0 "$p" 2>/dev/null; }
 if [ -n "$name" ]; then
   [ -e "names/$name" ] || { echo "pyferry: nothing is named $name there" >&2; exit 1; }
   read -r k < "names/$name"; rm -f "names/$name"
@@ -429,7 +429,7 @@ runs=0; envs=0
 for f in runs/*.env; do
   [ -e "$f" ] || continue
   id=\${f#runs/}; id=\${id%.env}
-  if read -r p < "runs/$id.pid" 2>/dev/null && kill -0 "$p" 2>/dev/null; then continue; fi
+  if read -r p 2>/dev/null < "runs/$id.pid" && kill -0 "$p" 2>/dev/null; then continue; fi
   rm -rf "runs/$id" "runs/$id.env" "runs/$id.pid" "runs/$id.stop"; runs=$((runs + 1))
 done
 # Dot names too: assemblies and discarded copies that their writers left.

@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -21,15 +22,16 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
-import { findPython311, makeWheelhouse, norm } from "../support/mirror.js";
+import { findPython311, makeWheelhouse, mirrorWheels, norm } from "../support/mirror.js";
 import {
   defaultStore,
   entries,
   type Finished,
   hasStackTrace,
+  processesIn,
   pyferryAsync,
   show,
   sleep,
@@ -40,6 +42,21 @@ import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
 
 // ---------------------------------------------------------------------------------------------
 // The machine's mirror and a wheelhouse from it
+
+/** Python: copy the wheel argv[1] to argv[2] with one more file, listed in its RECORD. */
+const REBUILD = `
+import base64, hashlib, sys, zipfile
+src, dst = sys.argv[1:3]
+extra = b"rebuilt\\n"
+digest = base64.urlsafe_b64encode(hashlib.sha256(extra).digest()).rstrip(b"=").decode()
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+    for info in zin.infolist():
+        data = zin.read(info)
+        if info.filename.endswith(".dist-info/RECORD"):
+            data += f"six_rebuilt.txt,sha256={digest},{len(extra)}\\n".encode()
+        zout.writestr(info, data)
+    zout.writestr("six_rebuilt.txt", extra)
+`;
 
 const WHEELHOUSE = [
   ["six", "1.17.0"],
@@ -548,7 +565,15 @@ describe("pyferry deploy to five hosts", {
     t.diagnostic(`rollback: ${r.ms} ms`);
     assert.equal(r.status, 0, show(r));
     assert.deepEqual(JSON.parse(r.stdout), {
-      results: [{ host: "h3", path: p, user: lab.user, outcome: "changed", changes: [] }],
+      results: [
+        {
+          host: "h3",
+          path: p,
+          user: lab.user,
+          outcome: "changed",
+          changes: [{ name: "fsspec", from: "2026.9.0", to: "2026.7.0" }],
+        },
+      ],
     });
     assertState(p, { ...jobs3.expect, fsspec: "2026.7.0" });
     for (const e of fleet) if (e !== jobs3) assertState(envPath(e), e.expect);
@@ -789,7 +814,7 @@ describe("pyferry deploy to five hosts", {
     t.diagnostic(`deploy after the kill: ${again.ms} ms`);
     assert.equal(again.status, 0, show(again));
     assert.equal(summary(again.stdout).get(label(jobs3))?.outcome, "changed", show(again));
-    assert.match(again.stderr, /its hooks and reload, left undone by an interrupted deploy/);
+    assert.match(again.stderr, /its hooks and reload, not completed since it was switched to/);
     assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1);
     assertAllStates();
     const third = await pyferry(["deploy", "--yes"]);
@@ -798,9 +823,11 @@ describe("pyferry deploy to five hosts", {
     assert.equal(readFileSync(owed, "utf8").trim().split("\n").length, 1, "owed hooks run once");
   });
 
-  test("Ctrl-C while a deploy applies: a sentence on where that leaves the fleet, the status of SIGINT", async () => {
+  test("Ctrl-C while a deploy applies: what finished, a sentence on the rest, the status of SIGINT; the hook stops there too", async () => {
     const root = lab.host("h4").root;
     const path = join(root, "srv", "int", "venv");
+    // On h3, an environment with no hooks: finished before the interruption, and reported.
+    const quick = join(lab.host("h3").root, "srv", "int", "venv");
     writeFileSync(join(work, "reqs", "int.txt"), "six\n");
     const lines = ['wheelhouse = "wheelhouse"', "[defaults]", `python = ${JSON.stringify(python)}`];
     lines.push(
@@ -809,25 +836,126 @@ describe("pyferry deploy to five hosts", {
       "[[hosts.h4.envs]]",
       `path = ${JSON.stringify(path)}`,
     );
-    lines.push('requirements = "reqs/int.txt"', 'hooks = ["sleep 6"]');
+    lines.push('requirements = "reqs/int.txt"', 'hooks = ["sleep 60"]');
+    lines.push("[hosts.h3]", 'address = "h3"', "[[hosts.h3.envs]]");
+    lines.push(`path = ${JSON.stringify(quick)}`, 'requirements = "reqs/int.txt"');
     writeFileSync(join(work, "int.toml"), `${lines.join("\n")}\n`);
-    const run = startPyferry(["deploy", "--yes", "-i", "int.toml"], {
+    const run = startPyferry(["deploy", "--yes", "--forks", "2", "-i", "int.toml"], {
       cwd: work,
       env: lab.env(),
       timeoutMs: 120_000,
     });
-    await waitFor("the switch", () => existsSync(path), 60_000);
+    const hookDir = join(root, "srv", "int");
+    await waitFor("the hook to run", () => processesIn([hookDir]).length > 0, 60_000);
+    await waitFor("h3's environment", () => existsSync(join(quick, "bin", "python")), 30_000);
+    await sleep(500);
     run.child.kill("SIGINT");
     const r = await run.done;
     assert.equal(r.status, 130, show(r));
+    assert.equal(r.stdout, `h3:${quick}  changed  +six 1.17.0\n`, show(r));
     assert.match(
       r.stderr,
-      /pyferry: interrupted; each environment is as it was or wholly switched, never half: pyferry deploy --check shows what is left\./,
+      /pyferry: interrupted; each environment not listed is as it was or wholly switched, never half: pyferry deploy --check shows what is left\./,
     );
     assert.ok(!hasStackTrace(r.stderr), show(r));
+    // Stopped there too, not left running for the next deploy to start a second copy beside.
+    await waitFor(
+      "the hook to be stopped",
+      () => processesIn([hookDir]).length === 0,
+      10_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}: ${JSON.stringify(processesIn([hookDir]))}`);
+    });
     const check = await pyferry(["deploy", "--check", "-i", "int.toml"]);
     assert.equal(check.status, 2, show(check));
-    assert.match(check.stderr, /its hooks and reload, left undone by an interrupted deploy/);
+    assert.match(check.stderr, /its hooks and reload, not completed since it was switched to/);
+  });
+
+  test("a failing hook on a first deploy: the path is left with no environment, as before", async () => {
+    const root = lab.host("h4").root;
+    const path = join(root, "srv", "first", "venv");
+    writeFileSync(join(work, "reqs", "first.txt"), "six\n");
+    const inv = (hooks: string[]) =>
+      writeFileSync(
+        join(work, "first.toml"),
+        [
+          'wheelhouse = "wheelhouse"',
+          "[defaults]",
+          `python = ${JSON.stringify(python)}`,
+          "[hosts.h4]",
+          'address = "h4"',
+          "[[hosts.h4.envs]]",
+          `path = ${JSON.stringify(path)}`,
+          'requirements = "reqs/first.txt"',
+          `hooks = ${JSON.stringify(hooks)}`,
+          "",
+        ].join("\n"),
+      );
+    inv(["exit 3"]);
+    const r = await pyferry(["deploy", "--yes", "-i", "first.toml"]);
+    assert.equal(r.status, 1, show(r));
+    assert.match(
+      r.stdout,
+      /failed {2}hook "exit 3" failed with exit status 3 \(no output\); \S+ was removed again, as it had no environment before/,
+      show(r),
+    );
+    assert.throws(() => lstatSync(path), /ENOENT/, "nothing at the path, not even a link");
+    // Planned afresh next time (not as hooks owed), and deployed once the hook works.
+    const check = await pyferry(["deploy", "--check", "-i", "first.toml"]);
+    assert.equal(check.status, 2, show(check));
+    assert.doesNotMatch(check.stderr, /not completed/, show(check));
+    inv(["true"]);
+    const ok = await pyferry(["deploy", "--yes", "-i", "first.toml"]);
+    assert.equal(ok.status, 0, show(ok));
+    assert.ok(existsSync(join(path, "bin", "python")));
+  });
+
+  test("a wheel replaced under the same version is a change, and the plan says why", async () => {
+    const root = lab.host("h4").root;
+    const path = join(root, "srv", "rebuilt", "venv");
+    writeFileSync(join(work, "reqs", "rebuilt.txt"), "six\n");
+    writeFileSync(
+      join(work, "rebuilt.toml"),
+      [
+        'wheelhouse = "wheelhouse"',
+        "[defaults]",
+        `python = ${JSON.stringify(python)}`,
+        "[hosts.h4]",
+        'address = "h4"',
+        "[[hosts.h4.envs]]",
+        `path = ${JSON.stringify(path)}`,
+        'requirements = "reqs/rebuilt.txt"',
+        "",
+      ].join("\n"),
+    );
+    const first = await pyferry(["deploy", "--yes", "-i", "rebuilt.toml"]);
+    assert.equal(first.status, 0, show(first));
+    // six 1.17.0 again, with one more file (and its RECORD line): new bytes, the same version.
+    const original = mirrorWheels("six", "1.17.0")[0];
+    assert.ok(original);
+    const rebuilt = join(mkdtempSync(join(tmpdir(), "pyferry-rebuilt-")), basename(original));
+    const py = spawnSync(python, ["-c", REBUILD, original, rebuilt], { encoding: "utf8" });
+    assert.equal(py.status, 0, py.stderr);
+    const replace = (wheel: string) =>
+      pyferry(["wheelhouse", "add", "--replace", "--wheelhouse", "wheelhouse", wheel]);
+    try {
+      const added = await replace(rebuilt);
+      assert.equal(added.status, 0, show(added));
+      const check = await pyferry(["deploy", "--check", "-i", "rebuilt.toml"]);
+      assert.equal(check.status, 2, show(check));
+      assert.match(
+        check.stderr,
+        /the same versions, with files that differ from those deployed \(a wheel replaced under the same version/,
+        show(check),
+      );
+      const r = await pyferry(["deploy", "--yes", "-i", "rebuilt.toml"]);
+      assert.equal(r.status, 0, show(r));
+      const site = readdirSync(join(path, "lib")).map((d) => join(path, "lib", d, "site-packages"));
+      assert.ok(existsSync(join(site[0] as string, "six_rebuilt.txt")), show(r));
+    } finally {
+      const back = await replace(original);
+      assert.equal(back.status, 0, show(back));
+    }
   });
 
   test("compile is part of what an environment is: turning it on is a change, and only that path gets bytecode", async () => {
