@@ -9,6 +9,7 @@ import type { InterpreterInfo } from "../python/interpreter.js";
 import { majorMinor } from "../python/version.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { writeActivateScripts } from "./activate.js";
 
 /** Where an environment's install scheme puts each kind of file. */
 export interface EnvLayout {
@@ -58,7 +59,8 @@ async function placeSymlink(target: string, path: string): Promise<void> {
 /**
  * Create (or refresh) a virtual environment at `dir` for the interpreter `info` describes:
  * pyvenv.cfg, bin/python{,3,X.Y} symlinks to the base interpreter, an empty site-packages,
- * and the lib64 symlink venv makes on 64-bit POSIX systems other than macOS.
+ * the lib64 symlink venv makes on 64-bit POSIX systems other than macOS, and the activation
+ * scripts.
  */
 export async function createVenv(dir: string, info: InterpreterInfo): Promise<EnvLayout> {
   if (process.platform === "win32") {
@@ -112,5 +114,7 @@ export async function writeVenv(dir: string, b: VenvBase): Promise<EnvLayout> {
     `executable = ${b.real}`,
   ];
   await writeFileAtomic(join(layout.root, "pyvenv.cfg"), `${cfg.join("\n")}\n`);
+  // Like pyvenv.cfg, they belong to the environment, not to a distribution: no RECORD lists them.
+  await writeActivateScripts(bin);
   return layout;
 }

@@ -18,6 +18,7 @@ import {
   loadPipSettings,
 } from "../index/pip-config.js";
 import type { IndexFile } from "../index/simple.js";
+import { writeActivateScripts } from "../install/activate.js";
 import {
   cachePaths,
   type DistFile,
@@ -358,6 +359,8 @@ async function envFolders(
     // The bundle's own interpreter sits where a venv's would: bin/python.
     if (!existsSync(join(tmp, "bin", "python")))
       await symlink("python3", join(tmp, "bin", "python"));
+    // A bundled interpreter is activated like a venv's (its own sys.prefix is the folder).
+    await writeActivateScripts(join(tmp, "bin"));
     const layout = layoutFor(tmp, majorMinor(info.version));
     return glibc ? { layout, glibc } : { layout };
   }
