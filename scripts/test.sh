@@ -6,26 +6,28 @@ cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-# The remote end-to-end tests start real OpenSSH servers and use rsync (test/support/sshd.ts).
-if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null; then
+# The remote end-to-end tests start real OpenSSH servers and use rsync (test/support/sshd.ts);
+# the activation scripts' tests source them in zsh, fish and tcsh (test/e2e/activate.test.ts).
+if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null ||
+  ! command -v zsh >/dev/null || ! command -v fish >/dev/null || ! command -v tcsh >/dev/null; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     # Waits for another apt holding the lock; refreshes the package lists only when installing
     # from the current ones fails (a fresh machine has none, an old one stale ones).
     apt_log=$(mktemp)
     apt_install() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
-        openssh-server rsync >"$apt_log" 2>&1
+        openssh-server rsync zsh fish tcsh >"$apt_log" 2>&1
     }
     if ! apt_install; then
       { apt-get update -qq >"$apt_log" 2>&1 && apt_install; } || {
         tail -n 20 "$apt_log" >&2
-        echo "test.sh: could not install openssh-server and rsync with apt-get (needed by the ssh tests)" >&2
+        echo "test.sh: could not install openssh-server, rsync, zsh, fish and tcsh with apt-get (needed by the ssh and activation tests)" >&2
         exit 1
       }
     fi
     rm -f "$apt_log"
   else
-    echo "test.sh: /usr/sbin/sshd or rsync is missing; install openssh-server and rsync (the ssh tests are skipped)" >&2
+    echo "test.sh: /usr/sbin/sshd, rsync, zsh, fish or tcsh is missing; install openssh-server, rsync, zsh, fish and tcsh (the tests that need them are skipped)" >&2
   fi
 fi
 # A clean build, so that tests of deleted sources cannot linger in dist/.
