@@ -1056,6 +1056,18 @@ describe("pyferry deploy to five hosts", {
     assert.ok(existsSync(join(`${plain}.pyferry-orig`, "pyvenv.cfg")), "the old venv is kept");
     const first = readlinkSync(plain);
     assertState(plain, { six: "1.17.0" });
+    // What the taken-over venv's users source still works, and names the path, not the store.
+    const act = spawnSync(
+      "bash",
+      [
+        "-c",
+        '. "$1/bin/activate" && echo "$VIRTUAL_ENV" && python -c "import sys; print(sys.prefix)"',
+        "-",
+        plain,
+      ],
+      { encoding: "utf8", env: { PATH: "/usr/bin:/bin" } },
+    );
+    assert.equal(act.stdout, `${plain}\n${plain}\n`, act.stderr);
 
     // A failing hook goes back to the environment before, whatever it was.
     inv("six\nidna\n");
