@@ -5,15 +5,7 @@
  * visible at its destination only by one rename once all of it has been verified.
  */
 import { createHash, randomBytes } from "node:crypto";
-import {
-  closeSync,
-  createReadStream,
-  fchmodSync,
-  mkdirSync,
-  openSync,
-  symlinkSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, createReadStream, fchmodSync, openSync, symlinkSync, writeSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, posix, resolve } from "node:path";
@@ -22,6 +14,7 @@ import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
+import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
 import { pidAlive } from "../util/pid.js";
 import { touch } from "../util/touch.js";
 import { ByteReader } from "./byte-reader.js";
@@ -93,7 +86,7 @@ async function extract(archive: string, dest: string): Promise<Manifest> {
     let extraDirs = 0;
     const makeDir = (dir: string): void => {
       if (made.has(dir)) return;
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      makeDirsSync(dir, 0o755);
       made.add(dir);
     };
     const members = tarMembers(reader, (m) => new Refused(m), { maxMeta: MAX_META_BYTES });
@@ -263,7 +256,7 @@ const present = async (p: string): Promise<boolean> => (await lstat(p).catch(() 
 export async function unpackBundle(archive: string, dest: string): Promise<Manifest> {
   const target = resolve(dest);
   if (await present(target)) throw new UserError(`Cannot unpack into ${dest}: it already exists.`);
-  await mkdir(dirname(target), { recursive: true });
+  await makeDirs(dirname(target));
   const tmp = partialName(target);
   try {
     const manifest = await extract(archive, tmp);
@@ -331,7 +324,7 @@ export async function ensureUnpacked(archive: string): Promise<Unpacked> {
     return { dir, manifest: parseManifest(text, dir), unpacked: false };
   };
   if (await complete()) return reuse();
-  await mkdir(root, { recursive: true });
+  await makeDirs(root);
   const lock = await acquireLock(`${dir}.lock`, { done: complete });
   if (!lock) return reuse();
   try {

@@ -12,7 +12,6 @@ import { createHash } from "node:crypto";
 import {
   accessSync,
   constants as fsConstants,
-  mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -23,6 +22,7 @@ import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as vm from "node:vm";
+import { makeDirsSync } from "../util/make-dirs.js";
 
 /** What CommonJS gives a module: the bundle is compiled inside this function, as require() does. */
 const HEAD = "(function (exports, require, module, __filename, __dirname) {";
@@ -91,7 +91,7 @@ export function loadBundle<T>(url: URL, command?: string): T {
 /** Write the cache atomically, and drop this bundle's older ones for the same command. */
 function saveCache(script: vm.Script, dir: string, prefix: string, cacheFile: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirsSync(dir);
     accessSync(dir, fsConstants.W_OK);
   } catch {
     // An install nobody may write to (a system-wide one, run by a user): no cache.

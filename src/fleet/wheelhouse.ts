@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { copyFile, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
@@ -15,6 +15,7 @@ import { parseWheelFilename } from "../python/tags.js";
 import { compareVersions, isValidVersion, normalizeVersion } from "../python/version.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { pidAlive } from "../util/pid.js";
 import { checkWheel } from "./wheelhouse-check.js";
 import {
@@ -81,8 +82,8 @@ export async function openWheelhouse(
 ): Promise<Wheelhouse> {
   const wh = wheelhouseAt(root);
   if (opts.create) {
-    await mkdir(wh.wheels, { recursive: true });
-    await mkdir(wh.scratch, { recursive: true });
+    await makeDirs(wh.wheels);
+    await makeDirs(wh.scratch);
     await clearScratch(wh);
     return wh;
   }

@@ -52,6 +52,7 @@ import type { InterpreterInfo } from "../python/interpreter.js";
 import { type Captured, capture } from "../util/capture.js";
 import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { holdScratch } from "../util/scratch.js";
 import { isElf, patchRunpath, readElfDynamic } from "./elf.js";
 
@@ -214,7 +215,7 @@ async function walk(
   jobs: CopyJob[],
   rel = "",
 ): Promise<void> {
-  await mkdir(to, { recursive: true });
+  await makeDirs(to);
   for (const name of (await readdir(from)).sort()) {
     const src = join(from, name);
     const relPath = rel ? join(rel, name) : name;
@@ -555,7 +556,7 @@ export async function bundlePython(
   if (entries.length > 0) {
     throw new UserError(`Cannot bundle Python into ${root}: the directory is not empty.`);
   }
-  await mkdir(dirname(root), { recursive: true });
+  await makeDirs(dirname(root));
   // Named after its destination's scratch name, so that sweepScratch finds it after a kill -9.
   const staging = `${root}.partial-${randomBytes(4).toString("hex")}`;
   await mkdir(staging);

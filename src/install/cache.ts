@@ -13,7 +13,6 @@ import {
   chmod,
   type FileHandle,
   lstat,
-  mkdir,
   open,
   readdir,
   readFile,
@@ -30,6 +29,7 @@ import { parseWheelFilename } from "../python/tags.js";
 import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { pidAlive } from "../util/pid.js";
 import { touch } from "../util/touch.js";
 import { mapLimit } from "./pool.js";
@@ -132,7 +132,7 @@ async function* sourceChunks(url: string, filename: string): AsyncGenerator<Uint
 /** Create `file` (read-only) in `dir`, making `dir` first; again if a prune removed it between. */
 async function createIn(dir: string, file: string): Promise<FileHandle> {
   for (let attempt = 0; ; attempt++) {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     try {
       return await open(file, "wx", 0o444);
     } catch (err) {
@@ -341,7 +341,7 @@ export async function unpackWheel(
       throw new UserError(`${filename} at ${path} has sha256 ${actual}, but ${sha} was expected.`);
     }
   }
-  await mkdir(root, { recursive: true });
+  await makeDirs(root);
   const tmp = join(root, `.tmp-${sha.slice(0, 16)}-${tempSuffix()}`);
   try {
     const contents = await extractWheel(path, filename, tmp, bytes);

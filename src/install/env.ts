@@ -3,12 +3,13 @@
  * --without-pip` makes), written directly so that no interpreter has to run to create one.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, readlink, realpath, rename, rm, symlink } from "node:fs/promises";
+import { readlink, realpath, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { majorMinor } from "../python/version.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { writeActivateScripts } from "./activate.js";
 
 /** Where an environment's install scheme puts each kind of file. */
@@ -98,9 +99,9 @@ export async function writeVenv(dir: string, b: VenvBase): Promise<EnvLayout> {
   const layout = layoutFor(dir, b.version);
   const xy = layout.pythonVersion;
   const bin = layout.scripts;
-  await mkdir(layout.purelib, { recursive: true });
-  await mkdir(bin, { recursive: true });
-  await mkdir(join(layout.root, "include", `python${xy}`), { recursive: true });
+  await makeDirs(layout.purelib);
+  await makeDirs(bin);
+  await makeDirs(join(layout.root, "include", `python${xy}`));
   if (b.pointerBits === 64 && process.platform !== "darwin") {
     await placeSymlink("lib", join(layout.root, "lib64"));
   }

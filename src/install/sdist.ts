@@ -37,6 +37,7 @@ import { bestTagRank, parseSdistFilename, parseWheelFilename, tagRanks } from ".
 import { targetFromInterpreter, targetTagList } from "../python/target.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { touch } from "../util/touch.js";
 import { removeTree } from "./cache.js";
 import type { EnvLayout } from "./env.js";
@@ -262,12 +263,12 @@ async function writeMembers(members: Member[], dest: string): Promise<void> {
     if (m.path === "") continue;
     const target = join(dest, m.path);
     if (m.type === "dir") {
-      await mkdir(target, { recursive: true });
+      await makeDirs(target);
     } else if (m.type === "symlink") {
       checkLinkText(m);
       links.push(m);
     } else {
-      await mkdir(dirname(target), { recursive: true });
+      await makeDirs(dirname(target));
       if (m.type === "file") {
         await writeFile(target, m.data, { mode: m.executable ? 0o755 : 0o644 });
       } else {
@@ -285,7 +286,7 @@ async function writeMembers(members: Member[], dest: string): Promise<void> {
     for (let d = posix.dirname(l.path); d !== "."; d = posix.dirname(d)) {
       if (linkPaths.has(d)) throw new Refused(`"${l.path}" lies inside the symbolic link "${d}"`);
     }
-    await mkdir(dirname(join(dest, l.path)), { recursive: true });
+    await makeDirs(dirname(join(dest, l.path)));
     await symlink(l.linkname, join(dest, l.path));
   }
   const root = await realpath(dest);
@@ -531,7 +532,7 @@ async function buildAndPublish(p: Project, info: InterpreterInfo): Promise<strin
     fail(`its backend built ${name}, which this interpreter cannot install`);
   }
   const dir = builtDir(p.sdist.sha256);
-  await mkdir(dir, { recursive: true });
+  await makeDirs(dir);
   const final = join(dir, name);
   const tmp = join(dir, `.${name}.${process.pid}-${randomBytes(6).toString("hex")}.part`);
   try {

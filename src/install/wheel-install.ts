@@ -9,7 +9,6 @@ import {
   constants,
   copyFileSync,
   linkSync,
-  mkdirSync,
   readFileSync,
   unlinkSync,
   writeFileSync,
@@ -20,6 +19,7 @@ import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { normalizeName } from "../python/names.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { makeDirsSync } from "../util/make-dirs.js";
 import type { UnpackedWheel } from "./cache.js";
 import { copyFiles } from "./copy-pool.js";
 import type { EnvLayout } from "./env.js";
@@ -270,7 +270,7 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
   const dirs = new Set<string>([join(site, wheel.distInfo)]);
   for (const p of plan.placements) dirs.add(dirname(p.dest));
   for (const l of plan.launchers) dirs.add(dirname(l.dest));
-  for (const d of [...dirs].sort()) mkdirSync(d, { recursive: true });
+  for (const d of [...dirs].sort()) makeDirsSync(d);
 
   const done = (dest: string, replaced: boolean) => {
     written.push(dest);

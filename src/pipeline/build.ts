@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync } from "node:fs";
-import { mkdir, rename, rm, symlink } from "node:fs/promises";
+import { rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
@@ -53,6 +53,7 @@ import { writeFileAtomic } from "../util/atomic.js";
 import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { makeDirs } from "../util/make-dirs.js";
 import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
 import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
@@ -223,7 +224,7 @@ export async function buildEnv(
       `The lock is for ${envs.map((m) => `"${m}"`).join(" or ")}, and ${info.realPath} (Python ${info.version} on ${info.markerEnv.sys_platform} ${info.markerEnv.platform_machine}) is not; lock again for it (pyferry lock --python ${info.realPath}).`,
     );
   }
-  await mkdir(dirname(final), { recursive: true });
+  await makeDirs(dirname(final));
   await sweepScratch(final);
   return mendingCache(() => buildOnce(lock, info, final, opts));
 }

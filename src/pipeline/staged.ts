@@ -7,7 +7,6 @@ import { createHash, randomBytes } from "node:crypto";
 import {
   cpSync,
   existsSync,
-  mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -22,6 +21,7 @@ import { loadPipSettings } from "../index/pip-config.js";
 import { parseRequirement } from "../python/requirement.js";
 import { targetFromInterpreter } from "../python/target.js";
 import { UserError } from "../util/errors.js";
+import { makeDirsSync } from "../util/make-dirs.js";
 import { VERSION } from "../version.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import {
@@ -146,10 +146,10 @@ export async function packFolder(
   try {
     for (const f of new Set([...report.local_files, ...report.data_files])) {
       const to = join(tmp, "app", f);
-      mkdirSync(dirname(to), { recursive: true });
+      makeDirsSync(dirname(to));
       cpSync(join(root, f), to);
     }
-    mkdirSync(join(tmp, "conf"), { recursive: true });
+    makeDirsSync(join(tmp, "conf"));
     const mods = modsText(report, entry);
     writeFileSync(join(tmp, PACK_MODS), keptMods ?? mods);
     const info: PackInfo = {
@@ -163,7 +163,7 @@ export async function packFolder(
     if (existsSync(dir)) {
       // What the user put in the folder beside pyferry's own files comes along.
       for (const extra of otherEntries(dir)) {
-        mkdirSync(dirname(join(tmp, extra)), { recursive: true });
+        makeDirsSync(dirname(join(tmp, extra)));
         renameSync(join(dir, extra), join(tmp, extra));
       }
       // The old folder goes aside with one rename, so the name always holds a whole pack.

@@ -4,13 +4,14 @@
  * each file appears whole (written beside its place, then renamed).
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, lstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join, posix } from "node:path";
 import type { Readable } from "node:stream";
 import { ByteReader } from "../bundle/byte-reader.js";
 import { padding } from "../bundle/tar.js";
 import { type TarMember, tarMembers } from "../bundle/tar-members.js";
 import { UserError } from "../util/errors.js";
+import { makeDirsSync } from "../util/make-dirs.js";
 
 const MAX_META = 1 << 20;
 
@@ -85,14 +86,14 @@ export async function extractFetched(
     }
     const target = join(dest, rel);
     if (h.typeflag === "5") {
-      mkdirSync(target, { recursive: true });
+      makeDirsSync(target);
       continue;
     }
     if (h.typeflag !== "0" && h.typeflag !== "\0" && h.typeflag !== "7") {
       await skip();
       continue;
     }
-    mkdirSync(join(target, ".."), { recursive: true });
+    makeDirsSync(join(target, ".."));
     const tmp = `${target}.pyferry-${randomBytes(4).toString("hex")}`;
     const fd = openSync(tmp, "wx", (h.mode & 0o111) !== 0 ? 0o755 : 0o644);
     let whole = false;

@@ -6,10 +6,11 @@
  * trees, however old the cutoff says they are.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { readdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { cacheDir } from "./dirs.js";
+import { makeDirsSync } from "./make-dirs.js";
 import { pidAlive } from "./pid.js";
 
 /** This process's registration file in each cache it used (undefined: it could not register). */
@@ -35,7 +36,7 @@ export function useCache(root: string = cacheDir()): void {
   const dir = join(root, "users");
   const file = join(dir, `${hostname()}.${process.pid}.${randomBytes(4).toString("hex")}`);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirsSync(dir);
     writeFileSync(file, "");
   } catch {
     // A read-only cache has nothing prune could remove either.

@@ -7,10 +7,11 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, realpathSync, type Stats } from "node:fs";
-import { chmod, lstat, mkdir, readlink, realpath, rename, rm, stat } from "node:fs/promises";
+import { chmod, lstat, readlink, realpath, rename, rm, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { finished } from "node:stream/promises";
 import { UserError } from "./errors.js";
+import { makeDirs } from "./make-dirs.js";
 import { holdScratch, scratchFor, sweepScratch } from "./scratch.js";
 
 /** Where an output named `path` goes. */
@@ -103,7 +104,7 @@ export async function writeOutput(
     });
     return;
   }
-  await mkdir(dirname(p.file), { recursive: true });
+  await makeDirs(dirname(p.file));
   await sweepScratch(p.file);
   const tmp = scratchFor(p.file, randomBytes(4).toString("hex"));
   const release = holdScratch(tmp);
