@@ -106,14 +106,13 @@ export function projectPage(name: string, files: readonly PageFile[], format: Fo
       meta: { "api-version": API_VERSION },
       name,
       files: files.map((f) => {
-        const metadata = f.metadataSha256 ? { sha256: f.metadataSha256 } : undefined;
         return {
           filename: f.filename,
           url: fileHref(f.filename),
           hashes: { sha256: f.sha256 },
           ...(f.requiresPython ? { "requires-python": f.requiresPython } : {}),
-          // PEP 714's key, and the older one PEP 658 named, for clients from before it.
-          ...(metadata ? { "core-metadata": metadata, "dist-info-metadata": metadata } : {}),
+          // PEP 714's key only: pip 22.3 to 23.1 crash on the older `dist-info-metadata`.
+          ...(f.metadataSha256 ? { "core-metadata": { sha256: f.metadataSha256 } } : {}),
         };
       }),
     };
@@ -124,6 +123,7 @@ export function projectPage(name: string, files: readonly PageFile[], format: Fo
     if (f.requiresPython) attrs.push(`data-requires-python="${escapeHtml(f.requiresPython)}"`);
     if (f.metadataSha256) {
       const value = `sha256=${f.metadataSha256}`;
+      // The older attribute too (PEP 714 allows it in HTML): pip before 23.2 reads only it.
       attrs.push(`data-core-metadata="${value}"`, `data-dist-info-metadata="${value}"`);
     }
     return `<a ${attrs.join(" ")}>${escapeHtml(f.filename)}</a><br>`;

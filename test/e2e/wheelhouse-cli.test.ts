@@ -283,6 +283,30 @@ describe("serve, used by real pip", () => {
     assert.equal(sha256(join(dest, file)), sha256(join(WH, "wheels", file)));
   });
 
+  test("pip 22.3 to 23.1 (Debian 12's 23.0.1) install over PEP 691 JSON too (PEP 714)", async (t) => {
+    // These pips crash on the JSON key `dist-info-metadata`; Debian 12's python3.11 has one.
+    const python = process.env.PYFERRY_TEST_OLD_PIP_PYTHON ?? "/usr/bin/python3.11";
+    if (!existsSync(python)) return t.skip(`${python} is missing`);
+    const old = join(dir, "old-pip");
+    const made = spawnSync(python, ["-m", "venv", old], { encoding: "utf8" });
+    if (made.status !== 0) return t.skip(`${python} makes no venv: ${made.stderr.trim()}`);
+    const oldPip = (args: string[]) =>
+      spawnSync(join(old, "bin", "python"), ["-m", "pip", ...args], {
+        env: PIP_ENV,
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+    const version = /^pip (\d+)\.(\d+)/.exec(oldPip(["--version"]).stdout);
+    const [major, minor] = [Number(version?.[1]), Number(version?.[2])];
+    if (!(major === 22 ? minor >= 3 : major === 23 && minor <= 1)) {
+      return t.skip(`${python}'s venv has pip ${major}.${minor}, not one from 22.3 to 23.1`);
+    }
+    const r = oldPip(["install", "--index-url", server.url, ...PIP_FLAGS, "wh-cli-demo"]);
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Successfully installed six-\S+ wh-cli-demo-1\.2/);
+    await eventually(() => assert.match(server.log(), /GET \/simple\/wh-cli-demo\/ 200 json/));
+  });
+
   test("SIGINT and SIGTERM stop it cleanly", async () => {
     assert.equal(await stopped(server.child, "SIGINT"), "0", server.log());
     assert.match(server.log(), /Stopped\.\n$/);

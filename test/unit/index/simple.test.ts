@@ -207,6 +207,41 @@ describe("HTTP", () => {
     assert.equal(await projectFiles(`${base}/simple/`, "other"), undefined);
   });
 
+  test("JSON metadata: core-metadata first, the older dist-info-metadata only without it", async () => {
+    const file = (name: string, keys: Record<string, unknown>) => ({
+      filename: name,
+      url: name,
+      hashes: {},
+      ...keys,
+    });
+    const base = await serve((_req, res) => {
+      res.setHeader("Content-Type", "application/vnd.pypi.simple.v1+json");
+      res.end(
+        JSON.stringify({
+          meta: { "api-version": "1.0" },
+          name: "p",
+          files: [
+            file("p-1.0-py3-none-any.whl", { "dist-info-metadata": { sha256: SHA } }),
+            file("p-2.0-py3-none-any.whl", { "dist-info-metadata": true }),
+            file("p-3.0-py3-none-any.whl", {
+              "core-metadata": false,
+              "dist-info-metadata": true,
+            }),
+            file("p-4.0-py3-none-any.whl", {
+              "core-metadata": { sha256: SHA },
+              "dist-info-metadata": { sha256: "beef" },
+            }),
+          ],
+        }),
+      );
+    });
+    const files = (await projectFiles(`${base}/simple/`, "p")) ?? [];
+    assert.deepEqual(
+      files.map((f) => f.metadata),
+      [{ sha256: SHA }, true, undefined, { sha256: SHA }],
+    );
+  });
+
   test("sends basic auth from the URL's user info and never shows the password", async () => {
     const expected = `Basic ${Buffer.from("me:s3cr:t").toString("base64")}`;
     const base = await serve((req, res) => {
