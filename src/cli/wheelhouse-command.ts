@@ -21,11 +21,10 @@ interface Flags {
   json?: boolean;
 }
 
+const WHEELHOUSE_HELP = "the wheelhouse folder (default: $PYFERRY_WHEELHOUSE, else ./wheelhouse)";
+
 function located(cmd: Command): Command {
-  return cmd.option(
-    "--wheelhouse <dir>",
-    "the wheelhouse folder (default: $PYFERRY_WHEELHOUSE, else ./wheelhouse)",
-  );
+  return cmd.option("--wheelhouse <dir>", WHEELHOUSE_HELP);
 }
 
 async function open(flags: Flags) {
@@ -109,6 +108,15 @@ export function registerWheelhouse(program: Command): void {
   const wh = program
     .command("wheelhouse")
     .description("a local wheel repository with a release log, served as a package index")
+    .option("--wheelhouse <dir>", `${WHEELHOUSE_HELP}; before or after the action`)
+    // Options are positional (main.ts), so one given before the action is this command's:
+    // hand it to the action, unless the action was given its own (the later one wins).
+    .hook("preAction", (group, action) => {
+      const before = group.opts<Flags>().wheelhouse;
+      if (before !== undefined && action.opts<Flags>().wheelhouse === undefined) {
+        action.setOptionValue("wheelhouse", before);
+      }
+    })
     .addHelpText(
       "after",
       `

@@ -84,7 +84,7 @@ describe("the store through the CLI", () => {
     ]);
   });
 
-  test("list (PYFERRY_WHEELHOUSE names the folder) as a table and as JSON", () => {
+  test("list (PYFERRY_WHEELHOUSE or --wheelhouse names the folder) as a table and as JSON", () => {
     const text = ok(["list"], { PYFERRY_WHEELHOUSE: WH }).stdout;
     assert.match(text, /^NAME\s+VERSION\s+FILE\s+SHA256\s+ADDED$/m);
     assert.match(text, /^six\s+\S+\s+six-\S+\.whl\s+[0-9a-f]{12}\s+\d{4}-/m);
@@ -94,6 +94,10 @@ describe("the store through the CLI", () => {
       ["idna", "six"],
     );
     for (const e of entries) assert.equal(e.sha256, sha256(join(WH, "wheels", e.file)));
+    // --wheelhouse before the action too; given in both places, the later one counts.
+    assert.deepEqual(JSON.parse(ok(["--wheelhouse", WH, "list", "--json"]).stdout), entries);
+    const both = ["--wheelhouse", join(dir, "none"), "list", "--json", "--wheelhouse", WH];
+    assert.deepEqual(JSON.parse(ok(both).stdout), entries);
   });
 
   test("adding a file already there changes nothing; a corrupt wheel is one sentence", () => {
