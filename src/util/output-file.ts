@@ -11,7 +11,6 @@ import { chmod, lstat, readlink, realpath, rename, rm, stat } from "node:fs/prom
 import { dirname, resolve } from "node:path";
 import { finished } from "node:stream/promises";
 import { UserError } from "./errors.js";
-import { makeDirs } from "./make-dirs.js";
 import { holdScratch, scratchFor, sweepScratch } from "./scratch.js";
 
 /** Where an output named `path` goes. */
@@ -44,7 +43,8 @@ async function danglingTarget(path: string): Promise<string> {
 
 /**
  * Check that `path` can be written and say how, before the work that makes its content: a
- * folder, or a parent that is a file, is one sentence now rather than after a long build.
+ * folder, a parent that is a file, or a parent that is missing is one sentence now rather than
+ * after a long build. A missing parent is never made: it is more often a typo than a wish.
  */
 export async function planOutput(path: string): Promise<OutputPlan> {
   const st = await statOrNull(path, true);
@@ -54,12 +54,16 @@ export async function planOutput(path: string): Promise<OutputPlan> {
   if (st && (!st.isFile() || /^\/(proc\/|dev\/fd\/|dev\/std(in|out|err)$)/.test(resolve(path))))
     return { file: resolve(path), direct: true };
   const file = st ? await realpath(path) : await danglingTarget(path);
-  for (let dir = dirname(file); ; dir = dirname(dir)) {
+  // Up to the nearest thing that exists, so that a file in the way is named whatever its depth.
+  const parent = dirname(file);
+  for (let dir = parent; dirname(dir) !== dir; dir = dirname(dir)) {
     const d = await stat(dir).catch(() => null);
     if (d && !d.isDirectory())
       throw new UserError(`${path} cannot be written: ${dir} is a file, not a folder.`, 2);
-    if (d || dirname(dir) === dir) break;
+    if (d) break;
   }
+  if (!(await statOrNull(parent, true)))
+    throw new UserError(`${path} cannot be written: the folder ${parent} does not exist.`);
   return st ? { file, direct: false, mode: st.mode & 0o7777 } : { file, direct: false };
 }
 
@@ -104,7 +108,6 @@ export async function writeOutput(
     });
     return;
   }
-  await makeDirs(dirname(p.file));
   await sweepScratch(p.file);
   const tmp = scratchFor(p.file, randomBytes(4).toString("hex"));
   const release = holdScratch(tmp);

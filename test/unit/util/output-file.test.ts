@@ -103,3 +103,22 @@ test("a folder, or a file where a folder should be, is refused before any work",
     return true;
   });
 });
+
+test("a missing folder is refused before any work, not made", async () => {
+  const d = tmp();
+  const out = join(d, "none", "x.tar");
+  await assert.rejects(planOutput(out), (e: unknown) => {
+    assert.ok(e instanceof UserError);
+    assert.equal(e.exitCode, 1);
+    assert.equal(
+      e.message,
+      `${out} cannot be written: the folder ${join(d, "none")} does not exist.`,
+    );
+    return true;
+  });
+  await assert.rejects(writeOutputFile(out, "x"), /the folder \S+ does not exist\.$/);
+  // A link to a file in a missing folder too.
+  symlinkSync(join(d, "gone", "t.json"), join(d, "link.json"));
+  await assert.rejects(planOutput(join(d, "link.json")), /the folder \S+gone does not exist\.$/);
+  assert.deepEqual(readdirSync(d), ["link.json"]);
+});
