@@ -96,11 +96,31 @@ async function listDirectory(path: string): Promise<{ name: string; isDir: boole
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/**
+ * Why a local location could not be read, as a clause that reads after "because" (the error)
+ * and after a colon (the warning when it is skipped).
+ */
 function describeFsError(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return "it does not exist";
-  if (code === "EACCES" || code === "EPERM") return "permission was denied";
-  return `of an error (${code ?? String(err)})`;
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case "ENOENT":
+      return "it does not exist";
+    case "ENOTDIR":
+      return "part of its path is a file, not a folder";
+    case "EACCES":
+    case "EPERM":
+      return "permission was denied";
+    case "ELOOP":
+      return "its path is a loop of symbolic links";
+    case "ENAMETOOLONG":
+      return "its path is too long for the file system";
+    default: {
+      // libuv's description where there is one ("EIO: i/o error, scandir ..." gives "i/o error").
+      const described = /^E[A-Z0-9]+: ([^,]+)/.exec(e?.message ?? "")?.[1];
+      const detail = e?.code ? `${e.code}${described ? `, ${described}` : ""}` : String(err);
+      return `the system reported an error (${detail})`;
+    }
+  }
 }
 
 /** Counts a pattern in a streamed text, for stopping early on giant root pages. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -157,6 +157,27 @@ describe("local folders", () => {
       return true;
     });
     await assert.rejects(listProjects(pathToFileURL(missing).href), IndexUnavailable);
+  });
+
+  test("a location that cannot be read says why in a clause, for any errno", async () => {
+    write(join(root, "a-file"), "x");
+    symlinkSync("loop-b", join(root, "loop-a"));
+    symlinkSync("loop-a", join(root, "loop-b"));
+    const cases: [string, string][] = [
+      [join(root, "a-file", "wheels"), "part of its path is a file, not a folder"],
+      [join(root, "loop-a"), "its path is a loop of symbolic links"],
+    ];
+    for (const [location, reason] of cases) {
+      await assert.rejects(findLinksFiles(location), (err: unknown) => {
+        assert.ok(err instanceof IndexUnavailable);
+        assert.equal(err.reason, reason);
+        assert.equal(
+          err.message,
+          `The find-links location ${pathToFileURL(location).href} could not be read because ${reason}.`,
+        );
+        return true;
+      });
+    }
   });
 });
 

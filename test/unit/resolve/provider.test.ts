@@ -421,6 +421,23 @@ describe("IndexProvider", () => {
     );
   });
 
+  test("a find-links location under a file: the warning and the error say why in words", async () => {
+    writeFileSync(join(root, "app.txt"), "not a wheelhouse\n");
+    const location = join(root, "app.txt", "wheels");
+    const warnings: string[] = [];
+    const provider = new IndexProvider(target, {
+      sources: [{ kind: "find-links", location }],
+      onWarning: (m) => warnings.push(m),
+    });
+    const why = "part of its path is a file, not a folder";
+    await assert.rejects(provider.candidates("six"), (err: Error) => {
+      assert.ok(err instanceof IndexUnavailable);
+      assert.match(err.message, new RegExp(`could not be read because ${why}\\.$`));
+      return true;
+    });
+    assert.deepEqual(warnings, [`Skipping the find-links location ${location}: ${why}.`]);
+  });
+
   test("on the configured index, a project comes from one source only", async () => {
     const settings = loadPipSettings();
     const configured = sourcesFromSettings(settings);
