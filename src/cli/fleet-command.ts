@@ -148,10 +148,11 @@ Examples:
     )
     .action(async (selectors: string[], flags: FleetFlags) => {
       const forks = forksOf(flags);
-      const { readInventory } = await import("../fleet/inventory.js");
+      const { checkWheelhouse, readInventory } = await import("../fleet/inventory.js");
       const { selectEnvs } = await import("../fleet/selector.js");
       const { Connections, earlyKey, takeEarly } = await import("../fleet/connections.js");
       const inv = readInventory(flags.inventory);
+      checkWheelhouse(inv);
       const sels = selectEnvs(inv, selectors);
       // The handshakes overlap loading the resolver and the installer: they may have started
       // before the command line was even parsed (cli/early-connect.ts).

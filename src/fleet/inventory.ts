@@ -2,7 +2,7 @@
  * The fleet's inventory: hosts, groups, and on each host the virtual environments pyferry keeps
  * in sync, written in TOML (see README "Fleets"). Paths in it are relative to its own folder.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, posix, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
@@ -261,6 +261,28 @@ export function readInventory(file: string): Inventory {
     hosts,
     groups,
   };
+}
+
+/**
+ * Check that the inventory's wheelhouse is one, before any host is connected to: a wrong path
+ * would otherwise fail every environment, each with the same error about its wheels folder.
+ */
+export function checkWheelhouse(inv: Inventory): void {
+  const named = `The wheelhouse ${inv.wheelhouse} (from ${inv.file})`;
+  const kind = (path: string): "folder" | "other" | "missing" => {
+    try {
+      return statSync(path).isDirectory() ? "folder" : "other";
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return "missing";
+      throw new UserError(`${named} cannot be read: ${whyUnreadable(err)}.`);
+    }
+  };
+  const root = kind(inv.wheelhouse);
+  if (root === "missing") throw new UserError(`${named} does not exist.`);
+  if (root === "other") throw new UserError(`${named} is not a folder.`);
+  if (kind(join(inv.wheelhouse, "wheels")) !== "folder") {
+    throw new UserError(`${named} has no wheels folder; pyferry wheelhouse add makes one.`);
+  }
 }
 
 /** The login user of an environment: its own, else its host's. */

@@ -1,10 +1,10 @@
 /** The inventory's TOML, the seed's selectors, and plans as exact syncs. */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { readInventory } from "../../../src/fleet/inventory.js";
+import { checkWheelhouse, readInventory } from "../../../src/fleet/inventory.js";
 import { describeChanges, diff, distInfoName } from "../../../src/fleet/plan.js";
 import { selectEnvs } from "../../../src/fleet/selector.js";
 import { UserError } from "../../../src/util/errors.js";
@@ -188,6 +188,37 @@ test("a broken inventory is one sentence naming the file and the key", () => {
       text,
     );
   }
+});
+
+test("a wheelhouse that is missing, a file, or has no wheels folder is one sentence", () => {
+  const host =
+    '[hosts.h]\n[[hosts.h.envs]]\npath = "/srv/v"\npython = "/usr/bin/python3"\nrequirements = "r.txt"\n';
+  writeFileSync(join(dir, "app.txt"), "");
+  mkdirSync(join(dir, "bare"));
+  mkdirSync(join(dir, "good", "wheels"), { recursive: true });
+  const cases: [string, string, string][] = [
+    ['wheelhouse = "nowh"\n', "nowh", "does not exist."],
+    ["", "wheelhouse", "does not exist."],
+    ['wheelhouse = "app.txt"\n', "app.txt", "is not a folder."],
+    [
+      'wheelhouse = "app.txt/wh"\n',
+      "app.txt/wh",
+      "cannot be read: part of its path is a file, not a folder.",
+    ],
+    ['wheelhouse = "bare"\n', "bare", "has no wheels folder; pyferry wheelhouse add makes one."],
+  ];
+  for (const [line, at, why] of cases) {
+    const file = inventory(line + host);
+    assert.throws(
+      () => checkWheelhouse(readInventory(file)),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.exitCode === 1 &&
+        e.message === `The wheelhouse ${join(dir, at)} (from ${file}) ${why}`,
+      line,
+    );
+  }
+  checkWheelhouse(readInventory(inventory(`wheelhouse = "good"\n${host}`)));
 });
 
 test("plans are exact syncs: installs, upgrades, downgrades and removals", () => {
