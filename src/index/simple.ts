@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { normalizeName } from "../python/names.js";
 import { UserError } from "../util/errors.js";
+import { whyUnreadable } from "../util/read-text.js";
 import { HttpFailure, type HttpOptions, httpGet, redactUrl, statusFailure } from "./http.js";
 
 /** One distribution file offered by an index or a find-links location. */
@@ -96,33 +97,6 @@ async function listDirectory(path: string): Promise<{ name: string; isDir: boole
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
-/**
- * Why a local location could not be read, as a clause that reads after "because" (the error)
- * and after a colon (the warning when it is skipped).
- */
-function describeFsError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  switch (e?.code) {
-    case "ENOENT":
-      return "it does not exist";
-    case "ENOTDIR":
-      return "part of its path is a file, not a folder";
-    case "EACCES":
-    case "EPERM":
-      return "permission was denied";
-    case "ELOOP":
-      return "its path is a loop of symbolic links";
-    case "ENAMETOOLONG":
-      return "its path is too long for the file system";
-    default: {
-      // libuv's description where there is one ("EIO: i/o error, scandir ..." gives "i/o error").
-      const described = /^E[A-Z0-9]+: ([^,]+)/.exec(e?.message ?? "")?.[1];
-      const detail = e?.code ? `${e.code}${described ? `, ${described}` : ""}` : String(err);
-      return `the system reported an error (${detail})`;
-    }
-  }
-}
-
 /** Counts a pattern in a streamed text, for stopping early on giant root pages. */
 function linkCounter(kind: "html" | "json"): (text: string) => number {
   const pattern = kind === "json" ? /"name"\s*:/g : /<a[\s>]/gi;
@@ -164,7 +138,7 @@ async function readPage(
       return { kind: text.trimStart().startsWith("{") ? "json" : "html", url, text };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw new IndexUnavailable(url, describeFsError(err), what);
+      throw new IndexUnavailable(url, whyUnreadable(err), what);
     }
   }
   if (!/^https?:/i.test(url)) {

@@ -341,7 +341,8 @@ async function inspectSource(info: InterpreterInfo): Promise<Source> {
       `${exe} cannot be bundled: its site module does not use ${sitePackages} (it reads ` +
         `${layout.sitePackages.join(", ") || "nothing"}), as in Debian and Ubuntu's system ` +
         "Python, so packages installed into the bundle would not be found; use a self-contained " +
-        "CPython such as one installed by pyenv.",
+        "CPython such as one installed by pyenv (--python), or leave the interpreter out " +
+        "(--no-bundle-python) for a target that has the same Python.",
     );
   }
   const dynload = layout.dynload.find((d) => isInside(prefix, d));

@@ -99,7 +99,8 @@ class Linker {
     if (!perFile) this[way] = false;
     if (this.mode === way && !this.warned) {
       this.warned = true;
-      this.warn?.(`Files could not be ${way}d here (${code}); they are copied instead.`);
+      const done = way === "clone" ? "cloned" : "hardlinked";
+      this.warn?.(`Files could not be ${done} here (${code}); they are copied instead.`);
     }
   }
 

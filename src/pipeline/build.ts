@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync } from "node:fs";
-import { rename, rm, symlink } from "node:fs/promises";
+import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
@@ -54,6 +54,7 @@ import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { makeDirs } from "../util/make-dirs.js";
+import { whyUnreadable } from "../util/read-text.js";
 import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
 import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
@@ -272,6 +273,13 @@ async function buildOnce(
   const tmp = scratchFor(final, randomBytes(4).toString("hex"));
   const release = holdScratch(tmp);
   try {
+    await mkdir(tmp).catch((err: NodeJS.ErrnoException) => {
+      const why =
+        err.code === "ENOENT"
+          ? `the folder ${dirname(final)} does not take new entries`
+          : whyUnreadable(err);
+      throw new UserError(`Cannot create ${final}: ${why} (${err.code}).`);
+    });
     const wanted = wantedPackages(lock, info);
     // As pip installs dependencies before what needs them, a package the user asked for wins
     // when two wheels ship the same file.
@@ -280,6 +288,8 @@ async function buildOnce(
     const placing = {
       linkMode: opts.linkMode ?? defaultLinkMode(),
       installed: () => opts.progress?.(++installed, wanted.length),
+      // Two wheels writing one file, or an asked-for link mode that cannot be used here.
+      warn,
     };
     let failure: { error: unknown } | undefined;
     const failed = (error: unknown) => {
@@ -370,7 +380,7 @@ async function envFolders(
 }
 
 /** PEP 751: a package whose marker is false for this environment is not installed. */
-function wantedPackages(lock: Lock, info: InterpreterInfo): LockedPackage[] {
+export function wantedPackages(lock: Lock, info: InterpreterInfo): LockedPackage[] {
   return lock.packages.filter(
     (p) => !p.marker || evaluateMarker(parseMarker(p.marker), info.markerEnv),
   );

@@ -23,8 +23,14 @@ import { progress } from "../util/progress.js";
 import { readText } from "../util/read-text.js";
 import { count, mib } from "../util/units.js";
 import { VERSION } from "../version.js";
-import { buildEnv, cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import { buildEnv, cachedEnv, interpreterFor, lockRequirements, wantedPackages } from "./build.js";
 import type { BuildInput } from "./inputs.js";
+
+/**
+ * Names of the files inputs are given as: one that is missing is a mistyped path, not a
+ * project. A requirement with a URL or a marker ("@", ";") is never taken for a path.
+ */
+const INPUT_FILE = /\.(py|pyw|ipynb|json|txt|in|toml|whl)$/i;
 
 /** Merge every input: paths (spec, requirements, script, folder) and requirement strings. */
 async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildInput> {
@@ -33,6 +39,8 @@ async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildI
   const strings: string[] = [];
   for (const i of inputs) {
     if (existsSync(i)) parts.push(await readInput(i, analyzeOptions(flags)));
+    else if (!/[@;]/.test(i) && (i.includes("/") || INPUT_FILE.test(i)))
+      throw new UserError(`${i} does not exist.`);
     else strings.push(i);
   }
   for (const r of flags.requirement ?? []) {
@@ -135,7 +143,7 @@ export async function envCreateCommand(
     });
     bar.done();
     process.stderr.write(
-      `Created ${dir} with ${count(lock.packages.length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
+      `Created ${dir} with ${count(wantedPackages(lock, info).length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
     );
   } finally {
     bar.done();
@@ -148,7 +156,8 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   const opts = { ...analyzeOptions(flags), index: settings };
   const { readInput } = await import("./inputs.js");
   const input = await readInput(path, opts);
-  const name = flags.name ?? basename(path, extname(path));
+  // "." or "proj/" names the folder itself.
+  const name = flags.name ?? basename(resolve(path), extname(path));
   const output = resolve(flags.output ?? `${name}.tar.gz`);
   const outputPlan = await planOutput(output);
   const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
@@ -189,7 +198,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     });
     bar.done();
     process.stderr.write(
-      `Packed ${name}: ${count(lock.packages.length, "package")}, ${count(input.appFiles?.length ?? 0, "app file")}, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
+      `Packed ${name}: ${count(wantedPackages(lock, info).length, "package")}, ${count(input.appFiles?.length ?? 0, "app file")}, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
     );
   } finally {
     bar.done();

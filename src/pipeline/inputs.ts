@@ -2,12 +2,13 @@
  * What to build an environment from: a spec written by `pyferry analyze` (conda-style JSON),
  * a requirements file, a script (analyzed on the fly), or requirement strings.
  */
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { dirname, extname } from "node:path";
 import { type AnalyzeOptions, analyze } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
 import { UserError } from "../util/errors.js";
+import { readText } from "../util/read-text.js";
 
 export interface BuildInput {
   requirements: Requirement[];
@@ -156,12 +157,16 @@ export async function readInput(path: string, opts: AnalyzeOptions = {}): Promis
     throw new UserError(`${path} does not exist.`);
   });
   const ext = extname(path).toLowerCase();
-  if (st.isFile() && ext === ".json") return fromSpec(await readFile(path, "utf8"), path);
+  if (st.isFile() && ext === ".whl")
+    throw new UserError(
+      `${path} is a wheel file, which pyferry does not take as an input; put it in a folder given with --find-links (or a wheelhouse) and name its project instead.`,
+    );
+  if (st.isFile() && ext === ".json") return fromSpec(await readText(path, "a spec"), path);
   if (st.isFile() && (ext === ".txt" || ext === ".in"))
-    return fromRequirementsTxt(await readFile(path, "utf8"), path);
+    return fromRequirementsTxt(await readText(path, "a requirements file"), path);
   // Another name (requirements, reqs.pip): a program only when it starts with a #! line.
   if (st.isFile() && ![".py", ".pyw", ".ipynb"].includes(ext)) {
-    const text = await readFile(path, "utf8");
+    const text = await readText(path, "a requirements file or a program");
     if (!text.startsWith("#!")) return fromRequirementsTxt(text, path);
   }
   return fromScript(path, opts);

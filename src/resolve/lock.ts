@@ -83,13 +83,17 @@ export function targetEnvironment(target: Target): string {
 
 function lockedFile(p: ResolvedPackage, lockDir?: string): LockedFile {
   const f: LockedFile = { name: p.file.filename, sha256: p.sha256.toLowerCase() };
-  if (lockDir !== undefined && p.file.url.startsWith("file:")) {
-    const rel = relative(resolvePath(lockDir), fileURLToPath(p.file.url));
-    // PEP 751 allows POSIX separators in relative paths, which keeps locks portable.
-    f.path = isAbsolute(rel) ? rel : rel.split(sep).join("/");
-  } else {
-    f.url = p.file.url;
-  }
+  const rel =
+    lockDir !== undefined && p.file.url.startsWith("file:")
+      ? relative(resolvePath(lockDir), fileURLToPath(p.file.url))
+      : undefined;
+  // A file under the lock's folder (a project's own wheels) is recorded relative to it, so the
+  // two move together; PEP 751 allows POSIX separators there. One elsewhere (a local index, a
+  // shared find-links folder) keeps its absolute URL: a lock copied to another folder still
+  // finds it.
+  if (rel !== undefined && !isAbsolute(rel) && rel !== ".." && !rel.startsWith(`..${sep}`))
+    f.path = rel.split(sep).join("/");
+  else f.url = p.file.url;
   if (p.size !== undefined) f.size = p.size;
   return f;
 }

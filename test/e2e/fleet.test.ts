@@ -286,6 +286,24 @@ describe("pyferry deploy to five hosts", {
     writeFileSync(join(work, "inventory.toml"), `${lines.join("\n")}\n`);
   }
 
+  /** NAME.toml: one environment on h4 at `path`, from reqs/NAME.txt, with `more` lines. */
+  const oneEnvOnH4 = (name: string, path: string, more: string[] = []) =>
+    writeFileSync(
+      join(work, `${name}.toml`),
+      [
+        'wheelhouse = "wheelhouse"',
+        "[defaults]",
+        `python = ${JSON.stringify(python)}`,
+        "[hosts.h4]",
+        'address = "h4"',
+        "[[hosts.h4.envs]]",
+        `path = ${JSON.stringify(path)}`,
+        `requirements = "reqs/${name}.txt"`,
+        ...more,
+        "",
+      ].join("\n"),
+    );
+
   const pyferry = (args: string[]): Promise<Finished> =>
     pyferryAsync(args, { cwd: work, env: lab.env(), timeoutMs: 300_000 });
 
@@ -876,21 +894,7 @@ describe("pyferry deploy to five hosts", {
     const path = join(root, "srv", "first", "venv");
     writeFileSync(join(work, "reqs", "first.txt"), "six\n");
     const inv = (hooks: string[]) =>
-      writeFileSync(
-        join(work, "first.toml"),
-        [
-          'wheelhouse = "wheelhouse"',
-          "[defaults]",
-          `python = ${JSON.stringify(python)}`,
-          "[hosts.h4]",
-          'address = "h4"',
-          "[[hosts.h4.envs]]",
-          `path = ${JSON.stringify(path)}`,
-          'requirements = "reqs/first.txt"',
-          `hooks = ${JSON.stringify(hooks)}`,
-          "",
-        ].join("\n"),
-      );
+      oneEnvOnH4("first", path, [`hooks = ${JSON.stringify(hooks)}`]);
     inv(["exit 3"]);
     const r = await pyferry(["deploy", "--yes", "-i", "first.toml"]);
     assert.equal(r.status, 1, show(r));
@@ -914,20 +918,7 @@ describe("pyferry deploy to five hosts", {
     const root = lab.host("h4").root;
     const path = join(root, "srv", "rebuilt", "venv");
     writeFileSync(join(work, "reqs", "rebuilt.txt"), "six\n");
-    writeFileSync(
-      join(work, "rebuilt.toml"),
-      [
-        'wheelhouse = "wheelhouse"',
-        "[defaults]",
-        `python = ${JSON.stringify(python)}`,
-        "[hosts.h4]",
-        'address = "h4"',
-        "[[hosts.h4.envs]]",
-        `path = ${JSON.stringify(path)}`,
-        'requirements = "reqs/rebuilt.txt"',
-        "",
-      ].join("\n"),
-    );
+    oneEnvOnH4("rebuilt", path);
     const first = await pyferry(["deploy", "--yes", "-i", "rebuilt.toml"]);
     assert.equal(first.status, 0, show(first));
     // six 1.17.0 again, with one more file (and its RECORD line): new bytes, the same version.

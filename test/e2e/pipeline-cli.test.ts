@@ -66,6 +66,48 @@ describe("lock and env create", () => {
     assert.equal(again.status, 1);
     assert.match(again.stderr, /already exists/);
   });
+  test("a package whose marker excludes this interpreter is neither installed nor counted", () => {
+    const d = tmp();
+    const text = readFileSync(lock, "utf8").replace(
+      /(\[\[packages\]\]\nname = "idna"\n)/,
+      `$1marker = "sys_platform == 'win32'"\n`,
+    );
+    assert.match(text, /name = "idna"\nmarker = /);
+    writeFileSync(join(d, "pylock.toml"), text);
+    const r = pyferry(["env", "create", join(d, "env"), "--lock", join(d, "pylock.toml")]);
+    assert.equal(r.status, 0, r.stderr);
+    const all = (text.match(/^\[\[packages\]\]$/gm) ?? []).length;
+    assert.match(r.stderr, new RegExp(`with ${all - 1} packages`), r.stderr);
+    assert.ok(
+      !readdirSync(join(d, "env", "lib", "python3.11", "site-packages")).some((f) =>
+        f.startsWith("idna"),
+      ),
+    );
+  });
+  test("--link-mode hardlink where the cache is on another file system: copied, with a warning", (t) => {
+    if (!existsSync("/dev/shm") || statSync("/dev/shm").dev === statSync(tmp()).dev)
+      return t.skip("needs /dev/shm on another file system than the cache");
+    const env = mkdtempSync(join("/dev/shm", "pyferry-link-"));
+    try {
+      const r = pyferry([
+        "env",
+        "create",
+        join(env, "e"),
+        "--lock",
+        lock,
+        "--link-mode",
+        "hardlink",
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(
+        r.stderr,
+        /warning: Files could not be hardlinked here \(EXDEV\); they are copied instead\./,
+      );
+      assert.equal(r.stderr.match(/could not be hardlinked/g)?.length, 1, "said once");
+    } finally {
+      rmSync(env, { recursive: true, force: true });
+    }
+  });
   test("a moved environment still runs its console scripts", () => {
     const env = join(dir, "env2");
     assert.equal(pyferry(["env", "create", env, "-r", writeReqs(dir, "tabulate\n")]).status, 0);
@@ -174,6 +216,30 @@ describe("bad input is one sentence and a non-zero exit", () => {
         /is a file being packed; write the bundle elsewhere/,
       );
     assert.equal(readFileSync(join(d, "helper.py"), "utf8"), "X = 1\n");
+  });
+  test("a missing input file, a wheel file, a binary file: each said so, not taken for a project", () => {
+    const d = tmp();
+    for (const missing of ["missing.py", "spec.json", "requirements.txt", "./sub/x"])
+      bad(["lock", join(d, missing), "-o", join(d, "l.toml")], /does not exist\./);
+    bad(["lock", "missing.py", "-o", join(d, "l.toml")], /^error: missing\.py does not exist\.$/m);
+    writeFileSync(join(d, "six-1.0-py3-none-any.whl"), "PK\x03\x04\0\0");
+    bad(
+      ["env", "create", join(d, "e"), join(d, "six-1.0-py3-none-any.whl")],
+      /is a wheel file, which pyferry does not take as an input; put it in a folder given with --find-links/,
+    );
+    writeFileSync(join(d, "bin.txt"), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 1, 2, 0x0a]));
+    bad(
+      ["lock", "-r", join(d, "bin.txt")],
+      /bin\.txt cannot be the requirements file: it is not a text file\./,
+    );
+    bad(
+      ["lock", join(d, "bin.txt")],
+      /bin\.txt cannot be a requirements file: it is not a text file\./,
+    );
+    assert.ok(!existsSync(join(d, "e")) && !existsSync(join(d, "l.toml")));
+  });
+  test("a folder that cannot be made (under /proc): one sentence, at once, not a spin", () => {
+    bad(["env", "create", "/proc/pyferry-no-such/env", "six"], /pyferry-no-such/);
   });
   test("env create into a dangling symbolic link", () => {
     const d = tmp();

@@ -896,7 +896,16 @@ describe("installWheel", () => {
     const { removed } = await uninstall("DEMO", layout);
     assert.ok(removed.length > 10);
     assert.deepEqual(readdirSync(layout.purelib), []);
-    assert.deepEqual(readdirSync(layout.scripts).sort(), ["python", "python3", "python3.11"]);
+    // What the environment itself has stays: its interpreter links and activation scripts.
+    assert.deepEqual(readdirSync(layout.scripts).sort(), [
+      "Activate.ps1",
+      "activate",
+      "activate.csh",
+      "activate.fish",
+      "python",
+      "python3",
+      "python3.11",
+    ]);
     assert.ok(!existsSync(join(layout.root, "share")));
     assert.ok(!existsSync(join(layout.root, "include/site/python3.11/demo")));
   });

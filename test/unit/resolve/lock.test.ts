@@ -139,7 +139,7 @@ describe("lockToml / readLock", () => {
     assert.equal(doc.tool.pyferry.target["python-version"], "3.11.7");
   });
 
-  test("records local files relative to the lock's folder", () => {
+  test("records local files under the lock's folder relative to it, others by URL", () => {
     const lock = readLock(
       lockToml(resolution, { lockDir: "/srv/project" }),
       "/srv/project/pylock.toml",
@@ -151,6 +151,13 @@ describe("lockToml / readLock", () => {
       lockedFileUrl(local ?? { name: "", sha256: "" }, "/srv/project"),
       "file:///srv/project/wheels/localpkg-0.1-py3-none-any.whl",
     );
+    // Outside the lock's folder (a local index): its absolute URL, so a copied lock still works.
+    const elsewhere = readLock(
+      lockToml(resolution, { lockDir: "/srv/project/sub" }),
+      "/srv/project/sub/pylock.toml",
+    ).packages.find((p) => p.name === "localpkg")?.wheels[0];
+    assert.equal(elsewhere?.path, undefined);
+    assert.equal(elsewhere?.url, "file:///srv/project/wheels/localpkg-0.1-py3-none-any.whl");
   });
 
   test("reads a lock written by another tool", () => {
