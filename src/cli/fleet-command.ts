@@ -21,8 +21,10 @@ function forksOf(flags: FleetFlags): number {
   return n;
 }
 
-/** One line per environment, and the exit status the results call for. */
-/** One line per environment (or --json); `stoppedBy`: the signal that cut the deploy short. */
+/**
+ * One line per environment (or --json), and the exit status the results call for; `stoppedBy`:
+ * the signal that cut the deploy short.
+ */
 async function report(
   results: import("../fleet/deploy.js").EnvResult[],
   flags: FleetFlags,

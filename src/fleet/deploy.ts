@@ -9,7 +9,7 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve as resolvePath } from "node:path";
-import { PassThrough } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import type { IndexSettings } from "../index/pip-config.js";
 import { cachedEnv, lockRequirements } from "../pipeline/build.js";
 import { envTree } from "../pipeline/env-tree.js";
@@ -419,13 +419,14 @@ function inSync(p: Planned): boolean {
   return p.currentKey === p.tree.key && !p.hooksPending && !p.drifted;
 }
 
-/** The run of a remote script as a one-line reason, or undefined when it worked. */
+/** The run of a remote script in the store, with its output as text; `input` is its stdin. */
 async function step(
   store: RemoteStore,
   script: string,
   args: string[],
+  input?: Readable,
 ): Promise<{ code: number; out: string; err: string }> {
-  const r = await store.conn.exec(script, [store.root, ...args]);
+  const r = await store.conn.exec(script, [store.root, ...args], input);
   return { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
 }
 
@@ -433,17 +434,8 @@ async function step(
  * A hook or the reload command run in the environment at its path. The session's stdin stays
  * open while it runs: its end tells the host that pyferry is gone, and the hook is stopped.
  */
-async function runHook(
-  store: RemoteStore,
-  env: FleetEnv,
-  cmd: string,
-): Promise<{ code: number; out: string; err: string }> {
-  const r = await store.conn.exec(
-    sh.HOOK,
-    [store.root, env.path, env.workdir ?? "", cmd],
-    new PassThrough(),
-  );
-  return { code: r.code, out: r.stdout.toString("utf8"), err: r.stderr.trim() };
+function runHook(store: RemoteStore, env: FleetEnv, cmd: string) {
+  return step(store, sh.HOOK, [env.path, env.workdir ?? "", cmd], new PassThrough());
 }
 
 function lastLine(text: string): string {
