@@ -45,3 +45,49 @@ export function median(values: number[]): number {
 export function settle(): void {
   spawnSync("sync");
 }
+
+/** A Debian package a benchmark needs, and how to tell that it is there. */
+export interface Needed {
+  /** The Debian package that provides it. */
+  pkg: string;
+  /** What the user would miss, for messages ("/usr/sbin/sshd"). */
+  what: string;
+  present: () => boolean;
+}
+
+/**
+ * Install, with apt-get as root, the packages of `needed` whose check fails; as another user,
+ * or when apt-get cannot, one sentence naming what to install. Like scripts/test.sh, so that a
+ * benchmark runs on a fresh machine after the README's two set-up commands.
+ */
+export function ensureDebianPackages(bench: string, needed: Needed[]): void {
+  const missing = () => needed.filter((n) => !n.present());
+  const first = missing();
+  if (first.length === 0) return;
+  const pkgs = () => [...new Set(missing().map((n) => n.pkg))];
+  const hint = `apt-get install -y ${pkgs().join(" ")}`;
+  const names = first.map((n) => n.what).join(", ");
+  const canApt =
+    process.getuid?.() === 0 && !spawnSync("apt-get", ["--version"], { stdio: "ignore" }).error;
+  if (!canApt) {
+    throw new BenchFailure(`bench:${bench} needs ${names}, which is missing; run as root: ${hint}`);
+  }
+  progress(`bench:${bench} needs ${names}: ${hint}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const install = () =>
+    spawnSync("apt-get", ["install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", ...pkgs()], {
+      stdio: ["ignore", 2, 2],
+      env,
+    });
+  // A fresh machine's package lists may be missing or stale: update once, then try again.
+  if (install().status !== 0) {
+    spawnSync("apt-get", ["update", "-q"], { stdio: ["ignore", 2, 2], env });
+    install();
+  }
+  const still = missing();
+  if (still.length > 0) {
+    throw new BenchFailure(
+      `${hint} did not provide ${still.map((n) => n.what).join(", ")}; install it and run bench:${bench} again.`,
+    );
+  }
+}

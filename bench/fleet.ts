@@ -37,7 +37,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { findPython311, makeWheelhouse, norm } from "../test/support/mirror.js";
 import { type SshLab, sshAvailable, startSshLab } from "../test/support/sshd.js";
-import { BenchFailure, envCount, median, progress, settle } from "./common.js";
+import {
+  BenchFailure,
+  ensureDebianPackages,
+  envCount,
+  median,
+  progress,
+  settle,
+} from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
@@ -138,37 +145,10 @@ function have(program: string, args: string[]): boolean {
 // ---------------------------------------------------------------------------------------------
 // What the machine needs
 
-/** Ansible's version line; installs Debian's ansible package when missing and we are root. */
-function ensureAnsible(): string {
-  const version = () => {
-    const r = spawnSync("ansible-playbook", ["--version"], { encoding: "utf8" });
-    return r.error || r.status !== 0 ? undefined : (r.stdout.split("\n")[0] ?? "").trim();
-  };
-  const found = version();
-  if (found) return found;
-  if (process.getuid?.() !== 0) {
-    throw new BenchFailure(
-      "bench:fleet compares against Ansible's pip module, and ansible-playbook is not installed; install Debian's ansible package as root (apt-get install -y ansible) and run it again.",
-    );
-  }
-  progress(
-    "Ansible is not installed: installing Debian's ansible package (apt-get install -y ansible)",
-  );
-  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  const install = () =>
-    spawnSync("apt-get", ["install", "-y", "-q", "ansible"], { stdio: ["ignore", 2, 2], env });
-  let r = install();
-  if (r.status !== 0) {
-    spawnSync("apt-get", ["update", "-q"], { stdio: ["ignore", 2, 2], env });
-    r = install();
-  }
-  const now = version();
-  if (r.status !== 0 || !now) {
-    throw new BenchFailure(
-      `apt-get install -y ansible failed (exit ${r.status ?? r.error?.message}); install Debian's ansible package and run bench:fleet again.`,
-    );
-  }
-  return now;
+/** Ansible's version line, or undefined when ansible-playbook does not run. */
+function ansibleVersion(): string | undefined {
+  const r = spawnSync("ansible-playbook", ["--version"], { encoding: "utf8" });
+  return r.error || r.status !== 0 ? undefined : (r.stdout.split("\n")[0] ?? "").trim();
 }
 
 /** A CPython 3.11 for the hosts' environments (the wheels include cp311 ones). */
@@ -183,6 +163,11 @@ function findPython(): string {
 }
 
 function preflight(): { ansible: string; python: string } {
+  ensureDebianPackages("fleet", [
+    { pkg: "openssh-server", what: "/usr/sbin/sshd", present: () => existsSync("/usr/sbin/sshd") },
+    { pkg: "openssh-client", what: "ssh", present: () => have("ssh", ["-V"]) },
+    { pkg: "ansible", what: "ansible-playbook", present: () => ansibleVersion() !== undefined },
+  ]);
   const why = sshAvailable();
   if (why) throw new BenchFailure(`Cannot start OpenSSH test servers: ${why}.`);
   if (!existsSync(ANSIBLE_PYTHON))
@@ -193,7 +178,7 @@ function preflight(): { ansible: string; python: string } {
       `${python} cannot make virtual environments with pip (venv, ensurepip), which Ansible's pip module needs.`,
     );
   }
-  return { ansible: ensureAnsible(), python };
+  return { ansible: ansibleVersion() ?? "?", python };
 }
 
 // ---------------------------------------------------------------------------------------------

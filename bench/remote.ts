@@ -37,11 +37,17 @@ import { linkEntries, tarStream } from "../src/transport/tar-stream.js";
 import type { Tree } from "../src/transport/tree.js";
 import { type SshLab, sshAvailable, startSshLab } from "../test/support/sshd.js";
 import { startProxy, type TcpProxy } from "../test/support/tcp-proxy.js";
-import { BenchFailure, envCount, median, progress, settle } from "./common.js";
+import {
+  BenchFailure,
+  ensureDebianPackages,
+  envCount,
+  median,
+  progress,
+  settle,
+} from "./common.js";
 import { formatTable } from "./table.js";
 
 const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
-const INSTALL_HINT = "apt-get install -y rsync openssh-server";
 /** Targets. */
 const TARGET_ADDED_MS = 150;
 const TARGET_RESHIP_S = 1;
@@ -116,20 +122,16 @@ function have(program: string, args: string[]): boolean {
   return !r.error;
 }
 
-/** Everything the bench needs on this machine, or one sentence saying what to install. */
+/** Everything the bench needs on this machine, installed when missing (as root). */
 function preflight(): void {
-  const missing: string[] = [];
-  if (!have("rsync", ["--version"])) missing.push("rsync");
-  if (!existsSync("/usr/sbin/sshd")) missing.push("/usr/sbin/sshd (openssh-server)");
-  if (!have("ssh", ["-V"])) missing.push("ssh (openssh-client)");
-  if (!have("tar", ["--version"])) missing.push("tar");
-  if (missing.length > 0) {
-    throw new BenchFailure(
-      `bench:remote needs ${missing.join(", ")}, which ${missing.length === 1 ? "is" : "are"} not installed; install them with: ${INSTALL_HINT}`,
-    );
-  }
+  ensureDebianPackages("remote", [
+    { pkg: "rsync", what: "rsync", present: () => have("rsync", ["--version"]) },
+    { pkg: "openssh-server", what: "/usr/sbin/sshd", present: () => existsSync("/usr/sbin/sshd") },
+    { pkg: "openssh-client", what: "ssh", present: () => have("ssh", ["-V"]) },
+    { pkg: "tar", what: "tar", present: () => have("tar", ["--version"]) },
+  ]);
   const why = sshAvailable();
-  if (why) throw new BenchFailure(`Cannot start OpenSSH test servers: ${why}. (${INSTALL_HINT})`);
+  if (why) throw new BenchFailure(`Cannot start OpenSSH test servers: ${why}.`);
 }
 
 // ---------------------------------------------------------------------------------------------

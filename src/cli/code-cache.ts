@@ -28,6 +28,8 @@ import { makeDirsSync } from "../util/make-dirs.js";
 const HEAD = "(function (exports, require, module, __filename, __dirname) {";
 const TAIL = "\n})";
 
+const HELP_FLAGS = new Set(["--help", "-h", "--version", "-V"]);
+
 /** A command word fit for a file name ("main" for a program without commands); others share one. */
 function variantOf(word: string | undefined): string {
   if (word === undefined) return "main";
@@ -70,7 +72,10 @@ export function loadBundle<T>(url: URL, command?: string): T {
     // Not made yet.
   }
   const script = compileBundle(file, source, cachedData);
-  if (!cachedData || script.cachedDataRejected) {
+  // A cache holds what the run that made it compiled: a help or version run compiles little
+  // of the command, and its cache, accepted later, would leave the real work to compile.
+  const helpOnly = process.argv.some((a) => HELP_FLAGS.has(a)) || command === "help";
+  if ((!cachedData || script.cachedDataRejected) && !helpOnly) {
     // Made at the end of a run that worked, so that it holds everything that run compiled.
     process.once("exit", (code) => {
       if (code === 0) saveCache(script, dir, prefix, cacheFile);

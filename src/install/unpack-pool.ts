@@ -28,7 +28,42 @@ function rebuild(e: Extract<UnpackReply, { error: unknown }>["error"]): Error {
 }
 
 /** Wheels adding up to this many bytes are unpacked on the calling thread. */
-const IN_THREAD_BYTES = 4 << 20;
+export const IN_THREAD_BYTES = 4 << 20;
+
+const WORKER_URL = new URL("./unpack-worker.js", import.meta.url);
+
+/** Threads started ahead of need by startUnpackers, waiting for unpackMany to take them. */
+const idle: Worker[] = [];
+
+/**
+ * Start the unpacking threads now, for a caller that knows unpacking will follow but first has
+ * other work (asking the interpreter about itself): each thread loads and compiles its code
+ * meanwhile. Idle threads do not keep the process alive; one that fails is left to unpackMany,
+ * which starts another.
+ */
+export function startUnpackers(): void {
+  for (let i = idle.length; i < availableParallelism(); i++) {
+    const worker = new Worker(WORKER_URL);
+    worker.unref();
+    const drop = () => {
+      const at = idle.indexOf(worker);
+      if (at >= 0) idle.splice(at, 1);
+    };
+    worker.once("error", drop);
+    worker.once("exit", drop);
+    idle.push(worker);
+  }
+}
+
+/** A started thread if one waits, else a new one; referenced until it is terminated. */
+function takeWorker(): Worker {
+  const worker = idle.shift();
+  if (!worker) return new Worker(WORKER_URL);
+  worker.removeAllListeners("error");
+  worker.removeAllListeners("exit");
+  worker.ref();
+  return worker;
+}
 
 function sizeOf(path: string): number {
   try {
@@ -71,7 +106,7 @@ export async function unpackMany(
   const failures: Error[] = [];
   const runWorker = () =>
     new Promise<void>((resolve, reject) => {
-      const worker = new Worker(new URL("./unpack-worker.js", import.meta.url));
+      const worker = takeWorker();
       let finished = false;
       const next = () => {
         const job = queue.shift();

@@ -32,7 +32,7 @@ import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from 
 import { defaultLinkMode, type LinkMode } from "../install/link-mode.js";
 import type { BuildDeps } from "../install/sdist.js";
 import { CachedTreeChanged } from "../install/tree-check.js";
-import { unpackMany } from "../install/unpack-pool.js";
+import { IN_THREAD_BYTES, startUnpackers, unpackMany } from "../install/unpack-pool.js";
 import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
@@ -202,6 +202,22 @@ function sdistMetadataFor(
     const { sdistMetadata } = await import("../install/sdist.js");
     return sdistMetadata({ path, sha256, filename: file.filename }, info, deps);
   };
+}
+
+/**
+ * Start the wheel-unpacking threads when installing `lock` will unpack more than a little:
+ * called before the interpreter is asked about itself, so that the threads get ready meanwhile.
+ * Before that answer the wheel each package will use is unknown, so a package counts as
+ * needing unpacking when none of its wheels has a tree in the cache, with its smallest wheel.
+ */
+export function prepareUnpacking(lock: Lock): void {
+  const root = cachePaths().unpacked;
+  let bytes = 0;
+  for (const p of lock.packages) {
+    if (p.wheels.length === 0 || p.wheels.some((w) => existsSync(join(root, w.sha256)))) continue;
+    bytes += Math.min(...p.wheels.map((w) => w.size ?? 0));
+  }
+  if (bytes > IN_THREAD_BYTES) startUnpackers();
 }
 
 /** Build `dest` (which must not exist) from a lock: nothing is resolved, every hash verified. */

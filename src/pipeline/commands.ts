@@ -23,7 +23,14 @@ import { progress } from "../util/progress.js";
 import { readText } from "../util/read-text.js";
 import { count, mib } from "../util/units.js";
 import { VERSION } from "../version.js";
-import { buildEnv, cachedEnv, interpreterFor, lockRequirements, wantedPackages } from "./build.js";
+import {
+  buildEnv,
+  cachedEnv,
+  interpreterFor,
+  lockRequirements,
+  prepareUnpacking,
+  wantedPackages,
+} from "./build.js";
 import type { BuildInput } from "./inputs.js";
 
 /**
@@ -117,6 +124,7 @@ export async function envCreateCommand(
       const lockText = await readText(flags.lock, "the lock file");
       lock = readLock(lockText, flags.lock);
       lockDir = dirname(resolve(flags.lock));
+      prepareUnpacking(lock);
       info = await interpreterFor(
         {
           ...(lock.requiresPython ? { requiresPython: lock.requiresPython } : {}),
