@@ -9,7 +9,7 @@ import { basename, dirname, extname, join, relative, resolve, sep } from "node:p
 import type { ManifestHead } from "../bundle/manifest.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
-import { writeJson } from "../cli/output.js";
+import { warn, writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { LinkMode } from "../install/link-mode.js";
@@ -169,6 +169,13 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   const output = resolve(flags.output ?? `${name}.tar.gz`);
   const outputPlan = await planOutput(output);
   const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
+  if (input.namedFiles) {
+    const shown = input.namedFiles.slice(0, 5).join(", ");
+    const more = input.namedFiles.length > 5 ? ` and ${input.namedFiles.length - 5} more` : "";
+    warn(
+      `${basename(resolve(path))} names ${shown}${more} ${input.root === path ? "in it" : "beside it"}, which ${input.namedFiles.length === 1 ? "is" : "are"} not packed; pass -f to pack the files the program names.`,
+    );
+  }
   const sources = [path, ...(input.appFiles ?? []).map((f) => join(root, f))];
   const own = inputAt(output, sources);
   if (own !== undefined)

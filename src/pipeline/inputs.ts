@@ -6,6 +6,7 @@ import { stat } from "node:fs/promises";
 import { dirname, extname } from "node:path";
 import { type AnalyzeOptions, analyze } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
+import { warn } from "../cli/output.js";
 import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
 import { UserError } from "../util/errors.js";
 import { readText } from "../util/read-text.js";
@@ -19,6 +20,11 @@ export interface BuildInput {
   source: string;
   /** For scripts and specs: the local files the program needs, relative to `root`. */
   appFiles?: string[];
+  /**
+   * For programs analyzed without --guess-files: files and folders beside the program that it
+   * names in a string (relative to `root`), which -f would have taken as app files.
+   */
+  namedFiles?: string[];
   root?: string;
   name?: string;
 }
@@ -136,13 +142,31 @@ export function fromRequirementsTxt(text: string, path: string): BuildInput {
   return { requirements, source: path };
 }
 
+/**
+ * A program's needs, as analysis finds them. What analysis could not settle (an import no
+ * distribution provides, one several could) is left out, with a warning, as `pyferry run` does.
+ */
 export async function fromScript(path: string, opts: AnalyzeOptions): Promise<BuildInput> {
-  const report = await analyze(path, opts);
+  // Files the program names are always looked for: without -f they are only mentioned.
+  const report = await analyze(path, { ...opts, guessFiles: true });
+  for (const u of report.unresolved) {
+    const hint = u.suggestions.length > 0 ? ` (perhaps ${u.suggestions.join(" or ")})` : "";
+    warn(
+      `no distribution found for '${u.import}' (imported by ${u.files.join(", ")})${hint}; it is left out.`,
+    );
+  }
+  for (const a of report.ambiguous.filter((x) => !x.chosen)) {
+    warn(
+      `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; it is left out (name the right one as a requirement, or in a # /// script block).`,
+    );
+  }
+  const dataFiles = report.data_files.map((f) => f.replace(/\/$/, ""));
   return {
     requirements: installable(report).map((r) => parseRequirement(r.requirement)),
     ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
     source: path,
-    appFiles: [...report.local_files, ...report.data_files.map((f) => f.replace(/\/$/, ""))],
+    appFiles: [...report.local_files, ...(opts.guessFiles ? dataFiles : [])],
+    ...(opts.guessFiles || dataFiles.length === 0 ? {} : { namedFiles: report.data_files }),
     root: report.kind === "project" ? path : dirname(path),
     name: report.input,
   };

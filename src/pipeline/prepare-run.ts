@@ -36,6 +36,11 @@ export interface PrepareOptions {
   hostPython?: InterpreterInfo;
   /** A status line for the stages that take a while (the caller clears it). */
   status?: Progress;
+  /**
+   * The program will run on another machine: the files it names are looked for even without
+   * guessFiles, to say which stay behind.
+   */
+  elsewhere?: boolean;
 }
 
 /** The older of two glibc versions ("2.28" < "2.36"). */
@@ -51,16 +56,26 @@ export async function prepareRun(
 ): Promise<RunRecord> {
   const settings = loadPipSettings();
   opts.status?.update(`Analyzing ${basename(script)}`);
+  const host = opts.hostPython;
   const report = await runAnalysis(script, {
     index: settings,
     ...(pythonRequest ? { python: pythonRequest } : {}),
-    ...(opts.guessFiles ? { guessFiles: true } : {}),
+    ...(opts.guessFiles || opts.elsewhere ? { guessFiles: true } : {}),
   });
+  const dataFiles = opts.guessFiles ? report.data_files : [];
   if (report.kind !== "script") {
     throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);
   }
   // Warnings are lines of their own, never written over the status line.
-  if (report.unresolved.length > 0 || report.ambiguous.some((x) => !x.chosen)) opts.status?.done();
+  const named = opts.guessFiles ? [] : report.data_files;
+  if (report.unresolved.length > 0 || report.ambiguous.some((x) => !x.chosen) || named.length > 0)
+    opts.status?.done();
+  if (named.length > 0) {
+    const more = named.length > 5 ? ` and ${named.length - 5} more` : "";
+    warn(
+      `${basename(script)} names ${named.slice(0, 5).join(", ")}${more} beside it, which ${named.length === 1 ? "is" : "are"} not sent; pass -f to send the files the program names.`,
+    );
+  }
   for (const u of report.unresolved) {
     warn(
       `no distribution found for '${u.import}' (imported by ${u.files.join(", ")}); running without it.`,
@@ -72,7 +87,6 @@ export async function prepareRun(
     );
   }
   const requiresPython = report.python.requires;
-  const host = opts.hostPython;
   if (host && requiresPython && !satisfies(host.version, requiresPython)) {
     throw new UserError(
       `Python ${host.version} (${host.executable} there) does not satisfy requires-python ${requiresPython}.`,
@@ -147,7 +161,7 @@ export async function prepareRun(
     inputs,
     python: env.python,
     envDir: env.dir,
-    app: { root, files: [...new Set([...report.local_files, ...report.data_files])].sort() },
+    app: { root, files: [...new Set([...report.local_files, ...dataFiles])].sort() },
     basis,
   };
   await saveRecord(rec);

@@ -253,6 +253,7 @@ async function prepare(
   if (rec?.app) return rec;
   const { prepareRun } = await import("./prepare-run.js");
   return prepareRun(req.script, req.pythonRequest, key, {
+    elsewhere: true,
     ...(req.status ? { status: req.status } : {}),
     ...(host ? { hostPython: host } : { bundlePython: true }),
     ...(facts.glibc && !host ? { glibc: facts.glibc } : {}),

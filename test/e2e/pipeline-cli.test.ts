@@ -452,6 +452,40 @@ describe("pack and exec", () => {
     assert.match(r.stdout, /Goodbye from pyferry/);
   });
 
+  test("without -f, pack names the files the program names that stay behind, and the imports nothing provides", () => {
+    const d = tmp();
+    writeFileSync(
+      join(d, "app.py"),
+      [
+        "from pathlib import Path",
+        "import tabulate",
+        "import nosuchmodule_pyferry_test",
+        'print(Path(__file__).with_name("config.yaml").read_text())',
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(join(d, "config.yaml"), "a: 1\n");
+    const listing = (archive: string) =>
+      spawnSync("tar", ["tzf", archive], { encoding: "utf8" }).stdout.split("\n");
+    const bare = join(d, "bare.tar.gz");
+    let r = pyferry(["pack", join(d, "app.py"), "--no-bundle-python", "-o", bare]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /warning: no distribution found for 'nosuchmodule_pyferry_test' \(imported by app\.py\)[^\n]*; it is left out\./,
+    );
+    assert.match(
+      r.stderr,
+      /warning: app\.py names config\.yaml beside it, which is not packed; pass -f/,
+    );
+    assert.ok(!listing(bare).includes("app/config.yaml"));
+    const full = join(d, "full.tar.gz");
+    r = pyferry(["pack", join(d, "app.py"), "--no-bundle-python", "-f", "-o", full]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /not packed/);
+    assert.ok(listing(full).includes("app/config.yaml"));
+  });
+
   test("with no command, the packed script runs: not a same-named file where exec starts, nor a stdlib module", () => {
     const d = tmp();
     for (const name of ["train.py", "stat.py", "my.script.py"]) {

@@ -144,6 +144,20 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.ok(!hasStackTrace(bad.stderr), show(bad));
   });
 
+  test("without -f, the files the program names are named as not sent", async () => {
+    const dir = work({
+      "look.py": 'import os\nprint(os.path.exists("data.txt"))\n',
+      "data.txt": "the data file\n",
+    });
+    const r = await run(["run", "--on", "h1", "look.py"], dir);
+    assert.equal(r.status, 0, show(r));
+    assert.equal(r.stdout, "False\n");
+    assert.match(
+      r.stderr,
+      /^warning: look\.py names data\.txt beside it, which is not sent; pass -f to send the files the program names\.\n/,
+    );
+  });
+
   test("only what the store lacks is sent", async (t) => {
     // Its own store on h1, so that the first ship is a whole environment.
     const dir = work({
