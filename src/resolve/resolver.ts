@@ -44,7 +44,10 @@ export interface ResolveRequest {
   settings?: IndexSettings;
   /** For the default provider: merge files of a project from every source (pip's way). */
   allowMixedSources?: boolean;
-  /** For the default provider: told about skipped, unreachable sources. */
+  /**
+   * Told about what a user should know of the result: an extra a chosen version lacks, a
+   * yanked version taken for an exact pin, and (default provider) skipped or unreachable sources.
+   */
   onWarning?: (message: string) => void;
   /** For the default provider: metadata of sdists that must be built to be known. */
   buildMetadata?: IndexProviderOptions["buildMetadata"];
@@ -173,6 +176,15 @@ type Deps = { deps: Dep[]; names: string[]; requiresPython?: string } | { unusab
 interface CandidateInfo {
   requiresDist: Requirement[];
   requiresPython?: string;
+  /** Normalized extras it offers: Provides-Extra, and any a Requires-Dist marker names. */
+  extras: Set<string>;
+}
+
+/** Extras named in a Requires-Dist marker (`extra == "x"`), for metadata older than Provides-Extra. */
+function markerExtras(line: string): string[] {
+  return [...line.matchAll(/\bextra\s*==\s*["']([^"']+)["']|["']([^"']+)["']\s*==\s*extra\b/g)].map(
+    (m) => normalizeName((m[1] ?? m[2]) as string),
+  );
 }
 
 function bitCount(x: bigint): number {
@@ -508,8 +520,12 @@ class Solver {
         return { unusable: `its metadata has an invalid requirement "${line}"` };
       }
     }
+    const extras = new Set([
+      ...meta.providesExtra.map(normalizeName),
+      ...meta.requiresDist.flatMap(markerExtras),
+    ]);
     const requiresPython = meta.requiresPython ?? c.file.requiresPython;
-    return requiresPython ? { requiresDist, requiresPython } : { requiresDist };
+    return requiresPython ? { requiresDist, requiresPython, extras } : { requiresDist, extras };
   }
 
   /** Prefetch the metadata of the newest version a set allows, which is tried first. */
@@ -743,6 +759,12 @@ class Solver {
 
   depsOf(key: string, index: number): Deps | undefined {
     return this.depsDone.get(`${key}\0${index}`);
+  }
+
+  /** The extras a chosen version offers (read with its dependencies, so already known). */
+  async extrasOf(key: string, index: number): Promise<Set<string>> {
+    const info = await this.candidateInfo(this.pkg(key).cands[index] as Candidate);
+    return "unusable" in info ? new Set() : info.extras;
   }
 
   // --- for explanations ----------------------------------------------------------------
@@ -1038,6 +1060,21 @@ async function resolveWith(req: ResolveRequest, source: Provider): Promise<Resol
       const set = extras.get(p.project) ?? new Set<string>();
       set.add(p.extra);
       extras.set(p.project, set);
+    }
+  }
+  // As pip warns: an extra the chosen version lacks adds nothing, and a yanked version is
+  // taken only because a requirement pins it.
+  for (const [key, index] of chosen) {
+    const p = solver.packageOf(key);
+    const c = p.cands[index] as Candidate;
+    if (p.extra !== undefined && !(await solver.extrasOf(key, index)).has(p.extra)) {
+      req.onWarning?.(`${p.project} ${c.version} has no extra '${p.extra}'; it adds nothing.`);
+    }
+    if (p.extra === undefined && c.yanked !== false) {
+      const why = typeof c.yanked === "string" && c.yanked !== "" ? ` (${c.yanked})` : "";
+      req.onWarning?.(
+        `${p.project} ${c.version} is yanked${why}; it is used because a requirement pins it exactly.`,
+      );
     }
   }
   const requested = new Set(requirements.map((r) => r.normalized));

@@ -18,6 +18,8 @@ interface Release {
   deps?: string[];
   requiresPython?: string;
   yanked?: boolean;
+  /** Provides-Extra. */
+  extras?: string[];
   /** An sdist whose dependencies are dynamic. */
   needsBuild?: boolean;
 }
@@ -77,7 +79,7 @@ class MemoryProvider implements Provider {
       name: c.name,
       version: c.version,
       requiresDist: r.deps ?? [],
-      providesExtra: [],
+      providesExtra: r.extras ?? [],
       fields: new Map(),
       ...(r.requiresPython ? { requiresPython: r.requiresPython } : {}),
     };
@@ -103,13 +105,14 @@ function pins(res: Resolution): Record<string, string> {
 async function run(
   index: Index,
   reqs: string[],
-  extra: { prereleases?: boolean; constraints?: string[] } = {},
+  extra: { prereleases?: boolean; constraints?: string[]; warnings?: string[] } = {},
 ) {
   const provider = new MemoryProvider(index);
   const res = await resolve(
     {
       requirements: reqs.map(parseRequirement),
       target,
+      onWarning: (m) => extra.warnings?.push(m),
       ...(extra.prereleases ? { prereleases: true } : {}),
       ...(extra.constraints ? { constraints: extra.constraints.map(parseRequirement) } : {}),
     },
@@ -206,6 +209,33 @@ describe("resolve", () => {
       y: "1.0",
     });
     assert.deepEqual(pins((await run(index, ["y==1.1"])).res), { y: "1.1" });
+  });
+
+  test("warnings, as pip gives them: an extra the chosen version lacks, a yanked version taken for its pin", async () => {
+    const index: Index = {
+      y: { "1.0": [], "1.1": { yanked: true } },
+      // 1.0 predates Provides-Extra: its extra is known only from a Requires-Dist marker.
+      e: { "1.0": ['dep; extra == "fast"'], "2.0": { extras: ["gui"] } },
+      dep: { "1.0": [] },
+    };
+    const warned = async (reqs: string[]) => {
+      const warnings: string[] = [];
+      const { res } = await run(index, reqs, { warnings });
+      return { pins: pins(res), warnings };
+    };
+    assert.deepEqual(await warned(["e[fast,gui]"]), {
+      pins: { e: "2.0" },
+      warnings: ["e 2.0 has no extra 'fast'; it adds nothing."],
+    });
+    assert.deepEqual(await warned(["e[fast]==1.0"]), {
+      pins: { dep: "1.0", e: "1.0" },
+      warnings: [],
+    });
+    assert.deepEqual(await warned(["y==1.1"]), {
+      pins: { y: "1.1" },
+      warnings: ["y 1.1 is yanked; it is used because a requirement pins it exactly."],
+    });
+    assert.deepEqual(await warned(["y"]), { pins: { y: "1.0" }, warnings: [] });
   });
 
   test("constraints narrow versions but add no packages", async () => {
