@@ -62,11 +62,21 @@ import { ENV_MARKER } from "./run-cache.js";
 
 /** The interpreter to build on: the request, else one matching what the input asks for. */
 export async function interpreterFor(
-  input: { python?: string; requiresPython?: string },
+  input: { python?: string; requiresPython?: string; source?: string },
   request?: string,
 ): Promise<InterpreterInfo> {
   const wanted = request ?? (input.python ? majorMinor(input.python) : undefined);
   const info = await probeInterpreter(await findInterpreter(wanted));
+  // A spec names an exact Python (python=3.11.2); any of its series is used, but not silently.
+  if (
+    !request &&
+    input.python &&
+    input.python.split(".").length > 2 &&
+    info.version !== input.python
+  )
+    warn(
+      `${input.source ?? "the input"} asks for Python ${input.python}; using ${info.version} (${info.executable}), of the same series.`,
+    );
   if (input.requiresPython && !satisfies(info.version, input.requiresPython)) {
     throw new UserError(
       `Python ${info.version} (${info.executable}) does not satisfy requires-python ${input.requiresPython}; pass --python with a matching version.`,

@@ -16,6 +16,7 @@ import type { LinkMode } from "../install/link-mode.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
+import { majorMinor } from "../python/version.js";
 import { type Lock, readLock } from "../resolve/lock.js";
 import { UserError } from "../util/errors.js";
 import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
@@ -128,7 +129,7 @@ export async function envCreateCommand(
       info = await interpreterFor(
         {
           ...(lock.requiresPython ? { requiresPython: lock.requiresPython } : {}),
-          ...(lock.target ? { python: lock.target.pythonVersion } : {}),
+          ...(lock.target ? { python: majorMinor(lock.target.pythonVersion) } : {}),
         },
         flags.python,
       );

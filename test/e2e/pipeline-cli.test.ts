@@ -381,6 +381,20 @@ describe("the seed's HOW TO TEST steps, as written", () => {
     assert.equal(out.status, 0, out.stderr);
     assert.match(out.stdout, /3\s+10/);
     assert.match(out.stdout, new RegExp(`prefix ${join(elsewhere, "cache")}`));
+    // The spec made here names this interpreter exactly: nothing to say about it.
+    assert.doesNotMatch(r.stderr, /asks for Python/);
+  });
+
+  test("a spec naming a Python patch release this machine lacks: built with its series, and said so", () => {
+    const d = tmp();
+    const spec = { name: "x", dependencies: ["python=3.11.1", "pip", { pip: ["six"] }] };
+    writeFileSync(join(d, "spec.json"), JSON.stringify(spec));
+    const r = runBin("python_package_create", ["spec.json", "x.tar.gz"], { cwd: d });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /^warning: spec\.json asks for Python 3\.11\.1; using 3\.11\.\d+ \(\S+\), of the same series\.\n$/,
+    );
   });
 });
 
