@@ -1,5 +1,6 @@
 /** Small pieces every benchmark script uses. */
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
 /** Progress goes to stderr so that stdout holds only the tables. */
 export function progress(message: string): void {
@@ -53,6 +54,16 @@ export interface Needed {
   /** What the user would miss, for messages ("/usr/sbin/sshd"). */
   what: string;
   present: () => boolean;
+}
+
+/** What the OpenSSH labs of test/support/sshd.ts need. */
+export function sshLabNeeds(): Needed[] {
+  const runs = (program: string, args: string[]) =>
+    !spawnSync(program, args, { stdio: "ignore" }).error;
+  return [
+    { pkg: "openssh-server", what: "/usr/sbin/sshd", present: () => existsSync("/usr/sbin/sshd") },
+    { pkg: "openssh-client", what: "ssh", present: () => runs("ssh", ["-V"]) },
+  ];
 }
 
 /**

@@ -44,6 +44,7 @@ import {
   median,
   progress,
   settle,
+  sshLabNeeds,
 } from "./common.js";
 import { formatTable } from "./table.js";
 
@@ -164,8 +165,7 @@ function findPython(): string {
 
 function preflight(): { ansible: string; python: string } {
   ensureDebianPackages("fleet", [
-    { pkg: "openssh-server", what: "/usr/sbin/sshd", present: () => existsSync("/usr/sbin/sshd") },
-    { pkg: "openssh-client", what: "ssh", present: () => have("ssh", ["-V"]) },
+    ...sshLabNeeds(),
     { pkg: "ansible", what: "ansible-playbook", present: () => ansibleVersion() !== undefined },
   ]);
   const why = sshAvailable();

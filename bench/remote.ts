@@ -44,6 +44,7 @@ import {
   median,
   progress,
   settle,
+  sshLabNeeds,
 } from "./common.js";
 import { formatTable } from "./table.js";
 
@@ -126,8 +127,7 @@ function have(program: string, args: string[]): boolean {
 function preflight(): void {
   ensureDebianPackages("remote", [
     { pkg: "rsync", what: "rsync", present: () => have("rsync", ["--version"]) },
-    { pkg: "openssh-server", what: "/usr/sbin/sshd", present: () => existsSync("/usr/sbin/sshd") },
-    { pkg: "openssh-client", what: "ssh", present: () => have("ssh", ["-V"]) },
+    ...sshLabNeeds(),
     { pkg: "tar", what: "tar", present: () => have("tar", ["--version"]) },
   ]);
   const why = sshAvailable();
