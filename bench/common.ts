@@ -77,11 +77,14 @@ export function ensureDebianPackages(bench: string, needed: Needed[]): void {
   if (first.length === 0) return;
   const pkgs = () => [...new Set(missing().map((n) => n.pkg))];
   const hint = `apt-get install -y ${pkgs().join(" ")}`;
-  const names = first.map((n) => n.what).join(", ");
-  const canApt =
-    process.getuid?.() === 0 && !spawnSync("apt-get", ["--version"], { stdio: "ignore" }).error;
-  if (!canApt) {
-    throw new BenchFailure(`bench:${bench} needs ${names}, which is missing; run as root: ${hint}`);
+  const names = `${first.map((n) => n.what).join(", ")}, which ${first.length === 1 ? "is" : "are"} missing`;
+  if (spawnSync("apt-get", ["--version"], { stdio: "ignore" }).error) {
+    throw new BenchFailure(
+      `bench:${bench} needs ${names}; install ${pkgs().join(" ")} (Debian's names) and run it again.`,
+    );
+  }
+  if (process.getuid?.() !== 0) {
+    throw new BenchFailure(`bench:${bench} needs ${names}; as root: ${hint}`);
   }
   progress(`bench:${bench} needs ${names}: ${hint}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };

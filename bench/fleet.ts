@@ -166,7 +166,11 @@ function findPython(): string {
 function preflight(): { ansible: string; python: string } {
   ensureDebianPackages("fleet", [
     ...sshLabNeeds(),
-    { pkg: "ansible", what: "ansible-playbook", present: () => ansibleVersion() !== undefined },
+    {
+      pkg: "ansible",
+      what: "ansible-playbook (Ansible's pip module is the peer it measures)",
+      present: () => ansibleVersion() !== undefined,
+    },
   ]);
   const why = sshAvailable();
   if (why) throw new BenchFailure(`Cannot start OpenSSH test servers: ${why}.`);

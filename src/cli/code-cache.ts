@@ -28,7 +28,13 @@ import { makeDirsSync } from "../util/make-dirs.js";
 const HEAD = "(function (exports, require, module, __filename, __dirname) {";
 const TAIL = "\n})";
 
-const HELP_FLAGS = new Set(["--help", "-h", "--version", "-V"]);
+/** Set (on globalThis) by a run that did no real work: help, the version, a usage error. */
+export const LIGHT_RUN = Symbol.for("pyferry.lightRun");
+
+/** Mark this run as one whose compilations are not worth a code cache. */
+export function markLightRun(): void {
+  (globalThis as Record<symbol, unknown>)[LIGHT_RUN] = true;
+}
 
 /** A command word fit for a file name ("main" for a program without commands); others share one. */
 function variantOf(word: string | undefined): string {
@@ -72,13 +78,13 @@ export function loadBundle<T>(url: URL, command?: string): T {
     // Not made yet.
   }
   const script = compileBundle(file, source, cachedData);
-  // A cache holds what the run that made it compiled: a help or version run compiles little
-  // of the command, and its cache, accepted later, would leave the real work to compile.
-  const helpOnly = process.argv.some((a) => HELP_FLAGS.has(a)) || command === "help";
-  if ((!cachedData || script.cachedDataRejected) && !helpOnly) {
-    // Made at the end of a run that worked, so that it holds everything that run compiled.
+  if (!cachedData || script.cachedDataRejected) {
+    // Made at the end of a run that worked, so that it holds everything that run compiled; a
+    // run that only printed help or its version compiled little of the command, and a cache
+    // of that, accepted later, would leave the real work to be compiled every time.
     process.once("exit", (code) => {
-      if (code === 0) saveCache(script, dir, prefix, cacheFile);
+      if (code === 0 && !(globalThis as Record<symbol, unknown>)[LIGHT_RUN])
+        saveCache(script, dir, prefix, cacheFile);
     });
   }
   const module = { exports: {} as T };

@@ -1,6 +1,7 @@
 /** Terminal output: colour only on a TTY and never with NO_COLOR, errors as one sentence. */
 import pc from "picocolors";
 import { UserError } from "../util/errors.js";
+import { besideStatus } from "../util/progress.js";
 
 export type Colors = ReturnType<typeof pc.createColors>;
 
@@ -18,7 +19,7 @@ export const out = colorsFor(process.stdout);
 export const err = colorsFor(process.stderr);
 
 export function warn(message: string): void {
-  process.stderr.write(`${err.yellow("warning:")} ${message}\n`);
+  besideStatus(() => process.stderr.write(`${err.yellow("warning:")} ${message}\n`));
 }
 
 /**

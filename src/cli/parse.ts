@@ -1,5 +1,6 @@
 /** Parsing and running a commander program, with pyferry's exit statuses. */
 import { type Command, CommanderError } from "commander";
+import { markLightRun } from "./code-cache.js";
 import { reportError, stopQuietlyOnClosedPipe } from "./output.js";
 
 /** Parse and run; resolves to the process exit code. */
@@ -11,6 +12,7 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
+      markLightRun();
       // Help and version are successes; everything else commander rejects is a usage error.
       return e.exitCode === 0 ? 0 : 2;
     }

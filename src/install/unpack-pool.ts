@@ -36,13 +36,14 @@ const WORKER_URL = new URL("./unpack-worker.js", import.meta.url);
 const idle: Worker[] = [];
 
 /**
- * Start the unpacking threads now, for a caller that knows unpacking will follow but first has
- * other work (asking the interpreter about itself): each thread loads and compiles its code
- * meanwhile. Idle threads do not keep the process alive; one that fails is left to unpackMany,
- * which starts another.
+ * Start the unpacking threads for `wheels` wheels now (one per core at most), for a caller that
+ * knows unpacking will follow but first has other work (asking the interpreter about itself):
+ * each thread loads and compiles its code meanwhile. Idle threads do not keep the process
+ * alive, one that fails is left to unpackMany, which starts another, and those it leaves
+ * unused end with it.
  */
-export function startUnpackers(): void {
-  for (let i = idle.length; i < availableParallelism(); i++) {
+export function startUnpackers(wheels: number): void {
+  for (let i = idle.length; i < Math.min(wheels, availableParallelism()); i++) {
     const worker = new Worker(WORKER_URL);
     worker.unref();
     const drop = () => {
@@ -53,6 +54,11 @@ export function startUnpackers(): void {
     worker.once("exit", drop);
     idle.push(worker);
   }
+}
+
+/** Threads started ahead that found no work (their wheels were unpacked meanwhile) end. */
+function endIdle(): void {
+  for (const worker of idle.splice(0)) void worker.terminate();
 }
 
 /** A started thread if one waits, else a new one; referenced until it is terminated. */
@@ -83,6 +89,17 @@ function sizeOf(path: string): number {
 export async function unpackMany(
   wheels: readonly { path: string; sha256: string; verified?: boolean }[],
   ready: (index: number, wheel: UnpackedWheel) => void = () => {},
+): Promise<UnpackedWheel[]> {
+  try {
+    return await unpackAll(wheels, ready);
+  } finally {
+    endIdle();
+  }
+}
+
+async function unpackAll(
+  wheels: readonly { path: string; sha256: string; verified?: boolean }[],
+  ready: (index: number, wheel: UnpackedWheel) => void,
 ): Promise<UnpackedWheel[]> {
   const known = await Promise.all(wheels.map((w) => findUnpacked(w.sha256)));
   known.forEach((w, i) => {

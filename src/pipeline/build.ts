@@ -62,7 +62,7 @@ import { ENV_MARKER } from "./run-cache.js";
 
 /** The interpreter to build on: the request, else one matching what the input asks for. */
 export async function interpreterFor(
-  input: { python?: string; requiresPython?: string; source?: string },
+  input: { python?: string; requiresPython?: string; source?: string; pythonSource?: string },
   request?: string,
 ): Promise<InterpreterInfo> {
   const wanted = request ?? (input.python ? majorMinor(input.python) : undefined);
@@ -75,7 +75,7 @@ export async function interpreterFor(
     info.version !== input.python
   )
     warn(
-      `${input.source ?? "the input"} asks for Python ${input.python}; using ${info.version} (${info.executable}), of the same series.`,
+      `${input.pythonSource ?? input.source ?? "the input"} asks for Python ${input.python}; using ${info.version} (${info.executable}), of the same series.`,
     );
   if (input.requiresPython && !satisfies(info.version, input.requiresPython)) {
     throw new UserError(
@@ -223,11 +223,14 @@ function sdistMetadataFor(
 export function prepareUnpacking(lock: Lock): void {
   const root = cachePaths().unpacked;
   let bytes = 0;
+  let wheels = 0;
   for (const p of lock.packages) {
     if (p.wheels.length === 0 || p.wheels.some((w) => existsSync(join(root, w.sha256)))) continue;
     bytes += Math.min(...p.wheels.map((w) => w.size ?? 0));
+    wheels++;
   }
-  if (bytes > IN_THREAD_BYTES) startUnpackers();
+  // The rule unpackMany follows: threads only for two wheels or more, and more than a little.
+  if (wheels >= 2 && bytes > IN_THREAD_BYTES) startUnpackers(wheels);
 }
 
 /** Build `dest` (which must not exist) from a lock: nothing is resolved, every hash verified. */

@@ -9,7 +9,7 @@ import { basename, dirname, extname, join, relative, resolve, sep } from "node:p
 import type { ManifestHead } from "../bundle/manifest.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
-import { warn, writeJson } from "../cli/output.js";
+import { writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { LinkMode } from "../install/link-mode.js";
@@ -64,9 +64,12 @@ async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildI
     requirements: parts.flatMap((p) => p.requirements),
     source: parts.map((p) => p.source).join(", "),
   };
-  const python = parts.find((p) => p.python)?.python;
+  const withPython = parts.find((p) => p.python);
   const requiresPython = parts.find((p) => p.requiresPython)?.requiresPython;
-  if (python) merged.python = python;
+  if (withPython?.python) {
+    merged.python = withPython.python;
+    merged.pythonSource = withPython.source;
+  }
   if (requiresPython) merged.requiresPython = requiresPython;
   return merged;
 }
@@ -163,7 +166,7 @@ export async function envCreateCommand(
 export async function packCommand(path: string, flags: BuildFlags): Promise<void> {
   const settings = indexSettings(flags);
   const opts = { ...analyzeOptions(flags), index: settings };
-  const { readInput } = await import("./inputs.js");
+  const { readInput, warnNamed } = await import("./inputs.js");
   const input = await readInput(path, opts);
   // "." or "proj/" names the folder itself.
   const name = flags.name ?? basename(resolve(path), extname(path));
@@ -171,11 +174,8 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   const outputPlan = await planOutput(output);
   const root = input.root ?? (existsSync(path) && !path.endsWith(".py") ? path : dirname(path));
   if (input.namedFiles) {
-    const shown = input.namedFiles.slice(0, 5).join(", ");
-    const more = input.namedFiles.length > 5 ? ` and ${input.namedFiles.length - 5} more` : "";
-    warn(
-      `${basename(resolve(path))} names ${shown}${more} ${input.root === path ? "in it" : "beside it"}, which ${input.namedFiles.length === 1 ? "is" : "are"} not packed; pass -f to pack the files the program names.`,
-    );
+    const where = input.root === path ? "in it" : "beside it";
+    warnNamed(basename(resolve(path)), input.namedFiles, "pack", where);
   }
   const sources = [path, ...(input.appFiles ?? []).map((f) => join(root, f))];
   const own = inputAt(output, sources);

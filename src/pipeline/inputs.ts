@@ -15,6 +15,8 @@ export interface BuildInput {
   requirements: Requirement[];
   /** Python the input asks for: "3.11.7" from a spec's python=..., or a requires-python. */
   python?: string;
+  /** Which input named `python`, when several were merged. */
+  pythonSource?: string;
   requiresPython?: string;
   /** Where it came from, for messages. */
   source: string;
@@ -143,6 +145,31 @@ export function fromRequirementsTxt(text: string, path: string): BuildInput {
 }
 
 /**
+ * Of the files and folders a program names (found as -f finds them), those that go only with
+ * -f: a folder holding local modules (a package named in a logger's name) goes anyway.
+ */
+export function namedOnly(named: string[], localFiles: string[]): string[] {
+  return named.filter((f) => !f.endsWith("/") || !localFiles.some((l) => l.startsWith(f)));
+}
+
+/**
+ * Warn that `program` names files and folders (beside it, or in it for a folder project) that
+ * stay behind without -f, when it is packed or sent elsewhere.
+ */
+export function warnNamed(
+  program: string,
+  named: string[],
+  verb: "pack" | "send",
+  where: "beside it" | "in it" = "beside it",
+): void {
+  const more = named.length > 5 ? ` and ${named.length - 5} more` : "";
+  const are = named.length === 1 ? "is" : "are";
+  warn(
+    `${program} names ${named.slice(0, 5).join(", ")}${more} ${where}, which ${are} not ${verb === "pack" ? "packed" : "sent"}; pass -f to ${verb} the files the program names.`,
+  );
+}
+
+/**
  * A program's needs, as analysis finds them. What analysis could not settle (an import no
  * distribution provides, one several could) is left out, with a warning, as `pyferry run` does.
  */
@@ -157,16 +184,17 @@ export async function fromScript(path: string, opts: AnalyzeOptions): Promise<Bu
   }
   for (const a of report.ambiguous.filter((x) => !x.chosen)) {
     warn(
-      `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; it is left out (name the right one as a requirement, or in a # /// script block).`,
+      `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; it is left out: name one as a requirement (or, for pack, with --pkg-mapping ${a.import.split(".")[0]}=NAME).`,
     );
   }
   const dataFiles = report.data_files.map((f) => f.replace(/\/$/, ""));
+  const named = namedOnly(report.data_files, report.local_files);
   return {
     requirements: installable(report).map((r) => parseRequirement(r.requirement)),
     ...(report.python.requires ? { requiresPython: report.python.requires } : {}),
     source: path,
     appFiles: [...report.local_files, ...(opts.guessFiles ? dataFiles : [])],
-    ...(opts.guessFiles || dataFiles.length === 0 ? {} : { namedFiles: report.data_files }),
+    ...(opts.guessFiles || named.length === 0 ? {} : { namedFiles: named }),
     root: report.kind === "project" ? path : dirname(path),
     name: report.input,
   };

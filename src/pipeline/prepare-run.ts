@@ -13,6 +13,7 @@ import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import { namedOnly, warnNamed } from "./inputs.js";
 import {
   ENV_MARKER,
   interpreterFiles,
@@ -67,15 +68,10 @@ export async function prepareRun(
     throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);
   }
   // Warnings are lines of their own, never written over the status line.
-  const named = opts.guessFiles ? [] : report.data_files;
+  const named = opts.guessFiles ? [] : namedOnly(report.data_files, report.local_files);
   if (report.unresolved.length > 0 || report.ambiguous.some((x) => !x.chosen) || named.length > 0)
     opts.status?.done();
-  if (named.length > 0) {
-    const more = named.length > 5 ? ` and ${named.length - 5} more` : "";
-    warn(
-      `${basename(script)} names ${named.slice(0, 5).join(", ")}${more} beside it, which ${named.length === 1 ? "is" : "are"} not sent; pass -f to send the files the program names.`,
-    );
-  }
+  if (named.length > 0) warnNamed(basename(script), named, "send");
   for (const u of report.unresolved) {
     warn(
       `no distribution found for '${u.import}' (imported by ${u.files.join(", ")}); running without it.`,

@@ -24,6 +24,7 @@ import { UserError } from "../util/errors.js";
 import { makeDirsSync } from "../util/make-dirs.js";
 import { VERSION } from "../version.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
+import { namedOnly, warnNamed } from "./inputs.js";
 import {
   findPack,
   PACK_CONF,
@@ -112,13 +113,17 @@ export async function packFolder(
     refresh?: boolean;
   },
 ): Promise<{ id: string; dir: string; report: AnalysisReport }> {
-  const report = await runAnalysis(script, {
+  // Files the program names are always looked for: without -f they are only mentioned.
+  const found = await runAnalysis(script, {
     index: loadPipSettings(),
     ...(opts.python ? { python: opts.python } : {}),
-    ...(opts.guessFiles ? { guessFiles: true } : {}),
+    guessFiles: true,
   });
-  if (report.kind !== "script")
-    throw new UserError(`pyferry pack --folder takes a script; ${script} is a ${report.kind}.`, 2);
+  if (found.kind !== "script")
+    throw new UserError(`pyferry pack --folder takes a script; ${script} is a ${found.kind}.`, 2);
+  const report = opts.guessFiles ? found : { ...found, data_files: [] };
+  const named = opts.guessFiles ? [] : namedOnly(found.data_files, found.local_files);
+  if (named.length > 0) warnNamed(basename(script), named, "pack");
   const entry = basename(script);
   const id = opts.name ?? `${basename(script, extname(script))}-${randomBytes(3).toString("hex")}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) {

@@ -10,11 +10,31 @@ export interface Progress {
   done(): void;
 }
 
+/** Status lines on the screen now: each takes itself off for a line written meanwhile. */
+const onScreen = new Set<{ clear(): void; redraw(): void }>();
+
+/**
+ * Write a line of its own (a warning) while a status line may be showing: the status line is
+ * cleared first, so that the two never share a line, and drawn again after.
+ */
+export function besideStatus(write: () => void): void {
+  const shown = [...onScreen];
+  for (const s of shown) s.clear();
+  write();
+  for (const s of shown) s.redraw();
+}
+
 export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
   if (!stream.isTTY || quiet) return { update() {}, done() {} };
   const started = Date.now();
   let last = 0;
   let shown = false;
+  /** What the line shows now. */
+  let text = "";
+  const screen = {
+    clear: () => stream.write("\r\x1b[2K"),
+    redraw: () => stream.write(text),
+  };
   /** The newest message not drawn yet: a stage named early shows once the moment is over. */
   let pending: string | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -25,7 +45,9 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
     shown = true;
     // A terminal that does not know its width (a pty nobody sized) says 0 columns.
     const width = Math.max(20, (stream.columns || 80) - 1);
-    stream.write(`\r\x1b[2K${pending.slice(0, width)}`);
+    text = pending.slice(0, width);
+    stream.write(`\r\x1b[2K${text}`);
+    onScreen.add(screen);
     pending = undefined;
   };
   return {
@@ -44,6 +66,7 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
       pending = undefined;
       if (shown) stream.write("\r\x1b[2K");
       shown = false;
+      onScreen.delete(screen);
     },
   };
 }

@@ -156,6 +156,20 @@ describe("on a terminal", () => {
     assert.match(t.shown[0] ?? "", /^Created .* with \d+ packages/);
   });
 
+  test("a warning while a status line shows is a line of its own, and the status line comes back", () => {
+    const dir = tmp();
+    const lock = join(dir, "pylock.toml");
+    const t = onTerminal(dir, ["lock", "pandas[bogus]", "scikit-learn", "matplotlib", "-o", lock]);
+    assert.ok(
+      t.drawn.some((d) => d.startsWith("Resolving")),
+      t.raw,
+    );
+    assert.ok(!t.drawn.some((d) => /Resolving.*warning/.test(d)), t.raw);
+    assert.match(t.shown[0] ?? "", /^warning: pandas \S+ has no extra 'bogus'; it adds nothing\.$/);
+    assert.match(t.shown[1] ?? "", /^Locked \d+ packages/);
+    assert.equal(t.shown.length, 2, t.raw);
+  });
+
   test("a first pyferry run shows its stages, and only the program's output stays", () => {
     const dir = tmp();
     const script = join(REPO, "examples", "hello", "hello.py");

@@ -110,3 +110,11 @@ test("under --debug Node's own loader runs the bundle, and no cache is made", ()
   load(bundleIn(dir), "deploy", 0, { PYFERRY_DEBUG: "1" });
   assert.deepEqual(caches(dir), []);
 });
+
+test("a run that only printed help, its version or a usage error makes no cache", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  // What runProgram does on such a run (markLightRun), from inside the bundle.
+  const file = bundleIn(dir, `${BUNDLE}\nglobalThis[Symbol.for("pyferry.lightRun")] = true;\n`);
+  load(file, "lock");
+  assert.deepEqual(caches(dir), []);
+});

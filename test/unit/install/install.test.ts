@@ -547,6 +547,47 @@ describe("unpackMany", () => {
     assert.deepEqual(unpackedEntries().sort(), wheels.map((w) => w.sha256).sort());
   });
 
+  test("threads started ahead (startUnpackers) do the work, and never keep the process alive", () => {
+    const cache = freshCache();
+    // Two wheels of 3 MiB each (random bytes do not compress): more than one thread's share.
+    const wheels = ["big1", "big2"].map((name) =>
+      buildWheel(
+        demoSpec({ name, extra: [{ name: `${name}/blob.bin`, data: randomBytes(3 << 20) }] }),
+      ),
+    );
+    const pool = pathToFileURL(join(DIST_INSTALL, "unpack-pool.js")).href;
+    // A file, not -e: worker threads inherit the process's flags, and --input-type is not theirs.
+    const child = (body: string) => {
+      const script = join(fresh("child"), "child.mjs");
+      writeFileSync(script, body);
+      return spawnSync(process.execPath, [script], {
+        encoding: "utf8",
+        env: { ...process.env, PYFERRY_CACHE_DIR: cache },
+        // A thread keeping the process alive shows as this timeout.
+        timeout: 30_000,
+      });
+    };
+    // Started, never used: the process still ends on its own.
+    let r = child(`
+      const { startUnpackers } = await import(${JSON.stringify(pool)});
+      startUnpackers(2);
+      await new Promise((go) => setTimeout(go, 300));
+      console.log("done");
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "done\n");
+    // Started, then given the work: both wheels unpacked, and the process ends.
+    r = child(`
+      const { startUnpackers, unpackMany } = await import(${JSON.stringify(pool)});
+      startUnpackers(2);
+      const got = await unpackMany(${JSON.stringify(wheels)});
+      console.log(got.map((w) => w.name).join(" "));
+    `);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, "big1 big2\n");
+    assert.deepEqual(unpackedEntries().sort(), wheels.map((w) => w.sha256).sort());
+  });
+
   test("a bad wheel in the batch is a UserError naming it, and leaves no partial tree", async () => {
     freshCache();
     const good = buildWheel(demoSpec({ name: "good" }));
