@@ -28,7 +28,17 @@ function rebuild(e: Extract<UnpackReply, { error: unknown }>["error"]): Error {
 }
 
 /** Wheels adding up to this many bytes are unpacked on the calling thread. */
-export const IN_THREAD_BYTES = 4 << 20;
+const IN_THREAD_BYTES = 4 << 20;
+
+/**
+ * Threads for `wheels` wheels of `bytes` in all: one per core, as many as there are wheels, and
+ * none (0) for one wheel or a few small ones, where starting a thread (each loads and compiles
+ * the unpacking code again) costs more than the threads save.
+ */
+function threadsFor(wheels: number, bytes: number): number {
+  const threads = Math.min(availableParallelism(), wheels);
+  return threads <= 1 || bytes <= IN_THREAD_BYTES ? 0 : threads;
+}
 
 const WORKER_URL = new URL("./unpack-worker.js", import.meta.url);
 
@@ -36,14 +46,14 @@ const WORKER_URL = new URL("./unpack-worker.js", import.meta.url);
 const idle: Worker[] = [];
 
 /**
- * Start the unpacking threads for `wheels` wheels now (one per core at most), for a caller that
+ * Start the threads unpackMany would use for `wheels` wheels of `bytes` now, for a caller that
  * knows unpacking will follow but first has other work (asking the interpreter about itself):
  * each thread loads and compiles its code meanwhile. Idle threads do not keep the process
  * alive, one that fails is left to unpackMany, which starts another, and those it leaves
  * unused end with it.
  */
-export function startUnpackers(wheels: number): void {
-  for (let i = idle.length; i < Math.min(wheels, availableParallelism()); i++) {
+export function startUnpackers(wheels: number, bytes: number): void {
+  for (let i = idle.length; i < threadsFor(wheels, bytes); i++) {
     const worker = new Worker(WORKER_URL);
     worker.unref();
     const drop = () => {
@@ -108,10 +118,11 @@ async function unpackAll(
   const sized = wheels
     .flatMap((w, id) => (known[id] ? [] : [{ job: { id, ...w }, size: sizeOf(w.path) }]))
     .sort((a, b) => b.size - a.size);
-  const workers = Math.min(availableParallelism(), sized.length);
-  // One wheel, or a few small ones, need no threads: starting a thread (each loads and
-  // compiles the unpacking code again) costs more than the threads save.
-  if (workers <= 1 || sized.reduce((n, x) => n + x.size, 0) <= IN_THREAD_BYTES) {
+  const workers = threadsFor(
+    sized.length,
+    sized.reduce((n, x) => n + x.size, 0),
+  );
+  if (workers === 0) {
     for (const { job } of sized) {
       const wheel = await unpackWheel(job.path, job.sha256, job.verified);
       known[job.id] = wheel;

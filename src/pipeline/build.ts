@@ -32,7 +32,7 @@ import { createVenv, type EnvLayout, layoutFor, type VenvBase, writeVenv } from 
 import { defaultLinkMode, type LinkMode } from "../install/link-mode.js";
 import type { BuildDeps } from "../install/sdist.js";
 import { CachedTreeChanged } from "../install/tree-check.js";
-import { IN_THREAD_BYTES, startUnpackers, unpackMany } from "../install/unpack-pool.js";
+import { startUnpackers, unpackMany } from "../install/unpack-pool.js";
 import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
@@ -229,8 +229,7 @@ export function prepareUnpacking(lock: Lock): void {
     bytes += Math.min(...p.wheels.map((w) => w.size ?? 0));
     wheels++;
   }
-  // The rule unpackMany follows: threads only for two wheels or more, and more than a little.
-  if (wheels >= 2 && bytes > IN_THREAD_BYTES) startUnpackers(wheels);
+  startUnpackers(wheels, bytes);
 }
 
 /** Build `dest` (which must not exist) from a lock: nothing is resolved, every hash verified. */

@@ -4,7 +4,7 @@
  */
 import { stat } from "node:fs/promises";
 import { dirname, extname } from "node:path";
-import { type AnalyzeOptions, analyze } from "../analyze/analyze.js";
+import { type AnalysisReport, type AnalyzeOptions, analyze } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { warn } from "../cli/output.js";
 import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
@@ -170,23 +170,39 @@ export function warnNamed(
 }
 
 /**
+ * Warn about the imports analysis could not settle: one no distribution provides, and one
+ * several could (`decide` says how to choose); `outcome` says what becomes of them.
+ */
+export function warnUnsettled(
+  report: AnalysisReport,
+  outcome: string,
+  decide: (imp: string) => string,
+): void {
+  for (const u of report.unresolved) {
+    const hint = u.suggestions.length > 0 ? ` (perhaps ${u.suggestions.join(" or ")})` : "";
+    warn(
+      `no distribution found for '${u.import}' (imported by ${u.files.join(", ")})${hint}; ${outcome}.`,
+    );
+  }
+  for (const a of report.ambiguous.filter((x) => !x.chosen)) {
+    const names = a.candidates.map((c) => c.name).join(" or ");
+    warn(`'${a.import}' could come from ${names}; ${outcome}: ${decide(a.import)}.`);
+  }
+}
+
+/**
  * A program's needs, as analysis finds them. What analysis could not settle (an import no
  * distribution provides, one several could) is left out, with a warning, as `pyferry run` does.
  */
 export async function fromScript(path: string, opts: AnalyzeOptions): Promise<BuildInput> {
   // Files the program names are always looked for: without -f they are only mentioned.
   const report = await analyze(path, { ...opts, guessFiles: true });
-  for (const u of report.unresolved) {
-    const hint = u.suggestions.length > 0 ? ` (perhaps ${u.suggestions.join(" or ")})` : "";
-    warn(
-      `no distribution found for '${u.import}' (imported by ${u.files.join(", ")})${hint}; it is left out.`,
-    );
-  }
-  for (const a of report.ambiguous.filter((x) => !x.chosen)) {
-    warn(
-      `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; it is left out: name one as a requirement (or, for pack, with --pkg-mapping ${a.import.split(".")[0]}=NAME).`,
-    );
-  }
+  warnUnsettled(
+    report,
+    "it is left out",
+    (imp) =>
+      `name one as a requirement (or, for pack, with --pkg-mapping ${imp.split(".")[0]}=NAME)`,
+  );
   const dataFiles = report.data_files.map((f) => f.replace(/\/$/, ""));
   const named = namedOnly(report.data_files, report.local_files);
   return {

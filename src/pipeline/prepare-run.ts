@@ -3,7 +3,6 @@ import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
-import { warn } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { parseRequirement } from "../python/requirement.js";
@@ -13,7 +12,7 @@ import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
 import type { Progress } from "../util/progress.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
-import { namedOnly, warnNamed } from "./inputs.js";
+import { namedOnly, warnNamed, warnUnsettled } from "./inputs.js";
 import {
   ENV_MARKER,
   interpreterFiles,
@@ -67,21 +66,9 @@ export async function prepareRun(
   if (report.kind !== "script") {
     throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);
   }
-  // Warnings are lines of their own, never written over the status line.
   const named = opts.guessFiles ? [] : namedOnly(report.data_files, report.local_files);
-  if (report.unresolved.length > 0 || report.ambiguous.some((x) => !x.chosen) || named.length > 0)
-    opts.status?.done();
   if (named.length > 0) warnNamed(basename(script), named, "send");
-  for (const u of report.unresolved) {
-    warn(
-      `no distribution found for '${u.import}' (imported by ${u.files.join(", ")}); running without it.`,
-    );
-  }
-  for (const a of report.ambiguous.filter((x) => !x.chosen)) {
-    warn(
-      `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; running without it (pass it in a # /// script block to decide).`,
-    );
-  }
+  warnUnsettled(report, "running without it", () => "pass it in a # /// script block to decide");
   const requiresPython = report.python.requires;
   if (host && requiresPython && !satisfies(host.version, requiresPython)) {
     throw new UserError(

@@ -28,7 +28,6 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
   if (!stream.isTTY || quiet) return { update() {}, done() {} };
   const started = Date.now();
   let last = 0;
-  let shown = false;
   /** What the line shows now. */
   let text = "";
   const screen = {
@@ -42,7 +41,6 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
     timer = undefined;
     if (pending === undefined) return;
     last = Date.now();
-    shown = true;
     // A terminal that does not know its width (a pty nobody sized) says 0 columns.
     const width = Math.max(20, (stream.columns || 80) - 1);
     text = pending.slice(0, width);
@@ -64,9 +62,7 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
       clearTimeout(timer);
       timer = undefined;
       pending = undefined;
-      if (shown) stream.write("\r\x1b[2K");
-      shown = false;
-      onScreen.delete(screen);
+      if (onScreen.delete(screen)) stream.write("\r\x1b[2K");
     },
   };
 }

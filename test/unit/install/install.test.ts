@@ -570,7 +570,7 @@ describe("unpackMany", () => {
     // Started, never used: the process still ends on its own.
     let r = child(`
       const { startUnpackers } = await import(${JSON.stringify(pool)});
-      startUnpackers(2);
+      startUnpackers(2, 6 << 20);
       await new Promise((go) => setTimeout(go, 300));
       console.log("done");
     `);
@@ -579,7 +579,7 @@ describe("unpackMany", () => {
     // Started, then given the work: both wheels unpacked, and the process ends.
     r = child(`
       const { startUnpackers, unpackMany } = await import(${JSON.stringify(pool)});
-      startUnpackers(2);
+      startUnpackers(2, 6 << 20);
       const got = await unpackMany(${JSON.stringify(wheels)});
       console.log(got.map((w) => w.name).join(" "));
     `);
