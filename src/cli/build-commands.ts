@@ -28,6 +28,9 @@ export interface BuildFlags extends AnalyzeFlags {
   output?: string;
   requirement?: string[];
   lock?: string;
+  extra?: string[];
+  group?: string[];
+  defaultGroups?: boolean;
   platform?: string;
   pre?: boolean;
   mixedSources?: boolean;
@@ -96,6 +99,17 @@ Examples:
         "--lock <pylock.toml>",
         "install exactly this lock (no resolving; every hash verified)",
       )
+      .option(
+        "--extra <name>",
+        "with --lock: install the lock's packages for this extra (repeatable)",
+        collect,
+      )
+      .option(
+        "--group <name>",
+        "with --lock: install this dependency group too, besides the lock's default groups (repeatable)",
+        collect,
+      )
+      .option("--no-default-groups", "with --lock: leave out the lock's default dependency groups")
       .option("--python <version|path>", "interpreter to build on (default: the active one)")
       .option(
         "--bundle-python",
@@ -114,7 +128,8 @@ Examples:
       `
 Examples:
   pyferry env create .venv -r requirements.txt
-  pyferry env create /opt/app/env --lock pylock.toml --bundle-python`,
+  pyferry env create /opt/app/env --lock pylock.toml --bundle-python
+  pyferry env create .venv --lock pylock.toml --group dev    a lock another tool wrote, with its dev group`,
     )
     .action(async (dir: string, inputs: string[], flags: BuildFlags) => {
       const { envCreateCommand } = await import("../pipeline/commands.js");

@@ -35,20 +35,19 @@ import { CachedTreeChanged } from "../install/tree-check.js";
 import { startUnpackers, unpackMany } from "../install/unpack-pool.js";
 import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
-import { evaluateMarker, parseMarker } from "../python/marker.js";
 import type { CoreMetadata } from "../python/metadata.js";
 import type { Requirement } from "../python/requirement.js";
-import { bestTagRank, parseWheelFilename, tagRanks } from "../python/tags.js";
+import { tagRanks } from "../python/tags.js";
 import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { majorMinor, satisfies } from "../python/version.js";
 import {
   type Lock,
-  type LockedFile,
   type LockedPackage,
   lockedFileUrl,
   lockToml,
   readLock,
 } from "../resolve/lock.js";
+import { installFile, type LockChoice, selectPackages } from "../resolve/lock-select.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
@@ -190,6 +189,8 @@ export interface BuildOptions {
   linkMode?: LinkMode;
   /** Where relative `path` entries of the lock are resolved from. */
   lockDir?: string;
+  /** The extras and dependency groups to install from the lock. */
+  choice?: LockChoice;
   /** Where the build requirements of sdists come from; default: pip's configuration. */
   index?: IndexSettings;
   /**
@@ -246,16 +247,11 @@ export async function buildEnv(
     throw new UserError(
       `pyferry builds environments for Python 3 only, and ${info.realPath} is Python ${info.version}.`,
     );
-  // PEP 751: a lock whose environments all exclude the interpreter must not be installed.
-  const envs = lock.environments;
-  if (envs.length > 0 && !envs.some((m) => evaluateMarker(parseMarker(m), info.markerEnv))) {
-    throw new UserError(
-      `The lock is for ${envs.map((m) => `"${m}"`).join(" or ")}, and ${info.realPath} (Python ${info.version} on ${info.markerEnv.sys_platform} ${info.markerEnv.platform_machine}) is not; lock again for it (pyferry lock --python ${info.realPath}).`,
-    );
-  }
+  // Before anything is made: a lock that does not fit the interpreter is not installed.
+  const wanted = selectPackages(lock, info, opts.choice);
   await makeDirs(dirname(final));
   await sweepScratch(final);
-  return mendingCache(() => buildOnce(lock, info, final, opts));
+  return mendingCache(() => buildOnce(wanted, info, final, opts));
 }
 
 /**
@@ -293,7 +289,7 @@ async function mendingCache<T>(
 
 /** buildEnv's work, from a clean start; CachedTreeChanged when a tree of the cache changed. */
 async function buildOnce(
-  lock: Lock,
+  wanted: LockedPackage[],
   info: InterpreterInfo,
   final: string,
   opts: BuildOptions,
@@ -308,7 +304,6 @@ async function buildOnce(
           : whyUnreadable(err);
       throw new UserError(`Cannot create ${final}: ${why} (${err.code}).`);
     });
-    const wanted = wantedPackages(lock, info);
     // As pip installs dependencies before what needs them, a package the user asked for wins
     // when two wheels ship the same file.
     const rank = wanted.map((p, i) => (p.requested ? wanted.length + i : i));
@@ -407,26 +402,18 @@ async function envFolders(
   return { layout: await createVenv(tmp, info) };
 }
 
-/** PEP 751: a package whose marker is false for this environment is not installed. */
-export function wantedPackages(lock: Lock, info: InterpreterInfo): LockedPackage[] {
-  return lock.packages.filter(
-    (p) => !p.marker || evaluateMarker(parseMarker(p.marker), info.markerEnv),
-  );
+/** The packages a lock installs on `info` (PEP 751's selection); UserError where it errs. */
+export function wantedPackages(
+  lock: Lock,
+  info: InterpreterInfo,
+  choice?: LockChoice,
+): LockedPackage[] {
+  return selectPackages(lock, info, choice);
 }
 
-/** The file to install a locked package from: its best wheel for this target, else its sdist. */
+/** Where to get the file a locked package installs from. */
 function lockedFile(p: LockedPackage, ranks: Map<string, number>, lockDir: string): DistFile {
-  let best: { file: LockedFile; rank: number } | undefined;
-  for (const w of p.wheels) {
-    const rank = bestTagRank(parseWheelFilename(w.name), ranks);
-    if (rank !== undefined && (!best || rank < best.rank)) best = { file: w, rank };
-  }
-  const file = best?.file ?? p.sdist;
-  if (!file) {
-    throw new UserError(
-      `The lock has no wheel for ${p.name} ${p.version} that fits this interpreter's platform, and no sdist.`,
-    );
-  }
+  const file = installFile(p, ranks);
   return { url: lockedFileUrl(file, lockDir), filename: file.name, sha256: file.sha256 };
 }
 

@@ -9,7 +9,7 @@ import { basename, dirname, extname, join, relative, resolve, sep } from "node:p
 import type { ManifestHead } from "../bundle/manifest.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
 import type { BuildFlags } from "../cli/build-commands.js";
-import { writeJson } from "../cli/output.js";
+import { warn, writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { LinkMode } from "../install/link-mode.js";
@@ -18,6 +18,7 @@ import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { majorMinor } from "../python/version.js";
 import { type Lock, readLock } from "../resolve/lock.js";
+import type { LockChoice } from "../resolve/lock-select.js";
 import { UserError } from "../util/errors.js";
 import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
@@ -106,6 +107,23 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
   }
 }
 
+/** The extras and groups picked from a lock; they mean nothing without one. */
+function lockChoice(flags: BuildFlags): LockChoice | undefined {
+  const noDefaultGroups = flags.defaultGroups === false;
+  if (!flags.extra && !flags.group && !noDefaultGroups) return undefined;
+  if (!flags.lock) {
+    throw new UserError(
+      "--extra, --group and --no-default-groups pick from a lock; give --lock (for requirements, write the extra as name[extra]).",
+      2,
+    );
+  }
+  return {
+    ...(flags.extra ? { extras: flags.extra } : {}),
+    ...(flags.group ? { groups: flags.group } : {}),
+    ...(noDefaultGroups ? { noDefaultGroups } : {}),
+  };
+}
+
 export async function envCreateCommand(
   dir: string,
   inputs: string[],
@@ -122,11 +140,17 @@ export async function envCreateCommand(
     let info: InterpreterInfo;
     let lock: Lock;
     let lockDir: string | undefined;
+    const choice = lockChoice(flags);
     if (flags.lock) {
       if (inputs.length > 0 || flags.requirement)
         throw new UserError("--lock installs exactly the lock; give no other inputs.", 2);
       const lockText = await readText(flags.lock, "the lock file");
       lock = readLock(lockText, flags.lock);
+      if (!/^1(\.0+)?$/.test(lock.lockVersion)) {
+        warn(
+          `${flags.lock} has lock-version ${lock.lockVersion}, and this pyferry knows 1.0; it reads what 1.0 defines.`,
+        );
+      }
       lockDir = dirname(resolve(flags.lock));
       prepareUnpacking(lock);
       info = await interpreterFor(
@@ -151,11 +175,12 @@ export async function envCreateCommand(
       ...(flags.compile ? { compile: true } : {}),
       ...(flags.linkMode ? { linkMode: flags.linkMode as LinkMode } : {}),
       ...(lockDir ? { lockDir } : {}),
+      ...(choice ? { choice } : {}),
       index: indexSettings(flags),
     });
     bar.done();
     process.stderr.write(
-      `Created ${dir} with ${count(wantedPackages(lock, info).length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
+      `Created ${dir} with ${count(wantedPackages(lock, info, choice).length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
     );
   } finally {
     bar.done();

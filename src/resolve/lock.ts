@@ -56,6 +56,11 @@ export interface Lock {
   createdBy: string;
   environments: string[];
   requiresPython?: string;
+  /** PEP 751's extras and dependency groups a user may pick, and the groups taken by default;
+   *  absent when the lock lists none (pyferry's own locks). Extras are normalized. */
+  extras?: string[];
+  dependencyGroups?: string[];
+  defaultGroups?: string[];
   /** What was asked for, from [tool.pyferry]; [] when absent. */
   requirements: string[];
   constraints: string[];
@@ -273,6 +278,9 @@ export function lockedFileUrl(f: LockedFile, lockDir: string): string {
 
 type Table = Record<string, unknown>;
 
+/** PEP 508's name, which extras share: names go into messages and records, never paths. */
+const PROJECT_NAME = /^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$/;
+
 function isTable(v: unknown): v is Table {
   return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
@@ -360,8 +368,7 @@ class LockReader {
   pkg(v: unknown, index: number): LockedPackage {
     if (!isTable(v)) return this.fail(`packages entry ${index + 1} is not a table`);
     const rawName = this.string(v, "name", `packages entry ${index + 1}`, true);
-    // PEP 508's name: the name also goes into messages and records, never a path.
-    if (!/^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$/.test(rawName))
+    if (!PROJECT_NAME.test(rawName))
       this.fail(
         `packages entry ${index + 1} has the invalid project name ${JSON.stringify(rawName)}`,
       );
@@ -433,7 +440,7 @@ class LockReader {
       );
     }
     const version = this.string(doc, "lock-version", "it", true);
-    const major = /^(\d+)\.\d+$/.exec(version)?.[1];
+    const major = /^(\d+)(\.\d+)?$/.exec(version)?.[1];
     if (major !== "1") {
       this.fail(`its lock-version is "${version}" and this pyferry reads only 1.x`);
     }
@@ -454,6 +461,15 @@ class LockReader {
       unconditional.add(p.name);
     }
     const tool = isTable(doc.tool) && isTable(doc.tool.pyferry) ? doc.tool.pyferry : {};
+    const extras = this.strings(doc, "extras", "it");
+    for (const e of extras) {
+      if (!PROJECT_NAME.test(e)) this.fail(`its extra ${JSON.stringify(e)} is not a valid name`);
+    }
+    const picks = {
+      extras: extras.map(normalizeName),
+      dependencyGroups: this.strings(doc, "dependency-groups", "it"),
+      defaultGroups: this.strings(doc, "default-groups", "it"),
+    };
     const lock: Lock = {
       lockVersion: version,
       createdBy: this.string(doc, "created-by", "it", true),
@@ -466,6 +482,9 @@ class LockReader {
     if (requiresPython !== undefined) {
       if (!isValidSpecifier(requiresPython)) this.fail("its requires-python is not valid");
       lock.requiresPython = requiresPython;
+    }
+    for (const [k, v] of Object.entries(picks)) {
+      if (v.length > 0) lock[k as keyof typeof picks] = v;
     }
     if (tool.target !== undefined) lock.target = this.target(tool.target);
     return lock;

@@ -199,6 +199,26 @@ describe("lockToml / readLock", () => {
     assert.equal(lock.packages[1]?.marker, "sys_platform == 'win32'");
   });
 
+  test("reads the extras and dependency groups a lock offers, and its default groups", () => {
+    const text = [
+      "lock-version = '1'",
+      "extras = ['CLI', 'fast_io']",
+      "dependency-groups = ['dev']",
+      "default-groups = ['default']",
+      "created-by = 'another-tool'",
+      "packages = []",
+    ].join("\n");
+    const lock = readLock(text, "pylock.toml");
+    assert.deepEqual(lock.extras, ["cli", "fast-io"]);
+    assert.deepEqual(lock.dependencyGroups, ["dev"]);
+    assert.deepEqual(lock.defaultGroups, ["default"]);
+    assert.equal(readLock(lockToml(resolution), "pylock.toml").extras, undefined);
+    assert.throws(
+      () => readLock(text.replace("'CLI'", "'-bad'"), "pylock.toml"),
+      /The lock file pylock\.toml is invalid: its extra "-bad" is not a valid name\.$/,
+    );
+  });
+
   const good = lockToml(resolution);
   const cases: [string, string, RegExp][] = [
     [

@@ -1,0 +1,495 @@
+/**
+ * Differential test of installing from PEP 751 locks against the reference implementation,
+ * `packaging.pylock` (packaging >= 26.1, fetched from pip's configured index): for locks other
+ * tools could write and for locks pyferry writes, under every local interpreter packaging runs
+ * on, and for each choice of extras and dependency groups, pyferry selects the same packages
+ * and the same files as `Pylock.select()`, or both refuse. Then `env create --lock` with
+ * --extra/--group installs exactly that selection from real wheels.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { parse } from "smol-toml";
+import { type InterpreterInfo, probeInterpreter } from "../../src/python/interpreter.js";
+import { tagRanks } from "../../src/python/tags.js";
+import { targetFromInterpreter, targetTagList } from "../../src/python/target.js";
+import { readLock } from "../../src/resolve/lock.js";
+import { installFile, type LockChoice, selectPackages } from "../../src/resolve/lock-select.js";
+import { UserError } from "../../src/util/errors.js";
+import { pyferry } from "../support/cli.js";
+import { PIP_FLAGS, testPython } from "../support/install-child.js";
+import { mirrorWheels } from "../support/mirror.js";
+
+const work = mkdtempSync(join(tmpdir(), "pyferry-lock-ref-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+/** The reference: packaging's wheel from the index pip is configured with. */
+let packagingWheel = "";
+before(() => {
+  const dest = join(work, "packaging");
+  const r = spawnSync(
+    "python3",
+    [
+      "-m",
+      "pip",
+      "download",
+      ...PIP_FLAGS,
+      "--no-deps",
+      "--only-binary",
+      ":all:",
+      "-d",
+      dest,
+      "packaging>=26.1",
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(r.status, 0, `pip could not fetch packaging>=26.1 from its index:\n${r.stderr}`);
+  const wheel = readdirSync(dest).find((f) => f.endsWith(".whl"));
+  assert.ok(wheel, "pip download left no packaging wheel");
+  packagingWheel = join(dest, wheel);
+});
+
+const PYENV = join(homedir(), ".pyenv", "versions");
+const INTERPRETERS = [
+  "/usr/bin/python3",
+  ...(existsSync(PYENV) ? readdirSync(PYENV).map((v) => join(PYENV, v, "bin", "python")) : []),
+].filter((p) => existsSync(p));
+
+// --- locks ------------------------------------------------------------------------------
+
+const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+const file = (name: string) =>
+  `{ name = "${name}", url = "https://files.example/${name}", hashes = { sha256 = "${sha(name)}" } }`;
+const wheels = (pkg: string, version: string, tags: string[]) =>
+  `wheels = [\n${tags.map((t) => `  ${file(`${pkg}-${version}-${t}.whl`)},`).join("\n")}\n]`;
+const sdist = (pkg: string, version: string) => `sdist = ${file(`${pkg}-${version}.tar.gz`)}`;
+
+function pkg(name: string, version: string, ...lines: string[]): string {
+  return ["", "[[packages]]", `name = "${name}"`, `version = "${version}"`, ...lines].join("\n");
+}
+
+const HEAD = (extra: string[] = []) =>
+  ['lock-version = "1.0"', ...extra, 'created-by = "a hand-written lock (pyferry tests)"'].join(
+    "\n",
+  );
+
+const MANY = "manylinux_2_17_x86_64.manylinux2014_x86_64";
+/** Markers on extras and groups, tag preference, sdist fallback, versions by marker, ties. */
+const WIDE = [
+  HEAD([
+    'requires-python = ">=3.8"',
+    'extras = ["cli", "fast-io"]',
+    'dependency-groups = ["dev", "docs"]',
+    'default-groups = ["default"]',
+  ]),
+  pkg("plain", "1.0", wheels("plain", "1.0", ["py3-none-any"])),
+  pkg(
+    "native",
+    "2.0",
+    wheels("native", "2.0", [
+      "py3-none-any",
+      "cp38-abi3-manylinux_2_17_x86_64",
+      ...["38", "39", "310", "311", "313"].map((v) => `cp${v}-cp${v}-${MANY}`),
+      "cp312-cp312-manylinux_2_99_x86_64",
+      "cp311-cp311-musllinux_1_2_x86_64",
+      "cp311-cp311-win_amd64",
+      "cp311-cp311-macosx_11_0_arm64",
+    ]),
+  ),
+  pkg(
+    "abi3only",
+    "1.0",
+    wheels("abi3only", "1.0", ["py3-none-any", "cp39-abi3-manylinux_2_17_x86_64"]),
+  ),
+  pkg(
+    "withsdist",
+    "1.0",
+    wheels("withsdist", "1.0", [`cp312-cp312-${MANY}`]),
+    sdist("withsdist", "1.0"),
+  ),
+  pkg("sdistonly", "1.0", sdist("sdistonly", "1.0")),
+  pkg(
+    "winonly",
+    "1.0",
+    "marker = \"sys_platform == 'win32'\"",
+    wheels("winonly", "1.0", ["py3-none-any"]),
+  ),
+  pkg(
+    "versioned",
+    "1.0",
+    "marker = \"python_version < '3.10'\"",
+    wheels("versioned", "1.0", ["py3-none-any"]),
+  ),
+  pkg(
+    "versioned",
+    "2.0",
+    "marker = \"python_version >= '3.10'\"",
+    wheels("versioned", "2.0", ["py3-none-any"]),
+  ),
+  pkg("clitool", "1.0", "marker = \"'cli' in extras\"", wheels("clitool", "1.0", ["py3-none-any"])),
+  pkg(
+    "fastio",
+    "1.0",
+    "marker = \"'Fast_IO' in extras\"",
+    wheels("fastio", "1.0", ["py3-none-any"]),
+  ),
+  pkg(
+    "devtool",
+    "1.0",
+    "marker = \"'dev' in dependency_groups\"",
+    wheels("devtool", "1.0", ["py3-none-any"]),
+  ),
+  pkg(
+    "basedep",
+    "1.0",
+    "marker = \"'default' in dependency_groups\"",
+    wheels("basedep", "1.0", ["py3-none-any"]),
+  ),
+  pkg(
+    "nodocs",
+    "1.0",
+    "marker = \"'docs' not in dependency_groups\"",
+    wheels("nodocs", "1.0", ["py3-none-any"]),
+  ),
+  pkg(
+    "mixed",
+    "1.0",
+    "marker = \"'cli' in extras and sys_platform == 'linux' or python_full_version >= '3.13.0'\"",
+    wheels("mixed", "1.0", ["py3-none-any"]),
+  ),
+  pkg("tie", "1.0", wheels("tie", "1.0", ["1-py3-none-any", "2-py3-none-any"])),
+  pkg("newer", "1.0", 'requires-python = ">=3.8"', wheels("newer", "1.0", ["py3-none-any"])),
+].join("\n");
+
+const PICKS: LockChoice[] = [
+  {},
+  { extras: ["cli"] },
+  { extras: ["Fast.IO", "cli"] },
+  { groups: ["dev"] },
+  { groups: ["docs", "dev"], noDefaultGroups: true },
+  { noDefaultGroups: true },
+];
+
+/** Locks every installer must refuse somewhere: pyferry must refuse exactly where packaging does. */
+const REFUSED: [string, string][] = [
+  [
+    "a package's requires-python",
+    [
+      HEAD(),
+      pkg("new", "1.0", 'requires-python = ">=3.12"', wheels("new", "1.0", ["py3-none-any"])),
+    ].join("\n"),
+  ],
+  [
+    "two entries of one name that both apply",
+    [
+      HEAD(),
+      pkg(
+        "dup",
+        "1.0",
+        "marker = \"python_version >= '3.8'\"",
+        wheels("dup", "1.0", ["py3-none-any"]),
+      ),
+      pkg(
+        "dup",
+        "2.0",
+        "marker = \"sys_platform == 'linux'\"",
+        wheels("dup", "2.0", ["py3-none-any"]),
+      ),
+    ].join("\n"),
+  ],
+  [
+    "the lock's requires-python",
+    [
+      HEAD(['requires-python = ">=3.10"']),
+      pkg("a", "1.0", wheels("a", "1.0", ["py3-none-any"])),
+    ].join("\n"),
+  ],
+  [
+    "environments",
+    [
+      HEAD([`environments = ["sys_platform == 'win32'", "python_version < '3.0'"]`]),
+      pkg("a", "1.0", wheels("a", "1.0", ["py3-none-any"])),
+    ].join("\n"),
+  ],
+  [
+    "no fitting wheel and no sdist",
+    [HEAD(), pkg("win", "1.0", wheels("win", "1.0", ["cp311-cp311-win_amd64"]))].join("\n"),
+  ],
+];
+
+// --- both sides -------------------------------------------------------------------------
+
+type Outcome = { files: [string, string][] } | { error: string };
+interface Case {
+  label: string;
+  text: string;
+  picks: LockChoice[];
+}
+
+/** The groups packaging is given: None (its default-groups) unless the pick says otherwise. */
+function referenceGroups(lockText: string, pick: LockChoice): string[] | null {
+  if (!pick.groups && !pick.noDefaultGroups) return null;
+  const defaults = pick.noDefaultGroups
+    ? []
+    : ((parse(lockText)["default-groups"] as string[] | undefined) ?? []);
+  return [...defaults, ...(pick.groups ?? [])];
+}
+
+const REFERENCE = `
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from packaging.pylock import Pylock, PylockSelectError
+try:
+    import tomllib
+except ImportError:
+    tomllib = None
+out = []
+for case in json.load(sys.stdin):
+    try:
+        lock = Pylock.from_dict(tomllib.loads(case["text"]) if tomllib else case["data"])
+    except Exception as e:
+        out.append({"invalid": str(e)})
+        continue
+    picks = []
+    for pick in case["picks"]:
+        try:
+            picks.append({"files": [[p.name, f.filename] for p, f in lock.select(extras=pick["extras"], dependency_groups=pick["groups"])]})
+        except PylockSelectError as e:
+            picks.append({"error": str(e)})
+    out.append({"picks": picks})
+print(json.dumps(out))
+`;
+
+function reference(
+  python: string,
+  cases: Case[],
+): ({ invalid: string } | { picks: Outcome[] })[] | undefined {
+  const input = cases.map((c) => ({
+    text: c.text,
+    data: parse(c.text),
+    picks: c.picks.map((p) => ({ extras: p.extras ?? [], groups: referenceGroups(c.text, p) })),
+  }));
+  // Interpreters older than packaging supports cannot take part.
+  const probe = "import sys; sys.path.insert(0, sys.argv[1]); import packaging.pylock";
+  if (spawnSync(python, ["-c", probe, packagingWheel]).status !== 0) return undefined;
+  const r = spawnSync(python, ["-c", REFERENCE, packagingWheel], {
+    input: JSON.stringify(input),
+    encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+
+function ours(info: InterpreterInfo, c: Case): { invalid: string } | { picks: Outcome[] } {
+  let lock: ReturnType<typeof readLock>;
+  try {
+    lock = readLock(c.text, "pylock.toml");
+  } catch (err) {
+    if (err instanceof UserError) return { invalid: err.message };
+    throw err;
+  }
+  const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
+  return {
+    picks: c.picks.map((pick): Outcome => {
+      try {
+        const chosen = selectPackages(lock, info, pick);
+        return { files: chosen.map((p) => [p.name, installFile(p, ranks).name]) };
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        assert.equal(err.message.split("\n").length, 1, err.message);
+        return { error: err.message };
+      }
+    }),
+  };
+}
+
+function compare(python: string, info: InterpreterInfo, cases: Case[]): boolean {
+  const theirs = reference(python, cases);
+  if (!theirs) return false;
+  cases.forEach((c, i) => {
+    const mine = ours(info, c);
+    const ref = theirs[i] as { invalid: string } | { picks: Outcome[] };
+    const where = `${c.label} under ${python} (Python ${info.version})`;
+    if ("invalid" in ref || "invalid" in mine) {
+      // A duplicate without markers is refused when pyferry reads it, and by packaging's select.
+      const refused = "invalid" in ref || ref.picks.every((p) => "error" in p);
+      assert.ok(
+        "invalid" in mine && refused,
+        `${where}: pyferry ${JSON.stringify(mine)}, packaging ${JSON.stringify(ref)}`,
+      );
+      return;
+    }
+    c.picks.forEach((pick, k) => {
+      const a = mine.picks[k] as Outcome;
+      const b = ref.picks[k] as Outcome;
+      const what = `${where}, picking ${JSON.stringify(pick)}`;
+      if ("error" in b)
+        assert.ok(
+          "error" in a,
+          `${what}: packaging refused (${b.error}); pyferry chose ${JSON.stringify(a)}`,
+        );
+      else assert.deepEqual(a, b, what);
+    });
+  });
+  return true;
+}
+
+test("selection from locks other tools write agrees with packaging.pylock under every interpreter", async (t) => {
+  const cases: Case[] = [
+    { label: "the wide lock", text: WIDE, picks: PICKS },
+    ...REFUSED.map(([label, text]) => ({
+      label: `a lock refused for ${label}`,
+      text,
+      picks: [{}],
+    })),
+  ];
+  const took: string[] = [];
+  for (const python of INTERPRETERS) {
+    const info = await probeInterpreter(python).catch(() => undefined);
+    if (info && compare(python, info, cases)) took.push(`${python} (${info.version})`);
+  }
+  t.diagnostic(`interpreters compared: ${took.join(", ")}`);
+  assert.ok(took.length >= 4, `only ${took.length} interpreters could run packaging.pylock`);
+  // Not vacuous: the wide lock's choices differ by interpreter and pick, and some are refused.
+  const info = await probeInterpreter(testPython());
+  const picked = ours(info, { label: "", text: WIDE, picks: PICKS }) as { picks: Outcome[] };
+  assert.equal(new Set(picked.picks.map((p) => JSON.stringify(p))).size, PICKS.length);
+});
+
+test("locks pyferry writes are valid for packaging.pylock and select the same files", async (t) => {
+  const python = testPython();
+  const out = join(work, "own.toml");
+  const r = pyferry([
+    "lock",
+    "requests",
+    "attrs",
+    "tabulate; python_version >= '3.8'",
+    "-o",
+    out,
+    "--python",
+    python,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const text = readFileSync(out, "utf8");
+  const info = await probeInterpreter(python);
+  assert.ok(compare(python, info, [{ label: "pyferry's lock", text, picks: [{}] }]));
+  // Another interpreter must be refused by both, through environments and requires-python.
+  const other = INTERPRETERS.find((p) => !p.includes(info.version) && /3\.1[23]/.test(p));
+  if (other) {
+    const otherInfo = await probeInterpreter(other);
+    t.diagnostic(`refused for ${other}`);
+    assert.ok(
+      compare(other, otherInfo, [{ label: "pyferry's lock elsewhere", text, picks: [{}] }]),
+    );
+    const mine = ours(otherInfo, { label: "", text, picks: [{}] }) as { picks: Outcome[] };
+    assert.ok("error" in (mine.picks[0] as Outcome));
+  }
+});
+
+// --- the CLI ----------------------------------------------------------------------------
+
+/** A lock of real wheels from the mirror, with an extra and groups. */
+function realLock(): string {
+  const entry = (name: string, version: string, marker?: string) => {
+    const path = mirrorWheels(name, version)[0];
+    assert.ok(path, `the mirror has no wheel of ${name} ${version}`);
+    const digest = createHash("sha256").update(readFileSync(path)).digest("hex");
+    const base = path.split("/").pop() as string;
+    return pkg(
+      name,
+      version,
+      ...(marker ? [`marker = ${JSON.stringify(marker)}`] : []),
+      `wheels = [{ name = "${base}", url = "${pathToFileURL(path).href}", hashes = { sha256 = "${digest}" } }]`,
+    );
+  };
+  return [
+    HEAD(['extras = ["cli"]', 'dependency-groups = ["dev"]', 'default-groups = ["default"]']),
+    entry("six", "1.17.0"),
+    entry("idna", "3.20", "'default' in dependency_groups"),
+    entry("tabulate", "0.10.0", "'cli' in extras"),
+    entry("docutils", "0.22.4", "'dev' in dependency_groups"),
+    entry("attrs", "26.1.0", "sys_platform == 'win32'"),
+  ].join("\n");
+}
+
+function distInfos(env: string): string[] {
+  const lib = join(env, "lib");
+  const site = join(lib, readdirSync(lib)[0] as string, "site-packages");
+  return readdirSync(site)
+    .filter((d) => d.endsWith(".dist-info"))
+    .map((d) => d.split("-")[0]?.toLowerCase() as string)
+    .filter((n) => n !== "pip" && n !== "setuptools")
+    .sort();
+}
+
+test("env create --lock installs what --extra, --group and --no-default-groups pick", () => {
+  const lock = join(work, "real.toml");
+  writeFileSync(lock, realLock());
+  const python = testPython();
+  const cases: [string[], string[]][] = [
+    [[], ["idna", "six"]],
+    [
+      ["--extra", "cli"],
+      ["idna", "six", "tabulate"],
+    ],
+    [
+      ["--group", "dev"],
+      ["docutils", "idna", "six"],
+    ],
+    [
+      ["--extra", "cli", "--group", "dev", "--no-default-groups"],
+      ["docutils", "six", "tabulate"],
+    ],
+  ];
+  cases.forEach(([flags, expected], i) => {
+    const env = join(work, `env${i}`);
+    const r = pyferry(["env", "create", env, "--lock", lock, "--python", python, ...flags]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(distInfos(env), expected, flags.join(" "));
+    assert.match(r.stderr, new RegExp(`with ${expected.length} packages`));
+  });
+});
+
+test("env create --lock refuses extras and groups the lock does not offer, in one sentence", () => {
+  const lock = join(work, "real2.toml");
+  writeFileSync(lock, realLock());
+  const refused: [string[], RegExp][] = [
+    [
+      ["--lock", lock, "--extra", "gui"],
+      /^error: The lock has no extra "gui" \(it offers cli\)\.$/m,
+    ],
+    [
+      ["--lock", lock, "--group", "test"],
+      /^error: The lock has no dependency group "test" \(it offers dev\)\.$/m,
+    ],
+    [
+      ["six", "--extra", "cli"],
+      /^error: --extra, --group and --no-default-groups pick from a lock; give --lock/m,
+    ],
+  ];
+  for (const [args, message] of refused) {
+    const env = join(work, "refused");
+    const r = pyferry(["env", "create", env, ...args]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(existsSync(env), false);
+  }
+});
+
+test("env create --lock reads a newer 1.x lock-version with a warning, as PEP 751 asks", () => {
+  const lock = join(work, "newer.toml");
+  writeFileSync(lock, realLock().replace('lock-version = "1.0"', 'lock-version = "1.1"'));
+  const env = join(work, "newer-env");
+  const r = pyferry(["env", "create", env, "--lock", lock, "--python", testPython()]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /^warning: .*newer\.toml has lock-version 1\.1, and this pyferry knows 1\.0; it reads what 1\.0 defines\.$/m,
+  );
+  assert.deepEqual(distInfos(env), ["idna", "six"]);
+});
