@@ -15,11 +15,11 @@ import { cachedEnv, lockRequirements } from "../pipeline/build.js";
 import { envTree } from "../pipeline/env-tree.js";
 import { fromRequirementsTxt } from "../pipeline/inputs.js";
 import { type InterpreterInfo, readProbeOutput } from "../python/interpreter.js";
-import { evaluateMarker, parseMarker } from "../python/marker.js";
 import { normalizeName } from "../python/names.js";
 import { probeSource } from "../python/probe.js";
 import { targetFromInterpreter } from "../python/target.js";
 import { type Lock, readLock } from "../resolve/lock.js";
+import { builtHere, selectPackages } from "../resolve/lock-select.js";
 import type { RemoteStore, Tree, TreeStatus } from "../transport/index.js";
 import { treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -206,7 +206,16 @@ async function resolveLock(
 ): Promise<{ text: string; lock: Lock }> {
   if (env.lock) {
     const text = readTextSync(env.lock, "the lock file");
-    return { text, lock: readLock(text, env.lock) };
+    const lock = readLock(text, env.lock);
+    // Deploys compare versions and reuse builds by the lock's text: each package needs a
+    // version, and content the text pins (a hash), which a folder or a checkout lacks.
+    const loose = lock.packages.find((p) => builtHere(p) || p.version === "");
+    if (loose) {
+      throw new UserError(
+        `${env.lock} names ${loose.name} by ${loose.source?.kind ?? "file"} without a version or hash, which a deploy cannot compare; build its wheel into the wheelhouse (pyferry wheelhouse add FOLDER) and lock from there.`,
+      );
+    }
+    return { text, lock };
   }
   const file = env.requirements as string;
   const text = readTextSync(file, "the requirements file");
@@ -266,14 +275,9 @@ function lockFor(
   return found;
 }
 
-/** The locked versions this interpreter gets (packages whose marker holds). */
+/** The locked versions this interpreter gets (PEP 751's selection, default groups). */
 function lockedVersions(lock: Lock, info: InterpreterInfo): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const p of lock.packages) {
-    if (p.marker && !evaluateMarker(parseMarker(p.marker), info.markerEnv)) continue;
-    out.set(normalizeName(p.name), p.version);
-  }
-  return out;
+  return new Map(selectPackages(lock, info).map((p) => [normalizeName(p.name), p.version]));
 }
 
 interface Prepared {

@@ -1,4 +1,6 @@
 /** Fleets: the wheelhouse (a local wheel repository with a release log) and what serves it. */
+
+export { isProjectFolder } from "../install/project-build.js";
 export {
   type AddOutcome,
   type AddStatus,
@@ -15,7 +17,7 @@ export {
   wheelhouseRoot,
   withWheelhouse,
 } from "./wheelhouse.js";
-export { addSources, buildProject, isProjectFolder } from "./wheelhouse-build.js";
+export { addSources, buildProject } from "./wheelhouse-build.js";
 export { type LogRecord, readLog } from "./wheelhouse-log.js";
 export { type MirrorOptions, mirrorRequirements } from "./wheelhouse-mirror.js";
 export { type RunningServer, type ServeOptions, serveWheelhouse } from "./wheelhouse-server.js";

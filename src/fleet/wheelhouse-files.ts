@@ -11,7 +11,7 @@ import { parseCoreMetadata } from "../python/metadata.js";
 import { normalizeName } from "../python/names.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { memoSha256 } from "../util/hash-memo.js";
-import { hashFile } from "./wheelhouse.js";
+import { sha256File } from "../util/sha256-file.js";
 
 /** No METADATA comes near this; a bigger one is not served. */
 const MAX_METADATA_BYTES = 16 << 20;
@@ -51,7 +51,7 @@ export async function readWheelMetadata(path: string, filename: string): Promise
 }
 
 async function describe(path: string, filename: string): Promise<WheelInfo> {
-  const sha256 = await memoSha256(path, () => hashFile(path));
+  const sha256 = await memoSha256(path, () => sha256File(path));
   let metadata: Buffer;
   try {
     metadata = await readWheelMetadata(path, filename);

@@ -11,9 +11,10 @@ import { buildWheelFromSdist } from "../install/sdist.js";
 import { buildDeps, interpreterFor, lockRequirements } from "../pipeline/build.js";
 import { evaluateMarker, parseMarker } from "../python/marker.js";
 import type { Requirement } from "../python/requirement.js";
-import { bestTagRank, parseWheelFilename, tagRanks } from "../python/tags.js";
+import { tagRanks } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { type LockedFile, type LockedPackage, lockedFileUrl } from "../resolve/lock.js";
+import { bestWheel } from "../resolve/lock-select.js";
 import { UserError } from "../util/errors.js";
 import { type AddOutcome, addWheels, type Wheelhouse } from "./wheelhouse.js";
 
@@ -55,12 +56,8 @@ export async function mirrorRequirements(
   const sdists: { p: LockedPackage; file: DistFile }[] = [];
   for (const p of lock.packages) {
     if (p.marker && !evaluateMarker(parseMarker(p.marker), target.markerEnv)) continue;
-    let best: { file: DistFile; rank: number } | undefined;
-    for (const w of p.wheels) {
-      const rank = bestTagRank(parseWheelFilename(w.name), ranks);
-      if (rank !== undefined && (!best || rank < best.rank)) best = { file: asDist(w), rank };
-    }
-    if (best) wheels.push(best.file);
+    const best = bestWheel(p.wheels, ranks);
+    if (best) wheels.push(asDist(best));
     else if (p.sdist && info) sdists.push({ p, file: asDist(p.sdist) });
     else if (p.sdist) {
       throw new UserError(

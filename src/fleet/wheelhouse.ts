@@ -4,8 +4,8 @@
  * into `.tmp/` beside `wheels/` and published by rename, so that `wheels/` never holds half a
  * file; every change runs under the folder's `.lock` and is recorded in the log.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, existsSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join, resolve } from "node:path";
@@ -17,6 +17,7 @@ import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { pidAlive } from "../util/pid.js";
+import { sha256File } from "../util/sha256-file.js";
 import { checkWheel } from "./wheelhouse-check.js";
 import {
   appendLog,
@@ -133,15 +134,9 @@ export async function withLock<T>(wh: Wheelhouse, fn: () => Promise<T>): Promise
   }
 }
 
-export async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
-}
-
 /** sha256 of a file, remembered across runs by its inode, size and times. */
 function sha256Of(path: string): Promise<string> {
-  return memoSha256(path, () => hashFile(path));
+  return memoSha256(path, () => sha256File(path));
 }
 
 /** A wheel in the wheelhouse. */
@@ -241,7 +236,7 @@ export async function stageInPlace(
   tmp: string,
   filename: string,
 ): Promise<StagedWheel> {
-  const sha256 = await hashFile(tmp);
+  const sha256 = await sha256File(tmp);
   const dir = await scratchDir(wh, "check");
   try {
     const { name, version } = await checkWheel(tmp, filename, join(dir, "tree"));

@@ -6,8 +6,8 @@
  * `cacheDir()/built/<sdist sha256>/<wheel filename>`, several per sdist when their tags differ.
  */
 import { spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import {
   copyFile,
   link,
@@ -38,6 +38,7 @@ import { targetFromInterpreter, targetTagList } from "../python/target.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { makeDirs } from "../util/make-dirs.js";
+import { sha256File } from "../util/sha256-file.js";
 import { touch } from "../util/touch.js";
 import { removeTree } from "./cache.js";
 import type { EnvLayout } from "./env.js";
@@ -109,12 +110,6 @@ class Refused extends Error {}
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
 }
 
 /** An archive path made relative and plain; "" for the archive's own root ("./"). */
@@ -455,6 +450,7 @@ async function prepare(
   deps: BuildDeps,
   work: string,
   tree?: string,
+  hook: "build_wheel" | "build_editable" = "build_wheel",
 ): Promise<Project> {
   const root = tree ?? (await extractSdist(sdist, join(work, "src")));
   const system = await readBuildSystem(
@@ -464,11 +460,12 @@ async function prepare(
   );
   const envDir = join(work, "env");
   const p: Project = { sdist, root, system, env: await deps(system.requires, envDir), work };
-  const asked = await runHook(p, "get_requires_for_build_wheel", []);
+  const getter = `get_requires_for_${hook}`;
+  const asked = await runHook(p, getter, []);
   const more = "value" in asked ? asked.value : [];
   if (!Array.isArray(more) || !more.every((r) => typeof r === "string")) {
     throw new UserError(
-      `Building ${sdist.filename} failed: get_requires_for_build_wheel returned ${JSON.stringify(more)}, not a list of requirements.`,
+      `Building ${sdist.filename} failed: ${getter} returned ${JSON.stringify(more)}, not a list of requirements.`,
     );
   }
   if (more.length > 0) {
@@ -572,7 +569,7 @@ export async function buildWheelFromSdist(
   const wheel =
     (await cachedWheel(sdist.sha256, info)) ??
     (await inWorkDir(async (work) => buildAndPublish(await prepare(sdist, deps, work), info)));
-  return { wheel, sha256: await hashFile(wheel) };
+  return { wheel, sha256: await sha256File(wheel) };
 }
 
 /**
@@ -585,17 +582,27 @@ export async function buildWheelFromTree(
   label: string,
   deps: BuildDeps,
   outDir: string,
+  hook: "build_wheel" | "build_editable" = "build_wheel",
 ): Promise<string> {
   return inWorkDir(async (work) => {
-    const p = await prepare({ path: root, sha256: "", filename: label }, deps, work, root);
-    const result = await runHook(p, "build_wheel", [outDir]);
-    const name = "value" in result ? result.value : undefined;
-    if (typeof name !== "string" || name !== basename(name) || !name.endsWith(".whl")) {
+    const p = await prepare({ path: root, sha256: "", filename: label }, deps, work, root, hook);
+    const result = await runHook(p, hook, [outDir]);
+    if ("missing" in result) {
       throw new UserError(
-        `Building ${label} failed: build_wheel returned ${JSON.stringify(name)}, not a wheel file name.`,
+        `Building ${label} failed: its build backend ${p.system.backend} has no ${hook} hook${hook === "build_editable" ? " (PEP 660), so it cannot be installed editable" : ""}.`,
       );
     }
-    return join(outDir, name);
+    const name = result.value;
+    if (typeof name !== "string" || name !== basename(name) || !name.endsWith(".whl")) {
+      throw new UserError(
+        `Building ${label} failed: ${hook} returned ${JSON.stringify(name)}, not a wheel file name.`,
+      );
+    }
+    const wheel = join(outDir, name);
+    if (!existsSync(wheel)) {
+      throw new UserError(`Building ${label} failed: its backend did not write ${name}.`);
+    }
+    return wheel;
   });
 }
 
@@ -616,7 +623,7 @@ export async function sdistMetadata(
   deps: BuildDeps,
 ): Promise<CoreMetadata> {
   const cached = await cachedWheel(sdist.sha256, info);
-  if (cached) return wheelMetadata(cached, await hashFile(cached));
+  if (cached) return wheelMetadata(cached, await sha256File(cached));
   return inWorkDir(async (work) => {
     const p = await prepare(sdist, deps, work);
     const out = join(work, "metadata");
@@ -624,7 +631,7 @@ export async function sdistMetadata(
     const result = await runHook(p, "prepare_metadata_for_build_wheel", [out]);
     if (!("value" in result)) {
       const wheel = await buildAndPublish(p, info);
-      return wheelMetadata(wheel, await hashFile(wheel));
+      return wheelMetadata(wheel, await sha256File(wheel));
     }
     const distInfo = result.value;
     if (typeof distInfo !== "string" || distInfo !== basename(distInfo)) {

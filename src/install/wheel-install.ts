@@ -198,7 +198,7 @@ interface Plan {
 }
 
 /** Files of the wheel's own that the install writes anew. */
-const REWRITTEN = new Set(["RECORD", "INSTALLER", "REQUESTED"]);
+const REWRITTEN = new Set(["RECORD", "INSTALLER", "REQUESTED", "direct_url.json"]);
 
 /** The name an entry-point wrapper made by setuptools would have for `file` (pip skips those). */
 function wrapperName(file: string): string {
@@ -258,6 +258,8 @@ function recordPath(site: string, file: string): string {
 interface Context {
   linker: Linker;
   requested: boolean;
+  /** PEP 610's direct_url.json, for a distribution installed from a direct reference. */
+  directUrl?: string;
   installer: string;
   /** Destinations another wheel of the same batch installs later: listed, not written. */
   skip: ReadonlySet<string>;
@@ -335,6 +337,7 @@ async function runPlan(plan: Plan, ctx: Context): Promise<InstallResult> {
   const distInfo = join(site, wheel.distInfo);
   const generated: [string, string][] = [["INSTALLER", `${ctx.installer}\n`]];
   if (ctx.requested) generated.push(["REQUESTED", ""]);
+  if (ctx.directUrl) generated.push(["direct_url.json", ctx.directUrl]);
   for (const [name, text] of generated) {
     const dest = join(distInfo, name);
     done(dest, writeNew(dest, text, false));
@@ -415,10 +418,18 @@ export class BatchInstall {
     this.linker = new Linker(opts.linkMode, opts.warn);
   }
 
-  /** Start installing `w`; a wheel of the same project already added is an error. */
-  add(w: UnpackedWheel, order: number, requested = this.opts.requested ?? false): void {
+  /**
+   * Start installing `w`; a wheel of the same project already added is an error. `directUrl`:
+   * the direct_url.json of a distribution installed from a direct reference.
+   */
+  add(
+    w: UnpackedWheel,
+    order: number,
+    requested = this.opts.requested ?? false,
+    directUrl?: string,
+  ): void {
     claimProject(this.names, w);
-    const running = this.install(w, order, requested);
+    const running = this.install(w, order, requested, directUrl);
     // finish() reports the failure; until it is called (the other wheels may still be
     // unpacking) a rejection must not count as unhandled, which would end the process.
     running.catch(() => undefined);
@@ -430,7 +441,12 @@ export class BatchInstall {
     await settleAll(this.running);
   }
 
-  private async install(w: UnpackedWheel, order: number, requested: boolean): Promise<void> {
+  private async install(
+    w: UnpackedWheel,
+    order: number,
+    requested: boolean,
+    directUrl: string | undefined,
+  ): Promise<void> {
     const plan = await planWheel(w, this.layout);
     let finished = () => {};
     const done = new Promise<void>((resolve) => {
@@ -463,6 +479,7 @@ export class BatchInstall {
       const result = await runPlan(plan, {
         linker: this.linker,
         requested,
+        ...(directUrl ? { directUrl } : {}),
         installer: this.opts.installer ?? "pyferry",
         skip,
       });

@@ -7,8 +7,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync } from "node:fs";
-import { mkdir, rename, rm, symlink } from "node:fs/promises";
-import { dirname, join, resolve as resolvePath } from "node:path";
+import { mkdir, mkdtemp, rename, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
 import { knowCredentials } from "../index/http.js";
@@ -37,9 +38,9 @@ import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import type { CoreMetadata } from "../python/metadata.js";
 import type { Requirement } from "../python/requirement.js";
-import { tagRanks } from "../python/tags.js";
+import { parseWheelFilename, tagRanks } from "../python/tags.js";
 import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
-import { majorMinor, satisfies } from "../python/version.js";
+import { majorMinor, normalizeVersion, satisfies } from "../python/version.js";
 import {
   type Lock,
   type LockedPackage,
@@ -47,7 +48,13 @@ import {
   lockToml,
   readLock,
 } from "../resolve/lock.js";
-import { installFile, type LockChoice, selectPackages } from "../resolve/lock-select.js";
+import {
+  builtHere,
+  installFile,
+  type LockChoice,
+  packageLabel,
+  selectPackages,
+} from "../resolve/lock-select.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
@@ -55,8 +62,10 @@ import { UserError } from "../util/errors.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { whyUnreadable } from "../util/read-text.js";
 import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
+import { sha256File } from "../util/sha256-file.js";
 import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
+import { buildDirect, directUrl } from "./direct-source.js";
 import { ENV_MARKER } from "./run-cache.js";
 
 /** The interpreter to build on: the request, else one matching what the input asks for. */
@@ -325,7 +334,13 @@ async function buildOnce(
     const unpacked: UnpackedWheel[] = [];
     const install = (i: number) => {
       try {
-        batch?.add(unpacked[i] as UnpackedWheel, rank[i] as number, wanted[i]?.requested);
+        const p = wanted[i] as LockedPackage;
+        batch?.add(
+          unpacked[i] as UnpackedWheel,
+          rank[i] as number,
+          p.requested,
+          directUrl(p, opts.lockDir ?? process.cwd()),
+        );
       } catch (err) {
         failed(err);
       }
@@ -362,7 +377,7 @@ async function buildOnce(
           bundled: opts.bundlePython === true,
           // The newest glibc symbol version the bundled interpreter needs, for remote checks.
           ...(glibc ? { glibc } : {}),
-          packages: wanted.map((p) => `${p.name}==${p.version}`),
+          packages: wanted.map((p, i) => `${p.name}==${p.version || unpacked[i]?.version}`),
         },
         null,
         2,
@@ -413,6 +428,11 @@ export function wantedPackages(
 
 /** Where to get the file a locked package installs from. */
 function lockedFile(p: LockedPackage, ranks: Map<string, number>, lockDir: string): DistFile {
+  if (p.source?.kind === "archive" && p.source.subdirectory !== undefined) {
+    throw new UserError(
+      `The lock's ${p.name} is a project in the subdirectory ${p.source.subdirectory} of an archive, and pyferry builds archives from their top folder only.`,
+    );
+  }
   const file = installFile(p, ranks);
   return { url: lockedFileUrl(file, lockDir), filename: file.name, sha256: file.sha256 };
 }
@@ -429,10 +449,12 @@ async function lockedWheels(
   ready: (index: number, wheel: UnpackedWheel) => void = () => {},
 ): Promise<UnpackedWheel[]> {
   const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
-  const files = packages.map((p) => lockedFile(p, ranks, opts.lockDir ?? process.cwd()));
+  const lockDir = opts.lockDir ?? process.cwd();
+  // Folders and checkouts have no file: they are built below.
+  const files = packages.map((p) => (builtHere(p) ? undefined : lockedFile(p, ranks, lockDir)));
   // A wheel unpacked before needs neither fetching nor hashing again: its tree is keyed by hash.
   const unpacked = await Promise.all(
-    files.map((f) => (f.filename.endsWith(".whl") ? findUnpacked(f.sha256) : undefined)),
+    files.map((f) => (f?.filename.endsWith(".whl") ? findUnpacked(f.sha256) : undefined)),
   );
   unpacked.forEach((w, k) => {
     if (w) ready(k, w);
@@ -440,45 +462,73 @@ async function lockedWheels(
   // A local wheel is hashed by the thread that unpacks it, so that the threads start at once
   // and the hashing of one overlaps the unpacking of another.
   const local = (f: DistFile) => f.filename.endsWith(".whl") && f.url.startsWith("file:");
-  const todo = files.filter((f, k) => !unpacked[k] && !local(f));
+  const todo = files.filter((f, k): f is DistFile => f !== undefined && !unpacked[k] && !local(f));
   // A lock names files, not sources: a private index's credentials come from its configuration.
   if (todo.length > 0) knowCredentials(sourceUrls(opts.index ?? loadPipSettings()));
   const fetched = await fetchMany(todo);
   let next = 0;
   const paths = files.map((f, k) =>
-    unpacked[k] ? "" : local(f) ? fileURLToPath(f.url) : (fetched[next++] as string),
+    !f || unpacked[k] ? "" : local(f) ? fileURLToPath(f.url) : (fetched[next++] as string),
   );
   const wheels: { path: string; sha256: string; verified: boolean }[] = [];
   const packageOf: number[] = [];
   // One build at a time: a backend may use every core, and builds nest (build requirements).
-  for (const [k, p] of packages.entries()) {
-    const file = files[k] as DistFile;
-    const { filename, sha256 } = file;
-    const path = paths[k] as string;
-    if (unpacked[k]) continue;
-    packageOf.push(k);
-    if (filename.endsWith(".whl")) {
-      // fetchMany hashed every file it returned, whether it copied it or read it in place.
-      wheels.push({ path, sha256, verified: !local(file) });
-      continue;
+  const outDir = await builtOutDir(packages);
+  try {
+    for (const [k, p] of packages.entries()) {
+      const file = files[k];
+      const path = paths[k] as string;
+      if (unpacked[k]) continue;
+      packageOf.push(k);
+      if (file?.filename.endsWith(".whl")) {
+        // fetchMany hashed every file it returned, whether it copied it or read it in place.
+        wheels.push({ path, sha256: file.sha256, verified: !local(file) });
+        continue;
+      }
+      const chain = [...building, p.name];
+      if (building.includes(p.name)) {
+        throw new UserError(
+          `Building ${p.name} from source needs ${p.name} itself built first (${chain.join(" -> ")}).`,
+        );
+      }
+      const deps = buildDeps(info, opts, chain);
+      if (builtHere(p)) {
+        const wheel = await buildDirect(p, lockDir, deps, outDir as string);
+        checkBuilt(p, wheel);
+        wheels.push({ path: wheel, sha256: await sha256File(wheel), verified: false });
+        continue;
+      }
+      const { filename, sha256 } = file as DistFile;
+      const { buildWheelFromSdist } = await import("../install/sdist.js");
+      const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
+      wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
     }
-    const chain = [...building, p.name];
-    if (building.includes(p.name)) {
-      throw new UserError(
-        `Building ${p.name} from its sdist needs ${p.name} itself built first (${chain.join(" -> ")}).`,
-      );
-    }
-    const deps = buildDeps(info, opts, chain);
-    const { buildWheelFromSdist } = await import("../install/sdist.js");
-    const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
-    wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
+    await unpackMany(wheels, (j, w) => {
+      const k = packageOf[j] as number;
+      unpacked[k] = w;
+      ready(k, w);
+    });
+  } finally {
+    if (outDir) await rm(outDir, { recursive: true, force: true });
   }
-  await unpackMany(wheels, (j, w) => {
-    const k = packageOf[j] as number;
-    unpacked[k] = w;
-    ready(k, w);
-  });
   return unpacked as UnpackedWheel[];
+}
+
+/** A folder for the wheels of folders and checkouts, when the packages have any. */
+async function builtOutDir(packages: LockedPackage[]): Promise<string | undefined> {
+  if (!packages.some(builtHere)) return undefined;
+  return mkdtemp(join(tmpdir(), "pyferry-built-"));
+}
+
+/** A folder or checkout must build the project and version the lock names. */
+function checkBuilt(p: LockedPackage, wheel: string): void {
+  const w = parseWheelFilename(basename(wheel));
+  const asLocked = p.version === "" || normalizeVersion(w.version) === normalizeVersion(p.version);
+  if (w.normalized !== p.name || !asLocked) {
+    throw new UserError(
+      `The lock's ${packageLabel(p)} built ${w.name} ${w.version}, another ${w.normalized === p.name ? "version" : "project"}.`,
+    );
+  }
 }
 
 /** Build environments for sdists: their requirements resolved and installed by pyferry, no pip. */

@@ -9,7 +9,7 @@ import { normalizeName } from "../python/names.js";
 import { bestTagRank, parseWheelFilename } from "../python/tags.js";
 import { satisfies } from "../python/version.js";
 import { UserError } from "../util/errors.js";
-import type { Lock, LockedFile, LockedPackage } from "./lock.js";
+import type { Lock, LockedFile, LockedPackage, LockedSource } from "./lock.js";
 
 /** What a user picks from a lock besides the environment: extras and dependency groups. */
 export interface LockChoice {
@@ -70,7 +70,7 @@ export function selectPackages(
     if (p.marker !== undefined && !evaluateMarker(parseMarker(p.marker), env)) continue;
     if (p.requiresPython !== undefined && !satisfies(python, p.requiresPython)) {
       throw new UserError(
-        `The lock's ${p.name} ${p.version} requires Python ${p.requiresPython}, and ${label} is not that.`,
+        `The lock's ${packageLabel(p)} requires Python ${p.requiresPython}, and ${label} is not that.`,
       );
     }
     if (chosen.has(p.name)) {
@@ -83,20 +83,42 @@ export function selectPackages(
   return [...chosen.values()];
 }
 
-/**
- * The file a locked package installs from: its wheel whose best tag ranks first in `ranks`
- * (the interpreter's tags, most preferred first; the first such wheel on a tie), else its sdist.
- */
-export function installFile(p: LockedPackage, ranks: Map<string, number>): LockedFile {
+/** A direct reference with no file: a folder or a checkout, built where it is installed. */
+export type Built = Exclude<LockedSource, { kind: "archive" }>;
+
+/** Whether `p` is built from a folder or a checkout rather than installed from a file. */
+export function builtHere(p: LockedPackage): p is LockedPackage & { source: Built } {
+  return p.source !== undefined && p.source.kind !== "archive";
+}
+
+/** A locked package as messages name it: with its version, when the lock gives one. */
+export function packageLabel(p: LockedPackage): string {
+  return p.version ? `${p.name} ${p.version}` : p.name;
+}
+
+/** The wheel whose best tag ranks first in `ranks` (most preferred first); first on a tie. */
+export function bestWheel(
+  wheels: LockedFile[],
+  ranks: Map<string, number>,
+): LockedFile | undefined {
   let best: { file: LockedFile; rank: number } | undefined;
-  for (const w of p.wheels) {
+  for (const w of wheels) {
     const rank = bestTagRank(parseWheelFilename(w.name), ranks);
     if (rank !== undefined && (!best || rank < best.rank)) best = { file: w, rank };
   }
-  const file = best?.file ?? p.sdist;
+  return best?.file;
+}
+
+/**
+ * The file a package locked by index files (or as an archive) installs from: its best wheel for
+ * `ranks` (the interpreter's tags), else its sdist; an archive's own file.
+ */
+export function installFile(p: LockedPackage, ranks: Map<string, number>): LockedFile {
+  if (p.source?.kind === "archive") return p.source.file;
+  const file = bestWheel(p.wheels, ranks) ?? p.sdist;
   if (!file) {
     throw new UserError(
-      `The lock has no wheel for ${p.name} ${p.version} that fits this interpreter's platform, and no sdist.`,
+      `The lock has no wheel for ${packageLabel(p)} that fits this interpreter's platform, and no sdist.`,
     );
   }
   return file;

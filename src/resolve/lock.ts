@@ -34,10 +34,31 @@ export interface LockedFile {
   sha256: string;
 }
 
+/**
+ * A package PEP 751 locks by direct reference rather than by index files: an archive at a URL
+ * or path (with its hash), a local project folder, or a commit of a version-control repository.
+ */
+export type LockedSource =
+  | { kind: "archive"; file: LockedFile; subdirectory?: string }
+  | { kind: "directory"; path: string; editable: boolean; subdirectory?: string }
+  | {
+      kind: "vcs";
+      type: string;
+      /** A URL, or a path relative to the lock file's folder. */
+      url?: string;
+      path?: string;
+      commitId: string;
+      requestedRevision?: string;
+      subdirectory?: string;
+    };
+
 export interface LockedPackage {
   /** Normalized. */
   name: string;
+  /** "" for a direct reference whose lock gives no version. */
   version: string;
+  /** Set for a direct reference; `wheels` is then empty and `sdist` absent. */
+  source?: LockedSource;
   marker?: string;
   requiresPython?: string;
   /** Normalized names; informational only (PEP 751 forbids using it to install). */
@@ -374,19 +395,26 @@ class LockReader {
       );
     const name = normalizeName(rawName);
     const where = `package ${name}`;
-    for (const other of ["vcs", "directory", "archive"]) {
-      if (v[other] !== undefined)
-        this.fail(`${where} is a ${other} entry, which pyferry cannot install`);
-    }
     const wheelsRaw = v.wheels ?? [];
     if (!Array.isArray(wheelsRaw)) this.fail(`wheels of ${where} is not a list`);
     const wheels = wheelsRaw.map((w) => this.file(w, where));
     const sdist = v.sdist === undefined ? undefined : this.file(v.sdist, where);
-    if (wheels.length === 0 && !sdist) this.fail(`${where} has neither a wheel nor an sdist`);
+    const direct = ["vcs", "directory", "archive"].filter((k) => v[k] !== undefined);
+    if (direct.length > 0 && (wheels.length > 0 || sdist))
+      this.fail(
+        `${where} has ${direct[0]} besides its wheels or sdist; PEP 751 allows one or the other`,
+      );
+    if (direct.length > 1) this.fail(`${where} has both ${direct[0]} and ${direct[1]}`);
+    const source = direct.length === 1 ? this.source(v, direct[0] as string, where) : undefined;
+    if (wheels.length === 0 && !sdist && !source)
+      this.fail(`${where} has neither a wheel nor an sdist`);
     const first = wheels[0] ?? sdist;
-    const version = this.string(v, "version", where) ?? distName(first?.name ?? "")?.version;
+    const version =
+      this.string(v, "version", where) ??
+      distName(first?.name ?? "")?.version ??
+      (source ? "" : undefined);
     if (version === undefined) this.fail(`${where} has no version`);
-    if (!isValidVersion(version))
+    if (version !== "" && !isValidVersion(version))
       this.fail(`${where} has the invalid version ${JSON.stringify(version)}`);
     // Each file must be this package's: installing another project's wheel under this name
     // would record one thing and install another.
@@ -425,7 +453,38 @@ class LockReader {
     const indexUrl = this.string(v, "index", where);
     if (indexUrl !== undefined) p.index = indexUrl;
     if (sdist) p.sdist = sdist;
+    if (source) p.source = source;
     return p;
+  }
+
+  source(v: Table, kind: string, where: string): LockedSource {
+    const t = v[kind];
+    const at = `the ${kind} of ${where}`;
+    if (!isTable(t)) return this.fail(`${at} is not a table`);
+    const subdirectory = this.string(t, "subdirectory", at);
+    const sub = subdirectory === undefined ? {} : { subdirectory };
+    // A subdirectory is inside what it belongs to: never absolute, never up and out.
+    if (subdirectory?.startsWith("/") || subdirectory?.split(/[/\\]/).includes(".."))
+      this.fail(`the subdirectory of ${at} leaves it`);
+    if (kind === "archive") return { kind, file: this.file(t, where), ...sub };
+    if (kind === "directory") {
+      const editable = t.editable ?? false;
+      if (typeof editable !== "boolean") this.fail(`editable of ${at} is not true or false`);
+      return { kind, path: this.string(t, "path", at, true), editable, ...sub };
+    }
+    const url = this.string(t, "url", at);
+    const path = this.string(t, "path", at);
+    if (url === undefined && path === undefined) this.fail(`${at} has neither url nor path`);
+    const revision = this.string(t, "requested-revision", at);
+    return {
+      kind: "vcs",
+      type: this.string(t, "type", at, true),
+      ...(url !== undefined ? { url } : {}),
+      ...(path !== undefined ? { path } : {}),
+      commitId: this.string(t, "commit-id", at, true),
+      ...(revision !== undefined ? { requestedRevision: revision } : {}),
+      ...sub,
+    };
   }
 
   read(text: string): Lock {

@@ -7,9 +7,17 @@
  * --extra/--group installs exactly that selection from real wheels.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -18,7 +26,7 @@ import { parse } from "smol-toml";
 import { type InterpreterInfo, probeInterpreter } from "../../src/python/interpreter.js";
 import { tagRanks } from "../../src/python/tags.js";
 import { targetFromInterpreter, targetTagList } from "../../src/python/target.js";
-import { readLock } from "../../src/resolve/lock.js";
+import { type LockedPackage, readLock } from "../../src/resolve/lock.js";
 import { installFile, type LockChoice, selectPackages } from "../../src/resolve/lock-select.js";
 import { UserError } from "../../src/util/errors.js";
 import { pyferry } from "../support/cli.js";
@@ -164,6 +172,23 @@ const WIDE = [
   ),
   pkg("tie", "1.0", wheels("tie", "1.0", ["1-py3-none-any", "2-py3-none-any"])),
   pkg("newer", "1.0", 'requires-python = ">=3.8"', wheels("newer", "1.0", ["py3-none-any"])),
+  [
+    "",
+    "[[packages]]",
+    'name = "localproj"',
+    'directory = { path = "../localproj", editable = true }',
+  ].join("\n"),
+  pkg(
+    "gitdep",
+    "0.3",
+    `vcs = { type = "git", url = "https://example.org/gitdep.git", requested-revision = "v0.3", commit-id = "${sha("gitdep").slice(0, 40)}" }`,
+  ),
+  pkg(
+    "tarball",
+    "1.0",
+    "marker = \"python_version >= '3.11'\"",
+    `archive = { url = "https://files.example/tarball-1.0.tar.gz", hashes = { sha256 = "${sha("tarball")}" } }`,
+  ),
 ].join("\n");
 
 const PICKS: LockChoice[] = [
@@ -217,6 +242,13 @@ const REFUSED: [string, string][] = [
     ].join("\n"),
   ],
   [
+    "a folder besides wheels",
+    [
+      HEAD(),
+      pkg("both", "1.0", 'directory = { path = "both" }', wheels("both", "1.0", ["py3-none-any"])),
+    ].join("\n"),
+  ],
+  [
     "no fitting wheel and no sdist",
     [HEAD(), pkg("win", "1.0", wheels("win", "1.0", ["cp311-cp311-win_amd64"]))].join("\n"),
   ],
@@ -248,6 +280,15 @@ try:
     import tomllib
 except ImportError:
     tomllib = None
+def shown(f):
+    kind = type(f).__name__
+    if kind == "PackageDirectory":
+        return "directory:" + f.path
+    if kind == "PackageVcs":
+        return "vcs:" + f.commit_id
+    if kind == "PackageArchive":
+        return "archive:" + (f.url or f.path)
+    return f.filename
 out = []
 for case in json.load(sys.stdin):
     try:
@@ -258,7 +299,7 @@ for case in json.load(sys.stdin):
     picks = []
     for pick in case["picks"]:
         try:
-            picks.append({"files": [[p.name, f.filename] for p, f in lock.select(extras=pick["extras"], dependency_groups=pick["groups"])]})
+            picks.append({"files": [[p.name, shown(f)] for p, f in lock.select(extras=pick["extras"], dependency_groups=pick["groups"])]})
         except PylockSelectError as e:
             picks.append({"error": str(e)})
     out.append({"picks": picks})
@@ -285,6 +326,15 @@ function reference(
   return JSON.parse(r.stdout);
 }
 
+/** What a package installs from, as the reference script shows it. */
+function shown(p: LockedPackage, ranks: Map<string, number>): string {
+  const s = p.source;
+  if (s?.kind === "directory") return `directory:${s.path}`;
+  if (s?.kind === "vcs") return `vcs:${s.commitId}`;
+  if (s?.kind === "archive") return `archive:${s.file.url ?? s.file.path}`;
+  return installFile(p, ranks).name;
+}
+
 function ours(info: InterpreterInfo, c: Case): { invalid: string } | { picks: Outcome[] } {
   let lock: ReturnType<typeof readLock>;
   try {
@@ -298,7 +348,7 @@ function ours(info: InterpreterInfo, c: Case): { invalid: string } | { picks: Ou
     picks: c.picks.map((pick): Outcome => {
       try {
         const chosen = selectPackages(lock, info, pick);
-        return { files: chosen.map((p) => [p.name, installFile(p, ranks).name]) };
+        return { files: chosen.map((p) => [p.name, shown(p, ranks)]) };
       } catch (err) {
         if (!(err instanceof UserError)) throw err;
         assert.equal(err.message.split("\n").length, 1, err.message);
@@ -492,4 +542,145 @@ test("env create --lock reads a newer 1.x lock-version with a warning, as PEP 75
     /^warning: .*newer\.toml has lock-version 1\.1, and this pyferry knows 1\.0; it reads what 1\.0 defines\.$/m,
   );
   assert.deepEqual(distInfos(env), ["idna", "six"]);
+});
+
+// --- direct references ------------------------------------------------------------------
+
+/** A setuptools project `name` (version 1.0) in `dir`, whose module holds VALUE. */
+function project(dir: string, name: string, value: number): void {
+  mkdirSync(join(dir, "src", name), { recursive: true });
+  writeFileSync(
+    join(dir, "pyproject.toml"),
+    `[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "${name}"\nversion = "1.0"\n`,
+  );
+  writeFileSync(join(dir, "src", name, "__init__.py"), `VALUE = ${value}\n`);
+}
+
+function gitIn(dir: string, ...args: string[]): string {
+  return execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.org", ...args], {
+    cwd: dir,
+    encoding: "utf8",
+  }).trim();
+}
+
+function sitePackages(env: string): string {
+  const lib = join(env, "lib");
+  return join(lib, readdirSync(lib)[0] as string, "site-packages");
+}
+
+test("env create --lock builds folders (editable or not) and git commits, installs archives, and records direct_url.json", () => {
+  const dir = join(work, "sources");
+  project(join(dir, "localproj"), "localproj", 1);
+  project(join(dir, "editproj"), "editproj", 1);
+  const repo = join(dir, "gitrepo");
+  project(repo, "gitproj", 1);
+  gitIn(repo, "init", "-q");
+  gitIn(repo, "add", "-A");
+  gitIn(repo, "commit", "-qm", "one");
+  const first = gitIn(repo, "rev-parse", "HEAD");
+  writeFileSync(join(repo, "src", "gitproj", "__init__.py"), "VALUE = 2\n");
+  gitIn(repo, "commit", "-qam", "two");
+  const six = mirrorWheels("six", "1.17.0")[0] as string;
+  const sixHash = createHash("sha256").update(readFileSync(six)).digest("hex");
+  writeFileSync(
+    join(dir, "pylock.toml"),
+    [
+      HEAD(),
+      "",
+      "[[packages]]",
+      'name = "localproj"',
+      'directory = { path = "localproj" }',
+      "",
+      "[[packages]]",
+      'name = "editproj"',
+      'version = "1.0"',
+      'directory = { path = "editproj", editable = true }',
+      pkg("gitproj", "1.0", `vcs = { type = "git", path = "gitrepo", commit-id = "${first}" }`),
+      pkg(
+        "six",
+        "1.17.0",
+        `archive = { url = "${pathToFileURL(six).href}", hashes = { sha256 = "${sixHash}" } }`,
+      ),
+    ].join("\n"),
+  );
+  const env = join(work, "sources-env");
+  const r = pyferry([
+    "env",
+    "create",
+    env,
+    "--lock",
+    join(dir, "pylock.toml"),
+    "--python",
+    testPython(),
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const values = () =>
+    execFileSync(join(env, "bin", "python"), [
+      "-c",
+      "import localproj, editproj, gitproj, six; print(localproj.VALUE, editproj.VALUE, gitproj.VALUE)",
+    ])
+      .toString()
+      .trim();
+  // The git entry is the locked commit, not the repository's newest.
+  assert.equal(values(), "1 1 1");
+  writeFileSync(join(dir, "editproj", "src", "editproj", "__init__.py"), "VALUE = 5\n");
+  writeFileSync(join(dir, "localproj", "src", "localproj", "__init__.py"), "VALUE = 5\n");
+  assert.equal(values(), "1 5 1", "only the editable install follows its folder");
+  const site = sitePackages(env);
+  const direct = (dist: string) =>
+    JSON.parse(readFileSync(join(site, `${dist}.dist-info`, "direct_url.json"), "utf8"));
+  assert.deepEqual(direct("localproj-1.0"), {
+    url: pathToFileURL(join(dir, "localproj")).href,
+    dir_info: {},
+  });
+  assert.deepEqual(direct("editproj-1.0"), {
+    url: pathToFileURL(join(dir, "editproj")).href,
+    dir_info: { editable: true },
+  });
+  assert.deepEqual(direct("gitproj-1.0"), {
+    url: pathToFileURL(repo).href,
+    vcs_info: { vcs: "git", commit_id: first },
+  });
+  assert.deepEqual(direct("six-1.17.0"), {
+    url: pathToFileURL(six).href,
+    archive_info: { hashes: { sha256: sixHash }, hash: `sha256=${sixHash}` },
+  });
+  // Listed in RECORD, as every file the install writes.
+  const record = readFileSync(join(site, "gitproj-1.0.dist-info", "RECORD"), "utf8");
+  assert.match(record, /^gitproj-1\.0\.dist-info\/direct_url\.json,sha256=/m);
+});
+
+test("env create --lock refuses direct references it cannot honour, in one sentence", () => {
+  const dir = join(work, "bad-sources");
+  mkdirSync(dir, { recursive: true });
+  project(join(dir, "other"), "otherproj", 1);
+  const repo = join(work, "sources", "gitrepo");
+  const cases: [string, RegExp][] = [
+    [
+      'name = "ghost"\ndirectory = { path = "ghost" }',
+      /^error: The lock's ghost is the folder \S+ghost, which does not exist\.$/m,
+    ],
+    [
+      'name = "named"\nversion = "1.0"\ndirectory = { path = "other" }',
+      /^error: The lock's named 1\.0 built otherproj 1\.0, another project\.$/m,
+    ],
+    [
+      `name = "gitproj"\nversion = "1.0"\nvcs = { type = "git", path = "${repo}", commit-id = "${"0".repeat(40)}" }`,
+      /^error: Checking out gitproj 1\.0 at 0{40} from \S+gitrepo failed: .*\.$/m,
+    ],
+    [
+      'name = "hgproj"\nvcs = { type = "hg", url = "https://example.org/hg", commit-id = "abc" }',
+      /^error: The lock's hgproj comes from hg, and pyferry checks out git repositories only\.$/m,
+    ],
+  ];
+  cases.forEach(([entry, message], i) => {
+    const lock = join(dir, `lock${i}.toml`);
+    writeFileSync(lock, `${HEAD()}\n\n[[packages]]\n${entry}\n`);
+    const env = join(dir, `env${i}`);
+    const r = pyferry(["env", "create", env, "--lock", lock, "--python", testPython()]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.equal(existsSync(env), false);
+  });
 });

@@ -219,6 +219,57 @@ describe("lockToml / readLock", () => {
     );
   });
 
+  test("reads direct references: archives, folders and version-control commits", () => {
+    const hash = "a".repeat(64);
+    const text = [
+      "lock-version = '1.0'",
+      "created-by = 'another-tool'",
+      "[[packages]]",
+      "name = 'app'",
+      "directory = { path = '.', editable = true }",
+      "[[packages]]",
+      "name = 'lib'",
+      "version = '0.3'",
+      "vcs = { type = 'git', url = 'https://example.org/lib.git', requested-revision = 'v0.3', commit-id = 'abc', subdirectory = 'py' }",
+      "[[packages]]",
+      "name = 'tar'",
+      `archive = { path = 'vendor/tar-1.0.tar.gz', hashes = { sha256 = '${hash}' } }`,
+    ].join("\n");
+    const [app, lib, tar] = readLock(text, "pylock.toml").packages;
+    assert.deepEqual(app?.source, { kind: "directory", path: ".", editable: true });
+    assert.equal(app?.version, "");
+    assert.deepEqual(lib?.source, {
+      kind: "vcs",
+      type: "git",
+      url: "https://example.org/lib.git",
+      commitId: "abc",
+      requestedRevision: "v0.3",
+      subdirectory: "py",
+    });
+    assert.deepEqual(tar?.source, {
+      kind: "archive",
+      file: { name: "tar-1.0.tar.gz", path: "vendor/tar-1.0.tar.gz", sha256: hash },
+    });
+    assert.deepEqual(tar?.wheels, []);
+    for (const outside of ["../..", "/etc"]) {
+      assert.throws(
+        () => readLock(text.replace("subdirectory = 'py'", `subdirectory = '${outside}'`), "x"),
+        /the subdirectory of the vcs of package lib leaves it\.$/,
+      );
+    }
+    assert.throws(
+      () =>
+        readLock(
+          text.replace(
+            "editable = true }",
+            "editable = true }\nvcs = { type = 'git', url = 'x', commit-id = 'y' }",
+          ),
+          "pylock.toml",
+        ),
+      /package app has both vcs and directory\.$/,
+    );
+  });
+
   const good = lockToml(resolution);
   const cases: [string, string, RegExp][] = [
     [
@@ -242,12 +293,12 @@ describe("lockToml / readLock", () => {
       /package certifi has neither a wheel nor an sdist\.$/,
     ],
     [
-      "a VCS entry",
+      "a VCS entry besides wheels",
       good.replace(
         'name = "certifi"',
         'name = "certifi"\nvcs = { type = "git", url = "x", commit-id = "y" }',
       ),
-      /package certifi is a vcs entry, which pyferry cannot install\.$/,
+      /package certifi has vcs besides its wheels or sdist; PEP 751 allows one or the other\.$/,
     ],
     [
       "a duplicate",
