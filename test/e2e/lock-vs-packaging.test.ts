@@ -81,6 +81,10 @@ function pkg(name: string, version: string, ...lines: string[]): string {
   return ["", "[[packages]]", `name = "${name}"`, `version = "${version}"`, ...lines].join("\n");
 }
 
+/** A pure wheel of `name` installed only where `marker` holds. */
+const when = (name: string, version: string, marker: string) =>
+  pkg(name, version, `marker = ${JSON.stringify(marker)}`, wheels(name, version, ["py3-none-any"]));
+
 const HEAD = (extra: string[] = []) =>
   ['lock-version = "1.0"', ...extra, 'created-by = "a hand-written lock (pyferry tests)"'].join(
     "\n",
@@ -121,54 +125,18 @@ const WIDE = [
     sdist("withsdist", "1.0"),
   ),
   pkg("sdistonly", "1.0", sdist("sdistonly", "1.0")),
-  pkg(
-    "winonly",
-    "1.0",
-    "marker = \"sys_platform == 'win32'\"",
-    wheels("winonly", "1.0", ["py3-none-any"]),
-  ),
-  pkg(
-    "versioned",
-    "1.0",
-    "marker = \"python_version < '3.10'\"",
-    wheels("versioned", "1.0", ["py3-none-any"]),
-  ),
-  pkg(
-    "versioned",
-    "2.0",
-    "marker = \"python_version >= '3.10'\"",
-    wheels("versioned", "2.0", ["py3-none-any"]),
-  ),
-  pkg("clitool", "1.0", "marker = \"'cli' in extras\"", wheels("clitool", "1.0", ["py3-none-any"])),
-  pkg(
-    "fastio",
-    "1.0",
-    "marker = \"'Fast_IO' in extras\"",
-    wheels("fastio", "1.0", ["py3-none-any"]),
-  ),
-  pkg(
-    "devtool",
-    "1.0",
-    "marker = \"'dev' in dependency_groups\"",
-    wheels("devtool", "1.0", ["py3-none-any"]),
-  ),
-  pkg(
-    "basedep",
-    "1.0",
-    "marker = \"'default' in dependency_groups\"",
-    wheels("basedep", "1.0", ["py3-none-any"]),
-  ),
-  pkg(
-    "nodocs",
-    "1.0",
-    "marker = \"'docs' not in dependency_groups\"",
-    wheels("nodocs", "1.0", ["py3-none-any"]),
-  ),
-  pkg(
+  when("winonly", "1.0", "sys_platform == 'win32'"),
+  when("versioned", "1.0", "python_version < '3.10'"),
+  when("versioned", "2.0", "python_version >= '3.10'"),
+  when("clitool", "1.0", "'cli' in extras"),
+  when("fastio", "1.0", "'Fast_IO' in extras"),
+  when("devtool", "1.0", "'dev' in dependency_groups"),
+  when("basedep", "1.0", "'default' in dependency_groups"),
+  when("nodocs", "1.0", "'docs' not in dependency_groups"),
+  when(
     "mixed",
     "1.0",
-    "marker = \"'cli' in extras and sys_platform == 'linux' or python_full_version >= '3.13.0'\"",
-    wheels("mixed", "1.0", ["py3-none-any"]),
+    "'cli' in extras and sys_platform == 'linux' or python_full_version >= '3.13.0'",
   ),
   pkg("tie", "1.0", wheels("tie", "1.0", ["1-py3-none-any", "2-py3-none-any"])),
   pkg("newer", "1.0", 'requires-python = ">=3.8"', wheels("newer", "1.0", ["py3-none-any"])),
@@ -213,18 +181,8 @@ const REFUSED: [string, string][] = [
     "two entries of one name that both apply",
     [
       HEAD(),
-      pkg(
-        "dup",
-        "1.0",
-        "marker = \"python_version >= '3.8'\"",
-        wheels("dup", "1.0", ["py3-none-any"]),
-      ),
-      pkg(
-        "dup",
-        "2.0",
-        "marker = \"sys_platform == 'linux'\"",
-        wheels("dup", "2.0", ["py3-none-any"]),
-      ),
+      when("dup", "1.0", "python_version >= '3.8'"),
+      when("dup", "2.0", "sys_platform == 'linux'"),
     ].join("\n"),
   ],
   [
