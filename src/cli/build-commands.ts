@@ -97,7 +97,7 @@ Examples:
       .option("-r, --requirement <file>", "requirements file (repeatable)", collect)
       .option(
         "--lock <pylock.toml>",
-        "install exactly this lock (no resolving; every hash verified)",
+        "install exactly this lock, from any tool (no resolving; every file's hash verified)",
       )
       .option(
         "--extra <name>",

@@ -4,9 +4,9 @@
  * output), so that the build writes nothing into the user's tree.
  */
 import { existsSync } from "node:fs";
-import { cp, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp } from "node:fs/promises";
 import { basename, join, relative, resolve, sep } from "node:path";
+import { inTempDir } from "../util/temp-dir.js";
 import { type BuildDeps, buildWheelFromTree } from "./sdist.js";
 
 /** Folders a source distribution would not carry. */
@@ -48,8 +48,7 @@ export async function buildWheelFromFolder(
   skip: readonly string[] = [],
 ): Promise<string> {
   const source = resolve(dir);
-  const work = await mkdtemp(join(tmpdir(), "pyferry-project-"));
-  try {
+  return inTempDir("pyferry-project-", async (work) => {
     const tree = join(work, basename(source) || "project");
     await cp(source, tree, {
       recursive: true,
@@ -61,8 +60,6 @@ export async function buildWheelFromFolder(
         return !skip.some((s) => isInside(s, path));
       },
     });
-    return await buildWheelFromTree(tree, label, deps, outDir);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
+    return buildWheelFromTree(tree, label, deps, outDir);
+  });
 }

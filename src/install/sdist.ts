@@ -12,7 +12,6 @@ import {
   copyFile,
   link,
   mkdir,
-  mkdtemp,
   readdir,
   readFile,
   realpath,
@@ -20,7 +19,6 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { basename, delimiter, dirname, join, posix, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -39,6 +37,7 @@ import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { sha256File } from "../util/sha256-file.js";
+import { inTempDir } from "../util/temp-dir.js";
 import { touch } from "../util/touch.js";
 import { removeTree } from "./cache.js";
 import type { EnvLayout } from "./env.js";
@@ -548,13 +547,8 @@ async function buildAndPublish(p: Project, info: InterpreterInfo): Promise<strin
 }
 
 /** Run `fn` in a new temporary folder, removed afterwards whatever the backend left in it. */
-async function inWorkDir<T>(fn: (work: string) => Promise<T>): Promise<T> {
-  const work = await mkdtemp(join(tmpdir(), "pyferry-build-"));
-  try {
-    return await fn(work);
-  } finally {
-    await removeTree(work);
-  }
+function inWorkDir<T>(fn: (work: string) => Promise<T>): Promise<T> {
+  return inTempDir("pyferry-build-", fn, removeTree);
 }
 
 /**

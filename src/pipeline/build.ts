@@ -7,8 +7,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync } from "node:fs";
-import { mkdir, mkdtemp, rename, rm, symlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { warn } from "../cli/output.js";
@@ -40,7 +39,7 @@ import type { CoreMetadata } from "../python/metadata.js";
 import type { Requirement } from "../python/requirement.js";
 import { parseWheelFilename, tagRanks } from "../python/tags.js";
 import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
-import { majorMinor, normalizeVersion, satisfies } from "../python/version.js";
+import { compareVersions, majorMinor, satisfies } from "../python/version.js";
 import {
   type Lock,
   type LockedPackage,
@@ -63,6 +62,7 @@ import { makeDirs } from "../util/make-dirs.js";
 import { whyUnreadable } from "../util/read-text.js";
 import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
 import { sha256File } from "../util/sha256-file.js";
+import { inTempDir } from "../util/temp-dir.js";
 import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
 import { buildDirect, directUrl } from "./direct-source.js";
@@ -332,21 +332,18 @@ async function buildOnce(
     let batch: BatchInstall | undefined;
     const arrived: number[] = [];
     const unpacked: UnpackedWheel[] = [];
+    const origins: (string | undefined)[] = [];
     const install = (i: number) => {
       try {
         const p = wanted[i] as LockedPackage;
-        batch?.add(
-          unpacked[i] as UnpackedWheel,
-          rank[i] as number,
-          p.requested,
-          directUrl(p, opts.lockDir ?? process.cwd()),
-        );
+        batch?.add(unpacked[i] as UnpackedWheel, rank[i] as number, p.requested, origins[i]);
       } catch (err) {
         failed(err);
       }
     };
-    const wheels = lockedWheels(wanted, info, opts, [], (i, w) => {
+    const wheels = lockedWheels(wanted, info, opts, [], (i, w, directUrl) => {
       unpacked[i] = w;
+      origins[i] = directUrl;
       if (batch) install(i);
       else arrived.push(i);
     }).catch(failed);
@@ -438,15 +435,16 @@ function lockedFile(p: LockedPackage, ranks: Map<string, number>, lockDir: strin
 }
 
 /**
- * The locked packages as unpacked wheels, fetched or built from their sdists. `building` is
- * the chain of sdists whose build environments these are, to stop a package needing itself.
+ * The locked packages as unpacked wheels, fetched or built (from sdists, folders, checkouts);
+ * `ready` hears of each, with the direct_url.json of one locked by direct reference. `building`
+ * is the chain of packages whose build environments these are, to stop one needing itself.
  */
 async function lockedWheels(
   packages: LockedPackage[],
   info: InterpreterInfo,
   opts: BuildOptions,
   building: string[],
-  ready: (index: number, wheel: UnpackedWheel) => void = () => {},
+  ready: (index: number, wheel: UnpackedWheel, directUrl?: string) => void = () => {},
 ): Promise<UnpackedWheel[]> {
   const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
   const lockDir = opts.lockDir ?? process.cwd();
@@ -456,8 +454,9 @@ async function lockedWheels(
   const unpacked = await Promise.all(
     files.map((f) => (f?.filename.endsWith(".whl") ? findUnpacked(f.sha256) : undefined)),
   );
+  const origins = packages.map((p) => (builtHere(p) ? undefined : directUrl(p, lockDir)));
   unpacked.forEach((w, k) => {
-    if (w) ready(k, w);
+    if (w) ready(k, w, origins[k]);
   });
   // A local wheel is hashed by the thread that unpacks it, so that the threads start at once
   // and the hashing of one overlaps the unpacking of another.
@@ -473,8 +472,7 @@ async function lockedWheels(
   const wheels: { path: string; sha256: string; verified: boolean }[] = [];
   const packageOf: number[] = [];
   // One build at a time: a backend may use every core, and builds nest (build requirements).
-  const outDir = await builtOutDir(packages);
-  try {
+  const buildAll = async (outDir?: string) => {
     for (const [k, p] of packages.entries()) {
       const file = files[k];
       const path = paths[k] as string;
@@ -492,38 +490,35 @@ async function lockedWheels(
         );
       }
       const deps = buildDeps(info, opts, chain);
+      let wheel: string;
       if (builtHere(p)) {
-        const wheel = await buildDirect(p, lockDir, deps, outDir as string);
-        checkBuilt(p, wheel);
-        wheels.push({ path: wheel, sha256: await sha256File(wheel), verified: false });
-        continue;
+        const built = await buildDirect(p, lockDir, deps, outDir as string);
+        wheel = built.wheel;
+        origins[k] = built.directUrl;
+      } else {
+        const { filename, sha256 } = file as DistFile;
+        const { buildWheelFromSdist } = await import("../install/sdist.js");
+        wheel = (await buildWheelFromSdist({ path, sha256, filename }, info, deps)).wheel;
       }
-      const { filename, sha256 } = file as DistFile;
-      const { buildWheelFromSdist } = await import("../install/sdist.js");
-      const built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
-      wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
+      checkBuilt(p, wheel);
+      wheels.push({ path: wheel, sha256: await sha256File(wheel), verified: false });
     }
     await unpackMany(wheels, (j, w) => {
       const k = packageOf[j] as number;
       unpacked[k] = w;
-      ready(k, w);
+      ready(k, w, origins[k]);
     });
-  } finally {
-    if (outDir) await rm(outDir, { recursive: true, force: true });
-  }
+  };
+  // Wheels built from folders and checkouts are kept only until they are unpacked.
+  if (packages.some(builtHere)) await inTempDir("pyferry-built-", buildAll);
+  else await buildAll();
   return unpacked as UnpackedWheel[];
 }
 
-/** A folder for the wheels of folders and checkouts, when the packages have any. */
-async function builtOutDir(packages: LockedPackage[]): Promise<string | undefined> {
-  if (!packages.some(builtHere)) return undefined;
-  return mkdtemp(join(tmpdir(), "pyferry-built-"));
-}
-
-/** A folder or checkout must build the project and version the lock names. */
+/** What is built from source must be the project and version the lock names. */
 function checkBuilt(p: LockedPackage, wheel: string): void {
   const w = parseWheelFilename(basename(wheel));
-  const asLocked = p.version === "" || normalizeVersion(w.version) === normalizeVersion(p.version);
+  const asLocked = p.version === "" || compareVersions(w.version, p.version) === 0;
   if (w.normalized !== p.name || !asLocked) {
     throw new UserError(
       `The lock's ${packageLabel(p)} built ${w.name} ${w.version}, another ${w.normalized === p.name ? "version" : "project"}.`,

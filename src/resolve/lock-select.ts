@@ -4,7 +4,12 @@
  * extras and dependency groups asked for), its requires-python, and no two entries of one name.
  * Differential tests hold this to packaging's reference implementation (Pylock.select).
  */
-import { evaluateMarker, type MarkerEnvironment, parseMarker } from "../python/marker.js";
+import {
+  evaluateMarker,
+  type Marker,
+  type MarkerEnvironment,
+  parseMarker,
+} from "../python/marker.js";
 import { normalizeName } from "../python/names.js";
 import { bestTagRank, parseWheelFilename } from "../python/tags.js";
 import { satisfies } from "../python/version.js";
@@ -28,6 +33,12 @@ export interface SelectFor {
 
 function describe(t: SelectFor): string {
   return `${t.realPath} (Python ${t.version} on ${t.markerEnv.sys_platform} ${t.markerEnv.platform_machine})`;
+}
+
+/** Whether the marker uses the variable `name`. */
+function mentions(m: Marker, name: string): boolean {
+  if (m.kind !== "compare") return m.items.some((item) => mentions(item, name));
+  return [m.left, m.right].some((v) => v.kind === "var" && v.name === name);
 }
 
 function offered(kind: string, asked: string[], listed: string[] | undefined): string[] {
@@ -67,7 +78,13 @@ export function selectPackages(
   const env: MarkerEnvironment = { ...target.markerEnv, extras, dependency_groups: groups };
   const chosen = new Map<string, LockedPackage>();
   for (const p of lock.packages) {
-    if (p.marker !== undefined && !evaluateMarker(parseMarker(p.marker), env)) continue;
+    const marker = p.marker === undefined ? undefined : parseMarker(p.marker);
+    if (marker && mentions(marker, "extra")) {
+      throw new UserError(
+        `The lock's ${packageLabel(p)} has the marker "${p.marker}", and "extra" means nothing in a lock (PEP 751 writes 'name' in extras).`,
+      );
+    }
+    if (marker && !evaluateMarker(marker, env)) continue;
     if (p.requiresPython !== undefined && !satisfies(python, p.requiresPython)) {
       throw new UserError(
         `The lock's ${packageLabel(p)} requires Python ${p.requiresPython}, and ${label} is not that.`,

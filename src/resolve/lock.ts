@@ -14,10 +14,10 @@ import { parseMarker } from "../python/marker.js";
 import { normalizeName } from "../python/names.js";
 import type { Target } from "../python/target.js";
 import {
+  compareVersions,
   isValidSpecifier,
   isValidVersion,
   majorMinor,
-  normalizeVersion,
 } from "../python/version.js";
 import { UserError } from "../util/errors.js";
 import { distName } from "./provider.js";
@@ -299,6 +299,21 @@ export function lockedFileUrl(f: LockedFile, lockDir: string): string {
 
 type Table = Record<string, unknown>;
 
+/** A file's name from its path, else from its URL's path, percent-decoded (as packaging does). */
+function fileName(path: string | undefined, url: string | undefined): string {
+  if (path !== undefined) return path.split(/[/\\]/).pop() ?? "";
+  const raw =
+    (url ?? "")
+      .replace(/[?#].*$/, "")
+      .split("/")
+      .pop() ?? "";
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /** PEP 508's name, which extras share: names go into messages and records, never paths. */
 const PROJECT_NAME = /^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$/;
 
@@ -337,8 +352,7 @@ class LockReader {
     const path = this.string(v, "path", where);
     if (url === undefined && path === undefined)
       this.fail(`a file of ${where} has neither url nor path`);
-    const last = (url ?? path ?? "").split(/[/\\]/).pop() ?? "";
-    const name = this.string(v, "name", where) ?? last;
+    const name = this.string(v, "name", where) ?? fileName(path, url);
     const label = `${name} of ${where}`;
     const hashes = v.hashes;
     const sha256 = isTable(hashes) ? hashes.sha256 : undefined;
@@ -408,7 +422,9 @@ class LockReader {
     const source = direct.length === 1 ? this.source(v, direct[0] as string, where) : undefined;
     if (wheels.length === 0 && !sdist && !source)
       this.fail(`${where} has neither a wheel nor an sdist`);
-    const first = wheels[0] ?? sdist;
+    const files = [...wheels, ...(sdist ? [sdist] : [])];
+    if (source?.kind === "archive") files.push(source.file);
+    const first = files[0];
     const version =
       this.string(v, "version", where) ??
       distName(first?.name ?? "")?.version ??
@@ -418,10 +434,10 @@ class LockReader {
       this.fail(`${where} has the invalid version ${JSON.stringify(version)}`);
     // Each file must be this package's: installing another project's wheel under this name
     // would record one thing and install another.
-    for (const f of [...wheels, ...(sdist ? [sdist] : [])]) {
+    for (const f of files) {
       const d = distName(f.name);
-      if (d && (d.name !== name || normalizeVersion(d.version) !== normalizeVersion(version)))
-        this.fail(`${f.name} is not a file of ${name} ${version}`);
+      if (d && (d.name !== name || (version !== "" && compareVersions(d.version, version) !== 0)))
+        this.fail(`${f.name} is not a file of ${name}${version ? ` ${version}` : ""}`);
     }
     const deps = v.dependencies ?? [];
     if (!Array.isArray(deps) || deps.some((d) => !isTable(d) || typeof d.name !== "string")) {

@@ -138,6 +138,16 @@ const WIDE = [
     "1.0",
     "'cli' in extras and sys_platform == 'linux' or python_full_version >= '3.13.0'",
   ),
+  pkg(
+    "torchlike",
+    "2.0+cpu",
+    `wheels = [{ url = "https://files.example/torchlike-2.0%2Bcpu-py3-none-any.whl", hashes = { sha256 = "${sha("t")}" } }]`,
+  ),
+  pkg(
+    "queried",
+    "1.0",
+    `wheels = [{ url = "https://files.example/queried-1.0-py3-none-any.whl?raw=1#x", hashes = { sha256 = "${sha("q")}" } }]`,
+  ),
   pkg("tie", "1.0", wheels("tie", "1.0", ["1-py3-none-any", "2-py3-none-any"])),
   pkg("newer", "1.0", 'requires-python = ">=3.8"', wheels("newer", "1.0", ["py3-none-any"])),
   [
@@ -200,6 +210,10 @@ const REFUSED: [string, string][] = [
     ].join("\n"),
   ],
   [
+    "an extra marker",
+    [HEAD(), when("withextra", "1.0", "sys_platform == 'linux' and extra == 'x'")].join("\n"),
+  ],
+  [
     "a folder besides wheels",
     [
       HEAD(),
@@ -233,7 +247,7 @@ function referenceGroups(lockText: string, pick: LockChoice): string[] | null {
 const REFERENCE = `
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from packaging.pylock import Pylock, PylockSelectError
+from packaging.pylock import Pylock
 try:
     import tomllib
 except ImportError:
@@ -258,7 +272,7 @@ for case in json.load(sys.stdin):
     for pick in case["picks"]:
         try:
             picks.append({"files": [[p.name, shown(f)] for p, f in lock.select(extras=pick["extras"], dependency_groups=pick["groups"])]})
-        except PylockSelectError as e:
+        except Exception as e:
             picks.append({"error": str(e)})
     out.append({"picks": picks})
 print(json.dumps(out))
@@ -538,6 +552,20 @@ test("env create --lock builds folders (editable or not) and git commits, instal
   const first = gitIn(repo, "rev-parse", "HEAD");
   writeFileSync(join(repo, "src", "gitproj", "__init__.py"), "VALUE = 2\n");
   gitIn(repo, "commit", "-qam", "two");
+  // A commit only a pull request's ref reaches, locked by a short id through a file: URL (the
+  // pack protocol, which sends only what branches and tags reach).
+  const prRepo = join(dir, "prrepo");
+  project(prRepo, "prproj", 1);
+  gitIn(prRepo, "init", "-q", "-b", "main");
+  gitIn(prRepo, "add", "-A");
+  gitIn(prRepo, "commit", "-qm", "one");
+  gitIn(prRepo, "checkout", "-q", "-b", "side");
+  writeFileSync(join(prRepo, "src", "prproj", "__init__.py"), "VALUE = 3\n");
+  gitIn(prRepo, "commit", "-qam", "pull request");
+  const pr = gitIn(prRepo, "rev-parse", "HEAD");
+  gitIn(prRepo, "update-ref", "refs/pull/1/head", pr);
+  gitIn(prRepo, "checkout", "-q", "main");
+  gitIn(prRepo, "branch", "-qD", "side");
   const six = mirrorWheels("six", "1.17.0")[0] as string;
   const sixHash = createHash("sha256").update(readFileSync(six)).digest("hex");
   writeFileSync(
@@ -554,6 +582,11 @@ test("env create --lock builds folders (editable or not) and git commits, instal
       'version = "1.0"',
       'directory = { path = "editproj", editable = true }',
       pkg("gitproj", "1.0", `vcs = { type = "git", path = "gitrepo", commit-id = "${first}" }`),
+      pkg(
+        "prproj",
+        "1.0",
+        `vcs = { type = "git", url = "${pathToFileURL(prRepo).href}", commit-id = "${pr.slice(0, 12)}" }`,
+      ),
       pkg(
         "six",
         "1.17.0",
@@ -575,15 +608,15 @@ test("env create --lock builds folders (editable or not) and git commits, instal
   const values = () =>
     execFileSync(join(env, "bin", "python"), [
       "-c",
-      "import localproj, editproj, gitproj, six; print(localproj.VALUE, editproj.VALUE, gitproj.VALUE)",
+      "import localproj, editproj, gitproj, prproj, six; print(localproj.VALUE, editproj.VALUE, gitproj.VALUE, prproj.VALUE)",
     ])
       .toString()
       .trim();
   // The git entry is the locked commit, not the repository's newest.
-  assert.equal(values(), "1 1 1");
+  assert.equal(values(), "1 1 1 3");
   writeFileSync(join(dir, "editproj", "src", "editproj", "__init__.py"), "VALUE = 5\n");
   writeFileSync(join(dir, "localproj", "src", "localproj", "__init__.py"), "VALUE = 5\n");
-  assert.equal(values(), "1 5 1", "only the editable install follows its folder");
+  assert.equal(values(), "1 5 1 3", "only the editable install follows its folder");
   const site = sitePackages(env);
   const direct = (dist: string) =>
     JSON.parse(readFileSync(join(site, `${dist}.dist-info`, "direct_url.json"), "utf8"));
@@ -599,6 +632,11 @@ test("env create --lock builds folders (editable or not) and git commits, instal
     url: pathToFileURL(repo).href,
     vcs_info: { vcs: "git", commit_id: first },
   });
+  // The full commit id, though the lock gave a short one.
+  assert.deepEqual(direct("prproj-1.0"), {
+    url: pathToFileURL(prRepo).href,
+    vcs_info: { vcs: "git", commit_id: pr },
+  });
   assert.deepEqual(direct("six-1.17.0"), {
     url: pathToFileURL(six).href,
     archive_info: { hashes: { sha256: sixHash }, hash: `sha256=${sixHash}` },
@@ -612,6 +650,10 @@ test("env create --lock refuses direct references it cannot honour, in one sente
   const dir = join(work, "bad-sources");
   mkdirSync(dir, { recursive: true });
   project(join(dir, "other"), "otherproj", 1);
+  mkdirSync(join(dir, "plain", "src"), { recursive: true });
+  writeFileSync(join(dir, "plain", "src", "mod.py"), "");
+  const six = mirrorWheels("six", "1.17.0")[0] as string;
+  const sixHash = createHash("sha256").update(readFileSync(six)).digest("hex");
   const repo = join(work, "sources", "gitrepo");
   const cases: [string, RegExp][] = [
     [
@@ -625,6 +667,18 @@ test("env create --lock refuses direct references it cannot honour, in one sente
     [
       `name = "gitproj"\nversion = "1.0"\nvcs = { type = "git", path = "${repo}", commit-id = "${"0".repeat(40)}" }`,
       /^error: Checking out gitproj 1\.0 at 0{40} from \S+gitrepo failed: .*\.$/m,
+    ],
+    [
+      'name = "plain"\ndirectory = { path = "plain" }',
+      /^error: The lock's plain is the folder \S+plain, which is not a Python project \(it has neither pyproject\.toml nor setup\.py\)\.$/m,
+    ],
+    [
+      `name = "gitproj"\nvcs = { type = "git", path = "${repo}", commit-id = "${gitIn(repo, "rev-parse", "HEAD")}", subdirectory = "src" }`,
+      /^error: The lock's gitproj is the subdirectory src of commit [0-9a-f]{12}, which is not a Python project/m,
+    ],
+    [
+      `name = "hp"\nversion = "9.9"\narchive = { path = "${six}", hashes = { sha256 = "${sixHash}" } }`,
+      /^error: The lock file \S+ is invalid: six-1\.17\.0-py2\.py3-none-any\.whl is not a file of hp 9\.9\.$/m,
     ],
     [
       'name = "hgproj"\nvcs = { type = "hg", url = "https://example.org/hg", commit-id = "abc" }',
@@ -641,4 +695,6 @@ test("env create --lock refuses direct references it cannot honour, in one sente
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
     assert.equal(existsSync(env), false);
   });
+  // Refused before any build: nothing written into the user's folder.
+  assert.deepEqual(readdirSync(join(dir, "plain")), ["src"]);
 });
