@@ -5,14 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ACTIVATE_SCRIPTS } from "../../src/install/activate.js";
 import { pyferry } from "../support/cli.js";
+import { tempDir } from "../support/temp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "pyferry-activate-"));
+const dir = tempDir("pyferry-activate-");
 const env = join(dir, "app env");
 const link = join(dir, "current");
 const BASE_PATH = "/usr/local/bin:/usr/bin:/bin";

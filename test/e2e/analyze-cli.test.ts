@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { AnalysisReport } from "../../src/analyze/analyze.js";
 import { pyferry, REPO, runBin } from "../support/cli.js";
+import { tempDir } from "../support/temp.js";
 
 const HELLO = join(REPO, "examples", "hello", "hello.py");
 
@@ -23,7 +17,7 @@ function report(args: string[], cwd?: string): AnalysisReport {
 }
 
 function temp(files: Record<string, string | Buffer>): string {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-e2e-"));
+  const dir = tempDir("pyferry-e2e-");
   for (const [name, content] of Object.entries(files)) {
     mkdirSync(join(dir, name, ".."), { recursive: true });
     writeFileSync(join(dir, name), content);

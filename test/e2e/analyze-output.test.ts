@@ -1,14 +1,14 @@
 /** `pyferry analyze` at its edges: what --json, -o and --pkg-mapping say when things are off. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pyferry } from "../support/cli.js";
+import { tempDir } from "../support/temp.js";
 
 function dir(files: Record<string, string>): string {
-  const d = mkdtempSync(join(tmpdir(), "pyferry-analyze-out-"));
+  const d = tempDir("pyferry-analyze-out-");
   for (const [name, text] of Object.entries(files)) writeFileSync(join(d, name), text);
   return d;
 }
@@ -51,7 +51,7 @@ test("a --pkg-mapping that decides nothing is said, with the reason", () => {
 });
 
 test("--format pep723 in a Latin-1 file changes nothing but its block", () => {
-  const d = mkdtempSync(join(tmpdir(), "pyferry-analyze-out-"));
+  const d = tempDir("pyferry-analyze-out-");
   const body = Buffer.concat([
     Buffer.from('# -*- coding: latin-1 -*-\nimport json\nprint("caf'),
     Buffer.from([0xe9]),

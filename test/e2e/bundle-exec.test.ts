@@ -4,15 +4,15 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { packBundle } from "../../src/bundle/pack.js";
 import { CHILD, testHead } from "../support/bundle-child.js";
+import { tempDir } from "../support/temp.js";
 
 const PYTHON = process.env.PYFERRY_TEST_PYTHON ?? "python3";
-const CACHE = mkdtempSync(join(tmpdir(), "pyferry-exec-cache-"));
+const CACHE = tempDir("pyferry-exec-cache-");
 // Python must not see these: the bundle decides where its home and user site are.
 const ENV = { ...process.env, PYFERRY_CACHE_DIR: CACHE, PYTHONHOME: "/nonexistent" };
 
@@ -33,7 +33,7 @@ print(json.dumps({
 `;
 
 function makeVenv(): string {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-venv-"));
+  const dir = tempDir("pyferry-venv-");
   execFileSync(PYTHON, ["-m", "venv", "--without-pip", join(dir, "env")]);
   return join(dir, "env");
 }
@@ -42,9 +42,9 @@ async function packVenv(
   env: string,
   entry?: string[],
 ): Promise<{ archive: string; sha256: string }> {
-  const app = mkdtempSync(join(tmpdir(), "pyferry-exec-app-"));
+  const app = tempDir("pyferry-exec-app-");
   writeFileSync(join(app, "helper.py"), "VALUE = 'from the app'\n");
-  const archive = join(mkdtempSync(join(tmpdir(), "pyferry-exec-out-")), "app.tar.gz");
+  const archive = join(tempDir("pyferry-exec-out-"), "app.tar.gz");
   const r = await packBundle({
     envDir: env,
     appFiles: [{ source: join(app, "helper.py"), dest: "helper.py" }],
@@ -75,7 +75,7 @@ function exec(archive: string, argv: string[], opts: { cwd?: string; input?: str
 describe("execInBundle with a real venv", () => {
   let archive = "";
   let envDir = "";
-  const work = mkdtempSync(join(tmpdir(), "pyferry-exec-cwd-"));
+  const work = tempDir("pyferry-exec-cwd-");
   writeFileSync(join(work, "hi.py"), HI);
 
   before(async () => {
@@ -102,7 +102,7 @@ describe("execInBundle with a real venv", () => {
   });
 
   test("--cwd runs the command elsewhere", () => {
-    const other = mkdtempSync(join(tmpdir(), "pyferry-exec-other-"));
+    const other = tempDir("pyferry-exec-other-");
     const r = spawnSync(
       process.execPath,
       [

@@ -13,7 +13,6 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
   existsSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -21,7 +20,6 @@ import {
   writeFileSync,
 } from "node:fs";
 import { createServer, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { findPython311, makeWheelhouse, norm } from "../support/mirror.js";
@@ -38,6 +36,7 @@ import {
   waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+import { tempDir } from "../support/temp.js";
 
 type Packages = Record<string, string>;
 
@@ -190,7 +189,7 @@ describe("fleet faults", { skip: sshAvailable() ?? false, timeout: 1_200_000 }, 
     assert.ok(py, "a CPython 3.11 (set PYFERRY_TEST_PYTHON)");
     python = py;
     lab = await startSshLab({ hosts: 5, netns: "auto" });
-    work = mkdtempSync(join(tmpdir(), "pyferry-fleet-faults-"));
+    work = tempDir("pyferry-fleet-faults-");
     makeWheelhouse(join(work, "wheelhouse"), [
       ...NUMPY.map((v) => ["numpy", v] as const),
       ...FSSPEC.map((v) => ["fsspec", v] as const),

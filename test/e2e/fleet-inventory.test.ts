@@ -4,14 +4,14 @@
  * none, early connections included (cli/early-connect.ts).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pyferry } from "../support/cli.js";
+import { tempDir } from "../support/temp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "pyferry-fleet-inv-"));
+const dir = tempDir("pyferry-fleet-inv-");
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("deploy with a wrong wheelhouse", () => {

@@ -13,7 +13,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -21,7 +20,6 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
@@ -39,6 +37,7 @@ import {
   waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+import { tempDir } from "../support/temp.js";
 
 // ---------------------------------------------------------------------------------------------
 // The machine's mirror and a wheelhouse from it
@@ -350,7 +349,7 @@ describe("pyferry deploy to five hosts", {
     assert.ok(py, "a CPython 3.11 (set PYFERRY_TEST_PYTHON)");
     python = py;
     lab = await startSshLab({ hosts: 5, netns: "auto" });
-    work = mkdtempSync(join(tmpdir(), "pyferry-fleet-"));
+    work = tempDir("pyferry-fleet-");
     mkdirSync(join(work, "reqs"));
     makeWheelhouse(join(work, "wheelhouse"), WHEELHOUSE);
     fleet = initialFleet();
@@ -492,7 +491,7 @@ describe("pyferry deploy to five hosts", {
     // that key, so taking a wheel out, and putting it back, must still reach every host.
     const jobs4 = spec("h4", "jobs");
     const wheels = join(work, "wheelhouse", "wheels");
-    const aside = mkdtempSync(join(tmpdir(), "pyferry-aside-"));
+    const aside = tempDir("pyferry-aside-");
     const newest = readdirSync(wheels).filter((f) => f.startsWith("websockets-17.1-"));
     assert.ok(newest.length > 0);
     for (const f of newest) copyFileSync(join(wheels, f), join(aside, f));
@@ -924,7 +923,7 @@ describe("pyferry deploy to five hosts", {
     // six 1.17.0 again, with one more file (and its RECORD line): new bytes, the same version.
     const original = mirrorWheels("six", "1.17.0")[0];
     assert.ok(original);
-    const rebuilt = join(mkdtempSync(join(tmpdir(), "pyferry-rebuilt-")), basename(original));
+    const rebuilt = join(tempDir("pyferry-rebuilt-"), basename(original));
     const py = spawnSync(python, ["-c", REBUILD, original, rebuilt], { encoding: "utf8" });
     assert.equal(py.status, 0, py.stderr);
     const replace = (wheel: string) =>

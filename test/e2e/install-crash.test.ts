@@ -10,24 +10,23 @@ import { createHash } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   utimesSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { cachePaths, pruneCache, UNPACKED_MARKER } from "../../src/install/cache.js";
 import type { UnpackedFile } from "../../src/install/wheel-archive.js";
 import { PIP_FLAGS, type Pinned, pinWheels, testPython } from "../support/install-child.js";
+import { tempDir } from "../support/temp.js";
 
 const CHILD = fileURLToPath(new URL("../support/install-child.js", import.meta.url));
 const PYTHON = testPython();
-const work = mkdtempSync(join(tmpdir(), "pyferry-crash-"));
+const work = tempDir("pyferry-crash-");
 after(() => {
   spawnSync("chmod", ["-R", "u+w", work]);
   rmSync(work, { recursive: true, force: true });

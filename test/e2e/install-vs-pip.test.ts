@@ -9,14 +9,12 @@ import { execFileSync, spawnSync } from "node:child_process";
 import {
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
   symlinkSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, join, relative } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -31,6 +29,7 @@ import {
   pinWheels,
   testPython,
 } from "../support/install-child.js";
+import { tempDir } from "../support/temp.js";
 
 /**
  * Asked for by name; pip adds their dependencies. Besides the big ones, these have
@@ -83,7 +82,7 @@ const VENV_ONLY = new Set([
   "bin/Activate.ps1",
 ]);
 
-const work = mkdtempSync(join(tmpdir(), "pyferry-vs-pip-"));
+const work = tempDir("pyferry-vs-pip-");
 after(() => rmSync(work, { recursive: true, force: true }));
 
 let pinned: Pinned[] = [];

@@ -9,16 +9,8 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -32,8 +24,9 @@ import { UserError } from "../../src/util/errors.js";
 import { pyferry } from "../support/cli.js";
 import { PIP_FLAGS, testPython } from "../support/install-child.js";
 import { mirrorWheels } from "../support/mirror.js";
+import { tempDir } from "../support/temp.js";
 
-const work = mkdtempSync(join(tmpdir(), "pyferry-lock-ref-"));
+const work = tempDir("pyferry-lock-ref-");
 after(() => rmSync(work, { recursive: true, force: true }));
 
 /** The reference: packaging's wheel from the index pip is configured with. */

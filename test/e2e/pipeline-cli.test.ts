@@ -9,7 +9,6 @@ import {
   chmodSync,
   cpSync,
   existsSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -18,12 +17,12 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { CACHE, pyferry, REPO, runBin } from "../support/cli.js";
+import { tempDir } from "../support/temp.js";
 
-const tmp = () => mkdtempSync(join(tmpdir(), "pyferry-pipe-"));
+const tmp = () => tempDir("pyferry-pipe-");
 
 /** A lock of tabulate in `d`, with `pattern` replaced in its text. */
 function tabulateLock(d: string, pattern: RegExp, replacement: string): string {
@@ -87,7 +86,7 @@ describe("lock and env create", () => {
   test("--link-mode hardlink where the cache is on another file system: copied, with a warning", (t) => {
     if (!existsSync("/dev/shm") || statSync("/dev/shm").dev === statSync(tmp()).dev)
       return t.skip("needs /dev/shm on another file system than the cache");
-    const env = mkdtempSync(join("/dev/shm", "pyferry-link-"));
+    const env = tempDir("pyferry-link-", "/dev/shm");
     try {
       const r = pyferry([
         "env",
@@ -382,7 +381,7 @@ describe("the seed's HOW TO TEST steps, as written", () => {
     const elsewhere = tmp();
     cpSync(join(d, "venv.tar.gz"), join(elsewhere, "venv.tar.gz"));
     cpSync(join(d, "hi.py"), join(elsewhere, "hi.py"));
-    const bare = mkdtempSync(join(tmpdir(), "pyferry-bare-"));
+    const bare = tempDir("pyferry-bare-");
     const out = spawnSync(
       process.execPath,
       [join(REPO, "bin", "python_package_run.js"), "venv.tar.gz", "python3", "hi.py"],
@@ -647,7 +646,7 @@ describe("requirements files", () => {
 
 describe("a full disk", () => {
   test("env create says so in one sentence and leaves nothing behind", (t) => {
-    const mnt = mkdtempSync(join(tmpdir(), "pyferry-full-"));
+    const mnt = tempDir("pyferry-full-");
     try {
       if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt]).status !== 0) {
         t.skip("cannot mount a small tmpfs here");

@@ -7,8 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CACHE } from "../support/cli.js";
@@ -27,6 +26,7 @@ import {
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
 import { startProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { tempDir } from "../support/temp.js";
 
 const skip = sshAvailable();
 const MiB = 1 << 20;
@@ -62,7 +62,7 @@ describe("remote faults", { skip: skip ?? false, timeout: 300_000 }, () => {
   let lab: SshLab;
   const dirs: string[] = [];
   const work = (files: Record<string, string>) => {
-    const dir = mkdtempSync(join(tmpdir(), "pyferry-remote-faults-"));
+    const dir = tempDir("pyferry-remote-faults-");
     dirs.push(dir);
     for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
     return dir;
@@ -75,7 +75,7 @@ describe("remote faults", { skip: skip ?? false, timeout: 300_000 }, () => {
   let tinyWhyNot: string | undefined;
 
   before(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "pyferry-tiny-disk-"));
+    const dir = tempDir("pyferry-tiny-disk-");
     const m = spawnSync("mount", ["-t", "tmpfs", "-o", "size=30m", "tmpfs", dir], {
       encoding: "utf8",
     });

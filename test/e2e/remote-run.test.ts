@@ -13,7 +13,6 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -22,7 +21,6 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stripVTControlCharacters } from "node:util";
@@ -45,12 +43,13 @@ import {
   waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+import { tempDir } from "../support/temp.js";
 
 const skip = sshAvailable();
 
 /** A fresh folder for one test's scripts (the cwd of its pyferry runs). */
 function workdir(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-remote-run-"));
+  const dir = tempDir("pyferry-remote-run-");
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
   return dir;
 }

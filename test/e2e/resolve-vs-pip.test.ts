@@ -15,8 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadPipSettings } from "../../src/index/pip-config.js";
@@ -26,8 +25,9 @@ import { type Target, targetFromInterpreter } from "../../src/python/target.js";
 import { lockFromResolution, lockToml, readLock } from "../../src/resolve/lock.js";
 import { IndexProvider, sourcesFromSettings } from "../../src/resolve/provider.js";
 import { type Resolution, ResolutionImpossible, resolve } from "../../src/resolve/resolver.js";
+import { tempDir } from "../support/temp.js";
 
-const work = mkdtempSync(join(tmpdir(), "pyferry-vs-pip-"));
+const work = tempDir("pyferry-vs-pip-");
 // A private metadata cache: the first pyferry run of each list is cold, the second warm.
 process.env.PYFERRY_CACHE_DIR = join(work, "cache");
 after(() => rmSync(work, { recursive: true, force: true }));

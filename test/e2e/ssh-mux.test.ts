@@ -4,18 +4,18 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { proxyExec } from "../../src/transport/ssh-channel.js";
 import { muxAlive, muxTerminate } from "../../src/transport/ssh-mux.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+import { tempDir } from "../support/temp.js";
 
 const dirs: string[] = [];
 const scratch = () => {
-  const d = mkdtempSync(join(tmpdir(), "pyferry-mux-"));
+  const d = tempDir("pyferry-mux-");
   dirs.push(d);
   return d;
 };

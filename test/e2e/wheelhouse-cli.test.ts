@@ -11,21 +11,20 @@ import { createHash } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { CACHE, pyferry, REPO } from "../support/cli.js";
 import { indexWheels } from "../support/mirror.js";
+import { tempDir } from "../support/temp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "pyferry-wh-cli-"));
+const dir = tempDir("pyferry-wh-cli-");
 // This process fetches wheels too (for prune); into the same private cache as the CLI's.
 process.env.PYFERRY_CACHE_DIR = CACHE;
 after(() => rmSync(dir, { recursive: true, force: true }));

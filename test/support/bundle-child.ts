@@ -8,18 +8,17 @@ import { createHash } from "node:crypto";
 import {
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ManifestHead } from "../../src/bundle/manifest.js";
 import { UserError } from "../../src/util/errors.js";
+import { tempDir } from "./temp.js";
 
 export const CHILD = fileURLToPath(import.meta.url);
 
@@ -47,7 +46,7 @@ export const UNICODE_FILE = "données_μ_日本.txt";
  * an empty folder, a path over 100 bytes and a non-ASCII name.
  */
 export function fakeEnv(): string {
-  const root = mkdtempSync(join(tmpdir(), "pyferry-bundle-env-"));
+  const root = tempDir("pyferry-bundle-env-");
   const put = (rel: string, content: string | Buffer, mode = 0o644): void => {
     mkdirSync(join(root, rel, ".."), { recursive: true });
     writeFileSync(join(root, rel), content, { mode });

@@ -1,18 +1,12 @@
 /** Running the built CLI entries as a user would, with a private cache. */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tempDir } from "./temp.js";
 
 export const REPO = fileURLToPath(new URL("../../../", import.meta.url));
-export const CACHE = mkdtempSync(join(tmpdir(), "pyferry-test-cache-"));
-// Hundreds of MB of environments per test file: gone with the process (unpacked trees are
-// read-only, hence the chmod).
-process.on("exit", () => {
-  spawnSync("chmod", ["-R", "u+w", CACHE]);
-  rmSync(CACHE, { recursive: true, force: true });
-});
+/** Hundreds of MB of environments per test file: gone with the process. */
+export const CACHE = tempDir("pyferry-test-cache-");
 
 export interface Run {
   status: number;

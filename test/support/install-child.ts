@@ -7,8 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { HttpOptions } from "../../src/index/http.js";
@@ -19,6 +18,7 @@ import { createVenv, type EnvLayout } from "../../src/install/env.js";
 import { mapLimit } from "../../src/install/pool.js";
 import { installAll } from "../../src/install/wheel-install.js";
 import { probeInterpreter } from "../../src/python/interpreter.js";
+import { tempDir } from "./temp.js";
 
 /** Options for every pip run: its default index is unreachable here, so fail fast. */
 export const PIP_FLAGS = ["--retries", "0", "--timeout", "2", "--disable-pip-version-check"];
@@ -45,7 +45,7 @@ interface ReportItem {
 }
 
 function pipResolve(python: string, requirements: string[]): ReportItem[] {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-report-"));
+  const dir = tempDir("pyferry-report-");
   try {
     const report = join(dir, "report.json");
     const r = spawnSync(

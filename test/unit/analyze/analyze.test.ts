@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { type AnalysisReport, type AnalyzeOptions, analyze } from "../../../src/analyze/analyze.js";
+import { tempDir } from "../../support/temp.js";
 
 // The interpreter probe caches its answer: keep that out of the user's cache.
-const CACHE = mkdtempSync(join(tmpdir(), "pyferry-analyze-cache-"));
+const CACHE = tempDir("pyferry-analyze-cache-");
 process.env.PYFERRY_CACHE_DIR = CACHE;
 const made: string[] = [CACHE];
 after(() => {
@@ -15,7 +15,7 @@ after(() => {
 });
 
 function tree(files: Record<string, string>): string {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-analyze-"));
+  const dir = tempDir("pyferry-analyze-");
   made.push(dir);
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, ".."), { recursive: true });

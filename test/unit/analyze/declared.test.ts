@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readDeclared } from "../../../src/analyze/declared.js";
 import { UserError } from "../../../src/util/errors.js";
+import { tempDir } from "../../support/temp.js";
 
 function dir(files: Record<string, string>): string {
-  const d = mkdtempSync(join(tmpdir(), "pyferry-declared-"));
+  const d = tempDir("pyferry-declared-");
   for (const [n, c] of Object.entries(files)) writeFileSync(join(d, n), c);
   return d;
 }

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { absoluteName, LocalFinder } from "../../../src/analyze/local.js";
+import { tempDir } from "../../support/temp.js";
 
 function tree(files: string[]): string {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-local-"));
+  const dir = tempDir("pyferry-local-");
   for (const f of files) {
     mkdirSync(join(dir, f, ".."), { recursive: true });
     writeFileSync(join(dir, f), "");

@@ -1,16 +1,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,11 +10,12 @@ import { acquireLock } from "../../../src/bundle/lock.js";
 import { packBundle } from "../../../src/bundle/pack.js";
 import { COMPLETE_MARKER, ensureUnpacked } from "../../../src/bundle/unpack.js";
 import { CHILD, fakeEnv, snapshot, testHead } from "../../support/bundle-child.js";
+import { tempDir } from "../../support/temp.js";
 
 /** Folders of hundreds of MB are made here: remove them when the file's tests are done. */
 const scratch: string[] = [];
 const temp = (prefix: string): string => {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = tempDir(prefix);
   scratch.push(dir);
   return dir;
 };
@@ -132,7 +125,7 @@ describe("ensureUnpacked across processes", () => {
 describe("ensureUnpacked in one process", () => {
   const env = fakeEnv();
   const bundle = async () => {
-    const archive = join(mkdtempSync(join(tmpdir(), "pyferry-small-")), "s.tar.gz");
+    const archive = join(tempDir("pyferry-small-"), "s.tar.gz");
     const r = await packBundle({
       envDir: env,
       appFiles: [],

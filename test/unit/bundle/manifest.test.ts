@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
@@ -13,6 +12,7 @@ import {
 } from "../../../src/bundle/manifest.js";
 import { UserError } from "../../../src/util/errors.js";
 import { testHead } from "../../support/bundle-child.js";
+import { tempDir } from "../../support/temp.js";
 
 const SHA = "a".repeat(64);
 
@@ -28,7 +28,7 @@ function sample(): Manifest {
 }
 
 test("a manifest survives writing and reading, in a stable byte form", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-manifest-"));
+  const dir = tempDir("pyferry-manifest-");
   const m = sample();
   await writeManifest(dir, m);
   assert.deepEqual(await readManifest(dir), m);
@@ -79,7 +79,7 @@ test("a malformed manifest is one UserError that says what is wrong", async () =
       },
     );
   }
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-manifest-"));
+  const dir = tempDir("pyferry-manifest-");
   await assert.rejects(
     readManifest(dir),
     /Cannot read the bundle manifest .* \(it does not exist\)/,

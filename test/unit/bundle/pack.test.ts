@@ -5,13 +5,11 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { Manifest } from "../../../src/bundle/manifest.js";
@@ -27,11 +25,12 @@ import {
   testHead,
   UNICODE_FILE,
 } from "../../support/bundle-child.js";
+import { tempDir } from "../../support/temp.js";
 
 const SP = "env/lib/python3.11/site-packages";
 
 function appDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-bundle-app-"));
+  const dir = tempDir("pyferry-bundle-app-");
   writeFileSync(join(dir, "main.py"), "import pkg\nprint(pkg.VALUE)\n");
   mkdirSync(join(dir, "data/__pycache__"), { recursive: true });
   writeFileSync(join(dir, "data/table.csv"), "a,b\n1,2\n");
@@ -54,7 +53,7 @@ async function pack(env: string, app: string, output: string) {
 }
 
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
-const out = () => join(mkdtempSync(join(tmpdir(), "pyferry-bundle-out-")), "b.tar.gz");
+const out = () => join(tempDir("pyferry-bundle-out-"), "b.tar.gz");
 
 describe("packing", () => {
   const env = fakeEnv();
@@ -148,7 +147,7 @@ describe("packing", () => {
   test("GNU tar extracts the same tree that went in", async () => {
     const output = out();
     await pack(env, app, output);
-    const dest = mkdtempSync(join(tmpdir(), "pyferry-gnutar-"));
+    const dest = tempDir("pyferry-gnutar-");
     execFileSync("tar", ["-xzf", output, "-C", dest]);
     const got = snapshot(join(dest, "env"));
     const want = snapshot(env);
@@ -162,9 +161,9 @@ describe("packing", () => {
   test("round trip through unpackBundle: identical tree, manifest beside it", async () => {
     const output = out();
     await pack(env, app, output);
-    const gnu = mkdtempSync(join(tmpdir(), "pyferry-gnutar-"));
+    const gnu = tempDir("pyferry-gnutar-");
     execFileSync("tar", ["-xzf", output, "-C", gnu]);
-    const dest = join(mkdtempSync(join(tmpdir(), "pyferry-unpack-")), "b");
+    const dest = join(tempDir("pyferry-unpack-"), "b");
     const m = await unpackBundle(output, dest);
     assert.deepEqual(snapshot(dest), snapshot(gnu));
     assert.equal(m.name, "demo");
@@ -172,7 +171,7 @@ describe("packing", () => {
   });
 
   test("app paths must be safe and distinct; a failed pack leaves no file behind", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "pyferry-bundle-out-"));
+    const dir = tempDir("pyferry-bundle-out-");
     const output = join(dir, "b.tar.gz");
     const main = join(app, "main.py");
     const cases: [{ source: string; dest: string }[], RegExp][] = [
@@ -297,7 +296,7 @@ describe("tar headers", () => {
   });
 
   test("GNU tar reads our pax headers", () => {
-    const dir = mkdtempSync(join(tmpdir(), "pyferry-tar-"));
+    const dir = tempDir("pyferry-tar-");
     const name = `env/${"x".repeat(120)}/${"y".repeat(120)}`;
     const data = Buffer.from("hello\n");
     const tar = Buffer.concat([

@@ -3,13 +3,11 @@ import { createHash, randomBytes } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { gzipSync } from "node:zlib";
@@ -19,6 +17,7 @@ import { encodeHeader, padding } from "../../../src/bundle/tar.js";
 import { unpackBundle } from "../../../src/bundle/unpack.js";
 import { UserError } from "../../../src/util/errors.js";
 import { fakeEnv, testHead } from "../../support/bundle-child.js";
+import { tempDir } from "../../support/temp.js";
 
 /** A raw tar entry, including kinds our writer never produces. */
 interface Raw {
@@ -81,7 +80,7 @@ function tarOf(entries: Raw[], manifest: unknown): Buffer {
 
 /** A fresh folder holding `archive.tar.gz` with these bytes. */
 function archive(bytes: Buffer): { dir: string; file: string } {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-hostile-"));
+  const dir = tempDir("pyferry-hostile-");
   const file = join(dir, "archive.tar.gz");
   writeFileSync(file, bytes);
   return { dir, file };
@@ -219,7 +218,7 @@ describe("hostile and broken archives are refused, leaving nothing", () => {
     await refuses(gzipSync(Buffer.alloc(0)), /truncated/);
 
     const env = fakeEnv();
-    const good = join(mkdtempSync(join(tmpdir(), "pyferry-good-")), "b.tar.gz");
+    const good = join(tempDir("pyferry-good-"), "b.tar.gz");
     await packBundle({ envDir: env, appFiles: [], manifest: testHead(), output: good, level: 1 });
     const bytes = readFileSync(good);
     await refuses(bytes.subarray(0, Math.floor(bytes.length / 2)), /truncated or corrupt/);

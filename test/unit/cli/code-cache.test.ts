@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { compileBundle } from "../../../src/cli/code-cache.js";
+import { tempDir } from "../../support/temp.js";
 
 const LOADER = new URL("../../../src/cli/code-cache.js", import.meta.url).href;
 
@@ -54,7 +54,7 @@ function accepted(dir: string, name: string, source = BUNDLE): boolean {
 }
 
 test("a run that worked leaves a cache for its command, which the next run uses as it is", () => {
-  const dir = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  const dir = tempDir("pf-code-cache-");
   const file = bundleIn(dir);
   load(file, "deploy");
   const [made, ...more] = caches(dir);
@@ -76,7 +76,7 @@ test("a run that worked leaves a cache for its command, which the next run uses 
 });
 
 test("a damaged cache is refused by V8 and made again; a failed run makes none", () => {
-  const dir = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  const dir = tempDir("pf-code-cache-");
   const file = bundleIn(dir);
   load(file, "lock", 1);
   assert.deepEqual(caches(dir), [], "a run that failed leaves no cache");
@@ -89,7 +89,7 @@ test("a damaged cache is refused by V8 and made again; a failed run makes none",
 });
 
 test("a new bundle replaces the old one's cache; no cache folder can be made: none is used", () => {
-  const dir = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  const dir = tempDir("pf-code-cache-");
   load(bundleIn(dir), "run");
   const [old] = caches(dir) as [string];
   const changed = `${BUNDLE}\nexports.extra = 1;\n`;
@@ -99,20 +99,20 @@ test("a new bundle replaces the old one's cache; no cache folder can be made: no
   assert.deepEqual(more, [], "the old bundle's cache for the command is gone");
   assert.ok(accepted(dir, now, changed));
 
-  const blocked = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  const blocked = tempDir("pf-code-cache-");
   writeFileSync(join(blocked, ".v8-cache"), "a file where the folder would be");
   load(bundleIn(blocked), "run");
   assert.deepEqual(readdirSync(blocked).sort(), [".v8-cache", "b.cjs"]);
 });
 
 test("under --debug Node's own loader runs the bundle, and no cache is made", () => {
-  const dir = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  const dir = tempDir("pf-code-cache-");
   load(bundleIn(dir), "deploy", 0, { PYFERRY_DEBUG: "1" });
   assert.deepEqual(caches(dir), []);
 });
 
 test("a run that only printed help, its version or a usage error makes no cache", () => {
-  const dir = mkdtempSync(join(tmpdir(), "pf-code-cache-"));
+  const dir = tempDir("pf-code-cache-");
   // What runProgram does on such a run (markLightRun), from inside the bundle.
   const file = bundleIn(dir, `${BUNDLE}\nglobalThis[Symbol.for("pyferry.lightRun")] = true;\n`);
   load(file, "lock");

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { loadCloudpyConfig, type PyValue, parsePythonDict } from "../../../src/config/index.js";
 import { UserError } from "../../../src/util/errors.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-cloudpy-"));
+const root = tempDir("pyferry-cloudpy-");
 after(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
 

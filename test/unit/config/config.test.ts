@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
@@ -14,8 +13,9 @@ import {
 } from "../../../src/config/index.js";
 import { UserError } from "../../../src/util/errors.js";
 import { pyferry } from "../../support/cli.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-config-"));
+const root = tempDir("pyferry-config-");
 after(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
 

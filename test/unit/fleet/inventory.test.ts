@@ -1,15 +1,15 @@
 /** The inventory's TOML, the seed's selectors, and plans as exact syncs. */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { checkWheelhouse, readInventory } from "../../../src/fleet/inventory.js";
 import { describeChanges, diff, distInfoName } from "../../../src/fleet/plan.js";
 import { selectEnvs } from "../../../src/fleet/selector.js";
 import { UserError } from "../../../src/util/errors.js";
+import { tempDir } from "../../support/temp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "pyferry-inventory-"));
+const dir = tempDir("pyferry-inventory-");
 after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 function inventory(text: string): string {

@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
-import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -23,8 +22,9 @@ import { negotiate } from "../../../src/fleet/wheelhouse-pages.js";
 import { listProjects, projectFiles } from "../../../src/index/simple.js";
 import { distMetadata } from "../../../src/index/wheel-metadata.js";
 import { indexWheel } from "../../support/mirror.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-wh-serve-"));
+const root = tempDir("pyferry-wh-serve-");
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");
 after(() => rmSync(root, { recursive: true, force: true }));
 

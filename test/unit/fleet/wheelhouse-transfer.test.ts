@@ -7,16 +7,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -31,8 +22,9 @@ import {
 import { parseWheelFilename } from "../../../src/python/tags.js";
 import { UserError } from "../../../src/util/errors.js";
 import { indexWheel } from "../../support/mirror.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-wh-transfer-"));
+const root = tempDir("pyferry-wh-transfer-");
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");
 after(() => rmSync(root, { recursive: true, force: true }));
 const PYTHON = process.env.PYFERRY_TEST_PYTHON ?? "python3";

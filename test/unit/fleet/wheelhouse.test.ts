@@ -12,13 +12,12 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { hostname, tmpdir, userInfo } from "node:os";
+import { hostname, userInfo } from "node:os";
 import { basename, join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
@@ -43,8 +42,9 @@ import { parseWheelFilename } from "../../../src/python/tags.js";
 import { targetFromInterpreter } from "../../../src/python/target.js";
 import { UserError } from "../../../src/util/errors.js";
 import { indexWheels } from "../../support/mirror.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-wheelhouse-"));
+const root = tempDir("pyferry-wheelhouse-");
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");
 after(() => rmSync(root, { recursive: true, force: true }));
 const PYTHON = process.env.PYFERRY_TEST_PYTHON ?? "python3";

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseNetrc } from "../../../src/index/netrc.js";
 import { listProjects } from "../../../src/index/simple.js";
+import { tempDir } from "../../support/temp.js";
 
 test("parseNetrc: machines, default, comments and macdef bodies", () => {
   const m = parseNetrc(
@@ -34,7 +34,7 @@ after(() => {
 });
 
 test("a private index without credentials in its URL gets them from $NETRC", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "pyferry-netrc-"));
+  const dir = tempDir("pyferry-netrc-");
   writeFileSync(join(dir, "netrc"), "machine 127.0.0.1 login carol password pa55\n");
   // Read once per process, on first use: set before any request of this test file.
   process.env.NETRC = join(dir, "netrc");

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
@@ -10,8 +9,9 @@ import {
   withOverrides,
 } from "../../../src/index/pip-config.js";
 import { UserError } from "../../../src/util/errors.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-pipconf-"));
+const root = tempDir("pyferry-pipconf-");
 after(() => rmSync(root, { recursive: true, force: true }));
 let counter = 0;
 

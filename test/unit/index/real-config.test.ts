@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { after, test } from "node:test";
 import { DEFAULT_INDEX_URL, loadPipSettings } from "../../../src/index/pip-config.js";
 import { listProjects } from "../../../src/index/simple.js";
 import { loadTopLevelMap, lookupModule, MAX_PROJECTS } from "../../../src/index/top-level-map.js";
 import { normalizeName } from "../../../src/python/names.js";
+import { tempDir } from "../../support/temp.js";
 
 // A fresh cache, so this is a cold load of the machine's real indexes.
-const cache = mkdtempSync(join(tmpdir(), "pyferry-realmap-"));
+const cache = tempDir("pyferry-realmap-");
 process.env.PYFERRY_CACHE_DIR = cache;
 after(() => rmSync(cache, { recursive: true, force: true }));
 

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -17,8 +16,9 @@ import {
   moduleNamesFromFiles,
   type TopLevelMap,
 } from "../../../src/index/top-level-map.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-topmap-"));
+const root = tempDir("pyferry-topmap-");
 after(() => rmSync(root, { recursive: true, force: true }));
 // cacheDir() reads this at each call; each test file runs in its own process.
 process.env.PYFERRY_CACHE_DIR = join(root, "cache");

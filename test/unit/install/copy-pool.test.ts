@@ -1,20 +1,12 @@
 /** Copying on worker threads: contents, modes, files already there, and errors with their code. */
 import assert from "node:assert/strict";
-import {
-  linkSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { copyFiles } from "../../../src/install/copy-pool.js";
+import { tempDir } from "../../support/temp.js";
 
-const work = mkdtempSync(join(tmpdir(), "pyferry-copy-pool-"));
+const work = tempDir("pyferry-copy-pool-");
 after(() => rmSync(work, { recursive: true, force: true }));
 
 test("many files are copied with their modes; a file already there is replaced, not written into", async () => {

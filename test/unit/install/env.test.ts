@@ -1,14 +1,14 @@
 /** Environments written without running venv behave like the ones venv makes. */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { createVenv, layoutFor } from "../../../src/install/env.js";
 import { probeInterpreter } from "../../../src/python/interpreter.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-env-"));
+const root = tempDir("pyferry-env-");
 after(() => rmSync(root, { recursive: true, force: true }));
 const PYTHON = execFileSync(process.env.PYFERRY_TEST_PYTHON ?? "python3", [
   "-c",

@@ -22,7 +22,6 @@ import {
   utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -52,9 +51,10 @@ import {
 } from "../../../src/install/wheel-install.js";
 import { type InterpreterInfo, probeInterpreter } from "../../../src/python/interpreter.js";
 import { UserError } from "../../../src/util/errors.js";
+import { tempDir } from "../../support/temp.js";
 
 const run = promisify(execFile);
-const root = mkdtempSync(join(tmpdir(), "pyferry-install-"));
+const root = tempDir("pyferry-install-");
 after(() => {
   spawnSync("chmod", ["-R", "u+w", root]);
   rmSync(root, { recursive: true, force: true });

@@ -12,14 +12,12 @@ import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { unpackWheel } from "../../../src/install/cache.js";
@@ -37,8 +35,9 @@ import { type InterpreterInfo, probeInterpreter } from "../../../src/python/inte
 import { formatRequirement } from "../../../src/python/requirement.js";
 import { UserError } from "../../../src/util/errors.js";
 import { pyferry } from "../../support/cli.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-sdist-"));
+const root = tempDir("pyferry-sdist-");
 const cache = join(root, "cache");
 process.env.PYFERRY_CACHE_DIR = cache;
 after(() => rmSync(root, { recursive: true, force: true }));

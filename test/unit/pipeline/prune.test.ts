@@ -1,16 +1,16 @@
 /** cache prune covers every part of the cache, by last use, and never a bundle being unpacked. */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { acquireLock } from "../../../src/bundle/lock.js";
 import { COMPLETE_MARKER, hostTag } from "../../../src/bundle/unpack.js";
 import { pruneEverything } from "../../../src/pipeline/prune.js";
 import { ENV_MARKER } from "../../../src/pipeline/run-cache.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-prune-"));
+const root = tempDir("pyferry-prune-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function make(path: string, ageDays: number, text = "x"): string {
@@ -58,7 +58,7 @@ test("old built wheels, environments, bundles and stale run records go; recent o
 });
 
 test("what running processes use stays, an unpacker's tree too, and what dead writers left goes", async () => {
-  const cache = mkdtempSync(join(tmpdir(), "pyferry-prune-users-"));
+  const cache = tempDir("pyferry-prune-users-");
   process.env.PYFERRY_CACHE_DIR = cache;
   try {
     // A process that registers as a user, then uses an environment (its marker touched now).

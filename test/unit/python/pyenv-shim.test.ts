@@ -1,19 +1,12 @@
 /** pyenv shims resolved without running them, checked against what the shim itself runs. */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pyenvShimMisses, resolvePyenvShim } from "../../../src/python/pyenv-shim.js";
+import { tempDir } from "../../support/temp.js";
 
 const root = process.env.PYENV_ROOT || join(homedir(), ".pyenv");
 const versions = existsSync(join(root, "versions"))
@@ -23,7 +16,7 @@ const skip =
   existsSync(join(root, "shims", "python3")) && versions.length >= 2
     ? false
     : "no pyenv with two versions here";
-const work = mkdtempSync(join(tmpdir(), "pyferry-pyenv-"));
+const work = tempDir("pyferry-pyenv-");
 after(() => rmSync(work, { recursive: true, force: true }));
 
 /** What the shim really runs, asked the slow way. */

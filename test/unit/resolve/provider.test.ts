@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -21,6 +20,7 @@ import {
 import { resolve } from "../../../src/resolve/resolver.js";
 import { UserError } from "../../../src/util/errors.js";
 import { linuxTarget } from "../../support/targets.js";
+import { tempDir } from "../../support/temp.js";
 
 const target: Target = linuxTarget({
   platforms: [
@@ -31,7 +31,7 @@ const target: Target = linuxTarget({
   ],
 });
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-provider-"));
+const root = tempDir("pyferry-provider-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function file(

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -15,8 +14,9 @@ import {
   MetadataUnavailable,
   NeedsBuild,
 } from "../../../src/index/wheel-metadata.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-wheelmeta-"));
+const root = tempDir("pyferry-wheelmeta-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function metadataText(name: string, version: string, extra: string[] = []): string {

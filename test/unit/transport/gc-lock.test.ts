@@ -1,11 +1,11 @@
 /** The store's gc lock as the remote scripts see it (run here with sh, as on a host). */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { PRELUDE } from "../../../src/transport/scripts.js";
+import { tempDir } from "../../support/temp.js";
 
 function busy(root: string): string {
   const r = spawnSync(
@@ -20,7 +20,7 @@ function busy(root: string): string {
 }
 
 test("a gc lock counts while its gc lives; a dead gc's, or an old one without a pid, is taken away", () => {
-  const root = mkdtempSync(join(tmpdir(), "pyferry-gclock-"));
+  const root = tempDir("pyferry-gclock-");
   assert.equal(busy(root), "free");
   const lock = join(root, "gc.lock");
   mkdirSync(lock);

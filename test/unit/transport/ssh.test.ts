@@ -1,8 +1,7 @@
 /** What ssh says when it fails, turned into sentences; destinations that are options refused. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout } from "node:timers/promises";
@@ -16,6 +15,7 @@ import {
 } from "../../../src/transport/ssh.js";
 import { RemoteStore } from "../../../src/transport/store.js";
 import { UserError } from "../../../src/util/errors.js";
+import { tempDir } from "../../support/temp.js";
 
 const target = { destination: "alice@gpu1", label: "gpu1" };
 
@@ -80,7 +80,7 @@ test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must 
     () => new SshConnection(target, { PYFERRY_SSH_PERSIST: "-5" }),
     /PYFERRY_SSH_PERSIST must be a number of seconds/,
   );
-  const runtime = mkdtempSync(join(tmpdir(), "pyferry-runtime-"));
+  const runtime = tempDir("pyferry-runtime-");
   try {
     const dir = keptControlDir({ XDG_RUNTIME_DIR: runtime });
     assert.equal(dir, join(runtime, "pyferry-ssh"));
@@ -101,8 +101,8 @@ test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must 
 
 test("the socket folders of pyferry processes that died are removed by the next connection", async () => {
   const deadPid = spawnSync("true").pid as number;
-  const dead = mkdtempSync(join(tmpdir(), `pf-ssh-${deadPid}-`));
-  const alive = mkdtempSync(join(tmpdir(), `pf-ssh-${process.ppid}-`));
+  const dead = tempDir(`pf-ssh-${deadPid}-`);
+  const alive = tempDir(`pf-ssh-${process.ppid}-`);
   try {
     // An ssh that fails at once: the sweep does not depend on the connection.
     const conn = new SshConnection(target, { PYFERRY_SSH_COMMAND: "false" });

@@ -11,7 +11,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -20,7 +19,6 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, test } from "node:test";
@@ -32,8 +30,9 @@ import * as sh from "../../../src/transport/scripts.js";
 import { newId, RemoteStore, runHeader } from "../../../src/transport/store.js";
 import { objectEntries, tarBytes, tarStream } from "../../../src/transport/tar-stream.js";
 import { listTree, type Tree, treeObjects } from "../../../src/transport/tree.js";
+import { tempDir } from "../../support/temp.js";
 
-const work = mkdtempSync(join(tmpdir(), "pyferry-store-"));
+const work = tempDir("pyferry-store-");
 after(() => {
   spawnSync("chmod", ["-R", "u+w", work]);
   rmSync(work, { recursive: true, force: true });

@@ -1,14 +1,14 @@
 /** A remembered hash is used only while the file is provably the same one. */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { memoSha256, memoSha256Sync } from "../../../src/util/hash-memo.js";
+import { tempDir } from "../../support/temp.js";
 
-const dir = mkdtempSync(join(tmpdir(), "pyferry-memo-"));
+const dir = tempDir("pyferry-memo-");
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test("hashed once; rehashed after a same-size edit that even restores the mtime", async () => {

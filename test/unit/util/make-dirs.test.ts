@@ -1,12 +1,12 @@
 /** makeDirs: mkdir -p that ends with an error where Node's recursive mkdir spins for ever. */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { makeDirs, makeDirsSync } from "../../../src/util/make-dirs.js";
+import { tempDir } from "../../support/temp.js";
 
-const root = mkdtempSync(join(tmpdir(), "pyferry-make-dirs-"));
+const root = tempDir("pyferry-make-dirs-");
 after(() => rmSync(root, { recursive: true, force: true }));
 
 test("makes missing parents, accepts folders that exist, and applies the mode", async () => {

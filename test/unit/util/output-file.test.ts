@@ -5,7 +5,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -14,13 +13,13 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { UserError } from "../../../src/util/errors.js";
 import { planOutput, writeOutputFile } from "../../../src/util/output-file.js";
+import { tempDir } from "../../support/temp.js";
 
-const tmp = () => mkdtempSync(join(tmpdir(), "pyferry-out-"));
+const tmp = () => tempDir("pyferry-out-");
 
 test("a symlink is written through: the link stays and its target gets the content", async () => {
   const d = tmp();
@@ -74,7 +73,7 @@ test("a device or FIFO is written to as it is, never replaced by a file", async 
 
 test("a regular file under /dev (a tmpfs such as /dev/shm) is replaced as any file is", async (t) => {
   if (!existsSync("/dev/shm")) return t.skip("no /dev/shm here");
-  const d = mkdtempSync("/dev/shm/pyferry-out-");
+  const d = tempDir("pyferry-out-", "/dev/shm");
   try {
     const f = join(d, "x.txt");
     await writeOutputFile(f, "first");

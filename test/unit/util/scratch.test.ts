@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { sweepScratch } from "../../../src/util/scratch.js";
+import { tempDir } from "../../support/temp.js";
 
 const SCRATCH = fileURLToPath(new URL("../../../src/util/scratch.js", import.meta.url));
 
 test("what a process that is gone left for the same destination is swept; a live one's stays", async () => {
-  const d = mkdtempSync(join(tmpdir(), "pyferry-scratch-"));
+  const d = tempDir("pyferry-scratch-");
   const gone = spawnSync("true").pid as number;
   for (const name of [
     `.env.${gone}.0a1b2c3d.tmp`,
@@ -28,7 +28,7 @@ test("what a process that is gone left for the same destination is swept; a live
 });
 
 test("a process stopped by SIGTERM removes what it held, and still dies of the signal", async () => {
-  const d = mkdtempSync(join(tmpdir(), "pyferry-scratch-"));
+  const d = tempDir("pyferry-scratch-");
   const held = join(d, ".env.tmp");
   const child = spawn(
     process.execPath,
