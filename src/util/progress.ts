@@ -5,6 +5,12 @@
 const DELAY_MS = 400;
 const THROTTLE_MS = 80;
 
+/** How long work runs before its status line shows: PYFERRY_STATUS_DELAY_MS, else 400 ms. */
+function delayMs(): number {
+  const asked = Number(process.env.PYFERRY_STATUS_DELAY_MS);
+  return process.env.PYFERRY_STATUS_DELAY_MS?.trim() && asked >= 0 ? asked : DELAY_MS;
+}
+
 export interface Progress {
   update(message: string, done?: number, total?: number): void;
   done(): void;
@@ -27,6 +33,7 @@ export function besideStatus(write: () => void): void {
 export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
   if (!stream.isTTY || quiet) return { update() {}, done() {} };
   const started = Date.now();
+  const delay = delayMs();
   let last = 0;
   /** What the line shows now. */
   let text = "";
@@ -53,7 +60,7 @@ export function progress(stream: NodeJS.WriteStream = process.stderr, quiet = fa
       pending = `${message}${done !== undefined && total ? ` ${done}/${total}` : ""}`;
       if (timer) return;
       const now = Date.now();
-      const wait = Math.max(started + DELAY_MS - now, last + THROTTLE_MS - now);
+      const wait = Math.max(started + delay - now, last + THROTTLE_MS - now);
       if (wait <= 0) return draw();
       // Unref'd: a status line never keeps the process alive.
       timer = setTimeout(draw, wait).unref();
