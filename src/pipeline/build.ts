@@ -414,15 +414,6 @@ async function envFolders(
   return { layout: await createVenv(tmp, info) };
 }
 
-/** The packages a lock installs on `info` (PEP 751's selection); UserError where it errs. */
-export function wantedPackages(
-  lock: Lock,
-  info: InterpreterInfo,
-  choice?: LockChoice,
-): LockedPackage[] {
-  return selectPackages(lock, info, choice);
-}
-
 /** Where to get the file a locked package installs from. */
 function lockedFile(p: LockedPackage, ranks: Map<string, number>, lockDir: string): DistFile {
   if (p.source?.kind === "archive" && p.source.subdirectory !== undefined) {
@@ -536,7 +527,7 @@ export function buildDeps(
     const { lock } = await lockRequirements(requirements, info, opts.index ?? loadPipSettings());
     return mendingCache(
       async () => {
-        const unpacked = await lockedWheels(wantedPackages(lock, info), info, opts, building);
+        const unpacked = await lockedWheels(selectPackages(lock, info), info, opts, building);
         const layout = await createVenv(envDir, info);
         await installAll(unpacked, layout);
         return layout;

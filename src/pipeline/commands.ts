@@ -18,7 +18,7 @@ import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { majorMinor } from "../python/version.js";
 import { type Lock, readLock } from "../resolve/lock.js";
-import type { LockChoice } from "../resolve/lock-select.js";
+import { type LockChoice, selectPackages } from "../resolve/lock-select.js";
 import { UserError } from "../util/errors.js";
 import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
@@ -31,7 +31,6 @@ import {
   interpreterFor,
   lockRequirements,
   prepareUnpacking,
-  wantedPackages,
 } from "./build.js";
 import type { BuildInput } from "./inputs.js";
 
@@ -180,7 +179,7 @@ export async function envCreateCommand(
     });
     bar.done();
     process.stderr.write(
-      `Created ${dir} with ${count(wantedPackages(lock, info, choice).length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
+      `Created ${dir} with ${count(selectPackages(lock, info, choice).length, "package")} (Python ${info.version}${flags.bundlePython ? ", bundled" : ""}); its interpreter is ${layout.python}.\n`,
     );
   } finally {
     bar.done();
@@ -239,7 +238,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
     });
     bar.done();
     process.stderr.write(
-      `Packed ${name}: ${count(wantedPackages(lock, info).length, "package")}, ${count(input.appFiles?.length ?? 0, "app file")}, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
+      `Packed ${name}: ${count(selectPackages(lock, info).length, "package")}, ${count(input.appFiles?.length ?? 0, "app file")}, ${mib(result.bytes)} -> ${flags.output ?? `${name}.tar.gz`}\n`,
     );
   } finally {
     bar.done();

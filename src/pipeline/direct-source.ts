@@ -4,7 +4,6 @@
  * in place as pip builds them (so that version-control based versions work). Every direct
  * reference records where it came from in a direct_url.json (PEP 610), as pip writes it.
  */
-import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -13,6 +12,7 @@ import { type BuildDeps, buildWheelFromTree } from "../install/sdist.js";
 import type { LockedPackage, LockedSource } from "../resolve/lock.js";
 import { lockedFileUrl } from "../resolve/lock.js";
 import { type Built, packageLabel } from "../resolve/lock-select.js";
+import { capture } from "../util/capture.js";
 import { UserError } from "../util/errors.js";
 import { inTempDir } from "../util/temp-dir.js";
 
@@ -60,36 +60,18 @@ function gitReason(stderr: string, code: number | null): string {
 }
 
 /** Run git quietly; a failure is a sentence with what git said. */
-function git(args: string[], cwd: string | undefined, what: string): Promise<string> {
-  return new Promise((done, failed) => {
-    const child = spawn("git", args, {
-      cwd,
-      stdio: ["ignore", "pipe", "pipe"],
-      // Never a prompt for credentials nobody can type: fail instead.
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString("utf8");
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      err += c.toString("utf8");
-    });
-    child.on("error", (e: NodeJS.ErrnoException) =>
-      failed(
-        new UserError(
-          e.code === "ENOENT"
-            ? `${what} needs git, which is not installed.`
-            : `${what}: ${e.message}.`,
-        ),
-      ),
-    );
-    child.on("close", (code) => {
-      if (code === 0) done(out.trim());
-      else failed(new UserError(`${what} failed: ${gitReason(err, code)}.`));
-    });
-  });
+async function git(args: string[], cwd: string | undefined, what: string): Promise<string> {
+  // Never a prompt for credentials nobody can type: fail instead.
+  const env = { ...process.env, GIT_TERMINAL_PROMPT: "0" };
+  const r = await capture("git", args, { env, ...(cwd ? { cwd } : {}) }).catch(
+    (e: NodeJS.ErrnoException) => {
+      const why =
+        e.code === "ENOENT" ? "needs git, which is not installed" : `failed: ${e.message}`;
+      throw new UserError(`${what} ${why}.`);
+    },
+  );
+  if (r.code !== 0) throw new UserError(`${what} failed: ${gitReason(r.stderr, r.code)}.`);
+  return r.stdout.trim();
 }
 
 /**

@@ -8,21 +8,25 @@ export interface Captured {
 }
 
 /**
- * Run a program without a shell, collecting its output, killed after `timeoutMs`. Not spawn's
- * own `timeout` option: its timer outlives a spawn that fails (EACCES) by a minute.
+ * Run a program without a shell, collecting its output, killed after `timeoutMs` when given.
+ * Not spawn's own `timeout` option: its timer outlives a spawn that fails (EACCES) by a minute.
  */
 export function capture(
   file: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs: number },
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
 ): Promise<Captured> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, {
       stdio: ["ignore", "pipe", "pipe"],
       windowsHide: true,
       ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
