@@ -481,18 +481,18 @@ async function lockedWheels(
         );
       }
       const deps = buildDeps(info, opts, chain);
-      let wheel: string;
+      let built: { wheel: string; sha256: string };
       if (builtHere(p)) {
-        const built = await buildDirect(p, lockDir, deps, outDir as string);
-        wheel = built.wheel;
-        origins[k] = built.directUrl;
+        const direct = await buildDirect(p, lockDir, deps, outDir as string);
+        built = { wheel: direct.wheel, sha256: await sha256File(direct.wheel) };
+        origins[k] = direct.directUrl;
       } else {
         const { filename, sha256 } = file as DistFile;
         const { buildWheelFromSdist } = await import("../install/sdist.js");
-        wheel = (await buildWheelFromSdist({ path, sha256, filename }, info, deps)).wheel;
+        built = await buildWheelFromSdist({ path, sha256, filename }, info, deps);
       }
-      checkBuilt(p, wheel);
-      wheels.push({ path: wheel, sha256: await sha256File(wheel), verified: false });
+      checkBuilt(p, built.wheel);
+      wheels.push({ path: built.wheel, sha256: built.sha256, verified: false });
     }
     await unpackMany(wheels, (j, w) => {
       const k = packageOf[j] as number;
