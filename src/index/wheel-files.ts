@@ -1,11 +1,11 @@
 import { createWriteStream } from "node:fs";
-import { mkdtemp, open, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import yauzl from "yauzl";
+import { inTempDir } from "../util/temp-dir.js";
 import {
   fetchRange,
   HttpFailure,
@@ -168,14 +168,11 @@ async function downloadedNames(url: string, opts: HttpOptions): Promise<string[]
     await res.discard();
     throw statusFailure(res);
   }
-  const dir = await mkdtemp(join(tmpdir(), "pyferry-wheel-"));
-  try {
+  return inTempDir("pyferry-wheel-", async (dir) => {
     const path = join(dir, "wheel.zip");
     await pipeline(Readable.from(res.chunks()), createWriteStream(path));
-    return await localNames(path);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return localNames(path);
+  });
 }
 
 /**
