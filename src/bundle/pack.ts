@@ -7,11 +7,12 @@
 import { createHash } from "node:crypto";
 import { createReadStream, type Stats } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
 import { UserError } from "../util/errors.js";
+import { isInside } from "../util/inside.js";
 import { type OutputPlan, writeOutput } from "../util/output-file.js";
 import {
   compareBytes,
@@ -67,10 +68,6 @@ function fixedMtime(): number {
 }
 
 const toPosix = (p: string): string => p.split(sep).join("/");
-const isInside = (root: string, p: string): boolean => {
-  const rel = relative(root, p);
-  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
-};
 const fileMode = (st: Stats): number => (st.mode & 0o111 ? 0o755 : 0o644);
 
 /**

@@ -52,6 +52,7 @@ import type { InterpreterInfo } from "../python/interpreter.js";
 import { type Captured, capture } from "../util/capture.js";
 import { compareDotted } from "../util/dotted.js";
 import { UserError } from "../util/errors.js";
+import { isInside } from "../util/inside.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { holdScratch } from "../util/scratch.js";
 import { isElf, patchRunpath, readElfDynamic } from "./elf.js";
@@ -186,11 +187,6 @@ async function runJson<T>(exe: string, script: string, env: NodeJS.ProcessEnv): 
   } catch {
     throw new UserError(`${exe} printed something other than the expected description.`);
   }
-}
-
-function isInside(parent: string, child: string): boolean {
-  const rel = relative(parent, child);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -10,6 +10,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { isUnder } from "../util/inside.js";
 import type { EnvLayout } from "./env.js";
 import { mapLimit } from "./pool.js";
 import { formatRecord, parseRecord, sha256Record } from "./record.js";
@@ -140,9 +141,7 @@ export async function compileBytecode(layout: EnvLayout, files?: string[]): Prom
   let sources: string[];
   if (files) {
     // As pip does: only files in the library directories, not scripts or data.
-    sources = files.filter(
-      (f) => f.endsWith(".py") && sites.some((s) => resolve(f).startsWith(s + sep)),
-    );
+    sources = files.filter((f) => f.endsWith(".py") && sites.some((s) => isUnder(s, f)));
   } else {
     sources = (await Promise.all(sites.map(pyFilesUnder))).flat();
   }

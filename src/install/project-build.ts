@@ -5,7 +5,8 @@
  */
 import { existsSync } from "node:fs";
 import { cp } from "node:fs/promises";
-import { basename, join, relative, resolve, sep } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { isInside } from "../util/inside.js";
 import { inTempDir } from "../util/temp-dir.js";
 import { type BuildDeps, buildWheelFromTree } from "./sdist.js";
 
@@ -29,11 +30,6 @@ const SKIPPED = new Set([
 
 export function isProjectFolder(dir: string): boolean {
   return existsSync(join(dir, "pyproject.toml")) || existsSync(join(dir, "setup.py"));
-}
-
-function isInside(parent: string, path: string): boolean {
-  const rel = relative(parent, path);
-  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !rel.startsWith(sep));
 }
 
 /**

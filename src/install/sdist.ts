@@ -19,7 +19,7 @@ import {
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { basename, delimiter, dirname, join, posix, sep } from "node:path";
+import { basename, delimiter, dirname, join, posix } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { gunzip } from "node:zlib";
@@ -35,6 +35,7 @@ import { bestTagRank, parseSdistFilename, parseWheelFilename, tagRanks } from ".
 import { targetFromInterpreter, targetTagList } from "../python/target.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { isInside } from "../util/inside.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { sha256File } from "../util/sha256-file.js";
 import { inTempDir } from "../util/temp-dir.js";
@@ -290,7 +291,7 @@ async function writeMembers(members: Member[], dest: string): Promise<void> {
   for (const [k, l] of links.entries()) {
     const real = resolved[k];
     if (real === undefined) await rm(join(dest, l.path));
-    else if (real !== root && !real.startsWith(root + sep)) {
+    else if (!isInside(root, real)) {
       throw new Refused(`its symbolic link "${l.path}" points outside the archive`);
     }
   }

@@ -19,6 +19,7 @@ import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { normalizeName } from "../python/names.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { UserError } from "../util/errors.js";
+import { isUnder } from "../util/inside.js";
 import { makeDirsSync } from "../util/make-dirs.js";
 import type { UnpackedWheel } from "./cache.js";
 import { copyFiles } from "./copy-pool.js";
@@ -533,10 +534,6 @@ async function findDistInfos(name: string, layout: EnvLayout): Promise<string[]>
   return found;
 }
 
-function within(root: string, path: string): boolean {
-  return path.startsWith(root + sep);
-}
-
 /**
  * Remove an installed distribution using its RECORD: its files, the bytecode of its .py
  * files, its .dist-info directory, and directories left empty. Paths outside the
@@ -567,7 +564,7 @@ export async function uninstall(
     };
     await mapLimit(rows, ioLimit(), async (row) => {
       const path = resolve(site, row.path);
-      if (!within(layout.root, path) || within(distInfo, path)) return;
+      if (!isUnder(layout.root, path) || isUnder(distInfo, path)) return;
       const targets = [path];
       if (path.endsWith(".py")) {
         const pycache = join(dirname(path), "__pycache__");
@@ -602,7 +599,7 @@ export async function uninstall(
   ]);
   const byDepth = [...emptied].sort((a, b) => b.split(sep).length - a.split(sep).length);
   for (const start of byDepth) {
-    for (let dir = start; within(layout.root, dir) && !keep.has(dir); dir = dirname(dir)) {
+    for (let dir = start; isUnder(layout.root, dir) && !keep.has(dir); dir = dirname(dir)) {
       try {
         await rmdir(dir);
       } catch {
