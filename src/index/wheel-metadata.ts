@@ -7,8 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, open, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -21,6 +20,7 @@ import { compareVersions, isValidVersion } from "../python/version.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { makeTempDir } from "../util/temp-dir.js";
 import {
   fetchRange,
   HttpFailure,
@@ -96,20 +96,21 @@ async function downloadedSource(url: string, opts: HttpOptions): Promise<ByteSou
     await res.discard();
     throw statusFailure(res);
   }
-  const dir = await mkdtemp(join(tmpdir(), "pyferry-dist-"));
+  // Not inTempDir: the folder lives as long as the returned source, which close() ends.
+  const dir = await makeTempDir("pyferry-dist-");
   try {
-    const path = join(dir, "download");
+    const path = join(dir.path, "download");
     await pipeline(Readable.from(res.chunks()), createWriteStream(path));
     const source = await localSource(path);
     return {
       ...source,
       async close() {
         await source.close();
-        await rm(dir, { recursive: true, force: true });
+        await dir.remove();
       },
     };
   } catch (err) {
-    await rm(dir, { recursive: true, force: true });
+    await dir.remove();
     throw err;
   }
 }

@@ -136,11 +136,20 @@ describe("distMetadata", () => {
     assert.ok(total < 300_000, `${total} bytes for a ${readFileSync(wheelPath).length}-byte wheel`);
   });
 
-  test("still works when the server ignores Range", async () => {
+  test("still works when the server ignores Range, and removes its whole download", async () => {
     const server = await fileServer(false);
     const url = `${server.base}/demo_pkg-1.0-py3-none-any.whl`;
-    const meta = await distMetadata({ ...indexFile(wheelPath), url }, { cache: false });
-    assert.equal(meta.name, "Demo_Pkg");
+    const tmp = tempDir("tmp-", root);
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmp;
+    try {
+      const meta = await distMetadata({ ...indexFile(wheelPath), url }, { cache: false });
+      assert.equal(meta.name, "Demo_Pkg");
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    assert.deepEqual(readdirSync(tmp), []);
   });
 
   test("uses the index's separate .metadata file, checking its hash", async () => {
