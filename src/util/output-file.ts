@@ -63,7 +63,7 @@ export async function planOutput(path: string): Promise<OutputPlan> {
     if (d) break;
   }
   if (!(await statOrNull(parent, true)))
-    throw new UserError(`${path} cannot be written: the folder ${parent} does not exist.`);
+    throw new UserError(`${path} cannot be written: the folder ${parent} does not exist.`, 2);
   return st ? { file, direct: false, mode: st.mode & 0o7777 } : { file, direct: false };
 }
 

@@ -340,7 +340,7 @@ describe("export and import through the CLI", () => {
   test("export into a folder that does not exist is one sentence, and makes no folder", () => {
     const lost = join(dir, "no-such-folder", "wh.tar");
     const r = wh(["export", lost, "--wheelhouse", WH]);
-    assert.equal(r.status, 1);
+    assert.equal(r.status, 2);
     assert.equal(
       r.stderr,
       `error: ${lost} cannot be written: the folder ${join(dir, "no-such-folder")} does not exist.\n`,

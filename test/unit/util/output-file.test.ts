@@ -108,7 +108,8 @@ test("a missing folder is refused before any work, not made", async () => {
   const out = join(d, "none", "x.tar");
   await assert.rejects(planOutput(out), (e: unknown) => {
     assert.ok(e instanceof UserError);
-    assert.equal(e.exitCode, 1);
+    // Bad usage, as a folder or a file in the way is.
+    assert.equal(e.exitCode, 2);
     assert.equal(
       e.message,
       `${out} cannot be written: the folder ${join(d, "none")} does not exist.`,
