@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { acquireLock } from "../bundle/lock.js";
+import { capture } from "../util/capture.js";
 import { UserError } from "../util/errors.js";
 import { pidAlive } from "../util/pid.js";
 import { type Finished, ShellConnection, SSH_FAILED } from "./connection.js";
@@ -34,20 +35,41 @@ export interface SshTarget {
 }
 
 /**
- * Limits on a host that does not answer, after the target's own options so that those win (ssh
- * keeps the first value it is given): without them one silent host (a firewall dropping
+ * Limits on a host that does not answer: without them one silent host (a firewall dropping
  * packets, a server that accepts and never speaks) held a whole deploy for minutes, and a
  * host that died mid-deploy held it until TCP gave up. Ten seconds is Ansible's timeout too;
- * keepalives go over the encrypted channel, so a silent but live session is never cut.
+ * keepalives go over the encrypted channel, so a silent but live session is never cut. They
+ * are defaults: what the target's options or the user's ssh configuration say wins.
  */
-const LIVENESS = [
-  "-o",
-  "ConnectTimeout=10",
-  "-o",
-  "ServerAliveInterval=15",
-  "-o",
-  "ServerAliveCountMax=4",
-];
+const CONNECT_TIMEOUT = ["-o", "ConnectTimeout=10"];
+const KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"];
+
+/**
+ * The liveness defaults ssh's configuration for this destination leaves unset, as `ssh -G`
+ * evaluates it (Host and Match blocks, Includes, the options given). ssh keeps the first value
+ * it is given, and an option on its command line comes before every configuration file: passed
+ * blindly, ConnectTimeout=10 would override a user's longer one for a slow jump host.
+ */
+async function livenessDefaults(program: string[], args: string[], destination: string) {
+  const [cmd, ...lead] = program as [string, ...string[]];
+  // BatchMode off for the query (ssh keeps the first value): in batch mode ssh reports its
+  // own 300 s ServerAliveInterval, which would read as the user's.
+  const query = [...lead, "-G", "-o", "BatchMode=no", ...args, "--", destination];
+  const r = await capture(cmd, query, {
+    timeoutMs: 10_000,
+  }).catch(() => undefined);
+  const settings = new Map<string, string>();
+  for (const line of r?.code === 0 ? r.stdout.split("\n") : []) {
+    const [key, value] = line.trim().split(/\s+/, 2);
+    if (key && value !== undefined) settings.set(key.toLowerCase(), value);
+  }
+  const timeout = settings.get("connecttimeout");
+  const alive = settings.get("serveraliveinterval");
+  return [
+    ...(timeout === undefined || timeout === "none" ? CONNECT_TIMEOUT : []),
+    ...(alive === undefined || alive === "0" ? KEEPALIVE : []),
+  ];
+}
 
 let swept = false;
 
@@ -182,6 +204,8 @@ export class SshConnection extends ShellConnection {
   private socketName = "master";
   private opening: Promise<void> | undefined;
   private masterUp = false;
+  /** The liveness defaults for this target, once the master that uses them is started. */
+  private liveness: string[] | undefined;
   /** Whether the master runs commands in its proxy mode (see exec); false once it did not. */
   private proxy = true;
 
@@ -208,7 +232,7 @@ export class SshConnection extends ShellConnection {
     if (t.identityFile) args.push("-i", t.identityFile);
     if (t.knownHostsFile) args.push("-o", `UserKnownHostsFile=${t.knownHostsFile}`);
     if (t.acceptNewHostKeys) args.push("-o", "StrictHostKeyChecking=accept-new");
-    args.push(...(t.sshOptions ?? []), ...LIVENESS);
+    args.push(...(t.sshOptions ?? []));
     return args;
   }
 
@@ -218,7 +242,13 @@ export class SshConnection extends ShellConnection {
    * otherwise leave the master in the foreground for ever.
    */
   private baseArgs(control: string[] = []): string[] {
-    return ["-o", `ControlPath=${this.socketPath()}`, ...control, ...this.targetArgs()];
+    return [
+      "-o",
+      `ControlPath=${this.socketPath()}`,
+      ...control,
+      ...this.targetArgs(),
+      ...(this.liveness ?? [...CONNECT_TIMEOUT, ...KEEPALIVE]),
+    ];
   }
 
   /** Open the master connection, once; later calls wait for the same one. */
@@ -271,7 +301,12 @@ export class SshConnection extends ShellConnection {
     return muxAlive(this.socketPath());
   }
 
-  private spawnMaster(linger: number): Promise<void> {
+  private async spawnMaster(linger: number): Promise<void> {
+    this.liveness ??= await livenessDefaults(
+      this.program,
+      this.targetArgs(),
+      this.target.destination,
+    );
     const [cmd, ...lead] = this.program as [string, ...string[]];
     // No remote command (-N), so no login shell runs for the master. ControlPersist makes ssh
     // return once the connection is up, leaving the master in the background; if pyferry is

@@ -1,7 +1,8 @@
 /** What ssh says when it fails, turned into sentences; destinations that are options refused. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout } from "node:timers/promises";
@@ -121,4 +122,58 @@ test("the socket folders of pyferry processes that died are removed by the next 
 test("a store over ssh sends its streams gzip-compressed; a local one does not", () => {
   assert.equal(new RemoteStore(new SshConnection(target), "").compress, true);
   assert.equal(new RemoteStore(new LocalConnection(), "").compress, false);
+});
+
+test("liveness limits are defaults: the user's ssh configuration and the target's options win", async (t) => {
+  // A server that takes the connection and never speaks: only ConnectTimeout ends the wait.
+  const held: Socket[] = [];
+  const silent = createServer((s) => held.push(s));
+  await new Promise<void>((ok) => silent.listen(0, "127.0.0.1", ok));
+  t.after(() => {
+    for (const s of held) s.destroy();
+    silent.close();
+  });
+  const port = (silent.address() as AddressInfo).port;
+  const dir = tempDir("pyferry-ssh-liveness-");
+  const log = join(dir, "args.log");
+  const wrapper = join(dir, "ssh-logged");
+  writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ssh "$@"\n`, {
+    mode: 0o755,
+  });
+  const config = (lines: string) => {
+    const file = join(dir, `config-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(file, `Host *\n  BatchMode yes\n  UserKnownHostsFile /dev/null\n${lines}`);
+    return file;
+  };
+  const masterLine = async (cfg: string, options: string[] = []) => {
+    writeFileSync(log, "");
+    const conn = new SshConnection(
+      { destination: "127.0.0.1", port, sshOptions: options, label: "silent" },
+      { PYFERRY_SSH_COMMAND: `${wrapper} -F ${cfg}` },
+    );
+    const started = Date.now();
+    const err = await conn.open().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    conn.closeSync();
+    assert.ok(
+      err instanceof UserError && /cannot be reached .*timed out/.test(err.message),
+      `${err}`,
+    );
+    const line =
+      readFileSync(log, "utf8")
+        .split("\n")
+        .find((l) => / -N /.test(l)) ?? "";
+    return { line, ms: Date.now() - started };
+  };
+
+  const own = await masterLine(config("  ConnectTimeout 1\n  ServerAliveInterval 7\n"));
+  assert.doesNotMatch(own.line, /ConnectTimeout|ServerAlive/, own.line);
+  assert.ok(own.ms < 8000, `the configuration's 1 s timeout was used: ${own.ms} ms`);
+
+  const given = await masterLine(config(""), ["-o", "ConnectTimeout=1"]);
+  assert.doesNotMatch(given.line, /ConnectTimeout=10/, given.line);
+  assert.match(given.line, /ServerAliveInterval=15 -o ServerAliveCountMax=4/, given.line);
+  assert.ok(given.ms < 8000, `the target's 1 s timeout was used: ${given.ms} ms`);
 });
