@@ -247,7 +247,23 @@ async function planWheel(w: UnpackedWheel, layout: EnvLayout): Promise<Plan> {
     dest: join(layout.scripts, ep.name),
     text: launcherScript(ep),
   }));
+  const clash = [...placements, ...launchers].find((p) => ownFile(layout, p.dest));
+  if (clash) {
+    throw new UserError(
+      `${w.name} ${w.version} would replace the environment's own ${relative(layout.root, clash.dest)}, so pyferry does not install it.`,
+    );
+  }
   return { wheel: w, site, placements, launchers };
+}
+
+/**
+ * A file that makes the environment one: its interpreter's names in the scripts folder and
+ * pyvenv.cfg. pip lets a wheel's script named "python" replace bin/python, which leaves an
+ * environment without an interpreter (and a launcher that runs itself for ever).
+ */
+function ownFile(layout: EnvLayout, dest: string): boolean {
+  if (dest === join(layout.root, "pyvenv.cfg")) return true;
+  return dirname(dest) === layout.scripts && /^python(\d+(\.\d+)*)?$/.test(basename(dest));
 }
 
 function recordPath(site: string, file: string): string {
@@ -359,10 +375,16 @@ function ioLimit(): number {
   return Math.max(4, availableParallelism() * 4);
 }
 
-function reportOverwrites(w: UnpackedWheel, result: InstallResult, opts: InstallOptions): void {
+function reportOverwrites(
+  w: UnpackedWheel,
+  result: InstallResult,
+  layout: EnvLayout,
+  opts: InstallOptions,
+): void {
   const n = result.overwritten.length;
   if (n === 0 || !opts.warn) return;
-  const first = result.overwritten[0] as string;
+  // Relative to the environment: it may be built in a scratch folder renamed into place later.
+  const first = relative(layout.root, result.overwritten[0] as string);
   opts.warn(
     `Installing ${w.name} ${w.version} replaced ${n === 1 ? "a file" : `${n} files`} already ` +
       `in the environment (${n === 1 ? "" : "first: "}${first}).`,
@@ -383,7 +405,7 @@ export async function installWheel(
     installer: opts.installer ?? "pyferry",
     skip: new Set(),
   });
-  reportOverwrites(w, result, opts);
+  reportOverwrites(w, result, layout, opts);
   return result;
 }
 
@@ -485,7 +507,7 @@ export class BatchInstall {
         skip,
       });
       const overwritten = result.overwritten.filter((f) => !batch.has(f));
-      reportOverwrites(w, { ...result, overwritten }, this.opts);
+      reportOverwrites(w, { ...result, overwritten }, this.layout, this.opts);
       this.opts.installed?.();
     } finally {
       finished();

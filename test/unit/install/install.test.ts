@@ -951,6 +951,38 @@ describe("installWheel", () => {
     assert.ok(!existsSync(join(layout.root, "include/site/python3.11/demo")));
   });
 
+  test("a wheel never replaces the interpreter or pyvenv.cfg; activate it may, with a warning", async () => {
+    freshCache();
+    const layout = await createVenv(join(fresh("env"), "venv"), info);
+    for (const [entry, own] of [
+      ["demo-1.0.data/scripts/python", "bin/python"],
+      ["demo-1.0.data/scripts/python3.11", "bin/python3.11"],
+      ["demo-1.0.data/data/bin/python3", "bin/python3"],
+      ["demo-1.0.data/data/pyvenv.cfg", "pyvenv.cfg"],
+    ] as const) {
+      const { path, sha256: sha } = buildWheel(
+        demoSpec({ extra: [{ name: entry, data: '#!/bin/sh\nexec "$0"\n', mode: 0o100755 }] }),
+      );
+      await assert.rejects(
+        installWheel(await unpackWheel(path, sha), layout, {}),
+        (err: unknown) =>
+          err instanceof UserError &&
+          err.message ===
+            `demo 1.0 would replace the environment's own ${own}, so pyferry does not install it.`,
+      );
+      assert.equal(py(layout, "import sys; print(sys.prefix)"), layout.root);
+      assert.deepEqual(readdirSync(layout.purelib), []);
+    }
+    const { path, sha256: sha } = buildWheel(
+      demoSpec({ extra: [{ name: "demo-1.0.data/scripts/activate", data: "# demo's\n" }] }),
+    );
+    const warnings: string[] = [];
+    await installWheel(await unpackWheel(path, sha), layout, { warn: (m) => warnings.push(m) });
+    assert.deepEqual(warnings, [
+      "Installing demo 1.0 replaced a file already in the environment (bin/activate).",
+    ]);
+  });
+
   test("installAll: parallel installs; a file two wheels ship comes from the later one", async () => {
     freshCache();
     const shared = (text: string): Entry => ({ name: "shared/common.py", data: text });
