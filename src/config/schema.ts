@@ -27,24 +27,40 @@ export interface LayerContext {
 const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /**
- * ssh_config options that run a command or load code on this machine, or hand it credentials.
- * A cloned repository's pyferry.toml must not be able to set them; the user's own files may.
+ * The ssh_config options a project's own files (./pyferry.toml, pyproject.toml, which come with
+ * a cloned repository) may set: how to reach the host and how patiently. Any other option could
+ * run a command or load code on this machine (ProxyCommand, LocalCommand, PKCS11Provider),
+ * forward or send credentials and data (ForwardAgent, RemoteForward, GSSAPIDelegateCredentials,
+ * SendEnv), change which host keys are trusted (StrictHostKeyChecking, UserKnownHostsFile,
+ * HostKeyAlias) or weaken the cryptography (Ciphers, KexAlgorithms): a list of what is allowed
+ * cannot miss one the way a list of what is forbidden did. The user's own files may set any.
  */
-const PROJECT_FORBIDDEN_SSH_OPTIONS = new Set([
-  "proxycommand",
-  "localcommand",
-  "permitlocalcommand",
-  "knownhostscommand",
-  "pkcs11provider",
-  "securitykeyprovider",
-  "forwardagent",
-  "forwardx11",
-  "forwardx11trusted",
-  // Host keys are the user's trust, not a project's to turn off.
-  "stricthostkeychecking",
-  "userknownhostsfile",
-  "globalknownhostsfile",
-]);
+const PROJECT_SSH_OPTIONS = new Map(
+  [
+    "AddressFamily",
+    "BatchMode",
+    "Compression",
+    "ConnectionAttempts",
+    "ConnectTimeout",
+    "HostName",
+    "IdentitiesOnly",
+    "IPQoS",
+    "KbdInteractiveAuthentication",
+    "LogLevel",
+    "NumberOfPasswordPrompts",
+    "PasswordAuthentication",
+    "Port",
+    "PreferredAuthentications",
+    "ProxyJump",
+    "ServerAliveCountMax",
+    "ServerAliveInterval",
+    "TCPKeepAlive",
+    "User",
+  ].map((name) => [name.toLowerCase(), name]),
+);
+
+/** Target keys that decide which host keys are trusted: the user's to set, never a project's. */
+const USER_ONLY_TARGET_KEYS = new Set(["known_hosts_file", "accept_new_host_keys"]);
 
 type Table = Record<string, unknown>;
 
@@ -97,6 +113,11 @@ function readTarget(name: string, table: unknown, ctx: LayerContext): TargetEntr
   const src = <T>(value: T): Sourced<T> => ({ value, source: ctx.file });
   const entry: { -readonly [K in keyof TargetEntry]: TargetEntry[K] } = {};
   for (const [k, v] of Object.entries(table)) {
+    if (ctx.project && USER_ONLY_TARGET_KEYS.has(k)) {
+      throw new UserError(
+        `${at(k)} may be set only in your own configuration (~/.config/pyferry/config.toml): which host keys to trust is not a project's to decide.`,
+      );
+    }
     switch (k) {
       case "address": {
         const address = text(v, at(k));
@@ -176,9 +197,9 @@ function sshOptions(v: unknown, at: string, ctx: LayerContext): string[] {
   if (!Array.isArray(v)) throw wrongType(at, "an array of strings", v);
   const items = v.map((item, i) => text(item, `${at}[${i}]`));
   return sshOptionList(items, at, (name, where) => {
-    if (ctx.project && PROJECT_FORBIDDEN_SSH_OPTIONS.has(name.toLowerCase())) {
+    if (ctx.project && !PROJECT_SSH_OPTIONS.has(name.toLowerCase())) {
       throw new UserError(
-        `${where} sets ${name}, which a project's configuration may not do because it runs commands, hands out credentials or weakens host key checking on this machine; set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
+        `${where} sets ${name}, which a project's configuration may not do: it may set only ${[...PROJECT_SSH_OPTIONS.values()].join(", ")} (options that cannot run commands here, hand out credentials or change which host keys are trusted); set it in ~/.ssh/config or ~/.config/pyferry/config.toml instead.`,
       );
     }
   });

@@ -805,12 +805,16 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     });
 
     test("a target's own ControlMaster or ControlPersist options do not hold the connection in the foreground", async () => {
+      // The user's own configuration: a project's may not set these options.
       const dir = work({
-        "pyferry.toml":
+        "own.toml":
           '[targets.own]\naddress = "h3"\nssh_options = ["-o", "ControlMaster=no", "-o", "ControlPersist=no"]\n',
         "hi.py": 'print("hi")\n',
       });
-      const r = await run(["run", "--on", "own", "hi.py"], dir);
+      const r = await pyferryAsync(["run", "--on", "own", "hi.py"], {
+        cwd: dir,
+        env: lab.env({ PYFERRY_CONFIG: join(dir, "own.toml") }),
+      });
       assert.equal(r.status, 0, show(r));
       assert.equal(r.stdout, "hi\n");
     });

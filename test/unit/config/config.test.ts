@@ -226,11 +226,6 @@ describe("loadConfig: mistakes", () => {
     ["targets not a table", `targets = "gpu1"\n`, /targets must be a table/],
     ["target not a table", `targets.g = 1\n`, /targets\.g must be a table, not the integer 1/],
     [
-      "boolean",
-      `[targets.g]\naccept_new_host_keys = "yes"\n`,
-      /accept_new_host_keys must be a boolean/,
-    ],
-    [
       "ssh_options not an array",
       `[targets.g]\nssh_options = "A=b"\n`,
       /ssh_options must be an array of strings/,
@@ -248,7 +243,32 @@ describe("loadConfig: mistakes", () => {
     [
       "host key checking turned off by a project",
       `[targets.g]\nssh_options = ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"]\n`,
-      /ssh_options\[0\] sets StrictHostKeyChecking, which a project.s configuration may not do because it runs commands, hands out credentials or weakens host key checking/,
+      /ssh_options\[0\] sets StrictHostKeyChecking, which a project.s configuration may not do: it may set only AddressFamily, .*ConnectTimeout, .*User \(options that cannot run commands here, hand out credentials or change which host keys are trusted\)/,
+    ],
+    [
+      "credentials forwarded by a project",
+      `[targets.g]\nssh_options = ["ConnectTimeout=5", "GSSAPIDelegateCredentials=yes"]\n`,
+      /ssh_options\[1\] sets GSSAPIDelegateCredentials, which a project.s configuration may not do/,
+    ],
+    [
+      "the agent forwarded through a socket by a project",
+      `[targets.g]\nssh_options = ["RemoteForward=/tmp/fwd.sock \${SSH_AUTH_SOCK}"]\n`,
+      /ssh_options\[0\] sets RemoteForward, which a project.s configuration may not do/,
+    ],
+    [
+      "cryptography weakened by a project",
+      `[targets.g]\nssh_options = ["-o", "Ciphers=+3des-cbc"]\n`,
+      /ssh_options\[1\] sets Ciphers, which a project.s configuration may not do/,
+    ],
+    [
+      "host keys trusted blindly by a project",
+      `[targets.g]\naccept_new_host_keys = true\n`,
+      /targets\.g\.accept_new_host_keys may be set only in your own configuration \(~\/\.config\/pyferry\/config\.toml\): which host keys to trust is not a project.s to decide\.$/,
+    ],
+    [
+      "a project's own known_hosts",
+      `[targets.g]\nknown_hosts_file = "/dev/null"\n`,
+      /targets\.g\.known_hosts_file may be set only in your own configuration/,
     ],
     ["empty string", `[targets.g]\npython = ""\n`, /targets\.g\.python must not be empty/],
     [
@@ -277,6 +297,12 @@ describe("loadConfig: mistakes", () => {
       assert.ok(message.startsWith(`${m.paths.local}: `), "the message starts with the file");
     });
   }
+
+  test("a user's own file is checked too: accept_new_host_keys must be a boolean", () => {
+    const m = machine();
+    write(m.paths.user, `[targets.g]\naccept_new_host_keys = "yes"\n`);
+    throwsUser(() => loadConfig(m.opts()), /accept_new_host_keys must be a boolean/);
+  });
 
   test("malformed TOML names the file and the line", () => {
     const m = machine();
@@ -411,8 +437,9 @@ describe("resolveTarget and destinations", () => {
     const m = machine();
     write(
       m.paths.local,
-      `[targets.alias]\npython = "/usr/bin/python3"\naccept_new_host_keys = true\n[targets.b]\naddress = "me@[::1]:2201"\n`,
+      `[targets.alias]\npython = "/usr/bin/python3"\n[targets.b]\naddress = "me@[::1]:2201"\n`,
     );
+    write(m.paths.user, `[targets.alias]\naccept_new_host_keys = true\n`);
     const c = loadConfig(m.opts());
     const a = resolveTarget(c, "alias");
     assert.equal(a.address, "alias");
