@@ -10,7 +10,7 @@ import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/sp
 import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
 import { UserError } from "../util/errors.js";
 import { inputAt, sameName, writeOutputFile } from "../util/output-file.js";
-import { progress } from "../util/progress.js";
+import { type Progress, progress } from "../util/progress.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
 
 export interface AnalyzeFlags {
@@ -100,14 +100,21 @@ export function indexSettings(flags: AnalyzeFlags): IndexSettings {
   });
 }
 
-/** Run an analysis with a progress line for the slow part (reading the index the first time). */
-export async function runAnalysis(input: string, opts: AnalyzeOptions): Promise<AnalysisReport> {
+/**
+ * Run an analysis with a progress line for the slow part (reading the index the first time):
+ * on `show.status`, the caller's own, else on a line of its own unless `show.quiet` (--json).
+ */
+export async function runAnalysis(
+  input: string,
+  opts: AnalyzeOptions,
+  show: { status?: Progress; quiet?: boolean } = {},
+): Promise<AnalysisReport> {
   const { analyze } = await import("../analyze/analyze.js");
-  const bar = progress();
+  const bar = show.status ?? progress(process.stderr, show.quiet === true);
   try {
     return await analyze(input, { ...opts, onProgress: (m, d, t) => bar.update(m, d, t) });
   } finally {
-    bar.done();
+    if (!show.status) bar.done();
   }
 }
 
@@ -226,11 +233,13 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           2,
         );
       const opts = analyzeOptions(flags);
-      const report = await runAnalysis(path, opts).catch((err: unknown) => {
-        // A machine reading --json gets an answer it can parse even when there is no report.
-        if (flags.json && err instanceof UserError) writeJson({ error: err.message });
-        throw err;
-      });
+      const report = await runAnalysis(path, opts, { quiet: flags.json === true }).catch(
+        (err: unknown) => {
+          // A machine reading --json gets an answer it can parse even when there is no report.
+          if (flags.json && err instanceof UserError) writeJson({ error: err.message });
+          throw err;
+        },
+      );
       for (const w of [...report.warnings, ...unusedMappings(opts.pkgMapping ?? new Map(), report)])
         warn(w);
       for (const e of report.errors)

@@ -267,7 +267,7 @@ Examples:
         if (set !== undefined) throw new UserError(`${flag} needs --on TARGET.`, 2);
       }
       const { runCommand } = await import("../pipeline/run.js");
-      await runCommand(script, args, flags.python);
+      await runCommand(script, args, flags.python, flags.verbose === true);
     });
 
   const cache = program

@@ -146,7 +146,7 @@ Examples:
     const { addSources } = await import("../fleet/index.js");
     const { loadPipSettings } = await import("../index/pip-config.js");
     const { progress } = await import("../util/progress.js");
-    const bar = progress();
+    const bar = progress(process.stderr, flags.json === true);
     try {
       const outcomes = await changing(flags, (house) =>
         addSources(house, files, {
@@ -371,7 +371,7 @@ Example:
         const { indexSettings } = await import("./analyze.js");
         const { mirrorRequirements } = await import("../fleet/index.js");
         const { progress } = await import("../util/progress.js");
-        const bar = progress();
+        const bar = progress(process.stderr, flags.json === true);
         try {
           const { house, outcomes } = await changing(flags, async (house) => ({
             house,

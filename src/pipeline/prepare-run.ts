@@ -57,11 +57,16 @@ export async function prepareRun(
   const settings = loadPipSettings();
   opts.status?.update(`Analyzing ${basename(script)}`);
   const host = opts.hostPython;
-  const report = await runAnalysis(script, {
-    index: settings,
-    ...(pythonRequest ? { python: pythonRequest } : {}),
-    ...(opts.guessFiles || opts.elsewhere ? { guessFiles: true } : {}),
-  });
+  const report = await runAnalysis(
+    script,
+    {
+      index: settings,
+      ...(pythonRequest ? { python: pythonRequest } : {}),
+      ...(opts.guessFiles || opts.elsewhere ? { guessFiles: true } : {}),
+    },
+    // The run's own status line (quiet, or lines of their own, with -v).
+    opts.status ? { status: opts.status } : {},
+  );
   const dataFiles = opts.guessFiles ? report.data_files : [];
   if (report.kind !== "script") {
     throw new UserError(`pyferry run takes a script; ${script} is a ${report.kind}.`, 2);

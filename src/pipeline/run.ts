@@ -13,13 +13,14 @@ export async function runCommand(
   script: string,
   args: string[],
   pythonRequest?: string,
+  verbose = false,
 ): Promise<void> {
   const key = runKey(script, pythonRequest, `${VERSION}\0${interpreterContext(pythonRequest)}`);
   let rec = freshRecord(key, ENV_MARKER);
   if (!rec) {
     const { prepareRun } = await import("./prepare-run.js");
-    const { progress } = await import("../util/progress.js");
-    const status = progress();
+    const { progress, stageLines } = await import("../util/progress.js");
+    const status = verbose ? stageLines() : progress();
     try {
       rec = await prepareRun(script, pythonRequest, key, { status });
     } finally {

@@ -16,6 +16,22 @@ export interface Progress {
   done(): void;
 }
 
+/**
+ * The stages of slow work as lines of their own on stderr, for -v: each new message once,
+ * without counts, on a terminal or not.
+ */
+export function stageLines(stream: NodeJS.WritableStream = process.stderr): Progress {
+  let last: string | undefined;
+  return {
+    update(message) {
+      if (message === last) return;
+      last = message;
+      stream.write(`${message}\n`);
+    },
+    done() {},
+  };
+}
+
 /** Status lines on the screen now: each takes itself off for a line written meanwhile. */
 const onScreen = new Set<{ clear(): void; redraw(): void }>();
 

@@ -190,6 +190,31 @@ describe("on a terminal", () => {
       t.raw,
     );
   });
+
+  test("with -v a first run's stages are lines of their own, with no status line", () => {
+    const dir = tmp();
+    const script = join(REPO, "examples", "hello", "hello.py");
+    const t = onTerminal(dir, ["run", "-v", script]);
+    assert.equal(t.drawn.length, 1, t.raw);
+    for (const stage of ["Analyzing hello.py", "Resolving", "Installing"]) {
+      assert.ok(t.shown.includes(stage), `${stage}: ${t.raw}`);
+    }
+  });
+
+  test("analyze --json draws no status line; without it, reading the index shows one", () => {
+    const dir = tmp();
+    const script = join(dir, "uses.py");
+    writeFileSync(script, "import tabulate\n");
+    const plain = onTerminal(dir, ["analyze", script]);
+    assert.ok(
+      plain.drawn.some((d) => d.startsWith("Reading the package index")),
+      plain.raw,
+    );
+    rmSync(join(dir, "cache"), { recursive: true, force: true });
+    const json = onTerminal(dir, ["analyze", script, "--json"]);
+    assert.equal(json.drawn.length, 1, json.raw);
+    assert.match(json.raw, /tabulate/);
+  });
 });
 
 function writeReqs(dir: string, text: string): string {
