@@ -206,7 +206,10 @@ Examples:
       "the command and its arguments, after -- (default: the bundle's own entry)",
     )
     .passThroughOptions()
-    .addHelpText("after", "\nExample:\n  pyferry exec hello.tar.gz -- python hello.py --verbose")
+    .addHelpText(
+      "after",
+      "\nThe app folder is on PYTHONPATH; the command runs in the current folder.\n\nExamples:\n  pyferry exec hello.tar.gz\n  pyferry exec hello.tar.gz -- python -m hello --verbose",
+    )
     .action(async (bundle: string, command: string[]) => {
       const { execCommand } = await import("../pipeline/commands.js");
       await execCommand(bundle, command[0] === "--" ? command.slice(1) : command);

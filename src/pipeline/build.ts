@@ -112,6 +112,8 @@ export async function lockRequirements(
     interpreter?: InterpreterInfo;
   } = {},
 ): Promise<LockResult> {
+  // The variable reaches the commands without the flag (run, pack, mirror, deploy).
+  const mixed = opts.mixedSources === true || process.env.PYFERRY_MIXED_SOURCES === "1";
   const isTarget = "markerEnv" in target && "platforms" in target;
   const t = isTarget ? target : targetFromInterpreter(target as InterpreterInfo);
   const builder = opts.interpreter ?? (isTarget ? undefined : (target as InterpreterInfo));
@@ -126,7 +128,7 @@ export async function lockRequirements(
       if (!aboutImplicitDefaultIndex(settings, m)) warn(m);
     },
     ...(opts.prereleases ? { prereleases: true } : {}),
-    ...(opts.mixedSources ? { allowMixedSources: true } : {}),
+    ...(mixed ? { allowMixedSources: true } : {}),
     ...(builder ? { buildMetadata: sdistMetadataFor(builder, settings) } : {}),
     ...(hashed.size > 0 ? { allowedHashes: hashed } : {}),
   }).catch((err: unknown) => {
@@ -134,7 +136,7 @@ export async function lockRequirements(
     if (err instanceof ResolutionImpossible && err.alsoElsewhere.length > 0) {
       const names = err.alsoElsewhere;
       const shown = names.length > 3 ? `${names.slice(0, 3).join(", ")}, ...` : names.join(", ");
-      const hint = `later sources have other files of ${shown}, which --mixed-sources would also take, as pip does`;
+      const hint = `later sources have other files of ${shown}, which --mixed-sources (or PYFERRY_MIXED_SOURCES=1) would also take, as pip does`;
       throw new UserError(`${err.message.replace(/\.$/, "")}; ${hint}.`);
     }
     throw err;

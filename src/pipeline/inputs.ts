@@ -126,7 +126,7 @@ export function fromRequirementsTxt(text: string, path: string): BuildInput {
       );
     else if (SOURCE_OPTIONS.has(name))
       throw new UserError(
-        `${path} line ${o.line}: pyferry takes packages only from the sources on its command line and in pip's configuration, never from ${name} in a requirements file (a file must not move where packages come from); remove the line, and give ${name} on the command line if it is needed.`,
+        `${path} line ${o.line}: pyferry takes packages only from the sources on its command line and in pip's configuration, never from ${name} in a requirements file (a file must not move where packages come from); remove the line, and ${name === "--trusted-host" ? "set trusted-host in pip's configuration (pip.conf, or PIP_TRUSTED_HOST)" : `give ${name} on the command line`} if it is needed.`,
       );
     else
       throw new UserError(

@@ -380,7 +380,7 @@ export class IndexProvider implements Provider {
             ? "check the credentials or permissions it wants"
             : "try again when it answers";
         throw new UserError(
-          `${err.message.replace(/\.$/, "")}, so ${project} is not looked for on a later source (a project of that name there may be someone else's); ${fix}, or pass --mixed-sources to take it from wherever it is found, as pip does.`,
+          `${err.message.replace(/\.$/, "")}, so ${project} is not looked for on a later source (a project of that name there may be someone else's); ${fix}, or pass --mixed-sources (or set PYFERRY_MIXED_SOURCES=1) to take it from wherever it is found, as pip does.`,
         );
       }
       if (files === undefined) continue;

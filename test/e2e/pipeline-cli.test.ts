@@ -9,6 +9,7 @@ import {
   chmodSync,
   cpSync,
   existsSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -661,6 +662,10 @@ describe("requirements files", () => {
       ],
       ["-fhttp://elsewhere.invalid/\nsix\n", /never from -f in a requirements file/],
       [
+        "--trusted-host elsewhere.invalid\nsix\n",
+        /never from --trusted-host in a requirements file .*; remove the line, and set trusted-host in pip's configuration \(pip\.conf, or PIP_TRUSTED_HOST\) if it is needed\.$/m,
+      ],
+      [
         "six --install-option=x\n",
         /line 1: pyferry does not take --install-option=x after a requirement/,
       ],
@@ -671,6 +676,31 @@ describe("requirements files", () => {
       assert.match(r.stderr, want);
       assert.ok(!existsSync(join(d, "l.toml")));
     }
+  });
+});
+
+describe("sources", () => {
+  test("a project the index has is not taken from find-links, unless PYFERRY_MIXED_SOURCES=1 says so", () => {
+    const d = tmp();
+    const links = join(d, "links");
+    mkdirSync(links);
+    // A six the index does not have, in a folder given after it.
+    const script = [
+      "import sys, zipfile",
+      "with zipfile.ZipFile(sys.argv[1], 'w') as z:",
+      "    z.writestr('six-99.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: six\\nVersion: 99.0\\n')",
+      "    z.writestr('six-99.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')",
+      "    z.writestr('six-99.0.dist-info/RECORD', '')",
+    ].join("\n");
+    spawnSync("python3", ["-c", script, join(links, "six-99.0-py3-none-any.whl")]);
+    const lock = (env: NodeJS.ProcessEnv = {}) =>
+      pyferry(["lock", "six>=99", "--find-links", links, "-o", join(d, "l.toml")], { env });
+    const strict = lock();
+    assert.equal(strict.status, 1, strict.stderr);
+    assert.match(strict.stderr, /--mixed-sources \(or PYFERRY_MIXED_SOURCES=1\) would also take/);
+    const mixed = lock({ PYFERRY_MIXED_SOURCES: "1" });
+    assert.equal(mixed.status, 0, mixed.stderr);
+    assert.match(readFileSync(join(d, "l.toml"), "utf8"), /name = "six"\nversion = "99.0"/);
   });
 });
 
