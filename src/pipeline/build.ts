@@ -72,9 +72,11 @@ import { ENV_MARKER } from "./run-cache.js";
 export async function interpreterFor(
   input: { python?: string; requiresPython?: string; source?: string; pythonSource?: string },
   request?: string,
+  /** How the user names another interpreter, for the messages (default: --python). */
+  choose?: string,
 ): Promise<InterpreterInfo> {
   const wanted = request ?? (input.python ? majorMinor(input.python) : undefined);
-  const info = await probeInterpreter(await findInterpreter(wanted));
+  const info = await probeInterpreter(await findInterpreter(wanted, process.env, choose));
   // A spec names an exact Python (python=3.11.2); any of its series is used, but not silently.
   if (
     !request &&
@@ -87,7 +89,7 @@ export async function interpreterFor(
     );
   if (input.requiresPython && !satisfies(info.version, input.requiresPython)) {
     throw new UserError(
-      `Python ${info.version} (${info.executable}) does not satisfy requires-python ${input.requiresPython}; pass --python with a matching version.`,
+      `Python ${info.version} (${info.executable}) does not satisfy requires-python ${input.requiresPython}; ${choose ?? "pass --python with a matching version"}.`,
     );
   }
   return info;

@@ -358,7 +358,7 @@ export async function createFromSpec(spec: string, output: string): Promise<void
   const { readInput } = await import("./inputs.js");
   const input = await readInput(spec);
   const outputPlan = await planOutput(output);
-  const info = await interpreterFor(input);
+  const info = await interpreterFor(input, undefined, "name another version in the spec's python");
   const settings = loadPipSettings();
   const bar = progress();
   try {

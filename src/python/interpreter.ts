@@ -397,6 +397,8 @@ function venvPython(venv: string): string {
 export async function findInterpreter(
   request?: string,
   env: NodeJS.ProcessEnv = process.env,
+  /** How the user names another interpreter, for the messages. */
+  choose = "pass --python PATH",
 ): Promise<string> {
   if (request === undefined || request === "") {
     if (env.VIRTUAL_ENV) {
@@ -405,9 +407,7 @@ export async function findInterpreter(
     }
     const found = (await which("python3", env)) ?? (await which("python", env));
     if (!found) {
-      throw new UserError(
-        "No Python interpreter found on PATH; install Python or pass --python PATH.",
-      );
+      throw new UserError(`No Python interpreter found on PATH; install Python or ${choose}.`);
     }
     return stablePath(found, env);
   }
@@ -428,7 +428,7 @@ export async function findInterpreter(
   // A pyenv shim of a version that is not selected here runs nothing: look further, as for a
   // name PATH lacks.
   if (onPath && !pyenvShimMisses(onPath, pyenvRoot(env), env)) return stablePath(onPath, env);
-  if (!wanted) throw new UserError(`No ${request} found on PATH; pass --python PATH instead.`);
+  if (!wanted) throw new UserError(`No ${request} found on PATH; ${choose} instead.`);
   const [major, minor] = wanted.parts;
   const names = minor === undefined ? [] : [`python${major}.${minor}`];
   names.push(`python${major}`, "python");
@@ -449,7 +449,7 @@ export async function findInterpreter(
   }
   if (!best) {
     throw new UserError(
-      `No ${wanted.label} interpreter found on PATH or in pyenv; install one or pass --python PATH.`,
+      `No ${wanted.label} interpreter found on PATH or in pyenv; install one or ${choose}.`,
     );
   }
   return best.executable;

@@ -440,6 +440,19 @@ describe("the seed's HOW TO TEST steps, as written", () => {
       /^warning: spec\.json asks for Python 3\.11\.1; using 3\.11\.\d+ \(\S+\), of the same series\.\n$/,
     );
   });
+
+  test("a spec naming a Python series this machine lacks: the way out is the spec, not a flag", () => {
+    const d = tmp();
+    const spec = { name: "x", dependencies: ["python=3.99", "pip", { pip: ["six"] }] };
+    writeFileSync(join(d, "spec.json"), JSON.stringify(spec));
+    const r = runBin("python_package_create", ["spec.json", "x.tar.gz"], { cwd: d });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      "error: No Python 3.99 interpreter found on PATH or in pyenv; install one or name another version in the spec's python.\n",
+    );
+    assert.ok(!existsSync(join(d, "x.tar.gz")));
+  });
 });
 
 describe("older interpreters", () => {
