@@ -932,15 +932,23 @@ class Explainer {
     const s = this.solver;
     const found = s.available(key);
     if (found.length === 0) return `no usable file of ${key} is on ${s.sources()}`;
-    const versions = found.map((c) => c.version);
-    const shown = versions.length > 5 ? [...versions.slice(0, 5), "…"] : versions;
-    const one = versions.length === 1;
-    if (found.every((c) => c.yanked !== false)) {
-      // PEP 592: a yanked version is taken only when pinned exactly.
-      const why = typeof found[0]?.yanked === "string" ? ` (${found[0].yanked})` : "";
-      return `${one ? "its only version" : "its versions"} ${joinOr(shown)} ${one ? "is" : "are"} yanked${why}, which only an exact pin such as ${key}==${versions[0]} takes`;
+    const few = (vs: string[]) => (vs.length > 5 ? [...vs.slice(0, 5), "…"] : vs);
+    const usable = found.filter((c) => c.yanked === false).map((c) => c.version);
+    const yanked = found.filter((c) => c.yanked !== false);
+    // PEP 592: a yanked version is taken only when pinned exactly.
+    const pin = `which only an exact pin such as ${key}==${yanked[0]?.version} takes`;
+    if (usable.length === 0) {
+      const one = yanked.length === 1;
+      const why = typeof yanked[0]?.yanked === "string" ? ` (${yanked[0].yanked})` : "";
+      return `${one ? "its only version" : "its versions"} ${joinOr(few(yanked.map((c) => c.version)))} ${one ? "is" : "are"} yanked${why}, ${pin}`;
     }
-    return `only ${joinOr(shown)} ${one ? "is" : "are"} available`;
+    const available = `only ${joinOr(few(usable))} ${usable.length === 1 ? "is" : "are"} available`;
+    if (yanked.length === 0) return available;
+    // A yanked version may be the very one asked for: say so, or the sentence would deny it exists.
+    const listed = few(yanked.map((c) => c.version));
+    const names =
+      listed.length === 1 ? listed[0] : `${listed.slice(0, -1).join(", ")} and ${listed.at(-1)}`;
+    return `${available} (${names} ${yanked.length === 1 ? "is" : "are"} yanked, ${pin})`;
   }
 
   private phrase(step: Incompatibility): string {

@@ -329,6 +329,15 @@ describe("resolve", () => {
       await failure({ a: { "1.0": [], "1.5": [] } }, ["a>=2"]),
       "You asked for a>=2, but only 1.5 or 1.0 are available.",
     );
+    // The version asked for exists, yanked: the sentence must not deny it.
+    assert.equal(
+      await failure({ t: { "0.8": [], "0.10": { yanked: true } } }, ["t>=0.10"]),
+      "You asked for t>=0.10, but only 0.8 is available (0.10 is yanked, which only an exact pin such as t==0.10 takes).",
+    );
+    assert.equal(
+      await failure({ t: { "0.9": { yanked: true }, "0.10": { yanked: true } } }, ["t>=0.11"]),
+      "You asked for t>=0.11, but its versions 0.10 or 0.9 are yanked, which only an exact pin such as t==0.10 takes.",
+    );
     const dep = await failure({ a: { "1.0": ["ghost>=1"] } }, ["a"]);
     assert.equal(
       dep,
