@@ -1,3 +1,4 @@
+import { parse as parseToml } from "smol-toml";
 import { UserError } from "../util/errors.js";
 import { readText } from "../util/read-text.js";
 import type { InterpreterInfo } from "./interpreter.js";
@@ -48,22 +49,112 @@ export function targetTagList(t: Target): Tag[] {
   return targetTags(platform);
 }
 
-/** Read a hand-written target (`--platform FILE`): the same fields as `Target`, as JSON. */
+type Table = Record<string, unknown>;
+const isTable = (v: unknown): v is Table =>
+  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+
+/** Marker variables a target must give: tags and markers cannot be judged without them. */
+const NEEDED_MARKERS = [
+  "implementation_name",
+  "platform_machine",
+  "python_full_version",
+  "sys_platform",
+];
+
+/**
+ * A target from a table of the shape a pyferry lock records under [tool.pyferry.target]:
+ * implementation, python-version, abi-tags, platforms, interpreter, and a marker-env table.
+ * `fail` words the error for where the table came from.
+ */
+export function targetFromTable(
+  v: unknown,
+  where: string,
+  fail: (reason: string) => never,
+): Target {
+  if (!isTable(v)) return fail(`${where} is not a table`);
+  const text = (k: string, required: boolean): string | undefined => {
+    const x = v[k];
+    if (x === undefined) return required ? fail(`${where} has no ${k}`) : undefined;
+    if (typeof x !== "string" || x === "") return fail(`${k} of ${where} is not a string`);
+    return x;
+  };
+  const texts = (k: string): string[] => {
+    const x = v[k];
+    if (x === undefined) return [];
+    if (!Array.isArray(x) || x.some((e) => typeof e !== "string")) {
+      return fail(`${k} of ${where} is not a list of strings`);
+    }
+    return x as string[];
+  };
+  const env = v["marker-env"];
+  if (!isTable(env)) return fail(`${where} has no marker-env table`);
+  const markerEnv: Record<string, string> = {};
+  for (const [k, x] of Object.entries(env)) {
+    if (typeof x !== "string") fail(`${k} of ${where}.marker-env is not a string`);
+    markerEnv[k] = x as string;
+  }
+  for (const k of NEEDED_MARKERS) if (!(k in markerEnv)) fail(`${where}.marker-env has no ${k}`);
+  const pythonVersion = text("python-version", true) as string;
+  if (!/^\d+\.\d+(\.\d+)?$/.test(pythonVersion)) {
+    fail(`python-version of ${where} is "${pythonVersion}", not a version such as 3.11.7`);
+  }
+  const platforms = texts("platforms");
+  if (platforms.length === 0) fail(`${where} names no platforms (wheel platform tags)`);
+  const t: Target = {
+    implementation: text("implementation", true) as string,
+    pythonVersion,
+    abiTags: texts("abi-tags"),
+    platforms,
+    markerEnv: markerEnv as unknown as MarkerEnvironment,
+  };
+  const interpreter = text("interpreter", false);
+  if (interpreter !== undefined) t.interpreter = interpreter;
+  return t;
+}
+
+/**
+ * Read a target for `--platform FILE`: a pyferry lock (the target it was made for), a TOML file
+ * of that [tool.pyferry.target] table (at its own place or at the top level), or the JSON of a
+ * Target (implementation, pythonVersion, abiTags, platforms, markerEnv).
+ */
 export async function readTarget(path: string): Promise<Target> {
   const text = await readText(path, "the target description");
+  const fail = (reason: string): never => {
+    throw new UserError(`The target description ${path} cannot be used: ${reason}.`);
+  };
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new UserError(
-      `The target description ${path} is not valid JSON: ${(err as Error).message}.`,
-    );
+    // A TOML table header starts with "[" too; only "{" is surely meant as JSON.
+    if (text.trimStart().startsWith("{")) {
+      throw new UserError(
+        `The target description ${path} is not valid JSON: ${(err as Error).message}.`,
+      );
+    }
   }
-  const t = data as Partial<Target>;
-  const missing = (
-    ["implementation", "pythonVersion", "abiTags", "platforms", "markerEnv"] as const
-  ).filter((k) => t[k] === undefined);
-  if (missing.length > 0)
-    throw new UserError(`The target description ${path} lacks ${missing.join(", ")}.`);
-  return t as Target;
+  if (data !== undefined) {
+    if (!isTable(data)) return fail("it is not a JSON object");
+    const { implementation, pythonVersion, abiTags, platforms, markerEnv, interpreter } = data;
+    const table = {
+      implementation,
+      "python-version": pythonVersion,
+      "abi-tags": abiTags,
+      platforms,
+      "marker-env": markerEnv,
+      interpreter,
+    };
+    return targetFromTable(table, "the JSON object", fail);
+  }
+  let doc: Table;
+  try {
+    doc = parseToml(text) as Table;
+  } catch (err) {
+    const first = ((err as Error).message.split("\n")[0] ?? "").replace(/\.$/, "");
+    return fail(`it is neither JSON nor valid TOML (${first})`);
+  }
+  const tool = isTable(doc.tool) && isTable(doc.tool.pyferry) ? doc.tool.pyferry : undefined;
+  if (tool && "target" in tool) return targetFromTable(tool.target, "[tool.pyferry.target]", fail);
+  if ("lock-version" in doc) return fail("it is a lock that records no target (not pyferry's)");
+  return targetFromTable(doc, "the file", fail);
 }

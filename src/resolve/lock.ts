@@ -12,7 +12,7 @@ import { parse, TomlError } from "smol-toml";
 import { withoutUserInfo } from "../index/http.js";
 import { parseMarker } from "../python/marker.js";
 import { normalizeName } from "../python/names.js";
-import type { Target } from "../python/target.js";
+import { type Target, targetFromTable } from "../python/target.js";
 import {
   compareVersions,
   isValidSpecifier,
@@ -372,32 +372,7 @@ class LockReader {
   }
 
   target(v: unknown): Target {
-    const where = "[tool.pyferry.target]";
-    if (!isTable(v)) return this.fail(`${where} is not a table`);
-    const env = v["marker-env"];
-    if (!isTable(env)) return this.fail(`${where} has no marker-env table`);
-    const markerEnv: Record<string, string> = {};
-    for (const [k, x] of Object.entries(env)) {
-      if (typeof x !== "string") this.fail(`${k} of ${where}.marker-env is not a string`);
-      markerEnv[k] = x;
-    }
-    const needed = [
-      "implementation_name",
-      "platform_machine",
-      "python_full_version",
-      "sys_platform",
-    ];
-    for (const k of needed) if (!(k in markerEnv)) this.fail(`${where}.marker-env has no ${k}`);
-    const t: Target = {
-      implementation: this.string(v, "implementation", where, true),
-      pythonVersion: this.string(v, "python-version", where, true),
-      abiTags: this.strings(v, "abi-tags", where),
-      platforms: this.strings(v, "platforms", where),
-      markerEnv: markerEnv as unknown as Target["markerEnv"],
-    };
-    const interpreter = this.string(v, "interpreter", where);
-    if (interpreter !== undefined) t.interpreter = interpreter;
-    return t;
+    return targetFromTable(v, "[tool.pyferry.target]", (reason) => this.fail(reason));
   }
 
   pkg(v: unknown, index: number): LockedPackage {
