@@ -397,7 +397,9 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
           }
           continue;
         }
-        if (r.level > 0) {
+        // import_module(".sub", "pkg") names its package: one not here is installed, as for
+        // an absolute import; a relative import statement can only mean a local module.
+        if (r.level > 0 && r.package === undefined) {
           item.where = "unknown-relative";
           warnings.push(
             `${displayPath(root, file)} line ${r.line}: cannot find the local module '${".".repeat(r.level)}${r.module}'.`,

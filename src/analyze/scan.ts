@@ -135,14 +135,19 @@ class Scanner {
   dynamic: DynamicImport[] = [];
   tryCount = 0;
   readonly functions: string[] = [];
-  /** Local names of `import_module` and `TYPE_CHECKING` (`from typing import X as Y`). */
+  /**
+   * Local names of `import_module`, of the `importlib` module (`import importlib as il`) and of
+   * `TYPE_CHECKING` (`from typing import X as Y`).
+   */
   readonly importModuleNames: Set<string>;
+  readonly importlibNames: Set<string>;
   readonly typeCheckingNames: Set<string>;
   private classLike: Set<string> | undefined;
 
   constructor(readonly tk: Tokens) {
     this.stack = [{ kind: "module", parent: undefined }];
     this.importModuleNames = new Set(["import_module", ...aliasesOf(tk, "import_module")]);
+    this.importlibNames = new Set(["importlib", ...aliasesOf(tk, "importlib")]);
     this.typeCheckingNames = aliasesOf(tk, "TYPE_CHECKING");
   }
 
@@ -243,7 +248,7 @@ class Scanner {
     const tk = this.tk;
     let call = -1;
     if (word === "__import__" || this.importModuleNames.has(word)) call = i + 1;
-    else if (word === "importlib" && tk.is(i + 1, ".") && tk.is(i + 2, "import_module"))
+    else if (this.importlibNames.has(word) && tk.is(i + 1, ".") && tk.is(i + 2, "import_module"))
       call = i + 3;
     if (call < 0 || !tk.is(call, "(")) return;
     const name = this.literal(call + 1);

@@ -119,6 +119,23 @@ describe("import_module with a literal package", () => {
     assert.deepEqual(names(r), ["opencv-python", "pyyaml", "scikit-learn"]);
     assert.ok(!r.warnings.some((w) => /outside a package/.test(w)), r.warnings.join("\n"));
   });
+
+  test("a package argument that is not local is installed, as its absolute name would be", async () => {
+    const r = await run({
+      "main.py": [
+        "import importlib as il",
+        'il.import_module(".adapters", package="requests")',
+        'importlib.import_module("._yaml", "yaml")',
+        'il.import_module("bs4")',
+        "",
+      ].join("\n"),
+    });
+    assert.deepEqual(names(r), ["beautifulsoup4", "pyyaml", "requests"]);
+    assert.ok(
+      !r.warnings.some((w) => /cannot find the local module/.test(w)),
+      r.warnings.join("\n"),
+    );
+  });
 });
 
 describe("--toplevel and --function", () => {

@@ -58,8 +58,11 @@ describe("import forms", () => {
       'importlib.import_module(f"x{y}")',
       'obj.import_module("not_this")',
       'importlib.import_module("a" + b)',
+      "import importlib as il, os",
+      'il.import_module("four")',
+      'os.import_module("not_this_either")',
     ].join("\n");
-    assert.deepEqual(mods(src), ["plugins.one", "two", "three"]);
+    assert.deepEqual(mods(src), ["plugins.one", "two", "three", "importlib", "os", "four"]);
   });
   test("imports inside functions, classes, with, if, try, one-line bodies", () => {
     const src = `
