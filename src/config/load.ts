@@ -16,7 +16,7 @@ import { parse, TomlError } from "smol-toml";
 import { UserError } from "../util/errors.js";
 import { readIfExists } from "./read.js";
 import { isTable, type Layer, readLayer } from "./schema.js";
-import type { Config, TargetEntry } from "./types.js";
+import { type Config, type TargetEntry, targetKey } from "./types.js";
 
 export interface LoadOptions {
   /** Folder of ./pyferry.toml and ./pyproject.toml; default: process.cwd(). */
@@ -44,9 +44,14 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const candidates = configFiles(cwd, env, home, opts.systemFile ?? "/etc/pyferry.toml");
 
   let config: Config = { targets: new Map(), files: [], searched: candidates.map((c) => c.path) };
+  /** Targets the user's own files (system, user) define, with the file of each. */
+  const own = new Map<string, string>();
   for (const c of candidates) {
     const layer = readFileLayer(c, home);
-    if (layer) config = merge(config, layer, c.path);
+    if (!layer) continue;
+    if (c.kind === "project" || c.kind === "pyproject") checkProjectLayer(layer, c, own);
+    else for (const name of layer.targets.keys()) own.set(name, c.path);
+    config = merge(config, layer, c.path);
   }
   const target = env.PYFERRY_TARGET;
   if (target) {
@@ -106,6 +111,31 @@ function readFileLayer({ path, kind }: Candidate, home: string): Layer | undefin
   const table = isTable(tool) ? tool.pyferry : undefined;
   if (table === undefined) return undefined;
   return readLayer(table, { file: path, prefix: "tool.pyferry.", home, project });
+}
+
+/** Keys that say which host a target is and how it is reached, as a file spells them. */
+const CONNECTION_KEYS = [
+  ["address", "address"],
+  ["port", "port"],
+  ["identityFile", "identity_file"],
+  ["sshOptions", "ssh_options"],
+] as const;
+
+/**
+ * A project's file may add root or python to a target of the user's own, never change where it
+ * connects: the user's trust in that host (accept_new_host_keys, known_hosts_file, keys) would
+ * follow the connection to a host the project chose.
+ */
+function checkProjectLayer(layer: Layer, c: Candidate, own: ReadonlyMap<string, string>): void {
+  const prefix = c.kind === "pyproject" ? "tool.pyferry." : "";
+  for (const [name, entry] of layer.targets) {
+    const theirs = own.get(name);
+    const key = CONNECTION_KEYS.find(([field]) => entry[field] !== undefined);
+    if (theirs === undefined || key === undefined) continue;
+    throw new UserError(
+      `${c.path}: ${prefix}${targetKey(name)}.${key[1]} would change how the target ${name} of ${theirs} is reached, which a project's file may not do (it may set only root and python there); give the project's target another name.`,
+    );
+  }
 }
 
 /** A later layer on an earlier one: tables merge key by key, values replace. */

@@ -28,7 +28,9 @@ const TARGET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /**
  * The ssh_config options a project's own files (./pyferry.toml, pyproject.toml, which come with
- * a cloned repository) may set: how to reach the host and how patiently. Any other option could
+ * a cloned repository) may set: how to reach the host and how patiently. Not HostName: ssh
+ * hands it to a ProxyCommand or Match exec of the user's through a shell (%h) unchecked, which
+ * would run the project's text here; a target's address is checked for that. Any other option could
  * run a command or load code on this machine (ProxyCommand, LocalCommand, PKCS11Provider),
  * forward or send credentials and data (ForwardAgent, RemoteForward, GSSAPIDelegateCredentials,
  * SendEnv), change which host keys are trusted (StrictHostKeyChecking, UserKnownHostsFile,
@@ -42,7 +44,6 @@ const PROJECT_SSH_OPTIONS = new Map(
     "Compression",
     "ConnectionAttempts",
     "ConnectTimeout",
-    "HostName",
     "IdentitiesOnly",
     "IPQoS",
     "KbdInteractiveAuthentication",

@@ -83,7 +83,8 @@ describe("loadConfig: layers", () => {
       `default_target = "sys"\n[targets.gpu1]\naddress = "root@gpu1.lab"\nport = 22\npython = "3.11"\n`,
     );
     write(m.paths.user, `[targets.gpu1]\nport = 2200\nidentity_file = "~/.ssh/id_gpu"\n`);
-    write(m.paths.local, `default_target = "gpu1"\n[targets.gpu1]\nport = 2222\n`);
+    // A project's file may add to a target of the user's, but not change how it is reached.
+    write(m.paths.local, `default_target = "gpu1"\n[targets.gpu1]\npython = "3.12"\n`);
     write(
       m.paths.pyproject,
       `[project]\nname = "x"\n[tool.pyferry.targets.gpu1]\nroot = "/srv/ferry"\n[tool.pyferry.targets.cpu]\naddress = "me@cpu"\n`,
@@ -95,8 +96,8 @@ describe("loadConfig: layers", () => {
       value: "root@gpu1.lab",
       source: m.paths.system,
     });
-    assert.deepEqual(row(c, "targets.gpu1.port"), { value: 2222, source: m.paths.local });
-    assert.deepEqual(row(c, "targets.gpu1.python"), { value: "3.11", source: m.paths.system });
+    assert.deepEqual(row(c, "targets.gpu1.port"), { value: 2200, source: m.paths.user });
+    assert.deepEqual(row(c, "targets.gpu1.python"), { value: "3.12", source: m.paths.local });
     assert.deepEqual(row(c, "targets.gpu1.identity_file"), {
       value: join(m.paths.home, ".ssh", "id_gpu"),
       source: m.paths.user,
@@ -117,13 +118,47 @@ describe("loadConfig: layers", () => {
       address: "root@gpu1.lab",
       user: "root",
       host: "gpu1.lab",
-      port: 2222,
+      port: 2200,
       identityFile: join(m.paths.home, ".ssh", "id_gpu"),
       sshOptions: [],
       root: "/srv/ferry",
-      python: "3.11",
+      python: "3.12",
       acceptNewHostKeys: false,
     });
+  });
+
+  test("a project's file may not change where a target of the user's own connects", () => {
+    for (const [file, body, key] of [
+      ["local", `[targets.lab]\nport = 2300\n`, "targets.lab.port"],
+      ["local", `[targets.lab]\naddress = "evil"\n`, "targets.lab.address"],
+      [
+        "pyproject",
+        `[tool.pyferry.targets.lab]\nssh_options = ["Port=2300"]\n`,
+        "tool.pyferry.targets.lab.ssh_options",
+      ],
+      ["local", `[targets.lab]\nidentity_file = "k"\n`, "targets.lab.identity_file"],
+    ] as const) {
+      const m = machine();
+      write(m.paths.user, `[targets.lab]\naddress = "lab"\naccept_new_host_keys = true\n`);
+      write(m.paths[file], body);
+      throwsUser(
+        () => loadConfig(m.opts()),
+        new RegExp(
+          `^${m.paths[file]}: ${key.replace(/\./g, "\\.")} would change how the target lab of ${m.paths.user} is reached, which a project's file may not do \\(it may set only root and python there\\); give the project's target another name\\.$`,
+        ),
+      );
+    }
+    // The same name only in the project's files, or only root and python: fine.
+    const m = machine();
+    write(m.paths.user, `[targets.lab]\naddress = "lab"\n`);
+    write(
+      m.paths.local,
+      `[targets.lab]\nroot = "/scratch/x"\n[targets.other]\naddress = "o"\nport = 2\n`,
+    );
+    write(m.paths.pyproject, `[tool.pyferry.targets.other]\nport = 3\n`);
+    const c = loadConfig(m.opts());
+    assert.equal(resolveTarget(c, "lab").root, "/scratch/x");
+    assert.equal(resolveTarget(c, "other").port, 3);
   });
 
   test("XDG_CONFIG_HOME replaces ~/.config", () => {
@@ -254,6 +289,11 @@ describe("loadConfig: mistakes", () => {
       "the agent forwarded through a socket by a project",
       `[targets.g]\nssh_options = ["RemoteForward=/tmp/fwd.sock \${SSH_AUTH_SOCK}"]\n`,
       /ssh_options\[0\] sets RemoteForward, which a project.s configuration may not do/,
+    ],
+    [
+      "a HostName a user's ProxyCommand would hand to a shell",
+      `[targets.g]\nssh_options = ["-o", "HostName=$(id>/tmp/x)"]\n`,
+      /ssh_options\[1\] sets HostName, which a project.s configuration may not do/,
     ],
     [
       "cryptography weakened by a project",
