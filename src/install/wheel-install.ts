@@ -8,6 +8,7 @@ import {
   chmodSync,
   constants,
   copyFileSync,
+  existsSync,
   linkSync,
   readFileSync,
   unlinkSync,
@@ -257,13 +258,27 @@ async function planWheel(w: UnpackedWheel, layout: EnvLayout): Promise<Plan> {
 }
 
 /**
- * A file that makes the environment one: its interpreter's names in the scripts folder and
- * pyvenv.cfg. pip lets a wheel's script named "python" replace bin/python, which leaves an
- * environment without an interpreter (and a launcher that runs itself for ever).
+ * A file that makes the environment one: its interpreter's names in the scripts folder
+ * (python3.13t too), pyvenv.cfg where CPython looks for it (bin/ first, then the root), and a
+ * bundled interpreter's standard library and libpython. pip lets a wheel's script named
+ * "python" replace bin/python, which leaves an environment without an interpreter (and a
+ * launcher that runs itself for ever); a pyvenv.cfg in bin/ would change the environment's
+ * home or let the system's packages in.
  */
 function ownFile(layout: EnvLayout, dest: string): boolean {
-  if (dest === join(layout.root, "pyvenv.cfg")) return true;
-  return dirname(dest) === layout.scripts && /^python(\d+(\.\d+)*)?$/.test(basename(dest));
+  const name = basename(dest).toLowerCase();
+  const dir = dirname(dest);
+  if (name === "pyvenv.cfg" && (dir === layout.root || dir === layout.scripts)) return true;
+  if (dir === layout.scripts && /^python(\d+(\.\d+)*t?)?$/.test(name)) return true;
+  // The bundled interpreter's files, when there: a venv has none of them, and a wheel may add
+  // files beside site-packages there as pip lets it.
+  const lib = join(layout.root, "lib");
+  const stdlib = join(lib, `python${layout.pythonVersion.split(".").slice(0, 2).join(".")}`);
+  const sites = [layout.purelib, layout.platlib];
+  const bundled =
+    (dir === lib && name.startsWith("libpython")) ||
+    (isUnder(stdlib, dest) && !sites.some((site) => dest === site || isUnder(site, dest)));
+  return bundled && existsSync(dest);
 }
 
 function recordPath(site: string, file: string): string {

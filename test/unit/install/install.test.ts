@@ -959,6 +959,8 @@ describe("installWheel", () => {
       ["demo-1.0.data/scripts/python3.11", "bin/python3.11"],
       ["demo-1.0.data/data/bin/python3", "bin/python3"],
       ["demo-1.0.data/data/pyvenv.cfg", "pyvenv.cfg"],
+      ["demo-1.0.data/scripts/pyvenv.cfg", "bin/pyvenv.cfg"],
+      ["demo-1.0.data/scripts/python3.13t", "bin/python3.13t"],
     ] as const) {
       const { path, sha256: sha } = buildWheel(
         demoSpec({ extra: [{ name: entry, data: '#!/bin/sh\nexec "$0"\n', mode: 0o100755 }] }),
@@ -973,14 +975,36 @@ describe("installWheel", () => {
       assert.equal(py(layout, "import sys; print(sys.prefix)"), layout.root);
       assert.deepEqual(readdirSync(layout.purelib), []);
     }
+    // A bundled interpreter's standard library is its own too (one file stands in for it);
+    // beside site-packages, where a venv has nothing, a wheel may add files as pip lets it.
+    const xy = layout.pythonVersion.split(".").slice(0, 2).join(".");
+    const stdlibFile = `lib/python${xy}/encodings/__init__.py`;
+    mkdirSync(join(layout.root, `lib/python${xy}/encodings`));
+    writeFileSync(join(layout.root, stdlibFile), "# stdlib\n");
+    const std = buildWheel(
+      demoSpec({
+        extra: [{ name: `demo-1.0.data/data/${stdlibFile}`, data: "raise SystemExit\n" }],
+      }),
+    );
+    await assert.rejects(
+      installWheel(await unpackWheel(std.path, std.sha256), layout, {}),
+      new RegExp(`would replace the environment's own ${stdlibFile.replace(/\./g, "\\.")},`),
+    );
+    assert.equal(readFileSync(join(layout.root, stdlibFile), "utf8"), "# stdlib\n");
     const { path, sha256: sha } = buildWheel(
-      demoSpec({ extra: [{ name: "demo-1.0.data/scripts/activate", data: "# demo's\n" }] }),
+      demoSpec({
+        extra: [
+          { name: "demo-1.0.data/scripts/activate", data: "# demo's\n" },
+          { name: `demo-1.0.data/data/lib/python${xy}/demo-extra.txt`, data: "beside\n" },
+        ],
+      }),
     );
     const warnings: string[] = [];
     await installWheel(await unpackWheel(path, sha), layout, { warn: (m) => warnings.push(m) });
     assert.deepEqual(warnings, [
       "Installing demo 1.0 replaced a file already in the environment (bin/activate).",
     ]);
+    assert.ok(existsSync(join(layout.root, `lib/python${xy}/demo-extra.txt`)));
   });
 
   test("installAll: parallel installs; a file two wheels ship comes from the later one", async () => {
