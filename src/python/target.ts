@@ -53,25 +53,64 @@ type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table =>
   typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 
-/** Marker variables a target must give: tags and markers cannot be judged without them. */
-const NEEDED_MARKERS = [
+/** Every PEP 508 marker variable: a package's marker may use any of them. */
+const MARKER_VARIABLES = [
   "implementation_name",
+  "implementation_version",
+  "os_name",
   "platform_machine",
+  "platform_python_implementation",
+  "platform_release",
+  "platform_system",
+  "platform_version",
   "python_full_version",
+  "python_version",
   "sys_platform",
+];
+
+/** A target table's keys, as a lock spells them, and as the JSON form does. */
+const TABLE_KEYS = [
+  "implementation",
+  "python-version",
+  "abi-tags",
+  "platforms",
+  "interpreter",
+  "marker-env",
+];
+const JSON_KEYS = [
+  "implementation",
+  "pythonVersion",
+  "abiTags",
+  "platforms",
+  "interpreter",
+  "markerEnv",
 ];
 
 /**
  * A target from a table of the shape a pyferry lock records under [tool.pyferry.target]:
  * implementation, python-version, abi-tags, platforms, interpreter, and a marker-env table.
- * `fail` words the error for where the table came from.
+ * `fail` words the error for where the table came from; `keys` are the names the source uses
+ * for those six (the JSON form's are camelCase), so that a message names what to fix.
  */
 export function targetFromTable(
   v: unknown,
   where: string,
   fail: (reason: string) => never,
+  keys: readonly string[] = TABLE_KEYS,
 ): Target {
   if (!isTable(v)) return fail(`${where} is not a table`);
+  const [kImpl, kVersion, kAbi, kPlatforms, kInterpreter, kEnv] = keys as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const unknown = Object.keys(v).filter((k) => !keys.includes(k));
+  if (unknown.length > 0) {
+    fail(`${where} has the unknown key ${unknown[0]} (it takes ${keys.join(", ")})`);
+  }
   const text = (k: string, required: boolean): string | undefined => {
     const x = v[k];
     if (x === undefined) return required ? fail(`${where} has no ${k}`) : undefined;
@@ -86,28 +125,40 @@ export function targetFromTable(
     }
     return x as string[];
   };
-  const env = v["marker-env"];
-  if (!isTable(env)) return fail(`${where} has no marker-env table`);
+  const env = v[kEnv];
+  if (!isTable(env)) return fail(`${where} has no ${kEnv} table`);
   const markerEnv: Record<string, string> = {};
   for (const [k, x] of Object.entries(env)) {
-    if (typeof x !== "string") fail(`${k} of ${where}.marker-env is not a string`);
+    if (!MARKER_VARIABLES.includes(k)) {
+      fail(`${where}.${kEnv} has ${k}, which is not a PEP 508 marker variable`);
+    }
+    if (typeof x !== "string") fail(`${k} of ${where}.${kEnv} is not a string`);
     markerEnv[k] = x as string;
   }
-  for (const k of NEEDED_MARKERS) if (!(k in markerEnv)) fail(`${where}.marker-env has no ${k}`);
-  const pythonVersion = text("python-version", true) as string;
-  if (!/^\d+\.\d+(\.\d+)?$/.test(pythonVersion)) {
-    fail(`python-version of ${where} is "${pythonVersion}", not a version such as 3.11.7`);
+  const absent = MARKER_VARIABLES.filter((k) => !(k in markerEnv));
+  if (absent.length > 0) fail(`${where}.${kEnv} has no ${absent.join(", ")}`);
+  const pythonVersion = text(kVersion, true) as string;
+  if (!/^\d+\.\d+(\.\d+)?((a|b|rc)\d+)?\+?$/.test(pythonVersion)) {
+    fail(`${kVersion} of ${where} is "${pythonVersion}", not a version such as 3.11.7`);
   }
-  const platforms = texts("platforms");
-  if (platforms.length === 0) fail(`${where} names no platforms (wheel platform tags)`);
+  const full = markerEnv.python_full_version as string;
+  const short = markerEnv.python_version as string;
+  if (!(full === pythonVersion || full.startsWith(`${pythonVersion}.`))) {
+    fail(`${kVersion} of ${where} is ${pythonVersion}, but its python_full_version is ${full}`);
+  }
+  if (short !== full.split(".").slice(0, 2).join(".")) {
+    fail(`the python_version of ${where} is ${short}, but its python_full_version is ${full}`);
+  }
+  const platforms = texts(kPlatforms);
+  if (platforms.length === 0) fail(`${where} names no ${kPlatforms} (wheel platform tags)`);
   const t: Target = {
-    implementation: text("implementation", true) as string,
+    implementation: text(kImpl, true) as string,
     pythonVersion,
-    abiTags: texts("abi-tags"),
+    abiTags: texts(kAbi),
     platforms,
     markerEnv: markerEnv as unknown as MarkerEnvironment,
   };
-  const interpreter = text("interpreter", false);
+  const interpreter = text(kInterpreter, false);
   if (interpreter !== undefined) t.interpreter = interpreter;
   return t;
 }
@@ -118,7 +169,8 @@ export function targetFromTable(
  * Target (implementation, pythonVersion, abiTags, platforms, markerEnv).
  */
 export async function readTarget(path: string): Promise<Target> {
-  const text = await readText(path, "the target description");
+  // A byte-order mark, as some editors write: JSON.parse takes it for a stray character.
+  const text = (await readText(path, "the target description")).replace(/^\uFEFF/, "");
   const fail = (reason: string): never => {
     throw new UserError(`The target description ${path} cannot be used: ${reason}.`);
   };
@@ -135,16 +187,7 @@ export async function readTarget(path: string): Promise<Target> {
   }
   if (data !== undefined) {
     if (!isTable(data)) return fail("it is not a JSON object");
-    const { implementation, pythonVersion, abiTags, platforms, markerEnv, interpreter } = data;
-    const table = {
-      implementation,
-      "python-version": pythonVersion,
-      "abi-tags": abiTags,
-      platforms,
-      "marker-env": markerEnv,
-      interpreter,
-    };
-    return targetFromTable(table, "the JSON object", fail);
+    return targetFromTable(data, "the JSON object", fail, JSON_KEYS);
   }
   let doc: Table;
   try {

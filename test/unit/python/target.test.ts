@@ -29,6 +29,12 @@ const file = (name: string, text: string) => {
   return p;
 };
 
+/** The [tool.pyferry.target] section of that lock. */
+const targetSection = () => {
+  const text = lockText();
+  return text.slice(text.indexOf("[tool.pyferry.target]"));
+};
+
 /** A pyferry lock made for `here`. */
 const lockText = () =>
   formatLock({
@@ -42,9 +48,8 @@ const lockText = () =>
   });
 
 test("a pyferry lock's own target, the same table alone or at the top level, and JSON agree", async () => {
-  const text = lockText();
-  const lock = file("pylock.toml", text);
-  const section = text.slice(text.indexOf("[tool.pyferry.target]"));
+  const lock = file("pylock.toml", lockText());
+  const section = targetSection();
   assert.deepEqual(await readTarget(lock), here);
   assert.deepEqual(await readTarget(file("alone.toml", section)), here);
   const top = section
@@ -52,6 +57,7 @@ test("a pyferry lock's own target, the same table alone or at the top level, and
     .replace("[tool.pyferry.target.marker-env]", "[marker-env]");
   assert.deepEqual(await readTarget(file("top.toml", top)), here);
   assert.deepEqual(await readTarget(file("t.json", JSON.stringify(here))), here);
+  assert.deepEqual(await readTarget(file("bom.json", `\uFEFF${JSON.stringify(here)}`)), here);
 });
 
 test("a description that cannot be used is one sentence naming the file and the fault", async () => {
@@ -65,14 +71,29 @@ test("a description that cannot be used is one sentence naming the file and the 
     [
       "ver.json",
       JSON.stringify({ ...here, pythonVersion: "three" }),
-      /python-version of the JSON object is "three", not a version/,
+      /pythonVersion of the JSON object is "three", not a version/,
     ],
     [
       "env.json",
       JSON.stringify({ ...here, markerEnv: { os_name: "posix" } }),
-      /marker-env has no implementation_name\.$/,
+      /the JSON object\.markerEnv has no implementation_name, implementation_version, platform_machine, /,
     ],
     ["list.json", "[1, 2]", /it is not a JSON object\.$/],
+    [
+      "key.toml",
+      targetSection().replace("abi-tags", "abi_tags"),
+      /\[tool\.pyferry\.target\] has the unknown key abi_tags \(it takes implementation, python-version, abi-tags, platforms, interpreter, marker-env\)\.$/,
+    ],
+    [
+      "full.json",
+      JSON.stringify({ ...here, markerEnv: { ...here.markerEnv, python_full_version: "3.9.1" } }),
+      /pythonVersion of the JSON object is 3\.\d+\.\d+, but its python_full_version is 3\.9\.1\.$/,
+    ],
+    [
+      "var.json",
+      JSON.stringify({ ...here, markerEnv: { ...here.markerEnv, python_versoin: "3.11" } }),
+      /markerEnv has python_versoin, which is not a PEP 508 marker variable\.$/,
+    ],
     ["bad.json", "{ nope", /is not valid JSON/],
     ["bad.toml", "implementation = \n", /it is neither JSON nor valid TOML/],
     [
