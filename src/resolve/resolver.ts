@@ -145,9 +145,9 @@ interface Term {
 
 type Cause =
   | { kind: "root" }
-  | { kind: "requirement"; dep: string; text: string }
+  | { kind: "requirement"; dep: string; text: string; yanked: bigint }
   | { kind: "constraint"; text: string }
-  | { kind: "dependency"; from: string; dep: string; text: string }
+  | { kind: "dependency"; from: string; dep: string; text: string; yanked: bigint }
   | { kind: "unusable"; reason: string }
   | { kind: "derived"; left: Incompatibility; right: Incompatibility };
 
@@ -169,6 +169,8 @@ interface Dep {
   key: string;
   mask: bigint;
   text: string;
+  /** Yanked versions the specifier matches, which only an exact pin takes: for messages. */
+  yanked: bigint;
 }
 
 type Deps = { deps: Dep[]; names: string[]; requiresPython?: string } | { unusable: string };
@@ -564,12 +566,22 @@ class Solver {
         url: undefined,
       } as Requirement);
       const mask = this.specMask(p, w.req.specifier, text);
+      let yanked = 0n;
+      p.cands.forEach((c, i) => {
+        if (c.yanked !== false && satisfies(c.version, w.req.specifier, { prereleases: true }))
+          yanked |= bit(i);
+      });
       const prev = byKey.get(w.key);
       byKey.set(
         w.key,
         prev
-          ? { key: w.key, mask: prev.mask & mask, text: `${prev.text}, ${text}` }
-          : { key: w.key, mask, text },
+          ? {
+              key: w.key,
+              mask: prev.mask & mask,
+              text: `${prev.text}, ${text}`,
+              yanked: prev.yanked & yanked,
+            }
+          : { key: w.key, mask, text, yanked },
       );
     }
     return [...byKey.values()];
@@ -628,7 +640,12 @@ class Solver {
       // `name[extra]` at version v is `name` at v plus the extra's dependencies.
       const base = await this.load(p.project);
       const at = base.cands.indexOf(c);
-      const same: Dep = { key: base.key, mask: bit(at), text: `${p.project}==${c.version}` };
+      const same: Dep = {
+        key: base.key,
+        mask: bit(at),
+        text: `${p.project}==${c.version}`,
+        yanked: 0n,
+      };
       this.rememberName(base.key, same.mask, same.text);
       deps.unshift(same);
     }
@@ -684,8 +701,8 @@ class Solver {
       }
       const dp = this.pkg(d.key);
       const cause: Cause = isRoot
-        ? { kind: "requirement", dep: d.key, text: d.text }
-        : { kind: "dependency", from: p.key, dep: d.key, text: d.text };
+        ? { kind: "requirement", dep: d.key, text: d.text, yanked: d.yanked }
+        : { kind: "dependency", from: p.key, dep: d.key, text: d.text, yanked: d.yanked };
       const incompat = this.makeIncompatibility(
         [
           { key: p.key, mask: versions },
@@ -890,7 +907,7 @@ class Explainer {
   private standalone(i: Incompatibility): string {
     const c = i.cause;
     if (c.kind === "requirement") {
-      const missing = this.missing(i, c.dep);
+      const missing = this.missing(i, c.dep, c.yanked);
       if (missing) return `You asked for ${c.text}, but ${missing}.`;
     }
     return `${capitalize(this.external(i))}.`;
@@ -904,7 +921,7 @@ class Explainer {
       case "root":
         return "the requirements must be installed";
       case "requirement": {
-        const missing = this.missing(i, c.dep);
+        const missing = this.missing(i, c.dep, c.yanked);
         return `you asked for ${c.text}${missing ? ` (${missing})` : ""}`;
       }
       case "constraint":
@@ -912,7 +929,7 @@ class Explainer {
       case "dependency": {
         const from = i.terms.find((t) => t.key === c.from);
         const who = from ? s.describeSet(c.from, from.mask) : c.from;
-        const missing = this.missing(i, c.dep);
+        const missing = this.missing(i, c.dep, c.yanked);
         return `${who} depends on ${c.text}${missing ? ` (${missing})` : ""}`;
       }
       case "unusable": {
@@ -925,30 +942,39 @@ class Explainer {
     }
   }
 
-  /** For a dependency on versions that do not exist: what the sources have instead. */
-  private missing(i: Incompatibility, key: string): string | undefined {
+  /**
+   * For a dependency on versions that do not exist: what the sources have instead, and the
+   * yanked versions it matches (`yanked`), which only an exact pin would take.
+   */
+  private missing(i: Incompatibility, key: string, yanked: bigint): string | undefined {
     // The dependency's term is dropped exactly when no version satisfies it.
     if (i.terms.some((t) => t.key === key)) return undefined;
     const s = this.solver;
     const found = s.available(key);
     if (found.length === 0) return `no usable file of ${key} is on ${s.sources()}`;
-    const few = (vs: string[]) => (vs.length > 5 ? [...vs.slice(0, 5), "…"] : vs);
+    const list = (vs: string[], join: (items: string[]) => string) =>
+      vs.length > 5 ? `${vs.slice(0, 5).join(", ")} and ${vs.length - 5} more` : join(vs);
+    const and = (vs: string[]) =>
+      vs.length <= 1 ? vs.join("") : `${vs.slice(0, -1).join(", ")} and ${vs.at(-1)}`;
     const usable = found.filter((c) => c.yanked === false).map((c) => c.version);
-    const yanked = found.filter((c) => c.yanked !== false);
-    // PEP 592: a yanked version is taken only when pinned exactly.
-    const pin = `which only an exact pin such as ${key}==${yanked[0]?.version} takes`;
-    if (usable.length === 0) {
-      const one = yanked.length === 1;
-      const why = typeof yanked[0]?.yanked === "string" ? ` (${yanked[0].yanked})` : "";
-      return `${one ? "its only version" : "its versions"} ${joinOr(few(yanked.map((c) => c.version)))} ${one ? "is" : "are"} yanked${why}, ${pin}`;
+    const matched = found.filter((_, k) => (yanked & bit(k)) !== 0n);
+    const all = found.map((c) => c.version);
+    if (matched.length === 0) {
+      const none = usable.length === 0 ? ", all of them yanked" : "";
+      return `only ${list(all, joinOr)} ${all.length === 1 ? "is" : "are"} available${none}`;
     }
-    const available = `only ${joinOr(few(usable))} ${usable.length === 1 ? "is" : "are"} available`;
-    if (yanked.length === 0) return available;
-    // A yanked version may be the very one asked for: say so, or the sentence would deny it exists.
-    const listed = few(yanked.map((c) => c.version));
-    const names =
-      listed.length === 1 ? listed[0] : `${listed.slice(0, -1).join(", ")} and ${listed.at(-1)}`;
-    return `${available} (${names} ${yanked.length === 1 ? "is" : "are"} yanked, ${pin})`;
+    // PEP 592: a yanked version is taken only when pinned exactly.
+    const first = matched[0] as { version: string; yanked: boolean | string };
+    const why = typeof first.yanked === "string" ? ` (${first.yanked})` : "";
+    const names = list(
+      matched.map((c) => c.version),
+      and,
+    );
+    const are = matched.length === 1 ? "is" : "are";
+    const pin = `which only an exact pin such as ${key}==${first.version} takes`;
+    if (usable.length === 0) return `${names} ${are} yanked${why}, ${pin}`;
+    const available = `only ${list(usable, joinOr)} ${usable.length === 1 ? "is" : "are"} available`;
+    return `${available}; ${names} ${are} yanked${why}, ${pin}`;
   }
 
   private phrase(step: Incompatibility): string {

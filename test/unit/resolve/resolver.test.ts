@@ -332,11 +332,29 @@ describe("resolve", () => {
     // The version asked for exists, yanked: the sentence must not deny it.
     assert.equal(
       await failure({ t: { "0.8": [], "0.10": { yanked: true } } }, ["t>=0.10"]),
-      "You asked for t>=0.10, but only 0.8 is available (0.10 is yanked, which only an exact pin such as t==0.10 takes).",
+      "You asked for t>=0.10, but only 0.8 is available; 0.10 is yanked, which only an exact pin such as t==0.10 takes.",
+    );
+    const yanked = { yanked: true };
+    assert.equal(
+      await failure({ t: { "0.9": yanked, "0.10": yanked } }, ["t>=0.9"]),
+      "You asked for t>=0.9, but 0.10 and 0.9 are yanked, which only an exact pin such as t==0.10 takes.",
+    );
+    // Yanked versions the requirement does not match are no way out: not offered as one.
+    assert.equal(
+      await failure({ t: { "0.9": yanked, "0.10": yanked } }, ["t>=0.11"]),
+      "You asked for t>=0.11, but only 0.10 or 0.9 are available, all of them yanked.",
     );
     assert.equal(
-      await failure({ t: { "0.9": { yanked: true }, "0.10": { yanked: true } } }, ["t>=0.11"]),
-      "You asked for t>=0.11, but its versions 0.10 or 0.9 are yanked, which only an exact pin such as t==0.10 takes.",
+      await failure({ t: { "0.8": [], "0.10": yanked } }, ["t>=0.11"]),
+      "You asked for t>=0.11, but only 0.10 or 0.8 are available.",
+    );
+    // As a dependency: no parentheses inside parentheses, and a long list ends in a count.
+    const many = Object.fromEntries(
+      ["1", "2", "3", "4", "5", "6", "7"].map((v) => [`${v}.0`, yanked]),
+    );
+    assert.equal(
+      await failure({ a: { "1.0": ["t>=1"] }, t: many }, ["a"]),
+      "Because a depends on t>=1 (7.0, 6.0, 5.0, 4.0, 3.0 and 2 more are yanked, which only an exact pin such as t==7.0 takes) and you asked for a, a cannot be installed.",
     );
     const dep = await failure({ a: { "1.0": ["ghost>=1"] } }, ["a"]);
     assert.equal(
