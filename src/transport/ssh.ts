@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,9 +55,7 @@ async function livenessDefaults(program: string[], args: string[], destination: 
   // BatchMode off for the query (ssh keeps the first value): in batch mode ssh reports its
   // own 300 s ServerAliveInterval, which would read as the user's.
   const query = [...lead, "-G", "-o", "BatchMode=no", ...args, "--", destination];
-  const r = await capture(cmd, query, {
-    timeoutMs: 10_000,
-  }).catch(() => undefined);
+  const r = await capture(cmd, query, { timeoutMs: 10_000, group: true }).catch(() => undefined);
   const settings = new Map<string, string>();
   for (const line of r?.code === 0 ? r.stdout.split("\n") : []) {
     const [key, value] = line.trim().split(/\s+/, 2);
@@ -69,6 +67,19 @@ async function livenessDefaults(program: string[], args: string[], destination: 
     ...(timeout === undefined || timeout === "none" ? CONNECT_TIMEOUT : []),
     ...(alive === undefined || alive === "0" ? KEEPALIVE : []),
   ];
+}
+
+/** Liveness options saved beside a kept master, or undefined (the defaults) if unreadable. */
+function readLiveness(file: string): string[] | undefined {
+  try {
+    const v: unknown = JSON.parse(readFileSync(file, "utf8"));
+    const known = new Set([...CONNECT_TIMEOUT, ...KEEPALIVE]);
+    return Array.isArray(v) && v.every((o) => typeof o === "string" && known.has(o))
+      ? (v as string[])
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 let swept = false;
@@ -271,14 +282,18 @@ export class SshConnection extends ShellConnection {
       timeoutMs: 120_000,
     });
     try {
+      // The limits the master was started with, for sessions that would connect by themselves.
+      const saved = join(this.controlDir, `${this.socketName}.liveness`);
       if (await this.check()) {
         this.masterUp = true;
+        this.liveness = readLiveness(saved);
         return;
       }
       // A socket nobody answers on (its master was killed) would make the new master refuse
       // to listen and stay in the foreground; under the lock, nobody else is starting one.
       rmSync(this.socketPath(), { force: true });
       await this.spawnMaster(this.persist);
+      writeFileSync(saved, JSON.stringify(this.liveness));
     } finally {
       await lock?.release();
     }

@@ -8,25 +8,36 @@ export interface Captured {
 }
 
 /**
- * Run a program without a shell, collecting its output, killed after `timeoutMs` when given.
+ * Run a program without a shell, collecting its output, killed after `timeoutMs` when given:
+ * with what it started too, as its own process group, when `group` is set (a wrapper script
+ * that does not exec, or a command ssh's configuration runs, would outlive the program alone).
  * Not spawn's own `timeout` option: its timer outlives a spawn that fails (EACCES) by a minute.
  */
 export function capture(
   file: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; group?: boolean } = {},
 ): Promise<Captured> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, {
       stdio: ["ignore", "pipe", "pipe"],
       windowsHide: true,
+      ...(opts.group ? { detached: true } : {}),
       ...(opts.env ? { env: opts.env } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
     });
-    const timer =
-      opts.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
+    const kill = () => {
+      if (opts.group && child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+          return;
+        } catch {
+          // The group is gone already; the child alone, below.
+        }
+      }
+      child.kill("SIGKILL");
+    };
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(kill, opts.timeoutMs);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
