@@ -74,7 +74,8 @@ const LEGACY_VARS: Record<string, string> = {
   "platform.python_implementation": "platform_python_implementation",
   python_implementation: "platform_python_implementation",
 };
-const KNOWN_VARS = new Set([
+/** PEP 508's environment markers: what describes an interpreter and its platform. */
+export const ENVIRONMENT_VARIABLES: readonly string[] = [
   "implementation_name",
   "implementation_version",
   "os_name",
@@ -86,10 +87,8 @@ const KNOWN_VARS = new Set([
   "python_full_version",
   "python_version",
   "sys_platform",
-  "extra",
-  "extras",
-  "dependency_groups",
-]);
+];
+const KNOWN_VARS = new Set([...ENVIRONMENT_VARIABLES, "extra", "extras", "dependency_groups"]);
 // Only these hold versions; elsewhere "1.0" is just a string (as in pypa/packaging).
 const VERSION_VARS = new Set([
   "implementation_version",

@@ -2,7 +2,7 @@ import { parse as parseToml } from "smol-toml";
 import { UserError } from "../util/errors.js";
 import { readText } from "../util/read-text.js";
 import type { InterpreterInfo } from "./interpreter.js";
-import type { MarkerEnvironment } from "./marker.js";
+import { ENVIRONMENT_VARIABLES, type MarkerEnvironment } from "./marker.js";
 import { linuxPlatformTags, type Tag, type TargetPlatform, targetTags } from "./tags.js";
 
 export interface Target {
@@ -52,21 +52,6 @@ export function targetTagList(t: Target): Tag[] {
 type Table = Record<string, unknown>;
 const isTable = (v: unknown): v is Table =>
   typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-
-/** Every PEP 508 marker variable: a package's marker may use any of them. */
-const MARKER_VARIABLES = [
-  "implementation_name",
-  "implementation_version",
-  "os_name",
-  "platform_machine",
-  "platform_python_implementation",
-  "platform_release",
-  "platform_system",
-  "platform_version",
-  "python_full_version",
-  "python_version",
-  "sys_platform",
-];
 
 /** A target table's keys, as a lock spells them, and as the JSON form does. */
 const TABLE_KEYS = [
@@ -129,13 +114,13 @@ export function targetFromTable(
   if (!isTable(env)) return fail(`${where} has no ${kEnv} table`);
   const markerEnv: Record<string, string> = {};
   for (const [k, x] of Object.entries(env)) {
-    if (!MARKER_VARIABLES.includes(k)) {
+    if (!ENVIRONMENT_VARIABLES.includes(k)) {
       fail(`${where}.${kEnv} has ${k}, which is not a PEP 508 marker variable`);
     }
     if (typeof x !== "string") fail(`${k} of ${where}.${kEnv} is not a string`);
     markerEnv[k] = x as string;
   }
-  const absent = MARKER_VARIABLES.filter((k) => !(k in markerEnv));
+  const absent = ENVIRONMENT_VARIABLES.filter((k) => !(k in markerEnv));
   if (absent.length > 0) fail(`${where}.${kEnv} has no ${absent.join(", ")}`);
   const pythonVersion = text(kVersion, true) as string;
   if (!/^\d+\.\d+(\.\d+)?((a|b|rc)\d+)?\+?$/.test(pythonVersion)) {
