@@ -248,7 +248,8 @@ async function planWheel(w: UnpackedWheel, layout: EnvLayout): Promise<Plan> {
     dest: join(layout.scripts, ep.name),
     text: launcherScript(ep),
   }));
-  const clash = [...placements, ...launchers].find((p) => ownFile(layout, p.dest));
+  const own = ownFiles(layout);
+  const clash = [...placements, ...launchers].find((p) => own(p.dest));
   if (clash) {
     throw new UserError(
       `${w.name} ${w.version} would replace the environment's own ${relative(layout.root, clash.dest)}, so pyferry does not install it.`,
@@ -258,27 +259,29 @@ async function planWheel(w: UnpackedWheel, layout: EnvLayout): Promise<Plan> {
 }
 
 /**
- * A file that makes the environment one: its interpreter's names in the scripts folder
- * (python3.13t too), pyvenv.cfg where CPython looks for it (bin/ first, then the root), and a
- * bundled interpreter's standard library and libpython. pip lets a wheel's script named
- * "python" replace bin/python, which leaves an environment without an interpreter (and a
- * launcher that runs itself for ever); a pyvenv.cfg in bin/ would change the environment's
- * home or let the system's packages in.
+ * Whether a path is a file that makes the environment one: its interpreter's names in the
+ * scripts folder (python3.13t too), pyvenv.cfg where CPython looks for it (bin/ first, then the
+ * root), and a bundled interpreter's standard library and libpython. pip lets a wheel's script
+ * named "python" replace bin/python, which leaves an environment without an interpreter (and a
+ * launcher that runs itself for ever); a pyvenv.cfg in bin/ would change the environment's home
+ * or let the system's packages in. String tests, since every file of every wheel is asked
+ * (planned paths are joined from the layout's own, with no ".." in them).
  */
-function ownFile(layout: EnvLayout, dest: string): boolean {
-  const name = basename(dest).toLowerCase();
-  const dir = dirname(dest);
-  if (name === "pyvenv.cfg" && (dir === layout.root || dir === layout.scripts)) return true;
-  if (dir === layout.scripts && /^python(\d+(\.\d+)*t?)?$/.test(name)) return true;
-  // The bundled interpreter's files, when there: a venv has none of them, and a wheel may add
-  // files beside site-packages there as pip lets it.
+function ownFiles(layout: EnvLayout): (dest: string) => boolean {
   const lib = join(layout.root, "lib");
-  const stdlib = join(lib, `python${layout.pythonVersion.split(".").slice(0, 2).join(".")}`);
-  const sites = [layout.purelib, layout.platlib];
-  const bundled =
-    (dir === lib && name.startsWith("libpython")) ||
-    (isUnder(stdlib, dest) && !sites.some((site) => dest === site || isUnder(site, dest)));
-  return bundled && existsSync(dest);
+  const stdlib = `${join(lib, `python${layout.pythonVersion.split(".").slice(0, 2).join(".")}`)}${sep}`;
+  const sites = [layout.purelib, layout.platlib].map((site) => `${site}${sep}`);
+  return (dest) => {
+    // The bundled interpreter's files, when there: a venv has none of them, and a wheel may add
+    // files beside site-packages there as pip lets it.
+    if (dest.startsWith(stdlib)) return !sites.some((s) => dest.startsWith(s)) && existsSync(dest);
+    const dir = dirname(dest);
+    const name = basename(dest).toLowerCase();
+    if (dir === layout.scripts)
+      return name === "pyvenv.cfg" || /^python(\d+(\.\d+)*t?)?$/.test(name);
+    if (dir === layout.root) return name === "pyvenv.cfg";
+    return dir === lib && name.startsWith("libpython") && existsSync(dest);
+  };
 }
 
 function recordPath(site: string, file: string): string {
