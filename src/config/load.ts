@@ -14,8 +14,9 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse, TomlError } from "smol-toml";
 import { UserError } from "../util/errors.js";
+import { isTable } from "../util/toml-table.js";
 import { readIfExists } from "./read.js";
-import { isTable, type Layer, readLayer } from "./schema.js";
+import { type Layer, readLayer } from "./schema.js";
 import { type Config, type TargetEntry, targetKey } from "./types.js";
 
 export interface LoadOptions {

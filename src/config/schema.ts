@@ -5,6 +5,7 @@
  */
 import { isAbsolute, join, resolve } from "node:path";
 import { UserError } from "../util/errors.js";
+import { isTable } from "../util/toml-table.js";
 import { parseDestination } from "./destination.js";
 import { q, type Sourced, TARGET_KEYS, type TargetEntry, targetKey } from "./types.js";
 
@@ -62,12 +63,6 @@ const PROJECT_SSH_OPTIONS = new Map(
 
 /** Target keys that decide which host keys are trusted: the user's to set, never a project's. */
 const USER_ONLY_TARGET_KEYS = new Set(["known_hosts_file", "accept_new_host_keys"]);
-
-type Table = Record<string, unknown>;
-
-// smol-toml's dates are Date objects; everything else that is an object is a table.
-export const isTable = (v: unknown): v is Table =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 
 /** How a wrong value is named in a message. */
 function describe(v: unknown): string {

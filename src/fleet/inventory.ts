@@ -10,6 +10,7 @@ import { parseDestination } from "../config/destination.js";
 import { sshOptionList } from "../config/schema.js";
 import { UserError } from "../util/errors.js";
 import { whyUnreadable } from "../util/read-text.js";
+import { isTable, type Table } from "../util/toml-table.js";
 
 export interface FleetEnv {
   host: string;
@@ -56,10 +57,6 @@ export interface Inventory {
   hosts: FleetHost[];
   groups: Map<string, string[]>;
 }
-
-type Table = Record<string, unknown>;
-const isTable = (v: unknown): v is Table =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 
 class Reader {
   constructor(readonly file: string) {}

@@ -1,6 +1,7 @@
 import { parse as parseToml } from "smol-toml";
 import { UserError } from "../util/errors.js";
 import { readText } from "../util/read-text.js";
+import { isTable, type Table } from "../util/toml-table.js";
 import type { InterpreterInfo } from "./interpreter.js";
 import { ENVIRONMENT_VARIABLES, type MarkerEnvironment } from "./marker.js";
 import { linuxPlatformTags, type Tag, type TargetPlatform, targetTags } from "./tags.js";
@@ -48,10 +49,6 @@ export function targetTagList(t: Target): Tag[] {
   };
   return targetTags(platform);
 }
-
-type Table = Record<string, unknown>;
-const isTable = (v: unknown): v is Table =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
 
 /** A target table's keys, as a lock spells them, and as the JSON form does. */
 const TABLE_KEYS = [

@@ -20,6 +20,7 @@ import {
   majorMinor,
 } from "../python/version.js";
 import { UserError } from "../util/errors.js";
+import { isTable, type Table } from "../util/toml-table.js";
 import { distName } from "./provider.js";
 import type { Resolution, ResolvedPackage } from "./resolver.js";
 
@@ -297,8 +298,6 @@ export function lockedFileUrl(f: LockedFile, lockDir: string): string {
 
 // --- reading ---------------------------------------------------------------------------
 
-type Table = Record<string, unknown>;
-
 /** A file's name from its path, else from its URL's path, percent-decoded (as packaging does). */
 function fileName(path: string | undefined, url: string | undefined): string {
   if (path !== undefined) return path.split(/[/\\]/).pop() ?? "";
@@ -316,10 +315,6 @@ function fileName(path: string | undefined, url: string | undefined): string {
 
 /** PEP 508's name, which extras share: names go into messages and records, never paths. */
 const PROJECT_NAME = /^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$/;
-
-function isTable(v: unknown): v is Table {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
 
 class LockReader {
   constructor(private readonly fileName: string) {}

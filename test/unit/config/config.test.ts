@@ -496,7 +496,7 @@ describe("pyferry config show", () => {
     const m = machine();
     const xdg = join(m.base, "xdg");
     write(join(xdg, "pyferry", "config.toml"), `[targets.gpu1]\naddress = "ubuntu@10.0.0.5"\n`);
-    write(m.paths.local, `default_target = "gpu1"\n[targets.gpu1]\nport = 2222\n`);
+    write(m.paths.local, `default_target = "gpu1"\n[targets.gpu1]\nroot = "/scratch/ferry"\n`);
     const env = {
       HOME: m.paths.home,
       XDG_CONFIG_HOME: xdg,
@@ -528,9 +528,9 @@ describe("pyferry config show", () => {
       value: "ubuntu@10.0.0.5",
       source: user,
     });
-    assert.deepEqual(get("targets.gpu1.port"), {
-      key: "targets.gpu1.port",
-      value: 2222,
+    assert.deepEqual(get("targets.gpu1.root"), {
+      key: "targets.gpu1.root",
+      value: "/scratch/ferry",
       source: m.paths.local,
     });
     assert.deepEqual(get("targets.gpu1.python"), {
@@ -549,7 +549,7 @@ describe("pyferry config show", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^KEY\s+VALUE\s+SOURCE$/m);
     assert.match(r.stdout, /^default_target\s+"me@box"\s+environment variable PYFERRY_TARGET$/m);
-    assert.match(r.stdout, /^targets\.gpu1\.port\s+2222\s+.*pyferry\.toml$/m);
+    assert.match(r.stdout, /^targets\.gpu1\.root\s+"\/scratch\/ferry"\s+.*pyferry\.toml$/m);
     assert.match(r.stdout, /Files read, in order:/);
 
     write(m.paths.local, `[targets.gpu1]\nport = "x"\n`);
