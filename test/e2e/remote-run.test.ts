@@ -242,7 +242,10 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
       // The master outlives pyferry, its socket in a private folder.
       const kept = join(runtime, "pyferry-ssh");
       assert.equal(statSync(kept).mode & 0o777, 0o700);
-      const sockets = readdirSync(kept).filter((n) => !n.endsWith(".lock"));
+      // Beside each socket: its lock, and the liveness options it was started with.
+      const socketsIn = (d: string) =>
+        readdirSync(d).filter((n) => !n.endsWith(".lock") && !n.endsWith(".liveness"));
+      const sockets = socketsIn(kept);
       assert.equal(sockets.length, 1, sockets.join(" "));
       const socket = join(kept, sockets[0] as string);
       const check = () =>
@@ -271,10 +274,7 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
       });
       assert.equal(plain.status, 0, show(plain));
       assert.equal(masters(), 2);
-      assert.deepEqual(
-        readdirSync(kept).filter((n) => !n.endsWith(".lock")),
-        sockets,
-      );
+      assert.deepEqual(socketsIn(kept), sockets);
       // A kept master killed outright leaves its socket: the next run starts a new one.
       for (const pid of pgrep(`ControlPath=${socket}`)) process.kill(pid, "SIGKILL");
       await waitFor("the master to be gone", () => check().status !== 0, 10_000);
