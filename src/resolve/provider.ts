@@ -107,8 +107,17 @@ export function sourcesFromSettings(s: IndexSettings): Source[] {
 
 /** "a", "a or b", "a, b or c". */
 export function joinOr(items: string[]): string {
+  return joinWith(items, "or");
+}
+
+/** "a, b and c". */
+export function joinAnd(items: string[]): string {
+  return joinWith(items, "and");
+}
+
+function joinWith(items: string[], word: string): string {
   if (items.length <= 1) return items.join("");
-  return `${items.slice(0, -1).join(", ")} or ${items.at(-1)}`;
+  return `${items.slice(0, -1).join(", ")} ${word} ${items.at(-1)}`;
 }
 
 /** Whether the target's Python satisfies a Requires-Python; an invalid one is ignored, as pip does. */

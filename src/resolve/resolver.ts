@@ -27,6 +27,7 @@ import {
   type Candidate,
   IndexProvider,
   type IndexProviderOptions,
+  joinAnd,
   joinOr,
   type Provider,
   pythonAccepts,
@@ -900,7 +901,7 @@ class Explainer {
     const asked = [...this.roots];
     if (asked.length === 0) return "the requirements cannot be met";
     if (asked.length === 1) return `${asked[0]} cannot be installed`;
-    return `${asked.slice(0, -1).join(", ")} and ${asked.at(-1)} cannot be installed together`;
+    return `${joinAnd(asked)} cannot be installed together`;
   }
 
   /** The whole explanation when a single fact rules everything out. */
@@ -954,8 +955,6 @@ class Explainer {
     if (found.length === 0) return `no usable file of ${key} is on ${s.sources()}`;
     const list = (vs: string[], join: (items: string[]) => string) =>
       vs.length > 5 ? `${vs.slice(0, 5).join(", ")} and ${vs.length - 5} more` : join(vs);
-    const and = (vs: string[]) =>
-      vs.length <= 1 ? vs.join("") : `${vs.slice(0, -1).join(", ")} and ${vs.at(-1)}`;
     const usable = found.filter((c) => c.yanked === false).map((c) => c.version);
     const matched = found.filter((_, k) => (yanked & bit(k)) !== 0n);
     const all = found.map((c) => c.version);
@@ -968,7 +967,7 @@ class Explainer {
     const why = typeof first.yanked === "string" ? ` (${first.yanked})` : "";
     const names = list(
       matched.map((c) => c.version),
-      and,
+      joinAnd,
     );
     const are = matched.length === 1 ? "is" : "are";
     const pin = `which only an exact pin such as ${key}==${first.version} takes`;
@@ -1000,8 +999,7 @@ class Explainer {
       return `${pos(positive[0] as Term)} requires ${neg(negative[0] as Term)}`;
     }
     if (negative.length === 0) {
-      const names = positive.map(pos);
-      return `${names.slice(0, -1).join(", ")} and ${names.at(-1)} cannot be installed together`;
+      return `${joinAnd(positive.map(pos))} cannot be installed together`;
     }
     return `${positive.map(pos).join(" and ")} together require ${joinOr(negative.map(neg))}`;
   }
