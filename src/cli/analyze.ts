@@ -11,6 +11,7 @@ import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip
 import { UserError } from "../util/errors.js";
 import { inputAt, sameName, writeOutputFile } from "../util/output-file.js";
 import { type Progress, progress } from "../util/progress.js";
+import { collect } from "./options.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
 
 export interface AnalyzeFlags {
@@ -30,11 +31,6 @@ export interface AnalyzeFlags {
   includeOptional?: boolean;
   name?: string;
 }
-
-const collect = (value: string, previous: string[] | undefined): string[] => [
-  ...(previous ?? []),
-  value,
-];
 
 export function parsePkgMappings(values: string[]): Map<string, string> {
   const map = new Map<string, string>();

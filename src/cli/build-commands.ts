@@ -7,11 +7,7 @@ import { type Command, Option } from "commander";
 import { LINK_MODES } from "../install/link-mode.js";
 import { UserError } from "../util/errors.js";
 import { type AnalyzeFlags, addAnalyzeOptions } from "./analyze.js";
-
-const collect = (value: string, previous: string[] | undefined): string[] => [
-  ...(previous ?? []),
-  value,
-];
+import { addIndexOptions, collect, PLATFORM_HELP } from "./options.js";
 
 export interface RunFlags {
   python?: string;
@@ -41,18 +37,6 @@ export interface BuildFlags extends AnalyzeFlags {
   json?: boolean;
 }
 
-function addIndexOptions(cmd: Command): Command {
-  return cmd
-    .option("--index-url <url>", "package index (default: pip's configuration)")
-    .option("--extra-index-url <url>", "extra package index (repeatable)", collect)
-    .option("--find-links <path|url>", "folder or page of distribution files (repeatable)", collect)
-    .option("--no-index", "use --find-links only")
-    .option(
-      "--mixed-sources",
-      "take a project's files from every source, as pip does (default: the first source that has it)",
-    );
-}
-
 export function registerBuildCommands(program: Command): void {
   addIndexOptions(
     program
@@ -65,14 +49,14 @@ export function registerBuildCommands(program: Command): void {
       .option("-r, --requirement <file>", "requirements file (repeatable)", collect)
       .option("-o, --output <file>", "where to write the lock", "pylock.toml")
       .option("--python <version|path>", "interpreter the lock is for (default: the active one)")
-      .option("--platform <file>", "a target description (JSON) for a machine you cannot reach")
+      .option("--platform <file>", PLATFORM_HELP)
       .option("--pre", "allow pre-releases"),
   )
     .addHelpText(
       "after",
       `
 Examples:
-  pyferry lock requests "flask<3"              lock two requirements for the active python
+  pyferry lock requests "flask>=3"             lock two requirements for the active python
   pyferry lock spec.json -o pylock.toml        lock what 'pyferry analyze -o spec.json' found
   pyferry lock train.py --python 3.12          analyze train.py and lock it for Python 3.12`,
     )

@@ -9,12 +9,8 @@ import { UserError } from "../util/errors.js";
 import { readText } from "../util/read-text.js";
 import { mib } from "../util/units.js";
 import type { AnalyzeFlags } from "./analyze.js";
+import { addIndexOptions, collect, PLATFORM_HELP } from "./options.js";
 import { warn, writeJson } from "./output.js";
-
-const collect = (value: string, previous: string[] | undefined): string[] => [
-  ...(previous ?? []),
-  value,
-];
 
 interface Flags {
   wheelhouse?: string;
@@ -322,24 +318,17 @@ Stop it with Ctrl-C (or SIGTERM). Example:
   });
 
   located(
-    wh
-      .command("mirror")
-      .description("resolve requirements from pip's index and add every wheel of the result")
-      .argument("[requirements...]", 'requirement strings, e.g. requests "flask<3"')
-      .option("-r, --requirement <file>", "requirements file (repeatable)", collect)
-      .option("--python <version|path>", "interpreter to resolve for (default: the active one)")
-      .option("--platform <file>", "a target description (JSON) for a machine you cannot reach")
-      .option("--pre", "allow pre-releases")
-      .option("--replace", "replace wheels of the same name that have different content")
-      .option("--index-url <url>", "package index (default: pip's configuration)")
-      .option("--extra-index-url <url>", "extra package index (repeatable)", collect)
-      .option(
-        "--find-links <path|url>",
-        "folder or page of distribution files (repeatable)",
-        collect,
-      )
-      .option("--no-index", "use --find-links only")
-      .option("--json", "machine-readable output"),
+    addIndexOptions(
+      wh
+        .command("mirror")
+        .description("resolve requirements from pip's index and add every wheel of the result")
+        .argument("[requirements...]", 'requirement strings, e.g. requests "flask>=3"')
+        .option("-r, --requirement <file>", "requirements file (repeatable)", collect)
+        .option("--python <version|path>", "interpreter to resolve for (default: the active one)")
+        .option("--platform <file>", PLATFORM_HELP)
+        .option("--pre", "allow pre-releases")
+        .option("--replace", "replace wheels of the same name that have different content"),
+    ).option("--json", "machine-readable output"),
   )
     .addHelpText(
       "after",
@@ -357,6 +346,7 @@ Example:
             platform?: string;
             pre?: boolean;
             replace?: boolean;
+            mixedSources?: boolean;
           },
       ) => {
         if (flags.python && flags.platform) {
@@ -381,6 +371,7 @@ Example:
               ...(flags.platform ? { platform: flags.platform } : {}),
               ...(flags.pre ? { prereleases: true } : {}),
               ...(flags.replace ? { replace: true } : {}),
+              ...(flags.mixedSources ? { mixedSources: true } : {}),
               onProgress: (m) => bar.update(m),
             }),
           }));

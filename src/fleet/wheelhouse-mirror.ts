@@ -21,7 +21,7 @@ import { type AddOutcome, addWheels, type Wheelhouse } from "./wheelhouse.js";
 export interface MirrorOptions {
   /** Interpreter to resolve for (version or path); default the active one. */
   python?: string;
-  /** A target description (JSON) to resolve for instead of an interpreter. */
+  /** A target description file (python/target.ts) to resolve for instead of an interpreter. */
   platform?: string;
   settings: IndexSettings;
   prereleases?: boolean;
