@@ -699,11 +699,14 @@ describe("sources", () => {
     mkdirSync(links);
     // A six the index does not have, in a folder given after it.
     const script = [
-      "import sys, zipfile",
+      "import base64, hashlib, sys, zipfile",
+      "files = {'six-99.0.dist-info/METADATA': 'Metadata-Version: 2.1\\nName: six\\nVersion: 99.0\\n',",
+      "         'six-99.0.dist-info/WHEEL': 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n'}",
+      "digest = lambda t: base64.urlsafe_b64encode(hashlib.sha256(t.encode()).digest()).rstrip(b'=').decode()",
+      "rows = [f'{n},sha256={digest(t)},{len(t)}' for n, t in files.items()] + ['six-99.0.dist-info/RECORD,,']",
       "with zipfile.ZipFile(sys.argv[1], 'w') as z:",
-      "    z.writestr('six-99.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: six\\nVersion: 99.0\\n')",
-      "    z.writestr('six-99.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')",
-      "    z.writestr('six-99.0.dist-info/RECORD', '')",
+      "    for n, t in files.items(): z.writestr(n, t)",
+      "    z.writestr('six-99.0.dist-info/RECORD', '\\n'.join(rows) + '\\n')",
     ].join("\n");
     spawnSync("python3", ["-c", script, join(links, "six-99.0-py3-none-any.whl")]);
     const lock = (env: NodeJS.ProcessEnv = {}) =>
@@ -714,6 +717,15 @@ describe("sources", () => {
     const mixed = lock({ PYFERRY_MIXED_SOURCES: "1" });
     assert.equal(mixed.status, 0, mixed.stderr);
     assert.match(readFileSync(join(d, "l.toml"), "utf8"), /name = "six"\nversion = "99.0"/);
+    // wheelhouse mirror takes the flag itself.
+    const mirror = (...flags: string[]) =>
+      pyferry(["wheelhouse", "mirror", "six>=99", "--find-links", links, ...flags], {
+        env: { PYFERRY_WHEELHOUSE: join(d, "wh") },
+      });
+    assert.equal(mirror().status, 1);
+    const mirrored = mirror("--mixed-sources");
+    assert.equal(mirrored.status, 0, mirrored.stderr);
+    assert.deepEqual(readdirSync(join(d, "wh", "wheels")), ["six-99.0-py3-none-any.whl"]);
   });
 });
 
