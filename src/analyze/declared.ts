@@ -53,20 +53,24 @@ function setRequiresPython(d: Declared, spec: unknown, source: string): void {
   d.requiresPython = { spec, source };
 }
 
+/** A pyproject.toml's text as a table; malformed TOML is one sentence naming the place. */
+export function parsePyproject(text: string, path: string): Record<string, unknown> {
+  try {
+    return parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    const where = err instanceof TomlError ? ` at line ${err.line}, column ${err.column}` : "";
+    const first = ((err as Error).message.split("\n")[0] ?? "").replace(/\.$/, "");
+    throw new UserError(`${path} is not valid TOML${where}: ${first}.`);
+  }
+}
+
 /** `[project]` of a pyproject.toml; a malformed file is an error, not a warning. */
 async function readPyproject(d: Declared, dir: string, root: string): Promise<void> {
   const path = join(dir, "pyproject.toml");
   const text = await readOptional(path);
   if (text === undefined) return;
   const name = relative(root, path) || "pyproject.toml";
-  let doc: Record<string, unknown>;
-  try {
-    doc = parseToml(text) as Record<string, unknown>;
-  } catch (err) {
-    const where = err instanceof TomlError ? ` at line ${err.line}, column ${err.column}` : "";
-    const first = ((err as Error).message.split("\n")[0] ?? "").replace(/\.$/, "");
-    throw new UserError(`${path} is not valid TOML${where}: ${first}.`);
-  }
+  const doc = parsePyproject(text, path);
   const project = doc.project;
   if (project === undefined) return;
   if (typeof project !== "object" || project === null || Array.isArray(project)) {

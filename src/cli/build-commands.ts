@@ -25,7 +25,9 @@ export interface BuildFlags extends AnalyzeFlags {
   requirement?: string[];
   lock?: string;
   extra?: string[];
+  allExtras?: boolean;
   group?: string[];
+  allGroups?: boolean;
   defaultGroups?: boolean;
   platform?: string;
   pre?: boolean;
@@ -50,7 +52,19 @@ export function registerBuildCommands(program: Command): void {
       .option("-o, --output <file>", "where to write the lock", "pylock.toml")
       .option("--python <version|path>", "interpreter the lock is for (default: the active one)")
       .option("--platform <file>", PLATFORM_HELP)
-      .option("--pre", "allow pre-releases"),
+      .option("--pre", "allow pre-releases")
+      .option(
+        "--extra <name>",
+        "lock the project's extra too, marked for it in the lock (repeatable)",
+        collect,
+      )
+      .option("--all-extras", "lock every extra of the project")
+      .option(
+        "--group <name>",
+        "lock the project's dependency group too, marked for it in the lock (repeatable)",
+        collect,
+      )
+      .option("--all-groups", "lock every dependency group of the project"),
   )
     .addHelpText(
       "after",
@@ -58,7 +72,9 @@ export function registerBuildCommands(program: Command): void {
 Examples:
   pyferry lock requests "flask>=3"             lock two requirements for the active python
   pyferry lock spec.json -o pylock.toml        lock what 'pyferry analyze -o spec.json' found
-  pyferry lock train.py --python 3.12          analyze train.py and lock it for Python 3.12`,
+  pyferry lock train.py --python 3.12          analyze train.py and lock it for Python 3.12
+  pyferry lock . --all-extras --group test     a project, with its extras and test group;
+                                               pick them with env create --lock --extra/--group`,
     )
     .action(async (inputs: string[], flags: BuildFlags) => {
       const { lockCommand } = await import("../pipeline/commands.js");
@@ -85,14 +101,16 @@ Examples:
       )
       .option(
         "--extra <name>",
-        "with --lock: install the lock's packages for this extra (repeatable)",
+        "install this extra too: the lock's, or the project folder's (repeatable)",
         collect,
       )
+      .option("--all-extras", "install every extra of the lock or project")
       .option(
         "--group <name>",
-        "with --lock: install this dependency group too, besides the lock's default groups (repeatable)",
+        "install this dependency group too: the lock's (besides its default groups), or the project folder's (repeatable)",
         collect,
       )
+      .option("--all-groups", "install every dependency group of the lock or project")
       .option("--no-default-groups", "with --lock: leave out the lock's default dependency groups")
       .option("--python <version|path>", "interpreter to build on (default: the active one)")
       .option(

@@ -41,6 +41,9 @@ import { parseWheelFilename, tagRanks } from "../python/tags.js";
 import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { compareVersions, majorMinor, satisfies } from "../python/version.js";
 import {
+  BASE_LABEL,
+  extraLabel,
+  groupLabel,
   type Lock,
   type LockedPackage,
   lockedFileUrl,
@@ -101,7 +104,16 @@ export interface LockResult {
   target: Target;
 }
 
-/** Resolve for the interpreter's target and return the lock, as text and parsed. */
+/** A project's extras and dependency groups, locked beside its own requirements. */
+export interface LockedSets {
+  extras: Map<string, Requirement[]>;
+  groups: Map<string, Requirement[]>;
+}
+
+/**
+ * Resolve for the interpreter's target and return the lock, as text and parsed. With `sets`,
+ * their requirements are resolved along, and what only they need is marked with them.
+ */
 export async function lockRequirements(
   requirements: Requirement[],
   target: Target | InterpreterInfo,
@@ -112,17 +124,26 @@ export async function lockRequirements(
     mixedSources?: boolean;
     /** The interpreter that builds sdists whose dependencies only a build can tell. */
     interpreter?: InterpreterInfo;
+    sets?: LockedSets;
   } = {},
 ): Promise<LockResult> {
+  const sets = opts.sets;
+  const origins = sets && [
+    { label: BASE_LABEL, requirements },
+    ...[...sets.extras].map(([name, reqs]) => ({ label: extraLabel(name), requirements: reqs })),
+    ...[...sets.groups].map(([name, reqs]) => ({ label: groupLabel(name), requirements: reqs })),
+  ];
+  const all = origins ? origins.flatMap((o) => o.requirements) : requirements;
   // The variable reaches the commands without the flag (run, pack, mirror, deploy).
   const mixed = opts.mixedSources === true || process.env.PYFERRY_MIXED_SOURCES === "1";
   const isTarget = "markerEnv" in target && "platforms" in target;
   const t = isTarget ? target : targetFromInterpreter(target as InterpreterInfo);
   const builder = opts.interpreter ?? (isTarget ? undefined : (target as InterpreterInfo));
-  const hashed = allowedHashes(requirements);
+  const hashed = allowedHashes(all);
   const { ResolutionImpossible, resolve } = await import("../resolve/resolver.js");
   const resolution = await resolve({
-    requirements,
+    requirements: all,
+    ...(origins ? { origins } : {}),
     target: t,
     settings,
     // pip's unconfigured default index being unreachable is expected offline: not worth a warning.
@@ -146,6 +167,7 @@ export async function lockRequirements(
   const text = lockToml(resolution, {
     createdBy: `pyferry ${VERSION}`,
     ...(opts.lockDir ? { lockDir: opts.lockDir } : {}),
+    ...(sets ? { sets: { extras: [...sets.extras.keys()], groups: [...sets.groups.keys()] } } : {}),
   });
   const lock = readLock(text, "the new lock");
   checkHashes(hashed, lock);

@@ -14,6 +14,7 @@ import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { LinkMode } from "../install/link-mode.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
+import { normalizeName } from "../python/names.js";
 import { tagKey } from "../python/tags.js";
 import { readTarget, targetFromInterpreter, targetTagList } from "../python/target.js";
 import { majorMinor } from "../python/version.js";
@@ -29,6 +30,7 @@ import {
   buildEnv,
   cachedEnv,
   interpreterFor,
+  type LockedSets,
   lockRequirements,
   prepareUnpacking,
 } from "./build.js";
@@ -75,6 +77,7 @@ async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildI
 }
 
 export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<void> {
+  const sets = await projectSets(inputs, flags);
   const input = await gatherInputs(inputs, flags);
   const output = resolve(flags.output ?? "pylock.toml");
   const plan = await planOutput(output);
@@ -90,6 +93,7 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
       target,
       indexSettings(flags),
       {
+        ...(sets ? { sets } : {}),
         ...(flags.pre ? { prereleases: true } : {}),
         ...(flags.mixedSources ? { mixedSources: true } : {}),
         ...(info ? { interpreter: info } : {}),
@@ -106,19 +110,59 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
   }
 }
 
-/** The extras and groups picked from a lock; they mean nothing without one. */
-function lockChoice(flags: BuildFlags): LockChoice | undefined {
-  const noDefaultGroups = flags.defaultGroups === false;
-  if (!flags.extra && !flags.group && !noDefaultGroups) return undefined;
-  if (!flags.lock) {
+/**
+ * The extras and dependency groups of the one project among `inputs` that --extra,
+ * --all-extras, --group and --all-groups name, with their requirements; undefined when none
+ * of those flags is given.
+ */
+async function projectSets(
+  inputs: string[],
+  flags: BuildFlags,
+  orLock = false,
+): Promise<LockedSets | undefined> {
+  if (!flags.extra && !flags.group && !flags.allExtras && !flags.allGroups) return undefined;
+  const projects = inputs.filter(
+    (i) => basename(i) === "pyproject.toml" || (existsSync(i) && lstatSync(i).isDirectory()),
+  );
+  if (projects.length !== 1) {
     throw new UserError(
-      "--extra, --group and --no-default-groups pick from a lock; give --lock (for requirements, write the extra as name[extra]).",
+      `--extra and --group name extras and dependency groups of a project${orLock ? " (or of a lock, with --lock)" : ""}: give ${projects.length === 0 ? "its folder" : "one project folder, not several"}.`,
       2,
     );
   }
+  const project = projects[0] as string;
+  const path = basename(project) === "pyproject.toml" ? project : join(project, "pyproject.toml");
+  if (!existsSync(path)) {
+    throw new UserError(
+      `${project} has no pyproject.toml, so it has no extras or dependency groups.`,
+      2,
+    );
+  }
+  const { parsePyproject } = await import("../analyze/declared.js");
+  const { extraRequirements, groupRequirements, readDependencySets } = await import(
+    "../python/dependency-sets.js"
+  );
+  const declared = readDependencySets(
+    parsePyproject(await readText(path, "the project's pyproject.toml"), path),
+    path,
+  );
+  const extras = flags.allExtras ? [...declared.extras.keys()] : (flags.extra ?? []);
+  const groups = flags.allGroups ? [...declared.groups.keys()] : (flags.group ?? []);
   return {
-    ...(flags.extra ? { extras: flags.extra } : {}),
-    ...(flags.group ? { groups: flags.group } : {}),
+    extras: new Map(extras.map((e) => [normalizeName(e), extraRequirements(declared, e)])),
+    groups: new Map(groups.map((g) => [normalizeName(g), groupRequirements(declared, g)])),
+  };
+}
+
+/** The extras and groups picked from a lock (--all-extras and --all-groups: every one it lists). */
+function lockChoice(flags: BuildFlags, lock: Lock): LockChoice | undefined {
+  const noDefaultGroups = flags.defaultGroups === false;
+  const extras = flags.allExtras ? (lock.extras ?? []) : flags.extra;
+  const groups = flags.allGroups ? (lock.dependencyGroups ?? []) : flags.group;
+  if (!extras && !groups && !noDefaultGroups) return undefined;
+  return {
+    ...(extras ? { extras } : {}),
+    ...(groups ? { groups } : {}),
     ...(noDefaultGroups ? { noDefaultGroups } : {}),
   };
 }
@@ -139,12 +183,13 @@ export async function envCreateCommand(
     let info: InterpreterInfo;
     let lock: Lock;
     let lockDir: string | undefined;
-    const choice = lockChoice(flags);
+    let choice: LockChoice | undefined;
     if (flags.lock) {
       if (inputs.length > 0 || flags.requirement)
         throw new UserError("--lock installs exactly the lock; give no other inputs.", 2);
       const lockText = await readText(flags.lock, "the lock file");
       lock = readLock(lockText, flags.lock);
+      choice = lockChoice(flags, lock);
       if (!/^1(\.0+)?$/.test(lock.lockVersion)) {
         warn(
           `${flags.lock} has lock-version ${lock.lockVersion}, and this pyferry knows 1.0; it reads what 1.0 defines.`,
@@ -160,12 +205,18 @@ export async function envCreateCommand(
         flags.python,
       );
     } else {
+      if (flags.defaultGroups === false) {
+        throw new UserError("--no-default-groups picks from a lock; give --lock.", 2);
+      }
+      const sets = await projectSets(inputs, flags, true);
       const input = await gatherInputs(inputs, flags);
       info = await interpreterFor(input, flags.python);
       bar.update("Resolving");
       ({ lock } = await lockRequirements(input.requirements, info, indexSettings(flags), {
         ...(flags.mixedSources ? { mixedSources: true } : {}),
+        ...(sets ? { sets } : {}),
       }));
+      if (sets) choice = { extras: [...sets.extras.keys()], groups: [...sets.groups.keys()] };
     }
     bar.update("Installing");
     const layout = await buildEnv(lock, info, dir, {

@@ -3,7 +3,7 @@
  * a requirements file, a script (analyzed on the fly), or requirement strings.
  */
 import { stat } from "node:fs/promises";
-import { dirname, extname } from "node:path";
+import { basename, dirname, extname } from "node:path";
 import { type AnalysisReport, type AnalyzeOptions, analyze } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { warn } from "../cli/output.js";
@@ -230,6 +230,8 @@ export async function readInput(path: string, opts: AnalyzeOptions = {}): Promis
       `${path} is a wheel file, which pyferry does not take as an input; put it in a folder given with --find-links (or a wheelhouse) and name its project instead.`,
     );
   if (st.isFile() && ext === ".json") return fromSpec(await readText(path, "a spec"), path);
+  // A project's pyproject.toml stands for the project.
+  if (st.isFile() && basename(path) === "pyproject.toml") return fromScript(dirname(path), opts);
   if (st.isFile() && (ext === ".txt" || ext === ".in"))
     return fromRequirementsTxt(await readText(path, "a requirements file"), path);
   // Another name (requirements, reqs.pip): a program only when it starts with a #! line.

@@ -95,7 +95,19 @@ export interface LockOptions {
   createdBy?: string;
   /** The lock file's folder: local files are then recorded by paths relative to it. */
   lockDir?: string;
+  /**
+   * The project's extras and dependency groups the resolution took in, normalized. A package
+   * the project's own requirements do not lead to is then marked with the extras and groups
+   * that do (its `via`, as labelled by `extraLabel` and `groupLabel`).
+   */
+  sets?: { extras: string[]; groups: string[] };
 }
+
+/** The origin label and package marker of an extra, and of a dependency group (PEP 751). */
+export const extraLabel = (extra: string): string => `'${extra}' in extras`;
+export const groupLabel = (group: string): string => `'${group}' in dependency_groups`;
+/** The label of the requirements every installation gets. */
+export const BASE_LABEL = "";
 
 /** The `environments` marker for a target: its Python minor version, implementation and platform. */
 export function targetEnvironment(target: Target): string {
@@ -151,6 +163,13 @@ function byName<T extends { name: string }>(a: T, b: T): number {
 
 /** The lock a resolution gives, as `readLock` would return it after `lockToml`. */
 export function lockFromResolution(res: Resolution, opts: LockOptions = {}): Lock {
+  const sets = opts.sets
+    ? {
+        extras: [...opts.sets.extras].sort(),
+        dependencyGroups: [...opts.sets.groups].sort(),
+        defaultGroups: [],
+      }
+    : {};
   return {
     lockVersion: "1.0",
     createdBy: opts.createdBy ?? "pyferry",
@@ -159,6 +178,7 @@ export function lockFromResolution(res: Resolution, opts: LockOptions = {}): Loc
     requirements: [...res.requirements],
     constraints: [...(res.constraints ?? [])],
     target: lockedTarget(res.target),
+    ...sets,
     packages: [...res.packages].sort(byName).map((p) => {
       const file = lockedFile(p, opts.lockDir);
       const locked: LockedPackage = {
@@ -169,6 +189,9 @@ export function lockFromResolution(res: Resolution, opts: LockOptions = {}): Loc
         requested: p.requested,
         extras: [...p.extras].sort(),
       };
+      if (opts.sets && p.via && p.via.length > 0 && !p.via.includes(BASE_LABEL)) {
+        locked.marker = p.via.join(" or ");
+      }
       if (p.requiresPython !== undefined) locked.requiresPython = p.requiresPython;
       if (p.index !== undefined) locked.index = p.index;
       if (p.kind === "sdist") locked.sdist = file;
@@ -246,9 +269,9 @@ export function formatLock(lock: Lock): string {
   ];
   if (lock.requiresPython !== undefined) out.push(`requires-python = ${str(lock.requiresPython)}`);
   out.push(
-    "extras = []",
-    "dependency-groups = []",
-    "default-groups = []",
+    `extras = ${strArray(lock.extras ?? [])}`,
+    `dependency-groups = ${strArray(lock.dependencyGroups ?? [])}`,
+    `default-groups = ${strArray(lock.defaultGroups ?? [])}`,
     `created-by = ${str(lock.createdBy)}`,
   );
   // A program with no third-party needs still gets a lock; TOML needs an inline empty array.

@@ -54,6 +54,11 @@ export interface ResolveRequest {
   buildMetadata?: IndexProviderOptions["buildMetadata"];
   /** For the default provider: the sha256 hashes requirements allow, by project (--hash). */
   allowedHashes?: IndexProviderOptions["allowedHashes"];
+  /**
+   * Labelled parts of `requirements` (the project's own, each extra, each group): every
+   * package then tells in `via` which parts lead to it.
+   */
+  origins?: { label: string; requirements: Requirement[] }[];
 }
 
 export interface ResolvedPackage {
@@ -76,6 +81,8 @@ export interface ResolvedPackage {
   index?: string;
   /** Bytes, known for local files. */
   size?: number;
+  /** The labels of the request's origins whose requirements lead to it, sorted. */
+  via?: string[];
 }
 
 export interface Resolution {
@@ -1044,6 +1051,31 @@ export async function resolve(req: ResolveRequest, provider?: Provider): Promise
   }
 }
 
+/** The projects the chosen packages of `requirements` lead to, themselves included. */
+function reachable(
+  solver: Solver,
+  chosen: Map<string, number>,
+  requirements: Requirement[],
+): Set<string> {
+  const seen = new Set<string>();
+  const todo: string[] = [];
+  const visit = (key: string) => {
+    if (chosen.has(key) && !seen.has(key)) {
+      seen.add(key);
+      todo.push(key);
+    }
+  };
+  for (const r of requirements) {
+    if (r.extras.length === 0) visit(r.normalized);
+    for (const extra of r.extras) visit(keyOf(r.normalized, normalizeName(extra)));
+  }
+  for (let key = todo.pop(); key !== undefined; key = todo.pop()) {
+    const d = solver.depsOf(key, chosen.get(key) as number);
+    if (d && "deps" in d) for (const dep of d.deps) visit(dep.key);
+  }
+  return new Set([...seen].map((key) => solver.packageOf(key).project));
+}
+
 async function resolveWith(req: ResolveRequest, source: Provider): Promise<Resolution> {
   const env = req.target.markerEnv;
   const applies = (r: Requirement) => r.marker === undefined || evaluateMarker(r.marker, env);
@@ -1109,6 +1141,12 @@ async function resolveWith(req: ResolveRequest, source: Provider): Promise<Resol
       );
     }
   }
+  const via = new Map<string, string[]>();
+  for (const o of req.origins ?? []) {
+    for (const project of reachable(solver, chosen, o.requirements.filter(applies))) {
+      via.set(project, [...(via.get(project) ?? []), o.label]);
+    }
+  }
   const requested = new Set(requirements.map((r) => r.normalized));
   const hashing = new Limiter(HASHING);
   const packages = await Promise.all(
@@ -1133,6 +1171,7 @@ async function resolveWith(req: ResolveRequest, source: Provider): Promise<Resol
           source: c.source,
           ...(c.index !== undefined ? { index: c.index } : {}),
           ...(size !== undefined ? { size } : {}),
+          ...(req.origins ? { via: (via.get(p.project) ?? []).sort() } : {}),
         };
       }),
   );

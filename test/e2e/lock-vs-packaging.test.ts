@@ -406,6 +406,73 @@ test("locks pyferry writes are valid for packaging.pylock and select the same fi
   }
 });
 
+test("a project's extras and groups that pyferry locks select as packaging.pylock selects them", async () => {
+  const python = testPython();
+  const project = join(work, "project");
+  mkdirSync(project, { recursive: true });
+  writeFileSync(join(project, "app.py"), "import six\n");
+  writeFileSync(
+    join(project, "pyproject.toml"),
+    [
+      "[project]",
+      'name = "demo"',
+      'version = "1.0"',
+      'dependencies = ["six", "requests"]',
+      "[project.optional-dependencies]",
+      'socks = ["requests[socks]"]',
+      'table = ["tabulate"]',
+      'all = ["demo[socks,table]"]',
+      "[dependency-groups]",
+      'docs = ["docutils"]',
+      'dev = ["attrs", {include-group = "docs"}]',
+    ].join("\n"),
+  );
+  const out = join(work, "project.toml");
+  const r = pyferry([
+    "lock",
+    project,
+    "--all-extras",
+    "--all-groups",
+    "-o",
+    out,
+    "--python",
+    python,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const text = readFileSync(out, "utf8");
+  const doc = parse(text) as { extras: string[]; "dependency-groups": string[] };
+  assert.deepEqual(doc.extras, ["all", "socks", "table"]);
+  assert.deepEqual(doc["dependency-groups"], ["dev", "docs"]);
+  // pysocks comes only with requests' socks extra, which only the project's extras ask for.
+  assert.match(
+    text,
+    /name = "pysocks"\nversion = "[^"]+"\nmarker = "'all' in extras or 'socks' in extras"/,
+  );
+  assert.match(text, /name = "requests"\nversion = "[^"]+"\n(?!marker)/);
+  const picks: LockChoice[] = [
+    {},
+    { extras: ["socks"] },
+    { extras: ["all"] },
+    { groups: ["docs"] },
+    { extras: ["table"], groups: ["dev"] },
+  ];
+  const info = await probeInterpreter(python);
+  assert.ok(compare(python, info, [{ label: "a project's lock", text, picks }]));
+  const chosen = (ours(info, { label: "", text, picks }) as { picks: Outcome[] }).picks;
+  assert.equal(new Set(chosen.map((c) => JSON.stringify(c))).size, picks.length);
+  // env create with the project folder installs the same as the lock with the same picks.
+  const fromLock = join(work, "project-lock-env");
+  const fromProject = join(work, "project-env");
+  const flags = ["--extra", "socks", "--group", "docs", "--python", python];
+  const a = pyferry(["env", "create", fromLock, "--lock", out, ...flags]);
+  assert.equal(a.status, 0, a.stderr);
+  const b = pyferry(["env", "create", fromProject, project, ...flags]);
+  assert.equal(b.status, 0, b.stderr);
+  assert.deepEqual(distInfos(fromProject), distInfos(fromLock));
+  assert.ok(distInfos(fromLock).includes("pysocks") && distInfos(fromLock).includes("docutils"));
+  assert.ok(!distInfos(fromLock).includes("tabulate"));
+});
+
 // --- the CLI ----------------------------------------------------------------------------
 
 /** A lock of real wheels from the mirror, with an extra and groups. */
@@ -460,6 +527,10 @@ test("env create --lock installs what --extra, --group and --no-default-groups p
       ["--extra", "cli", "--group", "dev", "--no-default-groups"],
       ["docutils", "six", "tabulate"],
     ],
+    [
+      ["--all-extras", "--all-groups"],
+      ["docutils", "idna", "six", "tabulate"],
+    ],
   ];
   cases.forEach(([flags, expected], i) => {
     const env = join(work, `env${i}`);
@@ -484,7 +555,11 @@ test("env create --lock refuses extras and groups the lock does not offer, in on
     ],
     [
       ["six", "--extra", "cli"],
-      /^error: --extra, --group and --no-default-groups pick from a lock; give --lock/m,
+      /^error: --extra and --group name extras and dependency groups of a project \(or of a lock, with --lock\): give its folder\.$/m,
+    ],
+    [
+      ["six", "--no-default-groups"],
+      /^error: --no-default-groups picks from a lock; give --lock\.$/m,
     ],
   ];
   for (const [args, message] of refused) {

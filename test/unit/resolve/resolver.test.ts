@@ -174,6 +174,37 @@ describe("resolve", () => {
     assert.deepEqual(web?.dependencies, ["core", "fast", "socks"]);
   });
 
+  test("tells which origins lead to each package, following extras edge by edge", async () => {
+    const index: Index = {
+      app: { "1.0": ["core", 'socks; extra == "proxy"'] },
+      core: { "1.0": ["shared"] },
+      socks: { "1.0": ["shared"] },
+      shared: { "1.0": [] },
+      lint: { "1.0": ["shared", 'win; sys_platform == "win32"'] },
+      win: { "1.0": [] },
+    };
+    const origins = [
+      { label: "", requirements: ["app"] },
+      { label: "x", requirements: ["app[proxy]"] },
+      { label: "g", requirements: ["lint", 'never; python_version < "3"'] },
+    ].map((o) => ({ label: o.label, requirements: o.requirements.map(parseRequirement) }));
+    const res = await resolve(
+      { requirements: origins.flatMap((o) => o.requirements), origins, target },
+      new MemoryProvider(index),
+    );
+    const via = Object.fromEntries(res.packages.map((p) => [p.name, p.via]));
+    // socks comes only with app's extra, though the one app package carries that extra.
+    assert.deepEqual(via, {
+      app: ["", "x"],
+      core: ["", "x"],
+      lint: ["g"],
+      shared: ["", "g", "x"],
+      socks: ["x"],
+    });
+    const plain = await run(index, ["app"]);
+    assert.equal(plain.res.packages[0]?.via, undefined, "no origins, no via");
+  });
+
   test("an extra pins its package: both requests end on the same version", async () => {
     const { res } = await run(
       {
