@@ -1,10 +1,13 @@
 /**
  * For `pyferry run [OPTIONS] --on TARGET SCRIPT ...` and `pyferry deploy`: start the SSH
- * connections before the command line framework and the commands load. Anything unusual is
- * left to the full parse, which also reports every error; these never fail.
+ * connections before the command line framework and the commands load. Anything unusual (an
+ * option not known here, a value joined to a short option, short options bundled) connects to
+ * nothing and is left to the full parse, which also reports every error: guessing wrong would
+ * connect where the command will not, such as the hosts of ./inventory.toml when `-iOTHER`
+ * names another inventory. These never fail.
  */
 import { connectEarly } from "../transport/early.js";
-import { RUN_WITH_VALUE } from "./run-options.js";
+import { GLOBAL_FLAGS, RUN_FLAGS, RUN_WITH_VALUE } from "./run-options.js";
 import { sshTargetOf, targetFor } from "./ssh-target.js";
 
 export function connectForRun(argv: readonly string[]): void {
@@ -14,11 +17,13 @@ export function connectForRun(argv: readonly string[]): void {
     const a = argv[i] as string;
     if (!a.startsWith("-")) break;
     if (a === "--") break;
+    const eq = a.indexOf("=");
+    const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
     if (a.startsWith("--on=")) on = a.slice(5);
     else if (RUN_WITH_VALUE.has(a)) {
       if (a === "--on") on = argv[i + 1];
       i++;
-    }
+    } else if (!(RUN_WITH_VALUE.has(name) || RUN_FLAGS.has(a) || GLOBAL_FLAGS.has(a))) return;
   }
   if (on === undefined) return;
   try {
@@ -28,8 +33,9 @@ export function connectForRun(argv: readonly string[]): void {
   }
 }
 
-/** Options of `deploy` that take a value (see fleet-command.ts). */
+/** Options of `deploy` that take a value, and those that take none (see fleet-command.ts). */
 const FLEET_WITH_VALUE = new Set(["-i", "--inventory", "--forks"]);
+const FLEET_FLAGS = new Set(["--check", "-y", "--yes", "--json"]);
 
 /** What `deploy ARGS` will connect to, as the full parse will read it; undefined when unsure. */
 export function deployTargets(
@@ -53,8 +59,8 @@ export function deployTargets(
       if (value === undefined) return undefined;
       if (name === "--forks") forks = value;
       else inventory = value;
-    } else if (a === "-h" || a === "--help") return undefined;
-    else if (!a.startsWith("-")) selectors.push(a);
+    } else if (!a.startsWith("-")) selectors.push(a);
+    else if (!FLEET_FLAGS.has(a) && !GLOBAL_FLAGS.has(a)) return undefined;
   }
   const n = Number(forks);
   return Number.isInteger(n) && n >= 1 ? { inventory, selectors, forks: n } : undefined;

@@ -7,7 +7,7 @@ import { registerConfig } from "./config-command.js";
 import { registerFleet } from "./fleet-command.js";
 import { runProgram } from "./parse.js";
 import { registerRemoteCommands } from "./remote-commands.js";
-import { RUN_WITH_VALUE } from "./run-options.js";
+import { GLOBAL_FLAGS, RUN_WITH_VALUE } from "./run-options.js";
 import { registerWheelhouse } from "./wheelhouse-command.js";
 
 export function buildProgram(): Command {
@@ -41,8 +41,6 @@ Run 'pyferry <command> --help' for a command's options.`,
   return program;
 }
 
-/** The program's own options, which the README lets a user give after the command too. */
-const GLOBAL_FLAGS = new Set(["--debug", "--no-color"]);
 /** Commands whose arguments after the first operand belong to the program they run. */
 const PASS_THROUGH = new Set(["run", "exec"]);
 

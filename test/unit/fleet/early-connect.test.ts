@@ -41,6 +41,23 @@ test("the early reading of deploy's arguments agrees with the full parse", async
   }
 });
 
+test("spellings it does not read start nothing, never a guess the full parse disagrees with", async () => {
+  const tricky: string[][] = [
+    ["deploy", "-iother.toml"],
+    ["deploy", "-yi", "other.toml"],
+    ["deploy", "-yiother.toml", "web"],
+    ["deploy", "--invent=other.toml"],
+  ];
+  for (const argv of tricky) {
+    const early = deployTargets(argv);
+    const full = await fullParse(argv).catch(() => undefined);
+    if (early !== undefined) assert.deepEqual(early, full, argv.join(" "));
+  }
+  // The case a review found: ./inventory.toml's hosts were connected to (and its ssh options run).
+  assert.equal(deployTargets(["deploy", "-iother.toml"]), undefined);
+  assert.equal(deployTargets(["deploy", "-yi", "other.toml"]), undefined);
+});
+
 test("where it is unsure, it starts nothing", () => {
   assert.equal(deployTargets(["deploy", "--forks", "0"]), undefined);
   assert.equal(deployTargets(["deploy", "--help"]), undefined);
