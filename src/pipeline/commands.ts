@@ -42,14 +42,25 @@ import type { BuildInput } from "./inputs.js";
  */
 const INPUT_FILE = /\.(py|pyw|ipynb|json|txt|in|toml|whl)$/i;
 
-/** Merge every input: paths (spec, requirements, script, folder) and requirement strings. */
-async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildInput> {
+/**
+ * Merge every input: paths (spec, requirements, script, folder) and requirement strings.
+ * `read` lists every file read: each path, a program's local modules, each -r file.
+ */
+async function gatherInputs(
+  inputs: string[],
+  flags: BuildFlags,
+): Promise<BuildInput & { read: string[] }> {
   const { fromRequirementsTxt, fromStrings, readInput } = await import("./inputs.js");
   const parts: BuildInput[] = [];
   const strings: string[] = [];
+  const read: string[] = [...(flags.requirement ?? [])];
   for (const i of inputs) {
-    if (existsSync(i)) parts.push(await readInput(i, analyzeOptions(flags)));
-    else if (!/[@;]/.test(i) && (i.includes("/") || INPUT_FILE.test(i)))
+    if (existsSync(i)) {
+      const part = await readInput(i, analyzeOptions(flags));
+      parts.push(part);
+      const root = part.root ?? dirname(i);
+      read.push(i, ...(part.appFiles ?? []).map((f) => join(root, f)));
+    } else if (!/[@;]/.test(i) && (i.includes("/") || INPUT_FILE.test(i)))
       throw new UserError(`${i} does not exist.`);
     else strings.push(i);
   }
@@ -62,9 +73,10 @@ async function gatherInputs(inputs: string[], flags: BuildFlags): Promise<BuildI
       "Nothing to lock: give a spec, a requirements file, a script or requirement strings.",
       2,
     );
-  const merged: BuildInput = {
+  const merged: BuildInput & { read: string[] } = {
     requirements: parts.flatMap((p) => p.requirements),
     source: parts.map((p) => p.source).join(", "),
+    read,
   };
   const withPython = parts.find((p) => p.python);
   const requiresPython = parts.find((p) => p.requiresPython)?.requiresPython;
@@ -81,6 +93,13 @@ export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<
   const input = await gatherInputs(inputs, flags);
   const output = resolve(flags.output ?? "pylock.toml");
   const plan = await planOutput(output);
+  const own = inputAt(output, input.read);
+  if (own !== undefined) {
+    throw new UserError(
+      `-o ${flags.output ?? "pylock.toml"} is ${sameName(output, own)}a file being locked; write the lock elsewhere.`,
+      2,
+    );
+  }
   const bar = progress();
   try {
     bar.update("Resolving");

@@ -261,6 +261,25 @@ describe("bad input is one sentence and a non-zero exit", () => {
       );
     assert.equal(readFileSync(join(d, "helper.py"), "utf8"), "X = 1\n");
   });
+  test("lock -o naming the script, a local module or a requirements file: refused, nothing written", () => {
+    const d = tmp();
+    writeFileSync(join(d, "m.py"), "import six\nimport helper\n");
+    writeFileSync(join(d, "helper.py"), "X = 1\n");
+    writeFileSync(join(d, "req.txt"), "six\n");
+    for (const [inputs, target] of [
+      [["m.py"], "m.py"],
+      [["m.py"], "helper.py"],
+      [["-r", "req.txt"], "req.txt"],
+      [["req.txt"], "./req.txt"],
+    ] as const) {
+      const r = pyferry(["lock", ...inputs, "-o", target], { cwd: d });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /is (\S+, )?a file being locked; write the lock elsewhere\./);
+    }
+    assert.equal(readFileSync(join(d, "helper.py"), "utf8"), "X = 1\n");
+    assert.equal(readFileSync(join(d, "req.txt"), "utf8"), "six\n");
+    assert.equal(readFileSync(join(d, "m.py"), "utf8"), "import six\nimport helper\n");
+  });
   test("a missing input file, a wheel file, a binary file: each said so, not taken for a project", () => {
     const d = tmp();
     for (const missing of ["missing.py", "spec.json", "requirements.txt", "./sub/x"])
