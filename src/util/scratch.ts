@@ -3,7 +3,7 @@
  * complete): removed when the process exits or is stopped by SIGINT, SIGTERM or SIGHUP before
  * they are, and, when it was killed outright, by the next process that writes there.
  */
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pidAlive } from "./pid.js";
@@ -12,8 +12,29 @@ const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const held = new Set<string>();
 let listening = false;
 
+/** Block this thread for `ms`: a signal handler that must finish before the process ends. */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 function removeHeld(): void {
-  for (const p of held) rmSync(p, { recursive: true, force: true });
+  for (const p of held) {
+    // Copying threads and file system requests already queued may still add to the tree while
+    // it goes (ENOTEMPTY). Nothing new is started while this thread, which starts them, is
+    // here, so they run out: the whole removal is tried again until it holds.
+    for (let tries = 1; ; tries++) {
+      try {
+        rmSync(p, { recursive: true, force: true });
+        pause(20);
+        if (!existsSync(p)) break;
+      } catch {
+        // Tried again below.
+      }
+      // Past that, left for the next writer there, which removes what gone processes left.
+      if (tries === 20) break;
+      pause(50);
+    }
+  }
   held.clear();
 }
 

@@ -4,7 +4,7 @@
  * wheels from the configured index and real interpreters.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
   cpSync,
@@ -745,6 +745,60 @@ describe("sources", () => {
     const mirrored = mirror("--mixed-sources");
     assert.equal(mirrored.status, 0, mirrored.stderr);
     assert.deepEqual(readdirSync(join(d, "wh", "wheels")), ["six-99.0-py3-none-any.whl"]);
+  });
+});
+
+describe("stopped while copying", () => {
+  test("Ctrl-C or SIGTERM during env create ends by the signal, with no trace, and leaves nothing", async () => {
+    const d = tmp();
+    const pkgs = ["numpy", "pandas", "--link-mode", "copy"];
+    const warm = pyferry(["env", "create", join(d, "warm"), ...pkgs]);
+    assert.equal(warm.status, 0, warm.stderr);
+    for (const [signal, delay] of [
+      ["SIGINT", 0],
+      ["SIGTERM", 40],
+      ["SIGINT", 120],
+    ] as const) {
+      const child = spawn(
+        process.execPath,
+        [join(REPO, "bin", "pyferry.js"), "env", "create", "big", ...pkgs],
+        {
+          cwd: d,
+          env: { ...process.env, PYFERRY_CACHE_DIR: CACHE },
+        },
+      );
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => {
+        stderr += c.toString();
+      });
+      const closed = new Promise<NodeJS.Signals | number | null>((done) =>
+        child.on("close", (code, sig) => done(sig ?? code)),
+      );
+      // Once the copy is under way: the scratch environment has numpy's folder.
+      const started = Date.now();
+      for (;;) {
+        const scratch = readdirSync(d).find((n) => n.startsWith(".big."));
+        if (scratch && existsSync(join(d, scratch, "lib"))) break;
+        assert.ok(Date.now() - started < 60_000, "the copy never started");
+        await new Promise((go) => setTimeout(go, 5));
+      }
+      await new Promise((go) => setTimeout(go, delay));
+      child.kill(signal);
+      const end = await closed;
+      const what = `${signal} after ${delay} ms`;
+      // Finished before the signal landed: nothing to check.
+      if (end === 0) {
+        rmSync(join(d, "big"), { recursive: true, force: true });
+        continue;
+      }
+      assert.equal(end, signal, `${what}: ended with ${end}: ${stderr}`);
+      assert.doesNotMatch(stderr, /node:internal|\n\s+at /, what);
+      assert.deepEqual(
+        readdirSync(d).filter((n) => n !== "warm"),
+        [],
+        `${what}: nothing left beside the environment`,
+      );
+    }
   });
 });
 
