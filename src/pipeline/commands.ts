@@ -89,6 +89,9 @@ async function gatherInputs(
 }
 
 export async function lockCommand(inputs: string[], flags: BuildFlags): Promise<void> {
+  if (flags.python && flags.platform) {
+    throw new UserError("Give --python or --platform, not both.", 2);
+  }
   const sets = await projectSets(inputs, flags);
   const input = await gatherInputs(inputs, flags);
   const output = resolve(flags.output ?? "pylock.toml");

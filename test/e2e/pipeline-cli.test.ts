@@ -261,6 +261,36 @@ describe("bad input is one sentence and a non-zero exit", () => {
       );
     assert.equal(readFileSync(join(d, "helper.py"), "utf8"), "X = 1\n");
   });
+  test("lock --platform takes a lock made for the machine, and refuses --python beside it", () => {
+    const d = tmp();
+    const first = pyferry(["lock", "six", "-o", join(d, "first.toml")]);
+    assert.equal(first.status, 0, first.stderr);
+    const again = pyferry([
+      "lock",
+      "six",
+      "--platform",
+      join(d, "first.toml"),
+      "-o",
+      join(d, "again.toml"),
+    ]);
+    assert.equal(again.status, 0, again.stderr);
+    const target = (f: string) =>
+      readFileSync(join(d, f), "utf8").split("[tool.pyferry.target]")[1];
+    assert.equal(target("again.toml"), target("first.toml"));
+    const both = pyferry([
+      "lock",
+      "six",
+      "--platform",
+      join(d, "first.toml"),
+      "--python",
+      "/nonexistent",
+      "-o",
+      join(d, "x.toml"),
+    ]);
+    assert.equal(both.status, 2, both.stderr);
+    assert.match(both.stderr, /^error: Give --python or --platform, not both\.$/m);
+    assert.equal(existsSync(join(d, "x.toml")), false);
+  });
   test("lock -o naming the script, a local module or a requirements file: refused, nothing written", () => {
     const d = tmp();
     writeFileSync(join(d, "m.py"), "import six\nimport helper\n");
