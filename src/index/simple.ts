@@ -1,5 +1,5 @@
 import { readdir, readFile, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { normalizeName } from "../python/names.js";
 import { UserError } from "../util/errors.js";
@@ -107,6 +107,10 @@ function linkCounter(kind: "html" | "json"): (text: string) => number {
  * Read a page of an index (`index`) or find-links location. Returns undefined when it does not
  * exist (HTTP 404/410 or a missing local path), since pip treats that as "no files here".
  */
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() === true;
+}
+
 async function readPage(
   location: string,
   opts: ListOptions,
@@ -137,8 +141,15 @@ async function readPage(
       const text = await readFile(path, "utf8");
       return { kind: text.trimStart().startsWith("{") ? "json" : "html", url, text };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw new IndexUnavailable(url, whyUnreadable(err), what);
+      // No page for the project is "not found"; no index folder at all cannot answer, and a
+      // mistyped index must not pass the project on to a later source.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && (!index || (await isDirectory(dirname(path))))) return undefined;
+      throw new IndexUnavailable(
+        url,
+        code === "ENOENT" ? `the index folder ${dirname(path)} does not exist` : whyUnreadable(err),
+        what,
+      );
     }
   }
   if (!/^https?:/i.test(url)) {

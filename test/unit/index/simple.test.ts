@@ -108,6 +108,16 @@ describe("HTML pages", () => {
     assert.equal(await projectFiles(indexUrl, "nope"), undefined);
   });
 
+  test("a local index folder that does not exist cannot answer: an error, not 'no such project'", async () => {
+    const missing = pathToFileURL(join(root, "no-such-index", "simple")).href;
+    await assert.rejects(
+      projectFiles(missing, "alpha"),
+      (err: unknown) =>
+        err instanceof IndexUnavailable &&
+        /the index folder \S+no-such-index\/simple does not exist/.test(err.message),
+    );
+  });
+
   test("<base href> decides how relative links resolve", async () => {
     const page = join(root, "based", "p", "index.html");
     write(page, `<base href="https://mirror.example/pkgs/"><a href="p-1.0.zip">p</a>`);
