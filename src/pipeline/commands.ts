@@ -43,6 +43,18 @@ import type { BuildInput } from "./inputs.js";
 const INPUT_FILE = /\.(py|pyw|ipynb|json|txt|in|toml|whl)$/i;
 
 /**
+ * Whether an input that exists as a path could as well name a project on an index (`tabulate`
+ * beside a folder of that name): a project folder of its own (pyproject.toml, setup.py) is
+ * clearly meant as the folder.
+ */
+function alsoAProjectName(input: string): boolean {
+  if (!/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(input) || INPUT_FILE.test(input)) {
+    return false;
+  }
+  return !["pyproject.toml", "setup.py"].some((f) => existsSync(join(input, f)));
+}
+
+/**
  * Merge every input: paths (spec, requirements, script, folder) and requirement strings.
  * `read` lists every file read: each path, a program's local modules, each -r file.
  */
@@ -56,6 +68,11 @@ async function gatherInputs(
   const read: string[] = [...(flags.requirement ?? [])];
   for (const i of inputs) {
     if (existsSync(i)) {
+      if (alsoAProjectName(i)) {
+        warn(
+          `${i} is read as the ${lstatSync(i).isDirectory() ? "folder" : "file"} ./${i}; for the project of that name, write "${i}>=0".`,
+        );
+      }
       const part = await readInput(i, analyzeOptions(flags));
       parts.push(part);
       const root = part.root ?? dirname(i);

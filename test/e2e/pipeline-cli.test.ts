@@ -261,6 +261,28 @@ describe("bad input is one sentence and a non-zero exit", () => {
       );
     assert.equal(readFileSync(join(d, "helper.py"), "utf8"), "X = 1\n");
   });
+  test("a word naming both a folder here and a project is read as the folder, with a warning saying how to mean the project", () => {
+    const d = tmp();
+    mkdirSync(join(d, "tabulate"));
+    writeFileSync(join(d, "tabulate", "x.py"), "import six\n");
+    const folder = pyferry(["lock", "tabulate", "-o", "a.toml"], { cwd: d });
+    assert.equal(folder.status, 0, folder.stderr);
+    assert.match(
+      folder.stderr,
+      /^warning: tabulate is read as the folder \.\/tabulate; for the project of that name, write "tabulate>=0"\.$/m,
+    );
+    assert.match(readFileSync(join(d, "a.toml"), "utf8"), /name = "six"/);
+    const project = pyferry(["lock", "tabulate>=0", "-o", "b.toml"], { cwd: d });
+    assert.equal(project.status, 0, project.stderr);
+    assert.match(readFileSync(join(d, "b.toml"), "utf8"), /name = "tabulate"/);
+    // A project folder of its own is plainly meant.
+    writeFileSync(
+      join(d, "tabulate", "pyproject.toml"),
+      '[project]\nname = "mine"\nversion = "1"\n',
+    );
+    const own = pyferry(["lock", "tabulate", "-o", "c.toml"], { cwd: d });
+    assert.doesNotMatch(own.stderr, /warning/);
+  });
   test("lock --platform takes a lock made for the machine, and refuses --python beside it", () => {
     const d = tmp();
     const first = pyferry(["lock", "six", "-o", join(d, "first.toml")]);
