@@ -5,9 +5,8 @@
  */
 import { constants as fsConstants } from "node:fs";
 import { access, stat } from "node:fs/promises";
-import { constants } from "node:os";
 import { delimiter, join, resolve } from "node:path";
-import { spawnForwarding } from "../run/child.js";
+import { endBySignal, spawnForwarding } from "../run/child.js";
 import { UserError } from "../util/errors.js";
 import type { Manifest } from "./manifest.js";
 import { ensureUnpacked } from "./unpack.js";
@@ -22,11 +21,6 @@ export interface ExecOptions {
 
 /** Signals that, sent to us, are meant for the program we run. */
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
-/**
- * Signals not to raise on ourselves after the child died of them: V8 handles the fault
- * signals itself, and SIGUSR1 starts Node's inspector rather than ending the process.
- */
-const NOT_RERAISED = new Set(["SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE", "SIGTRAP", "SIGUSR1"]);
 
 /**
  * The environment a command in the unpacked bundle `dir` runs with: env/bin first on PATH
@@ -147,8 +141,5 @@ export async function execInBundle(
   });
   if ("error" in outcome) throw await startFailure(outcome.error, cmd, env.PATH, cwd);
   if ("code" in outcome) return outcome.code;
-  const { signal } = outcome;
-  if (!NOT_RERAISED.has(signal) && process.listenerCount(signal) === 0)
-    process.kill(process.pid, signal);
-  return 128 + (constants.signals[signal] ?? 0);
+  return endBySignal(outcome.signal);
 }

@@ -70,15 +70,38 @@ export async function runChild(
 }
 
 /**
- * Exit the way the child did: after a death by signal, re-raise it on ourselves with its
- * default action, so the parent sees the signal rather than a plain exit code.
+ * Signals pyferry does not end itself by when a child died of one: those whose default action
+ * writes a core file (it would be pyferry's own core, not the program's), and SIGUSR1, which
+ * starts Node's inspector. The exit status, 128 + the signal's number, still tells which.
  */
-export function exitLike(exit: ChildExit): void {
-  const name = exit.signal;
-  if (name && name !== "SIGKILL" && name !== "SIGSTOP") {
-    process.removeAllListeners(name);
-    process.kill(process.pid, name);
-    return;
+const NOT_RERAISED = new Set([
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGILL",
+  "SIGQUIT",
+  "SIGSEGV",
+  "SIGSYS",
+  "SIGTRAP",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGUSR1",
+]);
+
+/**
+ * After a child died of `signal`: re-raise it on ourselves with its default action, so the
+ * parent sees the signal rather than a plain exit status, unless NOT_RERAISED; the exit status
+ * (128 + its number) either way.
+ */
+export function endBySignal(signal: NodeJS.Signals): number {
+  if (!NOT_RERAISED.has(signal)) {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
   }
-  process.exitCode = exit.code;
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
+/** Exit the way the child did (see endBySignal). */
+export function exitLike(exit: ChildExit): void {
+  process.exitCode = exit.signal ? endBySignal(exit.signal) : exit.code;
 }

@@ -135,6 +135,19 @@ describe("execInBundle with a real venv", () => {
     ]);
     assert.equal(r.signal, "SIGTERM");
     assert.equal(r.status, null);
+    // The same policy as run's: SIGKILL passed on, a fault signal as the exit status 128+N.
+    const killed = exec(archive, [
+      "python",
+      "-c",
+      "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    ]);
+    assert.deepEqual([killed.signal, killed.status], ["SIGKILL", null]);
+    const fault = exec(archive, [
+      "python",
+      "-c",
+      "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+    ]);
+    assert.deepEqual([fault.signal, fault.status], [null, 139]);
   });
 
   test("argv reaches the child byte for byte, with no shell in between", () => {

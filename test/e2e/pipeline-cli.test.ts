@@ -465,6 +465,22 @@ describe("pyferry run", () => {
       },
     );
     assert.equal(r.signal, "SIGTERM", `status ${r.status} ${r.stderr}`);
+    // As exec does: SIGKILL is passed on too; a fault signal is the exit status 128+N (raised
+    // on pyferry it would write pyferry's own core).
+    for (const [name, expected] of [
+      ["SIGKILL", { signal: "SIGKILL", status: null }],
+      ["SIGSEGV", { signal: null, status: 139 }],
+    ] as const) {
+      writeFileSync(join(d, "die.py"), `import os, signal\nos.kill(os.getpid(), signal.${name})\n`);
+      const died = spawnSync(
+        process.execPath,
+        [join(REPO, "bin", "pyferry.js"), "run", join(d, "die.py")],
+        {
+          env: { ...process.env, PYFERRY_CACHE_DIR: CACHE },
+        },
+      );
+      assert.deepEqual({ signal: died.signal, status: died.status }, expected, name);
+    }
   });
 });
 
