@@ -158,6 +158,9 @@ function readEnv(r: Reader, host: string, t: unknown, at: string, defaults: Tabl
   const reload = r.optText(v.reload, `${at}.reload`);
   if (reload) env.reload = reload;
   const workdir = r.optText(v.workdir, `${at}.workdir`);
+  // A relative one would be taken from the session's folder there: pyferry's store.
+  if (workdir !== undefined && !workdir.startsWith("/"))
+    r.fail(`${at}.workdir`, "must be an absolute path on the host");
   if (workdir) env.workdir = workdir;
   return env;
 }
