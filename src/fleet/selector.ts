@@ -3,6 +3,7 @@
  * `user@host:full_path_to_vpy`, `host:full_path_vpy`, `:full_path`, `user@`; plus group names.
  * No selector means every environment.
  */
+import { posix } from "node:path";
 import { UserError } from "../util/errors.js";
 import { envUser, type FleetEnv, type FleetHost, type Inventory } from "./inventory.js";
 
@@ -27,7 +28,9 @@ function parseSelector(text: string, inv: Inventory): Pattern {
   const left = colon === -1 ? text : text.slice(0, colon);
   const p: Pattern = {};
   if (colon !== -1) {
-    p.path = text.slice(colon + 1).replace(/\/+$/, "");
+    // Spelt as the inventory's paths are: /srv//app/venv/ is /srv/app/venv.
+    const raw = text.slice(colon + 1);
+    p.path = raw === "" ? raw : posix.normalize(raw).replace(/\/+$/, "");
     if (!p.path.startsWith("/")) fail("needs an absolute path after the colon");
   }
   const at = left.indexOf("@");

@@ -113,6 +113,15 @@ test("environment paths are normalized: doubled and trailing slashes go", () => 
   assert.equal(inv.hosts[0]?.envs[0]?.path, "/srv/app/venv");
 });
 
+test("selector paths are normalized as inventory paths are: doubled and trailing slashes", () => {
+  const inv = readInventory(inventory(SAMPLE));
+  const pick = (...s: string[]) => selectEnvs(inv, s).map((x) => `${x.host.name}:${x.env.path}`);
+  assert.deepEqual(pick("web2:/srv//shop/venv"), ["web2:/srv/shop/venv"]);
+  assert.deepEqual(pick("web2:/srv/shop/venv/"), ["web2:/srv/shop/venv"]);
+  assert.deepEqual(pick("deploy@web1:/srv/./shop//venv//"), ["web1:/srv/shop/venv"]);
+  assert.throws(() => pick("web1:/"), /absolute path/);
+});
+
 test("ssh_options read as in the configuration: ssh's own -o spelling too, each checked", () => {
   const text = (opts: string) =>
     `[hosts.a]\nssh_options = ${opts}\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\nrequirements = "r"\n`;
