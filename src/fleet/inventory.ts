@@ -230,10 +230,12 @@ export function readInventory(file: string): Inventory {
     for (const e of host.envs) {
       if (paths.has(e.path)) r.fail(at, `lists the environment ${e.path} twice`);
       paths.add(e.path);
-      const place = `${host.address}\0${host.port ?? ""}\0${e.path}`;
+      // The login user is not part of the place: u@h1 and h1 are one machine.
+      const machine = host.address.slice(host.address.lastIndexOf("@") + 1);
+      const place = `${machine}\0${host.port ?? ""}\0${e.path}`;
       const other = places.get(place);
       if (other !== undefined && other !== name)
-        r.fail(at, `deploys to ${host.address}:${e.path}, as hosts.${other} does; list it once`);
+        r.fail(at, `deploys to ${machine}:${e.path}, as hosts.${other} does; list it once`);
       places.set(place, name);
     }
     hosts.push(host);

@@ -182,6 +182,10 @@ test("a broken inventory is one sentence naming the file and the key", () => {
       '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\nrequirements = "r"\nworkdir = "app"\n',
       /hosts\.a\.envs\[0\]\.workdir must be an absolute path on the host\.$/,
     ],
+    [
+      '[hosts.a]\naddress = "u@h1:22"\n[[hosts.a.envs]]\npath = "/v"\npython = "p"\nrequirements = "r"\n[hosts.b]\naddress = "h1"\nport = 22\n[[hosts.b.envs]]\npath = "/v/"\npython = "p"\nrequirements = "s"\n',
+      /hosts\.b deploys to h1:\/v, as hosts\.a does; list it once/,
+    ],
     ['[hosts.a]\naddress = "-oProxyCommand=x"\n', /not a valid SSH destination/],
     ['[groups.g]\nhosts = ["zz"]\n', /names the unknown host "zz"/],
     ["hosts = [\n", /is not valid TOML \(line/],
