@@ -423,8 +423,9 @@ export function matchWheels(entries: readonly WheelEntry[], target: string): Whe
         compareVersions(e.version, wanted) === 0,
     );
   }
-  const file = basename(target);
-  return entries.filter((e) => e.file === file);
+  // As add does: Six-1.17.0-... names the wheel six-1.17.0-... is.
+  const wheel = wheelIdentity(basename(target));
+  return entries.filter((e) => wheelIdentity(e.file) === wheel);
 }
 
 /** Remove the wheels in `entries` (which the caller holds the lock for) and log it. */

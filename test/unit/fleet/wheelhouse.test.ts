@@ -242,7 +242,9 @@ describe("add, list, remove and the release log", () => {
     const [gone] = await removeWheels(wh, [`SIX==${version}.0`]);
     assert.equal(gone?.file, basename(six));
     assert.ok(!existsSync(join(wh.wheels, basename(six))));
-    await removeWheels(wh, [join("anywhere", basename(idna))]);
+    // Another spelling of the file's name names the same wheel, as for add.
+    const spelt = basename(idna).replace(/^idna-/, "IDNA-");
+    await removeWheels(wh, [join("anywhere", spelt)]);
     assert.deepEqual(readdirSync(wh.wheels), []);
     const { records } = await readLog(wh.log);
     assert.deepEqual(
