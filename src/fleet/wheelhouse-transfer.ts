@@ -125,6 +125,9 @@ async function archiveChunks(archive: string): Promise<AsyncIterator<Buffer>> {
     throw new UserError(`Cannot read ${archive} (${whyUnreadable(err)}).`);
   });
   try {
+    // A folder opens on Linux, and only reading it fails (EISDIR): say what it is instead.
+    if ((await handle.stat()).isDirectory())
+      throw new Refused("it is a folder, not a tar (pyferry wheelhouse export writes one)");
     await handle.read(head, 0, 2, 0);
   } finally {
     await handle.close();

@@ -162,6 +162,18 @@ describe("export and import", () => {
     assert.deepEqual(merged.slice(0, own.length), own);
   });
 
+  test("a folder given as the archive is one sentence, nothing imported", async () => {
+    const target = await openWheelhouse(fresh("folder"), { create: true });
+    await addWheels(target, [six]);
+    const dir = fresh("not-a-tar");
+    mkdirSync(dir);
+    await refused(
+      target,
+      dir,
+      /it is a folder, not a tar \(pyferry wheelhouse export writes one\)/,
+    );
+  });
+
   test("a wheel of the same name with other content is refused", async () => {
     const target = await openWheelhouse(fresh("clash"), { create: true });
     const other = join(fresh("other"), basename(six));
