@@ -307,6 +307,12 @@ Stop it with Ctrl-C (or SIGTERM). Example:
         `${result.unreadable} line(s) of the archive's release.log hold no record and were skipped.`,
       );
     }
+    if (result.skipped.length > 0) {
+      const files = [...new Set(result.skipped.map((r) => r.file))].join(", ");
+      warn(
+        `${result.skipped.length} record(s) of the archive's release.log were not merged: they remove ${files}, which this wheelhouse still holds (an import never removes); pyferry wheelhouse remove it here too if it should go.`,
+      );
+    }
     if (flags.json) {
       writeJson(result);
       return;

@@ -244,6 +244,11 @@ export interface ImportResult {
   outcomes: AddOutcome[];
   /** Records of the archive's log appended to this one. */
   merged: number;
+  /**
+   * Records of the archive's log left out: removes of wheels this wheelhouse still holds
+   * (an import never removes, and the log must stay true of what is here).
+   */
+  skipped: LogRecord[];
   /** Lines of the archive's log that hold no record (skipped). */
   unreadable: number;
 }
@@ -302,7 +307,7 @@ export async function importWheelhouse(wh: Wheelhouse, archive: string): Promise
     const log = parseLog(extracted.log?.toString("utf8") ?? "");
     const wrong = logMismatch(log.records, staged);
     if (wrong) throw new UserError(`${archive} cannot be imported: its release log ${wrong}.`);
-    const { outcomes, merged } = await commitWheels(wh, staged, {
+    const { outcomes, merged, skipped } = await commitWheels(wh, staged, {
       via: "import",
       history: log.records,
     }).catch((err: unknown) => {
@@ -311,7 +316,7 @@ export async function importWheelhouse(wh: Wheelhouse, archive: string): Promise
         `${archive} cannot be imported: the wheelhouse already holds a different ${err.file} (sha256 ${err.sha256.slice(0, 12)}...); remove one of them first.`,
       );
     });
-    return { outcomes, merged, unreadable: log.unreadable.length };
+    return { outcomes, merged, skipped, unreadable: log.unreadable.length };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

@@ -298,7 +298,10 @@ export interface CommitOptions {
   replace?: boolean;
   /** Recorded in the log's add records. */
   via?: string;
-  /** Records of another wheelhouse's log, appended first unless the log has them already. */
+  /**
+   * Records of another wheelhouse's log, appended first unless the log has them already (or
+   * they remove a wheel still held here: those are returned as `skipped`).
+   */
   history?: readonly LogRecord[];
 }
 
@@ -321,7 +324,7 @@ export async function commitWheels(
   wh: Wheelhouse,
   staged: readonly StagedWheel[],
   opts: CommitOptions = {},
-): Promise<{ outcomes: AddOutcome[]; merged: number }> {
+): Promise<{ outcomes: AddOutcome[]; merged: number; skipped: LogRecord[] }> {
   const byFile = new Map<string, StagedWheel>();
   for (const s of staged) {
     const other = byFile.get(s.file);
@@ -356,12 +359,38 @@ export async function commitWheels(
       else if (opts.replace) plan.push({ s, status: "replaced", old, oldFile });
       else throw new NameTaken(oldFile, old);
     }
-    const records: LogRecord[] = [];
     const seen = new Set(local.map(recordKey));
+    const fresh: LogRecord[] = [];
     for (const h of opts.history ?? []) {
       if (seen.has(recordKey(h))) continue;
       seen.add(recordKey(h));
-      records.push(h);
+      fresh.push(h);
+    }
+    /** Whether this wheelhouse holds `file` with content `sha256` once the commit is done. */
+    const holdsAfter = async (file: string, sha256: string): Promise<boolean> => {
+      const id = wheelIdentity(file);
+      const coming = byWheel.get(id);
+      if (coming) return coming.sha256 === sha256;
+      const f = held.get(id);
+      return f !== undefined && (await sha256Of(join(wh.wheels, f))) === sha256;
+    };
+    // The log must stay true of what is here, and merging never removes a wheel: another
+    // wheelhouse's remove of one still held here (and not added back later in that history)
+    // is left out, for the caller to name.
+    const records: LogRecord[] = [];
+    const skipped: LogRecord[] = [];
+    for (const [i, h] of fresh.entries()) {
+      const readded = (l: LogRecord) =>
+        l.action === "add" &&
+        l.sha256 === h.sha256 &&
+        wheelIdentity(l.file) === wheelIdentity(h.file);
+      if (
+        h.action === "remove" &&
+        !fresh.slice(i + 1).some(readded) &&
+        (await holdsAfter(h.file, h.sha256))
+      )
+        skipped.push(h);
+      else records.push(h);
     }
     const merged = records.length;
     const now = new Date();
@@ -385,7 +414,7 @@ export async function commitWheels(
       sha256: s.sha256,
       status,
     }));
-    return { outcomes, merged };
+    return { outcomes, merged, skipped };
   });
 }
 

@@ -162,6 +162,37 @@ describe("export and import", () => {
     assert.deepEqual(merged.slice(0, own.length), own);
   });
 
+  test("a remove in the archive's log of a wheel still held here is not merged: the log stays true", async () => {
+    const a = await openWheelhouse(fresh("a"), { create: true });
+    await addWheels(a, [six, idna]);
+    const b = await openWheelhouse(fresh("b"), { create: true });
+    const first = `${fresh("first")}.tar`;
+    await exportWheelhouse(a, first);
+    assert.deepEqual((await importWheelhouse(b, first)).skipped, []);
+    await removeWheels(a, [basename(idna)]);
+    const second = `${fresh("second")}.tar`;
+    await exportWheelhouse(a, second);
+    const result = await importWheelhouse(b, second);
+    assert.deepEqual(
+      result.skipped.map((r) => [r.action, r.file]),
+      [["remove", basename(idna)]],
+    );
+    assert.equal(result.merged, 0);
+    assert.ok(existsSync(join(b.wheels, basename(idna))), "an import never removes");
+    // Replayed, the log gives exactly what the wheelhouse holds.
+    const present = new Map<string, string>();
+    for (const r of (await readLog(b.log)).records) {
+      if (r.action === "add") present.set(r.file, r.sha256);
+      else if (present.get(r.file) === r.sha256) present.delete(r.file);
+    }
+    assert.deepEqual(Object.fromEntries(present), wheelsOf(b));
+    // Removed here too, the same record then merges: it is true of this wheelhouse as well.
+    await removeWheels(b, [basename(idna)]);
+    const again = await importWheelhouse(b, second);
+    assert.deepEqual(again.skipped, []);
+    assert.equal(again.merged, 1);
+  });
+
   test("a folder given as the archive is one sentence, nothing imported", async () => {
     const target = await openWheelhouse(fresh("folder"), { create: true });
     await addWheels(target, [six]);
