@@ -442,6 +442,11 @@ function runHook(store: RemoteStore, env: FleetEnv, cmd: string) {
   return step(store, sh.HOOK, [env.path, env.workdir ?? "", cmd], new PassThrough());
 }
 
+/** The host's sentence on a hook of an earlier deploy still running, without its prefix. */
+function hookStillRuns(err: string): string {
+  return lastLine(err).replace(/^pyferry: /, "");
+}
+
 function lastLine(text: string): string {
   return text.split("\n").filter(Boolean).pop() ?? "no output";
 }
@@ -510,6 +515,8 @@ async function apply(
     prev = /^prev (.*)$/m.exec((await step(store, sh.PREVIOUS, [sel.env.path])).out)?.[1];
   } else {
     const sw = switched ?? (await step(store, sh.SWITCH, switchArgs));
+    // Not switched: a hook of an earlier deploy still runs in the environment there.
+    if (sw.code === sh.FLEET_EXIT.hookRunning) return fail(hookStillRuns(sw.err));
     if (sw.code !== 0) return fail(`switching ${sel.env.path}: ${lastLine(sw.err)}`);
     prev = /^prev (.*)$/m.exec(sw.out)?.[1];
     if (commands.length === 0) return { ...base, outcome: "changed" };
@@ -517,6 +524,9 @@ async function apply(
   for (const c of commands) {
     const r = await runHook(store, sel.env, c.cmd);
     if (r.code === 0) continue;
+    // Not a failure of this deploy's hooks: they did not start, and stay owed. Switching back
+    // (or removing the environment) would pull it from under the hook still running in it.
+    if (r.code === sh.FLEET_EXIT.hookRunning) return fail(hookStillRuns(r.err));
     const why = `${c.what} failed with exit status ${r.code} (${lastLine(r.err || r.out)})`;
     if (p.drifted) return fail(`${why}; the repaired environment stays in place`);
     const back = await step(store, sh.SWITCH, [sel.env.path, prev ?? "none", "back"]);

@@ -18,6 +18,49 @@ export const FLEET_EXIT = {
   hookRunning: 101,
 } as const;
 
+/**
+ * Shell functions for the hook pid file names/<id>-hookpid, which holds "PID START": the hook's
+ * pid and its start time (field 22 of /proc/PID/stat), so that a pid reused by another process
+ * since, after a deploy that could not remove the file (killed), does not count as the hook. A
+ * file with the pid alone (older pyferry) counts only if that process started before the file
+ * was written. Where /proc is missing, the pid alone decides.
+ */
+const HOOK_PIDS = `
+started() { read -r st_l < "/proc/$1/stat" 2>/dev/null || return 0
+  st_l=\${st_l##*)}; set -- $st_l; shift 19; printf '%s' "$1"; }
+# Whether the hook named in file $1 still runs; its pid in $hook_pid. A stale file is removed.
+hook_alive() {
+  hook_pid=""; hook_start=""
+  [ -f "$1" ] && read -r hook_pid hook_start < "$1" 2>/dev/null || return 1
+  if [ -n "$hook_pid" ] && kill -0 "$hook_pid" 2>/dev/null; then
+    [ -r "/proc/$hook_pid/stat" ] || return 0
+    hs_t=$(started "$hook_pid")
+    if [ -n "$hook_start" ]; then
+      [ "$hs_t" = "$hook_start" ] && return 0
+    else
+      hs_b=; while read -r hs_k hs_v; do [ "$hs_k" = btime ] && { hs_b=$hs_v; break; }; done < /proc/stat
+      hs_hz=$(getconf CLK_TCK 2>/dev/null) || hs_hz=100
+      hs_m=$(stat -c %Y "$1" 2>/dev/null) || hs_m=
+      if [ -z "$hs_b" ] || [ -z "$hs_m" ] || [ -z "$hs_t" ] ||
+        [ $((hs_b + hs_t / hs_hz)) -le $((hs_m + 1)) ]; then return 0; fi
+    fi
+  fi
+  rm -f "$1"; return 1
+}
+# Waits up to ten seconds for the hook named in file $1 to end; exits hookRunning if it does not.
+wait_hook() {
+  hw_n=0
+  while hook_alive "$1"; do
+    hw_n=$((hw_n + 1))
+    if [ $hw_n -gt 10 ]; then
+      echo "pyferry: a hook started by an earlier deploy still runs there (pid $hook_pid); let it end or stop it, then deploy again" >&2
+      exit ${FLEET_EXIT.hookRunning}
+    fi
+    sleep 1
+  done
+}
+`;
+
 /** The name files of the environment at path $1, in $id. */
 const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
 
@@ -80,7 +123,7 @@ exit 0
  * failed deploy undone) switches to the newest and takes it off the list. A folder there is
  * taken over only when it is a virtualenv (pyvenv.cfg), and only moved aside, never removed.
  */
-export const SWITCH_BODY = `
+export const SWITCH_BODY = `${HOOK_PIDS}
 p=$1; k=$2; mode=$3; ${ID}; h=names/$id-prev
 if [ "$k" = none ]; then
   # Back to no environment at all (a first deploy undone): only a link into the store goes.
@@ -95,6 +138,9 @@ case $k in
      [ -e "$t/.pyferry-complete" ] || { echo "pyferry: environment $k is not in the store" >&2; exit ${REMOTE_EXIT.envMissing}; } ;;
 esac
 case $p in "$r"|"$r"/*) echo "pyferry: $p is inside pyferry's store $r" >&2; exit ${FLEET_EXIT.notAnEnv} ;; esac
+# Not under a hook still running in the environment there (a deploy stopped while it ran):
+# that environment fails, and nothing is switched.
+[ "$mode" = deploy ] && wait_hook "names/$id-hookpid"
 now=""
 if [ -L "$p" ]; then
   now=$(readlink "$p")
@@ -168,22 +214,14 @@ exit 0
  * names/<id>-hookpid meanwhile, and a hook still running from an earlier deploy is waited for
  * no longer than a few seconds, then reported (exit hookRunning) instead of doubled.
  */
-export const HOOK = `${PRELUDE}
+export const HOOK = `${PRELUDE}${HOOK_PIDS}
 p=$1; w=\${2:-$(dirname "$1")}; cmd=$3; ${ID}; hp=$PWD/names/$id-hookpid
-n=0
-while [ -f "$hp" ] && read -r q < "$hp" && kill -0 "$q" 2>/dev/null; do
-  n=$((n + 1))
-  if [ $n -gt 10 ]; then
-    echo "pyferry: a hook started by an earlier deploy still runs there (pid $q); let it end or stop it, then deploy again" >&2
-    exit ${FLEET_EXIT.hookRunning}
-  fi
-  sleep 1
-done
+wait_hook "$hp"
 cd "$w" 2>/dev/null || { echo "pyferry: cannot enter $w" >&2; exit 1; }
 group=""; command -v setsid >/dev/null 2>&1 && group=setsid
 VIRTUAL_ENV=$p PATH="$p/bin:$PATH" $group sh -c "$cmd" </dev/null &
 h=$!
-echo "$h" > "$hp"
+echo "$h $(started "$h")" > "$hp"
 stop() { kill -TERM -"$h" 2>/dev/null || kill -TERM "$h" 2>/dev/null; }
 # A background command's stdin is /dev/null unless redirected from a saved copy.
 exec 3<&0

@@ -1,0 +1,178 @@
+/**
+ * `pyferry deploy` and `pyferry rollback` at their edges, against one real OpenSSH server
+ * (test/support/sshd.ts): a hook of an earlier deploy still running, a stale hook pid file,
+ * locks whose files must come from the wheelhouse, the reasons given for changes that move no
+ * package, and a rollback whose reload fails. Each test has an inventory of its own, with
+ * environments at paths no other test uses.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { findPython311, makeWheelhouse } from "../support/mirror.js";
+import {
+  defaultStore,
+  type Finished,
+  hasStackTrace,
+  processesIn,
+  pyferryAsync,
+  show,
+  sleep,
+  startPyferry,
+  waitFor,
+} from "../support/remote.js";
+import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+import { tempDir } from "../support/temp.js";
+
+const WHEELHOUSE = [
+  ["six", "1.17.0"],
+  ["idna", "3.20"],
+  ["tabulate", "0.8.10"],
+  ["tabulate", "0.10.0"],
+] as const;
+
+/** One parsed summary line: "[user@]host:/path  outcome  detail". */
+interface Line {
+  outcome: string;
+  detail: string;
+}
+
+function summary(stdout: string): Map<string, Line> {
+  const out = new Map<string, Line>();
+  for (const line of stdout.split("\n").filter(Boolean)) {
+    const m = /^(\S+) {2}(ok|changed|failed|pending|skipped)(?: {2}(.*))?$/.exec(line);
+    assert.ok(m, `a summary line: ${JSON.stringify(line)}`);
+    out.set(m[1] as string, { outcome: m[2] as string, detail: m[3] ?? "" });
+  }
+  return out;
+}
+
+/** The name files' id of the environment at `path` (names/deploy-<id>), as the host makes it. */
+function envId(path: string): string {
+  const r = spawnSync("sh", ["-c", `printf '%s' "$1" | cksum | cut -d' ' -f1`, "-", path], {
+    encoding: "utf8",
+  });
+  return `deploy-${r.stdout.trim()}`;
+}
+
+describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout: 900_000 }, () => {
+  let lab: SshLab;
+  let work: string;
+  let python: string;
+
+  const root = () => lab.host("h1").root;
+  const store = () => defaultStore(root());
+  const pyferry = (args: string[]): Promise<Finished> =>
+    pyferryAsync(args, { cwd: work, env: lab.env(), timeoutMs: 300_000 });
+
+  /** NAME.toml: one environment on h1 at srv/NAME/venv, with `lines` (requirements or lock). */
+  function inventory(name: string, lines: string[], py = python): string {
+    const path = join(root(), "srv", name, "venv");
+    writeFileSync(
+      join(work, `${name}.toml`),
+      [
+        'wheelhouse = "wheelhouse"',
+        "[hosts.h1]",
+        'address = "h1"',
+        "[[hosts.h1.envs]]",
+        `path = ${JSON.stringify(path)}`,
+        `python = ${JSON.stringify(py)}`,
+        ...lines,
+        "",
+      ].join("\n"),
+    );
+    return path;
+  }
+
+  before(async () => {
+    const py = findPython311(process.env.PYFERRY_TEST_PYTHON);
+    assert.ok(py, "a CPython 3.11 (set PYFERRY_TEST_PYTHON)");
+    python = py;
+    lab = await startSshLab({ hosts: 1, netns: "auto" });
+    work = tempDir("pyferry-fleet-edges-");
+    makeWheelhouse(join(work, "wheelhouse"), WHEELHOUSE);
+    writeFileSync(join(work, "six.txt"), "six\n");
+  });
+  after(async () => {
+    await lab?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  test("a hook of a stopped deploy still running: the next deploy fails in a sentence and switches nothing", async () => {
+    const path = inventory("busy", [
+      'requirements = "six.txt"',
+      `hooks = ${JSON.stringify(["trap '' TERM; sleep 20", 'echo "$VIRTUAL_ENV" >> done.log'])}`,
+    ]);
+    const hookDir = join(path, "..");
+    const run = startPyferry(["deploy", "--yes", "-i", "busy.toml"], {
+      cwd: work,
+      env: lab.env(),
+      timeoutMs: 120_000,
+    });
+    await waitFor("the hook to run", () => processesIn([hookDir]).length > 0, 60_000);
+    run.child.kill("SIGINT");
+    const stopped = await run.done;
+    assert.equal(stopped.status, 130, show(stopped));
+    // The hook ignores SIGTERM: it outlives the deploy that started it.
+    await sleep(1000);
+    assert.ok(processesIn([hookDir]).length > 0, "the hook still runs");
+    const link = readlinkSync(path);
+    const names = join(store(), "names");
+    assert.ok(existsSync(join(names, `${envId(path)}-hooks`)), "its hooks are owed");
+
+    const r = await pyferry(["deploy", "--yes", "-i", "busy.toml"]);
+    assert.equal(r.status, 1, show(r));
+    assert.ok(!hasStackTrace(r.stderr), show(r));
+    assert.match(
+      summary(r.stdout).get(`h1:${path}`)?.detail ?? "",
+      /^a hook started by an earlier deploy still runs there \(pid \d+\); let it end or stop it, then deploy again$/,
+      show(r),
+    );
+    assert.doesNotMatch(r.stdout, /removed again|switched back/, show(r));
+    assert.equal(readlinkSync(path), link, "nothing was switched or removed");
+    assert.ok(existsSync(join(names, `${envId(path)}-hooks`)), "its hooks are still owed");
+    assert.ok(!existsSync(join(hookDir, "done.log")), "no hook of that deploy ran");
+
+    // Once it ends, the next deploy runs the hooks it owes, once.
+    await waitFor("the hook to end", () => processesIn([hookDir]).length === 0, 30_000);
+    const ok = await pyferry(["deploy", "--yes", "-i", "busy.toml"]);
+    assert.equal(ok.status, 0, show(ok));
+    assert.equal(summary(ok.stdout).get(`h1:${path}`)?.outcome, "changed", show(ok));
+    assert.equal(readFileSync(join(hookDir, "done.log"), "utf8"), `${path}\n`);
+    assert.equal(readlinkSync(path), link);
+  });
+
+  test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
+    const path = inventory("stale", [
+      'requirements = "stale.txt"',
+      `hooks = ${JSON.stringify(['echo "$VIRTUAL_ENV" >> done.log'])}`,
+    ]);
+    // Left by a deploy killed while its hook ran; the pid is this test's own process now, which
+    // started at another time than the file says, or (a file with the pid alone, as older
+    // pyferry wrote) after the file was written.
+    mkdirSync(join(store(), "names"), { recursive: true });
+    const pidFile = join(store(), "names", `${envId(path)}-hookpid`);
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    for (const [i, text] of [`${process.pid} 1\n`, `${process.pid}\n`].entries()) {
+      writeFileSync(pidFile, text);
+      utimesSync(pidFile, hourAgo, hourAgo);
+      writeFileSync(join(work, "stale.txt"), i === 0 ? "six\n" : "six\nidna\n");
+      const r = await pyferry(["deploy", "--yes", "-i", "stale.toml"]);
+      assert.equal(r.status, 0, show(r));
+      assert.ok(r.ms < 9000, `${JSON.stringify(text)} was not waited for: ${r.ms} ms`);
+      assert.equal(readFileSync(join(path, "..", "done.log"), "utf8"), `${path}\n`.repeat(i + 1));
+      assert.ok(!existsSync(pidFile), "the stale file is gone");
+      assert.ok(lstatSync(path).isSymbolicLink());
+    }
+  });
+});
