@@ -17,16 +17,19 @@ import { fromRequirementsTxt } from "../pipeline/inputs.js";
 import { type InterpreterInfo, readProbeOutput } from "../python/interpreter.js";
 import { normalizeName } from "../python/names.js";
 import { probeSource } from "../python/probe.js";
-import { targetFromInterpreter } from "../python/target.js";
-import { type Lock, readLock } from "../resolve/lock.js";
-import { builtHere, selectPackages } from "../resolve/lock-select.js";
+import { tagRanks } from "../python/tags.js";
+import { targetFromInterpreter, targetTagList } from "../python/target.js";
+import { type Lock, type LockedFile, readLock } from "../resolve/lock.js";
+import { builtHere, installFile, selectPackages } from "../resolve/lock-select.js";
 import type { RemoteStore, Tree, TreeStatus } from "../transport/index.js";
 import { treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
+import { memoSha256 } from "../util/hash-memo.js";
 import type { Progress } from "../util/progress.js";
 import { readTextSync } from "../util/read-text.js";
+import { sha256File } from "../util/sha256-file.js";
 import { mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import { Connections } from "./connections.js";
@@ -34,6 +37,7 @@ import { envUser, type FleetEnv, type Inventory } from "./inventory.js";
 import { type Change, describeChanges, diff, distInfoName } from "./plan.js";
 import * as sh from "./scripts.js";
 import type { Selected } from "./selector.js";
+import { wheelIdentity } from "./wheelhouse.js";
 
 export type Answer = "yes" | "no" | "all" | "quit";
 
@@ -215,7 +219,7 @@ async function resolveLock(
         `${env.lock} names ${loose.name} by ${loose.source?.kind ?? "file"} without a version or hash, which a deploy cannot compare; build its wheel into the wheelhouse (pyferry wheelhouse add FOLDER) and lock from there.`,
       );
     }
-    return { text, lock };
+    return { text, lock: await fromWheelhouse(lock, inv) };
   }
   const file = env.requirements as string;
   const text = readTextSync(file, "the requirements file");
@@ -236,6 +240,61 @@ async function resolveLock(
   });
   await writeFileAtomic(saved, r.text).catch(() => undefined);
   return { text: r.text, lock: r.lock };
+}
+
+/** Files of a lock that the wheelhouse holds, taken from there (see fromWheelhouse). */
+const housed = new WeakSet<LockedFile>();
+
+/**
+ * `lock` with each file the wheelhouse holds (a wheel of the same name and sha256) taken from
+ * there rather than from the URL or path the lock gives: deployments install from the
+ * wheelhouse only. A file it lacks stays as it is, and is refused if it is installed (prepare).
+ */
+async function fromWheelhouse(lock: Lock, inv: Inventory): Promise<Lock> {
+  const dir = join(inv.wheelhouse, "wheels");
+  const byWheel = new Map<string, string[]>();
+  for (const f of readdirSync(dir).filter((n) => n.endsWith(".whl"))) {
+    byWheel.set(wheelIdentity(f), [...(byWheel.get(wheelIdentity(f)) ?? []), f]);
+  }
+  const take = async (f: LockedFile): Promise<LockedFile> => {
+    for (const name of byWheel.get(wheelIdentity(f.name)) ?? []) {
+      const path = join(dir, name);
+      if ((await memoSha256(path, () => sha256File(path))) !== f.sha256) continue;
+      const here: LockedFile = { name: f.name, path, sha256: f.sha256 };
+      if (f.size !== undefined) here.size = f.size;
+      housed.add(here);
+      return here;
+    }
+    return f;
+  };
+  const packages = await Promise.all(
+    lock.packages.map(async (p) => ({
+      ...p,
+      wheels: await Promise.all(p.wheels.map(take)),
+      ...(p.source?.kind === "archive"
+        ? { source: { ...p.source, file: await take(p.source.file) } }
+        : {}),
+    })),
+  );
+  return { ...lock, packages };
+}
+
+/** Refuse a lock that would install a file the wheelhouse lacks, naming the first one. */
+function installsFromWheelhouse(
+  env: FleetEnv,
+  lock: Lock,
+  info: InterpreterInfo,
+  inv: Inventory,
+): void {
+  const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
+  for (const p of selectPackages(lock, info)) {
+    const f = installFile(p, ranks);
+    if (!housed.has(f)) {
+      throw new UserError(
+        `${env.lock} installs ${f.name} (sha256 ${f.sha256.slice(0, 12)}...), which the wheelhouse ${inv.wheelhouse} does not hold; pyferry wheelhouse add it, as deployments install from the wheelhouse only.`,
+      );
+    }
+  }
 }
 
 /** Listings of wheelhouses read in this process: one deploy does not change its wheelhouse. */
@@ -296,6 +355,7 @@ function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<
   if (!found) {
     found = (async () => {
       const { text, lock } = await lockFor(env, info, inv);
+      if (env.lock) installsFromWheelhouse(env, lock, info, inv);
       const built = await cachedEnv(text, lock, info, {
         venvBase: {
           base: info.isVirtualenv ? info.realPath : info.sysExecutable,

@@ -271,7 +271,7 @@ export interface AddOutcome extends WheelFacts {
 }
 
 /** What a wheel file's name means: project and version normalized, build tag, tags. */
-function wheelIdentity(file: string): string {
+export function wheelIdentity(file: string): string {
   try {
     const w = parseWheelFilename(file);
     return [w.normalized, normalizeVersion(w.version), w.build ?? "", ...w.tags].join(" ");

@@ -152,6 +152,43 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     assert.equal(readlinkSync(path), link);
   });
 
+  /** NAME.pylock.toml for `reqs` on the hosts' Python, from pip's index (file URLs there). */
+  async function lockFile(name: string, reqs: string[]): Promise<string> {
+    const file = join(work, `${name}.pylock.toml`);
+    const r = await pyferry(["lock", ...reqs, "-o", file, "--python", python]);
+    assert.equal(r.status, 0, show(r));
+    return file;
+  }
+
+  test("a lock's files come from the wheelhouse, not its URLs; one the wheelhouse lacks is refused in a sentence", async () => {
+    const file = await lockFile("locked", ["six", "idna"]);
+    // Its URLs lead nowhere: only the wheelhouse can give these files. A cache of its own, so
+    // that no wheel unpacked before stands in for the file.
+    const text = readFileSync(file, "utf8");
+    assert.match(text, /url = "file:\/\//);
+    writeFileSync(file, text.replace(/url = "file:\/\/[^"]*\//g, 'url = "file:///nonexistent/'));
+    const path = inventory("locked", ['lock = "locked.pylock.toml"']);
+    const env = lab.env({ PYFERRY_CACHE_DIR: tempDir("pyferry-edges-cache-") });
+    const run = (args: string[]) => pyferryAsync(args, { cwd: work, env, timeoutMs: 300_000 });
+    const r = await run(["deploy", "--yes", "-i", "locked.toml"]);
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual(summary(r.stdout).get(`h1:${path}`), {
+      outcome: "changed",
+      detail: "+idna 3.20 +six 1.17.0",
+    });
+
+    // attrs is in the lock, and not in the wheelhouse.
+    await lockFile("locked", ["six", "attrs"]);
+    const refused = await run(["deploy", "--yes", "-i", "locked.toml"]);
+    assert.equal(refused.status, 1, show(refused));
+    assert.ok(!hasStackTrace(refused.stderr), show(refused));
+    assert.match(
+      summary(refused.stdout).get(`h1:${path}`)?.detail ?? "",
+      /^\S+locked\.pylock\.toml installs attrs-[^ ]+\.whl \(sha256 [0-9a-f]{12}\.\.\.\), which the wheelhouse \S+ does not hold; pyferry wheelhouse add it, as deployments install from the wheelhouse only$/,
+      show(refused),
+    );
+  });
+
   test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
     const path = inventory("stale", [
       'requirements = "stale.txt"',
