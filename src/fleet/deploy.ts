@@ -19,6 +19,7 @@ import { normalizeName } from "../python/names.js";
 import { probeSource } from "../python/probe.js";
 import { tagRanks } from "../python/tags.js";
 import { targetFromInterpreter, targetTagList } from "../python/target.js";
+import { satisfies } from "../python/version.js";
 import { type Lock, type LockedFile, readLock } from "../resolve/lock.js";
 import { builtHere, installFile, selectPackages } from "../resolve/lock-select.js";
 import type { RemoteStore, Tree, TreeStatus } from "../transport/index.js";
@@ -355,7 +356,16 @@ function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<
   if (!found) {
     found = (async () => {
       const { text, lock } = await lockFor(env, info, inv);
-      if (env.lock) installsFromWheelhouse(env, lock, info, inv);
+      if (env.lock) {
+        // Said here for a deploy, which takes its interpreter from the inventory, not --python.
+        const python = info.markerEnv.python_full_version;
+        if (lock.requiresPython !== undefined && !satisfies(python, lock.requiresPython)) {
+          throw new UserError(
+            `${env.lock} requires Python ${lock.requiresPython}, and ${env.python} there is Python ${python}; set the environment's python in the inventory to one that is, or lock again for that one.`,
+          );
+        }
+        installsFromWheelhouse(env, lock, info, inv);
+      }
       const built = await cachedEnv(text, lock, info, {
         venvBase: {
           base: info.isVirtualenv ? info.realPath : info.sysExecutable,

@@ -189,6 +189,22 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     );
   });
 
+  test("a lock whose requires-python the interpreter does not meet: a sentence naming the inventory's python", async () => {
+    const file = await lockFile("oldpy", ["six"]);
+    const text = readFileSync(file, "utf8");
+    writeFileSync(file, text.replace(/^requires-python = .*$/m, 'requires-python = ">=3.99"'));
+    const path = inventory("oldpy", ['lock = "oldpy.pylock.toml"']);
+    const r = await pyferry(["deploy", "--yes", "-i", "oldpy.toml"]);
+    assert.equal(r.status, 1, show(r));
+    const detail = summary(r.stdout).get(`h1:${path}`)?.detail ?? "";
+    assert.match(
+      detail,
+      /^\S+oldpy\.pylock\.toml requires Python >=3\.99, and \S+ there is Python 3\.11\.\d+; set the environment's python in the inventory to one that is, or lock again for that one$/,
+      show(r),
+    );
+    assert.doesNotMatch(detail, /--python/);
+  });
+
   test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
     const path = inventory("stale", [
       'requirements = "stale.txt"',
