@@ -89,6 +89,8 @@ interface Planned {
   shipping?: TreeStatus;
   /** The path's environment is this one with `compile` the other way. */
   compileFlipped: boolean;
+  /** "3.12.1 -> 3.10.13": the path's environment was made for another interpreter. */
+  pythonChange?: string;
 }
 
 /** Only the wheelhouse: deployments never reach out to an index. */
@@ -112,6 +114,9 @@ interface EnvState {
   kind: string;
   link?: string;
   hooksPending?: boolean;
+  /** The interpreter its pyvenv.cfg names (version, real path), for a linked environment. */
+  pyVersion?: string;
+  pyExecutable?: string;
   dists: Map<string, string>;
 }
 
@@ -186,6 +191,8 @@ async function readState(
       current.link = rest;
     } else if (current && tag === "kind") current.kind = rest;
     else if (current && tag === "hooks-pending") current.hooksPending = true;
+    else if (current && tag === "cfg-version") current.pyVersion = rest;
+    else if (current && tag === "cfg-executable") current.pyExecutable = rest;
     else if (current && tag === "dist") {
       const nv = distInfoName(rest);
       if (nv) current.dists.set(nv[0], nv[1]);
@@ -456,6 +463,10 @@ async function planPython(
     const shipping = state.trees.get(tree.key);
     const wanted = lockedVersions(lock, state.info);
     const changes = diff(now.dists, wanted);
+    const pythonChange =
+      currentKey !== undefined && currentKey !== tree.key
+        ? interpreterChange(now, state.info)
+        : undefined;
     planned.push({
       sel,
       currentKind: now.kind,
@@ -469,9 +480,34 @@ async function planPython(
       hooksPending: now.hooksPending === true && currentKey === tree.key,
       ...(currentKey ? { currentKey } : {}),
       ...(shipping ? { shipping } : {}),
+      ...(pythonChange ? { pythonChange } : {}),
     });
   }
   return planned;
+}
+
+/** "3.12.1 -> 3.10.13" (or the paths) when the environment there is for another interpreter. */
+function interpreterChange(now: EnvState, info: InterpreterInfo): string | undefined {
+  if (now.pyVersion !== undefined && now.pyVersion !== info.version)
+    return `${now.pyVersion} -> ${info.version}`;
+  if (now.pyExecutable !== undefined && now.pyExecutable !== info.realPath)
+    return `${now.pyExecutable} -> ${info.realPath}`;
+  return undefined;
+}
+
+/** Why an environment is planned as a change besides its package moves; none when they say it all. */
+function planReason(p: Planned): string | undefined {
+  if (p.drifted)
+    return "its environment in the store was changed or removed since it was deployed, and is assembled again";
+  if (p.currentKey === p.tree.key)
+    return "its hooks and reload, not completed since it was switched to";
+  if (p.pythonChange) return `the Python changed (${p.pythonChange})`;
+  if (p.changes.length > 0) return undefined;
+  if (p.compileFlipped)
+    return `the same packages, ${p.sel.env.compile ? "with" : "without"} bytecode compiled there`;
+  if (p.currentKey)
+    return "the same versions, with files that differ from those deployed (a wheel replaced under the same version, or a pyferry that lays environments out differently)";
+  return "the same packages, as a pyferry environment";
 }
 
 function label(sel: Selected): string {
@@ -692,17 +728,8 @@ async function deployWith(
       settled({ ...head, outcome: "failed", error: refused });
       continue;
     }
-    const what = p.drifted
-      ? `${describeChanges(p.changes)}: its environment in the store was changed or removed since it was deployed, and is assembled again`
-      : p.currentKey === p.tree.key
-        ? "its hooks and reload, not completed since it was switched to"
-        : p.changes.length > 0
-          ? describeChanges(p.changes)
-          : p.compileFlipped
-            ? `the same packages, ${p.sel.env.compile ? "with" : "without"} bytecode compiled there`
-            : p.currentKey
-              ? "the same versions, with files that differ from those deployed (a wheel replaced under the same version, or a pyferry that lays environments out differently)"
-              : "the same packages, as a pyferry environment";
+    const reason = planReason(p);
+    const what = [describeChanges(p.changes), reason].filter(Boolean).join(": ");
     const aside =
       p.currentKind === "venv"
         ? `; the virtualenv there is moved aside to ${p.sel.env.path}.pyferry-orig and kept for rollback`

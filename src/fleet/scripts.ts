@@ -69,7 +69,8 @@ const ID = `id=deploy-$(printf '%s' "$1" | cksum | cut -d' ' -f1)`;
  * probed (or ""), then environment paths. Prints "same-python" when the interpreter file is
  * unchanged since (no Python is started), else its description (the probe's line) and "real
  * PATH"; then "stamp STAMP"; then for each environment "env PATH", "link TARGET" or "kind
- * venv|dir|file|none" (a venv: a folder with pyvenv.cfg), and "dist NAME-VERSION.dist-info" for what it has installed.
+ * venv|dir|file|none" (a venv: a folder with pyvenv.cfg), "cfg-version V" and "cfg-executable PATH"
+ * from a linked environment's pyvenv.cfg, and "dist NAME-VERSION.dist-info" for what it has installed.
  *
  * stdin: trees the client expects to ship, each a line "tree KEY" followed by its object ids;
  * for each the store says "tree KEY complete", or "tree KEY absent" and "missing ID" for each
@@ -93,6 +94,12 @@ for p in "$@"; do
   else echo "kind none"; fi
   id=deploy-$(printf '%s' "$p" | cksum | cut -d' ' -f1)
   [ -e "names/$id-hooks" ] && echo "hooks-pending"
+  # The interpreter a deployed environment was made for, from its pyvenv.cfg.
+  if [ -L "$p" ] && [ -f "$p/pyvenv.cfg" ]; then
+    while IFS= read -r l; do
+      case $l in "version = "*) echo "cfg-version \${l#*= }" ;; "executable = "*) echo "cfg-executable \${l#*= }" ;; esac
+    done < "$p/pyvenv.cfg"
+  fi
   for d in "$p"/lib/python*/site-packages/*.dist-info; do
     [ -d "$d" ] && echo "dist \${d##*/}"
   done

@@ -13,6 +13,7 @@ import {
   mkdirSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   rmSync,
   utimesSync,
   writeFileSync,
@@ -203,6 +204,30 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
       show(r),
     );
     assert.doesNotMatch(detail, /--python/);
+  });
+
+  test("another interpreter for the same packages: the plan says the Python changed, old -> new", async () => {
+    const other = ["/root/.pyenv/versions/3.10.13/bin/python3.10", "/usr/bin/python3.11"].find(
+      (p) => existsSync(p) && realpathSync(p) !== realpathSync(python),
+    );
+    assert.ok(other, "a second CPython");
+    const version = (py: string) =>
+      spawnSync(py, ["-c", "import platform; print(platform.python_version())"], {
+        encoding: "utf8",
+      }).stdout.trim();
+    const path = inventory("repy", ['requirements = "six.txt"']);
+    const first = await pyferry(["deploy", "--yes", "-i", "repy.toml"]);
+    assert.equal(first.status, 0, show(first));
+    inventory("repy", ['requirements = "six.txt"'], other);
+    const check = await pyferry(["deploy", "--check", "-i", "repy.toml"]);
+    assert.equal(check.status, 2, show(check));
+    assert.ok(
+      check.stderr.includes(
+        `h1:${path}: the Python changed (${version(python)} -> ${version(other)})\n`,
+      ),
+      show(check),
+    );
+    assert.doesNotMatch(check.stderr, /files that differ/, show(check));
   });
 
   test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
