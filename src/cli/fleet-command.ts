@@ -42,7 +42,8 @@ async function report(
     };
     for (const r of results) {
       const where = `${r.user ? `${r.user}@` : ""}${r.host}:${r.path}`;
-      const detail = r.error ?? describeChanges(r.changes);
+      // The moves, and why when they are not all of it (a wheel replaced, hooks owed, ...).
+      const detail = r.error ?? [describeChanges(r.changes), r.reason].filter(Boolean).join(": ");
       process.stdout.write(
         `${where}  ${colour[r.outcome](r.outcome)}${detail ? `  ${detail}` : ""}\n`,
       );

@@ -63,7 +63,15 @@ export interface EnvResult {
   user?: string;
   path: string;
   outcome: Outcome;
+  /**
+   * The package moves made (changed), or to be made (pending, skipped). A failed environment's
+   * are those that took effect all the same (most often none); its plan is in `planned`.
+   */
   changes: Change[];
+  /** Why it is (to be) changed besides its package moves, e.g. a wheel replaced, hooks owed. */
+  reason?: string;
+  /** A failed environment's planned package moves, not (all) made. */
+  planned?: Change[];
   /** What failed and where, for failed environments. */
   error?: string;
 }
@@ -567,13 +575,22 @@ async function apply(
   onBytes: (n: number) => void,
 ): Promise<EnvResult> {
   const { sel } = p;
+  const reason = planReason(p);
   const base = {
     host: sel.host.name,
     path: sel.env.path,
     changes: p.changes,
     ...(envUser(sel.host, sel.env) ? { user: envUser(sel.host, sel.env) as string } : {}),
+    ...(reason ? { reason } : {}),
   };
-  const fail = (error: string): EnvResult => ({ ...base, outcome: "failed", error });
+  /** `applied`: the environment stays switched to the new one (its changes took effect). */
+  const fail = (error: string, applied = false): EnvResult => ({
+    ...base,
+    changes: applied ? p.changes : [],
+    planned: p.changes,
+    outcome: "failed",
+    error,
+  });
   const sources = new Map<string, { source: string; size: number }>();
   for (const e of p.tree.entries) {
     if (e.type === "file") sources.set(e.object, { source: `${p.envDir}/${e.path}`, size: e.size });
@@ -632,12 +649,12 @@ async function apply(
     if (r.code === 0) continue;
     // Not a failure of this deploy's hooks: they did not start, and stay owed. Switching back
     // (or removing the environment) would pull it from under the hook still running in it.
-    if (r.code === sh.FLEET_EXIT.hookRunning) return fail(hookStillRuns(r.err));
+    if (r.code === sh.FLEET_EXIT.hookRunning) return fail(hookStillRuns(r.err), true);
     const why = `${c.what} failed with exit status ${r.code} (${lastLine(r.err || r.out)})`;
-    if (p.drifted) return fail(`${why}; the repaired environment stays in place`);
+    if (p.drifted) return fail(`${why}; the repaired environment stays in place`, true);
     const back = await step(store, sh.SWITCH, [sel.env.path, prev ?? "none", "back"]);
     if (back.code !== 0)
-      return fail(`${why}, and switching back failed too (${lastLine(back.err)})`);
+      return fail(`${why}, and switching back failed too (${lastLine(back.err)})`, true);
     if (!prev)
       return fail(`${why}; ${sel.env.path} was removed again, as it had no environment before`);
     if (sel.env.reload) await runHook(store, sel.env, sel.env.reload);
@@ -725,7 +742,7 @@ async function deployWith(
     }
     const refused = notReplaced(p);
     if (refused) {
-      settled({ ...head, outcome: "failed", error: refused });
+      settled({ ...head, changes: [], planned: p.changes, outcome: "failed", error: refused });
       continue;
     }
     const reason = planReason(p);
@@ -736,7 +753,11 @@ async function deployWith(
         : "";
     opts.say(`${label(p.sel)}: ${what}${aside}`);
     if (opts.check || quit) {
-      settled({ ...head, outcome: opts.check ? "pending" : "skipped" });
+      settled({
+        ...head,
+        ...(reason ? { reason } : {}),
+        outcome: opts.check ? "pending" : "skipped",
+      });
       continue;
     }
     if (!all) {
@@ -750,7 +771,7 @@ async function deployWith(
       if (a === "quit") quit = true;
       if (a === "all") all = true;
       if (a === "no" || a === "quit") {
-        settled({ ...head, outcome: "skipped" });
+        settled({ ...head, ...(reason ? { reason } : {}), outcome: "skipped" });
         continue;
       }
     }

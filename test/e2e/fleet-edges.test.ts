@@ -230,6 +230,41 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     assert.doesNotMatch(check.stderr, /files that differ/, show(check));
   });
 
+  test("changes that move no package say why, on their line and in --json; a failed one's plan is `planned`", async () => {
+    const path = inventory("why", ['requirements = "six.txt"', "compile = false"]);
+    const first = await pyferry(["deploy", "--yes", "-i", "why.toml"]);
+    assert.equal(first.status, 0, show(first));
+    inventory("why", ['requirements = "six.txt"', "compile = true"]);
+    const reason = "the same packages, with bytecode compiled there";
+    const check = await pyferry(["deploy", "--check", "-i", "why.toml"]);
+    assert.equal(check.status, 2, show(check));
+    assert.deepEqual(summary(check.stdout).get(`h1:${path}`), {
+      outcome: "pending",
+      detail: reason,
+    });
+    const json = await pyferry(["deploy", "--check", "--json", "-i", "why.toml"]);
+    assert.equal(json.status, 2, show(json));
+    assert.deepEqual(JSON.parse(json.stdout), {
+      results: [{ host: "h1", path, outcome: "pending", changes: [], reason }],
+    });
+    const r = await pyferry(["deploy", "--yes", "--json", "-i", "why.toml"]);
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual(JSON.parse(r.stdout), {
+      results: [{ host: "h1", path, outcome: "changed", changes: [], reason }],
+    });
+
+    // A hook fails: switched back, so nothing of the plan took effect.
+    writeFileSync(join(work, "why.txt"), "six\nidna\n");
+    inventory("why", ['requirements = "why.txt"', "compile = true", 'hooks = ["exit 4"]']);
+    const failed = await pyferry(["deploy", "--yes", "--json", "-i", "why.toml"]);
+    assert.equal(failed.status, 1, show(failed));
+    const [res] = (JSON.parse(failed.stdout) as { results: Record<string, unknown>[] }).results;
+    assert.deepEqual(res?.changes, [], show(failed));
+    assert.deepEqual(res?.planned, [{ name: "idna", to: "3.20" }], show(failed));
+    assert.equal(res?.outcome, "failed");
+    assert.match(String(res?.error), /hook "exit 4" failed with exit status 4/);
+  });
+
   test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
     const path = inventory("stale", [
       'requirements = "stale.txt"',
