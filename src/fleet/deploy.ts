@@ -832,6 +832,26 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
             ...(user ? { user } : {}),
           };
           const prev = await step(store, sh.PREVIOUS, [s.env.path]);
+          const reload = s.env.reload;
+          // The last rollback switched, and its reload failed: this one only runs the reload.
+          if (reload && /^reload-owed$/m.test(prev.out)) {
+            const r = await runHook(store, s.env, reload);
+            if (r.code !== 0) {
+              out.push({
+                ...head,
+                outcome: "failed",
+                error: `reload "${reload}" failed again with exit status ${r.code} (${lastLine(r.err || r.out)}); pyferry rollback runs it again, and goes back further only once it has worked`,
+              });
+              continue;
+            }
+            await step(store, sh.RELOAD_DONE, [s.env.path]);
+            out.push({
+              ...head,
+              outcome: "changed",
+              reason: "its reload, which failed after the last rollback switched to it",
+            });
+            continue;
+          }
           const key = /^prev (.*)$/m.exec(prev.out)?.[1];
           const held = (tag: string) =>
             new Map(
@@ -848,7 +868,12 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
             });
             continue;
           }
-          const sw = await step(store, sh.SWITCH, [s.env.path, key, "back"]);
+          const sw = await step(store, sh.SWITCH, [
+            s.env.path,
+            key,
+            "back",
+            reload ? "reload" : "",
+          ]);
           if (sw.code !== 0) {
             out.push({
               ...head,
@@ -857,18 +882,22 @@ export async function rollback(sels: Selected[], forks: number): Promise<EnvResu
             });
             continue;
           }
-          if (s.env.reload) {
-            const r = await runHook(store, s.env, s.env.reload);
+          const changes = diff(held("now"), held("then"));
+          if (reload) {
+            const r = await runHook(store, s.env, reload);
             if (r.code !== 0) {
+              // Switched all the same: the changes took effect, and the reload is owed.
               out.push({
                 ...head,
                 outcome: "failed",
-                error: `reload failed after switching back (${lastLine(r.err || r.out)})`,
+                changes,
+                error: `switched back, but reload "${reload}" failed with exit status ${r.code} (${lastLine(r.err || r.out)}); pyferry rollback runs it again`,
               });
               continue;
             }
+            await step(store, sh.RELOAD_DONE, [s.env.path]);
           }
-          out.push({ ...head, outcome: "changed", changes: diff(held("now"), held("then")) });
+          out.push({ ...head, outcome: "changed", changes });
         }
         return out;
       },

@@ -120,7 +120,8 @@ exit 0
 
 /**
  * $1: environment path, $2: what to point it at, $3: "deploy" or "back", $4: "hooks" when hooks
- * or a reload command are to run after a deploy (see HOOKS_DONE).
+ * or a reload command are to run after a deploy (see HOOKS_DONE), "reload" when a reload
+ * command is to run after a rollback (see RELOAD_DONE).
  *
  * What a path can point at: an environment key of the store; "none" (back only: the path had
  * nothing before its first deploy, and its link goes); "dir NAME", a virtualenv that was
@@ -171,8 +172,10 @@ elif [ -n "$now" ] && [ "$now" != "$k" ]; then
   { printf '%s\\n' "$now"; head -n 4 "$h" 2>/dev/null || :; } > "$h.new" && mv -f "$h.new" "$h" || exit ${FLEET_EXIT.switchFailed}
   echo "prev $now"
 fi
-rm -f "names/$id-undo"
+rm -f "names/$id-undo" "names/$id-reload"
 printf '%s\\n' "$k" > "names/$id"
+# A rollback's reload is owed until RELOAD_DONE: if it fails, the next rollback runs it again.
+if [ "$mode" = back ] && [ "$4" = reload ]; then printf '%s\\n' "$k" > "names/$id-reload"; fi
 # Until HOOKS_DONE, the hooks of this switch are owed: a deploy killed before they ran finds
 # the environment current and runs them then.
 if [ "$mode" = deploy ] && [ "$4" = hooks ]; then printf '%s\\n' "$k" > "names/$id-hooks"
@@ -187,6 +190,12 @@ exit 0
 
 export const SWITCH = `${PRELUDE}${SWITCH_BODY}`;
 
+/** $1: environment path. The reload after a rollback's switch has run. */
+export const RELOAD_DONE = `${PRELUDE}
+${ID}
+rm -f "names/$id-reload"
+`;
+
 /** $1: environment path. Its hooks and reload command have run. */
 export const HOOKS_DONE = `${PRELUDE}
 ${ID}
@@ -194,12 +203,14 @@ rm -f "names/$id-hooks"
 `;
 
 /**
- * $1: environment path. Prints "prev WHAT" (see SWITCH_BODY) when there is something to roll
+ * $1: environment path. Prints "reload-owed" when the reload after the last rollback's switch
+ * has not succeeded, then "prev WHAT" (see SWITCH_BODY) when there is something to roll
  * back to, then "now NAME-VERSION.dist-info" for each distribution the path's environment holds
  * and "then ..." for each the previous one holds, so that a rollback can say what it changes.
  */
 export const PREVIOUS = `${PRELUDE}
 ${ID}
+[ -e "names/$id-reload" ] && echo "reload-owed"
 read -r k 2>/dev/null < "names/$id-prev" || exit ${FLEET_EXIT.noPrevious}
 case $k in
   "dir "*) t=\${1%/*}/\${k#dir }; [ -d "$t" ] || exit ${FLEET_EXIT.noPrevious} ;;

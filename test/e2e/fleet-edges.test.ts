@@ -265,6 +265,58 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     assert.match(String(res?.error), /hook "exit 4" failed with exit status 4/);
   });
 
+  test("a rollback whose reload fails: it says it switched and what changed; the next rollback runs the reload again", async () => {
+    writeFileSync(join(work, "rb.txt"), "six\n");
+    const path = inventory("rb", ['requirements = "rb.txt"', 'reload = "test ! -e fail"']);
+    const fail = join(path, "..", "fail");
+    const deploy = async () => {
+      const r = await pyferry(["deploy", "--yes", "-i", "rb.toml"]);
+      assert.equal(r.status, 0, show(r));
+      return readlinkSync(path);
+    };
+    const first = await deploy();
+    writeFileSync(join(work, "rb.txt"), "six\nidna\n");
+    await deploy();
+    writeFileSync(fail, "");
+    const rollback = () => pyferry(["rollback", "--json", "-i", "rb.toml", `h1:${path}`]);
+    const r = await rollback();
+    assert.equal(r.status, 1, show(r));
+    const [res] = (JSON.parse(r.stdout) as { results: Record<string, unknown>[] }).results;
+    assert.equal(res?.outcome, "failed", show(r));
+    assert.deepEqual(res?.changes, [{ name: "idna", from: "3.20" }], show(r));
+    assert.match(
+      String(res?.error),
+      /^switched back, but reload "test ! -e fail" failed with exit status 1 \(no output\); pyferry rollback runs it again$/,
+    );
+    assert.equal(readlinkSync(path), first, "it did switch back");
+
+    // Still failing: the reload again, and no further back.
+    const again = await rollback();
+    assert.equal(again.status, 1, show(again));
+    assert.match(again.stdout, /failed again with exit status 1/, show(again));
+    assert.equal(readlinkSync(path), first);
+
+    rmSync(fail);
+    const done = await rollback();
+    assert.equal(done.status, 0, show(done));
+    assert.deepEqual(JSON.parse(done.stdout), {
+      results: [
+        {
+          host: "h1",
+          path,
+          outcome: "changed",
+          changes: [],
+          reason: "its reload, which failed after the last rollback switched to it",
+        },
+      ],
+    });
+    assert.equal(readlinkSync(path), first);
+    // Owed no more: the next rollback goes back, and there is nothing before the first deploy.
+    const last = await pyferry(["rollback", "-i", "rb.toml", `h1:${path}`]);
+    assert.equal(last.status, 1, show(last));
+    assert.match(last.stdout, /there is no earlier environment to return to/, show(last));
+  });
+
   test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
     const path = inventory("stale", [
       'requirements = "stale.txt"',
