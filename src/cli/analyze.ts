@@ -114,6 +114,27 @@ export async function runAnalysis(
   }
 }
 
+/**
+ * Refuse an output that would replace the analyzed program or one of its local modules, before
+ * anything is written; `allowScript` allows the script itself (a pep723 block updated in place).
+ */
+export function refuseAnalyzedOutput(
+  output: string,
+  path: string,
+  report: AnalysisReport,
+  allowScript = false,
+  flag = "-o ",
+): void {
+  const root = statSync(path).isDirectory() ? path : dirname(path);
+  const files = [path, ...report.local_files.map((f) => resolve(root, f))];
+  const own = inputAt(output, files);
+  if (own === undefined || (allowScript && inputAt(own, [path]) !== undefined)) return;
+  throw new UserError(
+    `${flag}${output} is ${sameName(output, own)}a file being analyzed; write the result elsewhere.`,
+    2,
+  );
+}
+
 export function addAnalyzeOptions(cmd: Command): Command {
   return cmd
     .option("--toplevel", "only imports at the top level of the script (not inside functions)")
@@ -241,6 +262,8 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
       for (const e of report.errors)
         warn(`${e.file}${e.line ? ` line ${e.line}` : ""}: ${e.message}`);
       const include = flags.includeOptional === true;
+      // pep723 rewrites the script itself: -o naming it is the in-place update.
+      if (flags.output) refuseAnalyzedOutput(flags.output, path, report, format === "pep723");
       if (format === "pep723") {
         if (report.kind !== "script")
           throw new UserError(
@@ -269,14 +292,6 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           Buffer.from(updated, as),
         );
       } else if (flags.output) {
-        const root = statSync(path).isDirectory() ? path : dirname(path);
-        const files = [path, ...report.local_files.map((f) => resolve(root, f))];
-        const own = inputAt(flags.output, files);
-        if (own !== undefined)
-          throw new UserError(
-            `-o ${flags.output} is ${sameName(flags.output, own)}a file being analyzed; write the result elsewhere.`,
-            2,
-          );
         const content =
           format === "json"
             ? specJson(

@@ -5,8 +5,15 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { buildSpec, specJson } from "../analyze/spec.js";
-import { writeOutputFile } from "../util/output-file.js";
-import { type AnalyzeFlags, addAnalyzeOptions, analyzeOptions, runAnalysis } from "./analyze.js";
+import { UserError } from "../util/errors.js";
+import { inputAt, sameName, writeOutputFile } from "../util/output-file.js";
+import {
+  type AnalyzeFlags,
+  addAnalyzeOptions,
+  analyzeOptions,
+  refuseAnalyzedOutput,
+  runAnalysis,
+} from "./analyze.js";
 import { warn } from "./output.js";
 import { runProgram } from "./parse.js";
 
@@ -28,7 +35,14 @@ Example:
   python_package_create dependencies.json example_venv.tar.gz`,
   );
   program.action(async (script: string, output: string, flags: AnalyzeFlags) => {
+    // The script before any work; its local modules once the analysis has found them.
+    if (inputAt(output, [script]) !== undefined)
+      throw new UserError(
+        `${output} is ${sameName(output, script)}a file being analyzed; write the result elsewhere.`,
+        2,
+      );
     const report = await runAnalysis(script, analyzeOptions(flags));
+    refuseAnalyzedOutput(output, script, report, false, "");
     for (const w of report.warnings) warn(w);
     for (const e of report.errors)
       warn(`${e.file}${e.line ? ` line ${e.line}` : ""}: ${e.message}`);

@@ -4,6 +4,8 @@
  * same architecture that have no Python, and packs it into a .tar.gz.
  */
 import { Command } from "commander";
+import { UserError } from "../util/errors.js";
+import { inputAt, sameName } from "../util/output-file.js";
 import { runProgram } from "./parse.js";
 
 export async function runSeedCreate(argv: string[]): Promise<number> {
@@ -25,6 +27,11 @@ Example:
   python_package_run example_venv.tar.gz python3 example.py`,
     )
     .action(async (spec: string, output: string) => {
+      if (inputAt(output, [spec]) !== undefined)
+        throw new UserError(
+          `${output} is ${sameName(output, spec)}the dependency file being read; name another file for the archive.`,
+          2,
+        );
       const { createFromSpec } = await import("../pipeline/commands.js");
       await createFromSpec(spec, output);
     });

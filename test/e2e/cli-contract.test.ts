@@ -1,0 +1,59 @@
+/**
+ * The command line's promises across commands: an output never replaces an input, bad usage is
+ * one sentence before any work, and --json always answers in JSON.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { pyferry, runBin } from "../support/cli.js";
+import { tempDir } from "../support/temp.js";
+
+function temp(files: Record<string, string>): string {
+  const dir = tempDir("pyferry-contract-");
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), content);
+  }
+  return dir;
+}
+
+describe("an output never replaces an input", () => {
+  const files = { "u.py": "import six\nimport helper\n", "helper.py": "X = 1\n" };
+  const unchanged = (dir: string) => {
+    for (const [name, content] of Object.entries(files))
+      assert.equal(readFileSync(join(dir, name), "utf8"), content, name);
+  };
+  test("python_package_analyze SCRIPT SCRIPT, or a local module of it", () => {
+    const dir = temp(files);
+    for (const target of ["u.py", "helper.py"]) {
+      const r = runBin("python_package_analyze", ["u.py", target], { cwd: dir });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`${target} is a file being analyzed`));
+    }
+    unchanged(dir);
+  });
+  test("python_package_create SPEC SPEC", () => {
+    const dir = temp({ "p.json": '{"name": "p", "dependencies": ["python=3.11"]}\n' });
+    const r = runBin("python_package_create", ["p.json", "p.json"], { cwd: dir });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /p\.json is the dependency file being read/);
+    assert.equal(
+      readFileSync(join(dir, "p.json"), "utf8"),
+      '{"name": "p", "dependencies": ["python=3.11"]}\n',
+    );
+  });
+  test("analyze --format pep723 -o a local module; -o the script itself updates it", () => {
+    const dir = temp(files);
+    const r = pyferry(["analyze", "u.py", "--format", "pep723", "-o", "helper.py"], { cwd: dir });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /helper\.py is a file being analyzed/);
+    unchanged(dir);
+    const inPlace = pyferry(["analyze", "u.py", "--format", "pep723", "-o", "u.py"], {
+      cwd: dir,
+    });
+    assert.equal(inPlace.status, 0, inPlace.stderr);
+    assert.match(readFileSync(join(dir, "u.py"), "utf8"), /^# \/\/\/ script$/m);
+    assert.ok(existsSync(join(dir, "helper.py")));
+  });
+});
