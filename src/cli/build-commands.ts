@@ -6,7 +6,7 @@
 import { type Command, Option } from "commander";
 import { LINK_MODES } from "../install/link-mode.js";
 import { UserError } from "../util/errors.js";
-import { type AnalyzeFlags, addAnalyzeOptions } from "./analyze.js";
+import { type AnalyzeFlags, addAnalyzeOptions, analyzeOptions, indexSettings } from "./analyze.js";
 import { addIndexOptions, collect, PLATFORM_HELP } from "./options.js";
 
 export interface RunFlags {
@@ -167,11 +167,27 @@ Examples:
     )
     .action(async (path: string, flags: BuildFlags & { folder?: boolean }) => {
       if (flags.folder) {
+        // A folder holds the app and its requirements; the environment is sync's to build.
+        const unfit = [
+          [flags.output !== undefined, "-o"],
+          [flags.compile, "--compile"],
+          [flags.bundlePython === false, "--no-bundle-python"],
+        ]
+          .filter(([given]) => given)
+          .map(([, flag]) => flag);
+        if (unfit.length > 0) {
+          const { joinAnd } = await import("../resolve/provider.js");
+          throw new UserError(
+            `${joinAnd(unfit as string[])} ${unfit.length > 1 ? "do" : "does"} not apply to pack --folder, which writes the folder NAME (-n) and leaves building the environment to sync.`,
+            2,
+          );
+        }
         const { packFolder } = await import("../pipeline/staged.js");
         const { id, dir, report } = await packFolder(path, {
           ...(flags.name ? { name: flags.name } : {}),
           ...(flags.python ? { python: flags.python } : {}),
           ...(flags.guessFiles ? { guessFiles: true } : {}),
+          analysis: { ...analyzeOptions(flags), index: indexSettings(flags) },
         });
         const open = report.ambiguous.filter((a) => !a.chosen).length + report.unresolved.length;
         process.stderr.write(

@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
-import type { AnalysisReport } from "../analyze/analyze.js";
+import type { AnalysisReport, AnalyzeOptions } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
 import { loadPipSettings } from "../index/pip-config.js";
@@ -111,11 +111,14 @@ export async function packFolder(
     guessFiles?: boolean;
     parent?: string;
     refresh?: boolean;
+    /** Analysis options of the command line (mappings, --toplevel, index sources, --venv). */
+    analysis?: AnalyzeOptions;
   },
 ): Promise<{ id: string; dir: string; report: AnalysisReport }> {
   // Files the program names are always looked for: without -f they are only mentioned.
   const found = await runAnalysis(script, {
     index: loadPipSettings(),
+    ...opts.analysis,
     ...(opts.python ? { python: opts.python } : {}),
     guessFiles: true,
   });

@@ -57,3 +57,31 @@ describe("an output never replaces an input", () => {
     assert.ok(existsSync(join(dir, "helper.py")));
   });
 });
+
+describe("pack --folder takes pack's options", () => {
+  const src = "import yaml\n\ndef f():\n    import tabulate\n";
+  test("--pkg-mapping and --toplevel decide what conf/mods lists", () => {
+    const dir = temp({ "s.py": src });
+    const r = pyferry(
+      ["pack", "s.py", "--folder", "-n", "p1", "--toplevel", "--pkg-mapping", "yaml=my-yaml"],
+      { cwd: dir },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const mods = readFileSync(join(dir, "p1", "conf", "mods"), "utf8");
+    assert.match(mods, /^my-yaml$/m);
+    assert.doesNotMatch(mods, /tabulate|pyyaml/i);
+  });
+  test("options that cannot apply to a folder are refused in one sentence, before any work", () => {
+    const dir = temp({ "s.py": src });
+    const r = pyferry(
+      ["pack", "s.py", "--folder", "-n", "p2", "-o", "x.tar.gz", "--compile", "--no-bundle-python"],
+      { cwd: dir },
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^error: -o, --compile and --no-bundle-python do not apply to pack --folder/m,
+    );
+    assert.ok(!existsSync(join(dir, "p2")));
+  });
+});
