@@ -195,6 +195,15 @@ function markerText(m: Marker | undefined): string | null {
   return m ? formatMarker(m) : null;
 }
 
+/**
+ * The folders of a project, besides its own, from which its local imports resolve (relative to
+ * it): `src` of a src layout. Whoever runs the project puts them on the path too.
+ */
+export function projectImportRoots(root: string): string[] {
+  const src = join(root, "src");
+  return existsSync(src) && statSync(src).isDirectory() ? ["src"] : [];
+}
+
 export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise<AnalysisReport> {
   const abs = resolve(input);
   const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
@@ -264,13 +273,10 @@ export async function analyze(input: string, opts: AnalyzeOptions = {}): Promise
   warnings.push(...declared.warnings);
   const interp = await chooseInterpreter(opts, warnings);
 
-  const roots = [root];
-  if (
-    kind === "project" &&
-    existsSync(join(root, "src")) &&
-    statSync(join(root, "src")).isDirectory()
-  )
-    roots.push(join(root, "src"));
+  const roots = [
+    root,
+    ...(kind === "project" ? projectImportRoots(root) : []).map((r) => join(root, r)),
+  ];
   const finder = new LocalFinder(roots);
 
   // Target Python version: the interpreter's unless declarations or syntax demand otherwise.

@@ -25,9 +25,14 @@ const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 /**
  * The environment a command in the unpacked bundle `dir` runs with: env/bin first on PATH
  * (so a bare `python` is the bundle's), VIRTUAL_ENV set, no PYTHONHOME and no user
- * site-packages, and the app folder first on PYTHONPATH and named in PYFERRY_APP_DIR.
+ * site-packages, and the app folder first on PYTHONPATH (then its `importRoots`, such as a src
+ * layout's src) and named in PYFERRY_APP_DIR.
  */
-export function bundleEnv(dir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function bundleEnv(
+  dir: string,
+  base: NodeJS.ProcessEnv,
+  importRoots: readonly string[] = [],
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
   delete env.PYTHONHOME;
   const prepend = (first: string, rest: string | undefined): string =>
@@ -37,7 +42,8 @@ export function bundleEnv(dir: string, base: NodeJS.ProcessEnv): NodeJS.ProcessE
   env.VIRTUAL_ENV = join(dir, "env");
   env.PYTHONNOUSERSITE = "1";
   env.PYFERRY_APP_DIR = app;
-  env.PYTHONPATH = prepend(app, base.PYTHONPATH);
+  const roots = importRoots.map((r) => join(app, ...r.split("/")));
+  env.PYTHONPATH = prepend([app, ...roots].join(delimiter), base.PYTHONPATH);
   return env;
 }
 
@@ -129,7 +135,7 @@ export async function execInBundle(
   const cwd = opts.cwd ?? process.cwd();
   if (!(await stat(cwd).catch(() => null))?.isDirectory())
     throw new UserError(`The working folder ${cwd} does not exist.`);
-  const env = bundleEnv(dir, opts.env ?? process.env);
+  const env = bundleEnv(dir, opts.env ?? process.env, manifest.app.import_roots);
   const [cmd, ...args] = command;
 
   // Node looks the command up on env.PATH, so env/bin wins.

@@ -44,7 +44,11 @@ export interface Manifest {
    * folder comes first on sys.path (never the caller's working folder, as with `-m`).
    */
   script?: string;
-  app: { root: "app" };
+  /**
+   * `import_roots`: folders under app/ (a src layout's "src") that go on PYTHONPATH after app/
+   * itself, so that the packed project's own imports resolve as they did where it was packed.
+   */
+  app: { root: "app"; import_roots?: string[] };
   env: { root: "env"; python: "env/bin/python" };
   /** Every regular file, by its path inside the bundle ("env/..." or "app/..."). */
   files: Record<string, FileRecord>;
@@ -99,6 +103,12 @@ function problem(v: unknown): string | undefined {
   if (v.script !== undefined && (!isString(v.script) || !v.script.startsWith("app/")))
     return 'script is not a path under "app/"';
   if (!isObject(v.app) || v.app.root !== "app") return 'app.root is not "app"';
+  const roots = v.app.import_roots;
+  if (
+    roots !== undefined &&
+    (!isStringArray(roots) || !roots.every((r) => isBundlePath(`app/${r}`)))
+  )
+    return "app.import_roots is not a list of folders under app/";
   if (!isObject(v.env) || v.env.root !== "env" || v.env.python !== "env/bin/python")
     return 'env is not { root: "env", python: "env/bin/python" }';
   if (!isObject(v.files)) return "files is not an object";
@@ -165,7 +175,7 @@ export function serializeManifest(m: Manifest): string {
     lock: m.lock,
     ...(m.entry ? { entry: m.entry } : {}),
     ...(m.script ? { script: m.script } : {}),
-    app: { root: m.app.root },
+    app: { root: m.app.root, ...(m.app.import_roots ? { import_roots: m.app.import_roots } : {}) },
     env: { root: m.env.root, python: m.env.python },
     files: sorted(m.files),
     links: sorted(m.links),

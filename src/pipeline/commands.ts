@@ -318,6 +318,9 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
       appFiles: (input.appFiles ?? []).map((f) => ({ source: join(root, f), dest: f })),
       manifest: {
         ...manifestHead(name, info, text, targetTagList(target).map(tagKey), bundle),
+        ...(input.importRoots?.length
+          ? { app: { root: "app", import_roots: input.importRoots } }
+          : {}),
         ...(path.endsWith(".py")
           ? { script: `app/${relative(root, path).split(sep).join("/")}` }
           : {}),

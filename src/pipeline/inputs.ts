@@ -4,7 +4,12 @@
  */
 import { stat } from "node:fs/promises";
 import { basename, dirname, extname } from "node:path";
-import { type AnalysisReport, type AnalyzeOptions, analyze } from "../analyze/analyze.js";
+import {
+  type AnalysisReport,
+  type AnalyzeOptions,
+  analyze,
+  projectImportRoots,
+} from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { warn } from "../cli/output.js";
 import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
@@ -28,6 +33,8 @@ export interface BuildInput {
    */
   namedFiles?: string[];
   root?: string;
+  /** Folders under `root` (a src layout's `src`) that must be on the path for its imports. */
+  importRoots?: string[];
   name?: string;
 }
 
@@ -212,6 +219,13 @@ export async function fromScript(path: string, opts: AnalyzeOptions): Promise<Bu
     appFiles: [...report.local_files, ...(opts.guessFiles ? dataFiles : [])],
     ...(opts.guessFiles || named.length === 0 ? {} : { namedFiles: named }),
     root: report.kind === "project" ? path : dirname(path),
+    ...(report.kind === "project"
+      ? {
+          importRoots: projectImportRoots(path).filter((r) =>
+            report.local_files.some((f) => f.startsWith(`${r}/`)),
+          ),
+        }
+      : {}),
     name: report.input,
   };
 }

@@ -85,3 +85,20 @@ describe("pack --folder takes pack's options", () => {
     assert.ok(!existsSync(join(dir, "p2")));
   });
 });
+
+test("a packed src-layout project imports from its bundle", () => {
+  const dir = temp({
+    "proj/pyproject.toml":
+      '[project]\nname = "mypkg"\nversion = "1.0"\ndependencies = ["tabulate"]\n',
+    "proj/src/mypkg/__init__.py": "from mypkg.core import VALUE\n",
+    "proj/src/mypkg/core.py": "import tabulate\nVALUE = 42\n",
+  });
+  const packed = pyferry(["pack", "proj", "--no-bundle-python"], { cwd: dir });
+  assert.equal(packed.status, 0, packed.stderr);
+  const r = pyferry(
+    ["exec", "proj.tar.gz", "--", "python", "-c", "import mypkg; print(mypkg.VALUE)"],
+    { cwd: dir },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, "42\n");
+});

@@ -56,6 +56,10 @@ test("a malformed manifest is one UserError that says what is wrong", async () =
     ],
     [{ ...sample(), env: { root: "venv", python: "venv/bin/python" } }, /env is not/],
     [
+      { ...sample(), app: { root: "app", import_roots: ["../env"] } },
+      /app\.import_roots is not a list of folders under app\//,
+    ],
+    [
       { ...sample(), files: { "../etc/passwd": { sha256: SHA, size: 1, mode: 420 } } },
       /unsafe path/,
     ],
@@ -101,4 +105,11 @@ test("bundle paths are relative, under env/ or app/, without . or ..", () => {
     "env/a\0b",
   ])
     assert.ok(!isBundlePath(bad), bad);
+});
+
+test("a packed src layout's import roots survive writing and reading", async () => {
+  const dir = tempDir("pyferry-manifest-");
+  const m: Manifest = { ...sample(), app: { root: "app", import_roots: ["src"] } };
+  await writeManifest(dir, m);
+  assert.deepEqual((await readManifest(dir)).app, { root: "app", import_roots: ["src"] });
 });
