@@ -184,7 +184,7 @@ Examples:
         }
         const { packFolder } = await import("../pipeline/staged.js");
         const { id, dir, report } = await packFolder(path, {
-          ...(flags.name ? { name: flags.name } : {}),
+          ...(flags.name !== undefined ? { name: flags.name } : {}),
           ...(flags.python ? { python: flags.python } : {}),
           ...(flags.guessFiles ? { guessFiles: true } : {}),
           analysis: { ...analyzeOptions(flags), index: indexSettings(flags) },

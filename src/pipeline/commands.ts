@@ -35,6 +35,7 @@ import {
   prepareUnpacking,
 } from "./build.js";
 import type { BuildInput } from "./inputs.js";
+import { checkPackName } from "./pack-folder.js";
 
 /**
  * Names of the files inputs are given as: one that is missing is a mistyped path, not a
@@ -278,6 +279,7 @@ export async function envCreateCommand(
 
 /** A bundle: the environment (with its interpreter unless told not to) and the app's files. */
 export async function packCommand(path: string, flags: BuildFlags): Promise<void> {
+  if (flags.name !== undefined) checkPackName(flags.name);
   const settings = indexSettings(flags);
   const opts = { ...analyzeOptions(flags), index: settings };
   const { readInput, warnNamed } = await import("./inputs.js");

@@ -21,6 +21,18 @@ export interface PackInfo {
   mods_sha256?: string;
 }
 
+/**
+ * Refuse a pack name that is not one plain file name (`../evil`, "", a space), before any work:
+ * it names a folder or archive here and a pack on the target.
+ */
+export function checkPackName(name: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+    throw new UserError(
+      `A pack name is letters, digits, ".", "_" and "-", starting with a letter or digit, not "${name}".`,
+      2,
+    );
+}
+
 /** The pack folder `id` names (a path, or a folder of that name here), or undefined. */
 export function findPack(id: string): string | undefined {
   const dir = resolve(id);

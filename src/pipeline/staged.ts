@@ -26,6 +26,7 @@ import { VERSION } from "../version.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import { namedOnly, warnNamed } from "./inputs.js";
 import {
+  checkPackName,
   findPack,
   PACK_CONF,
   PACK_MODS,
@@ -115,6 +116,8 @@ export async function packFolder(
     analysis?: AnalyzeOptions;
   },
 ): Promise<{ id: string; dir: string; report: AnalysisReport }> {
+  const id = opts.name ?? `${basename(script, extname(script))}-${randomBytes(3).toString("hex")}`;
+  checkPackName(id);
   // Files the program names are always looked for: without -f they are only mentioned.
   const found = await runAnalysis(script, {
     index: loadPipSettings(),
@@ -128,10 +131,6 @@ export async function packFolder(
   const named = opts.guessFiles ? [] : namedOnly(found.data_files, found.local_files);
   if (named.length > 0) warnNamed(basename(script), named, "pack");
   const entry = basename(script);
-  const id = opts.name ?? `${basename(script, extname(script))}-${randomBytes(3).toString("hex")}`;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) {
-    throw new UserError(`A pack name is letters, digits, ".", "_" and "-", not "${id}".`, 2);
-  }
   const dir = resolve(opts.parent ?? ".", id);
   let keptMods: string | undefined;
   let lastMods: string | undefined;

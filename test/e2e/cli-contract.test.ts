@@ -102,3 +102,16 @@ test("a packed src-layout project imports from its bundle", () => {
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, "42\n");
 });
+
+test("pack -n takes a plain name only, refused before any work", () => {
+  const dir = temp({ "sub/s.py": "import six\n" });
+  for (const name of ["../evil", "", "a b"]) {
+    for (const folder of [[], ["--folder"]]) {
+      const r = pyferry(["pack", "s.py", "-n", name, ...folder], { cwd: join(dir, "sub") });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^error: A pack name is letters, digits, /m);
+      assert.doesNotMatch(r.stderr, /Resolving|warning/);
+    }
+  }
+  assert.ok(!existsSync(join(dir, "evil.tar.gz")) && !existsSync(join(dir, "evil")));
+});
