@@ -82,7 +82,11 @@ export function analyzeOptions(flags: AnalyzeFlags): AnalyzeOptions {
   if (flags.python) opts.python = flags.python;
   if (flags.venv) opts.venv = flags.venv;
   if (flags.guessFiles) opts.guessFiles = true;
-  if (flags.index) opts.index = indexSettings(flags);
+  // --no-index leaves find-links (the command line's or pip's) as the only source, as in pip.
+  if (flags.index !== undefined) {
+    const settings = indexSettings(flags);
+    if (flags.index || settings.findLinks.length > 0) opts.index = settings;
+  }
   return opts;
 }
 

@@ -3,6 +3,7 @@
  * one sentence before any work, and --json always answers in JSON.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -114,4 +115,45 @@ test("pack -n takes a plain name only, refused before any work", () => {
     }
   }
   assert.ok(!existsSync(join(dir, "evil.tar.gz")) && !existsSync(join(dir, "evil")));
+});
+
+/** A folder holding one wheel of `project` 1.0 whose only module is `module`. */
+function findLinksDir(project: string, module: string): string {
+  const dir = tempDir("pyferry-links-");
+  const r = spawnSync(
+    "python3",
+    [
+      "-c",
+      `import sys, zipfile
+p, m, d = sys.argv[1:]
+info = f"{p}-1.0.dist-info"
+with zipfile.ZipFile(f"{d}/{p}-1.0-py3-none-any.whl", "w") as z:
+    z.writestr(f"{m}/__init__.py", "")
+    z.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\\nName: {p}\\nVersion: 1.0\\n")
+    z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+    z.writestr(f"{info}/RECORD", "")`,
+      project,
+      module,
+      dir,
+    ],
+    { encoding: "utf8" },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  return dir;
+}
+
+test("analyze and python_package_analyze --no-index --find-links DIR map imports from DIR", () => {
+  const links = findLinksDir("zz_provider", "zzmod");
+  const dir = temp({ "s.py": "import zzmod\n" });
+  const flags = ["--no-index", "--find-links", links];
+  const r = pyferry(["analyze", "s.py", ...flags, "--json"], { cwd: dir });
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { requirements: { name: string }[] };
+  assert.deepEqual(
+    report.requirements.map((q) => q.name),
+    ["zz-provider"],
+  );
+  const seed = runBin("python_package_analyze", [...flags, "s.py", "o.json"], { cwd: dir });
+  assert.equal(seed.status, 0, seed.stderr);
+  assert.match(readFileSync(join(dir, "o.json"), "utf8"), /"zz-provider"/);
 });
