@@ -9,7 +9,7 @@ import type { AnalysisReport, AnalyzeOptions } from "../analyze/analyze.js";
 import { buildSpec, installable, requirementsTxt, specJson } from "../analyze/spec.js";
 import { type IndexSettings, loadPipSettings, withOverrides } from "../index/pip-config.js";
 import { UserError } from "../util/errors.js";
-import { inputAt, sameName, writeOutputFile } from "../util/output-file.js";
+import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
 import { type Progress, progress } from "../util/progress.js";
 import { collect } from "./options.js";
 import { type Colors, out, warn, writeJson } from "./output.js";
@@ -214,6 +214,18 @@ function summary(r: AnalysisReport, c: Colors): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Whether `path` is a folder; a path that cannot be read is the analysis's to report. */
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+const PEP723_NEEDS_SCRIPT = () =>
+  new UserError("--format pep723 needs a single script, not a folder or notebook.", 2);
+
 export function registerAnalyze(program: Command): void {
   const cmd = program
     .command("analyze")
@@ -253,6 +265,10 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
           `--name "${flags.name}" is not an environment name conda accepts (no spaces, "/", ":" or "#").`,
           2,
         );
+      // What can be refused without the analysis is refused before it.
+      if (format === "pep723" && (path.endsWith(".ipynb") || isFolder(path)))
+        throw PEP723_NEEDS_SCRIPT();
+      const plan = flags.output ? await planOutput(resolve(flags.output)) : undefined;
       const opts = analyzeOptions(flags);
       const report = await runAnalysis(path, opts, { quiet: flags.json === true }).catch(
         (err: unknown) => {
@@ -269,11 +285,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
       // pep723 rewrites the script itself: -o naming it is the in-place update.
       if (flags.output) refuseAnalyzedOutput(flags.output, path, report, format === "pep723");
       if (format === "pep723") {
-        if (report.kind !== "script")
-          throw new UserError(
-            "--format pep723 needs a single script, not a folder or notebook.",
-            2,
-          );
+        if (report.kind !== "script") throw PEP723_NEEDS_SCRIPT();
         const file = resolve(path);
         const bytes = await readFile(file);
         const { writeScriptMetadata } = await import("../analyze/pep723.js");
@@ -294,6 +306,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
         await writeOutputFile(
           flags.output ? resolve(flags.output) : file,
           Buffer.from(updated, as),
+          plan,
         );
       } else if (flags.output) {
         const content =
@@ -305,7 +318,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
                 }),
               )
             : requirementsTxt(report, include);
-        await writeOutputFile(resolve(flags.output), content);
+        await writeOutputFile(resolve(flags.output), content, plan);
       } else if (flags.format && !flags.json) {
         process.stdout.write(
           format === "json"

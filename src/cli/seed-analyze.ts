@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { Command } from "commander";
 import { buildSpec, specJson } from "../analyze/spec.js";
 import { UserError } from "../util/errors.js";
-import { inputAt, sameName, writeOutputFile } from "../util/output-file.js";
+import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
 import {
   type AnalyzeFlags,
   addAnalyzeOptions,
@@ -41,6 +41,7 @@ Example:
         `${output} is ${sameName(output, script)}a file being analyzed; write the result elsewhere.`,
         2,
       );
+    const plan = await planOutput(resolve(output));
     const report = await runAnalysis(script, analyzeOptions(flags));
     refuseAnalyzedOutput(output, script, report, false, "");
     for (const w of report.warnings) warn(w);
@@ -56,7 +57,7 @@ Example:
         `'${a.import}' could come from ${a.candidates.map((c) => c.name).join(" or ")}; choose with --pkg-mapping.`,
       );
     }
-    await writeOutputFile(resolve(output), specJson(buildSpec(report)));
+    await writeOutputFile(resolve(output), specJson(buildSpec(report)), plan);
   });
   return runProgram(program, argv);
 }

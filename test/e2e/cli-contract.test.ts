@@ -157,3 +157,26 @@ test("analyze and python_package_analyze --no-index --find-links DIR map imports
   assert.equal(seed.status, 0, seed.stderr);
   assert.match(readFileSync(join(dir, "o.json"), "utf8"), /"zz-provider"/);
 });
+
+describe("analyze refuses what it can before the analysis", () => {
+  // The analysis of these would fail on its own; the usage error must come first.
+  const dir = temp({ "notes.txt": "no Python here\n", "out/keep": "" });
+  test("--format pep723 for a folder", () => {
+    const r = pyferry(["analyze", ".", "--format", "pep723"], { cwd: dir });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /^error: --format pep723 needs a single script/m);
+  });
+  test("-o a folder, or in a folder that does not exist", () => {
+    for (const [out, why] of [
+      ["out", /out is a folder/],
+      ["nodir/x.json", /the folder .*nodir does not exist/],
+    ] as const) {
+      for (const bin of ["pyferry", "python_package_analyze"]) {
+        const args = bin === "pyferry" ? ["analyze", "missing.py", "-o", out] : ["missing.py", out];
+        const r = runBin(bin, args, { cwd: dir });
+        assert.equal(r.status, 2, `${bin} ${out}: ${r.stderr}`);
+        assert.match(r.stderr, why);
+      }
+    }
+  });
+});
