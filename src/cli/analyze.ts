@@ -270,13 +270,7 @@ Exit status: 0 on success (unresolved imports are reported, not fatal), 1 on bad
         throw PEP723_NEEDS_SCRIPT();
       const plan = flags.output ? await planOutput(resolve(flags.output)) : undefined;
       const opts = analyzeOptions(flags);
-      const report = await runAnalysis(path, opts, { quiet: flags.json === true }).catch(
-        (err: unknown) => {
-          // A machine reading --json gets an answer it can parse even when there is no report.
-          if (flags.json && err instanceof UserError) writeJson({ error: err.message });
-          throw err;
-        },
-      );
+      const report = await runAnalysis(path, opts, { quiet: flags.json === true });
       for (const w of [...report.warnings, ...unusedMappings(opts.pkgMapping ?? new Map(), report)])
         warn(w);
       for (const e of report.errors)

@@ -54,34 +54,41 @@ export function fileSystemSentence(e: unknown): string | undefined {
   }
 }
 
+/** The one sentence an error is reported as, and whether it is a person's to fix. */
+export function errorSentence(e: unknown): { sentence: string; expected: boolean } {
+  if (e instanceof UserError) return { sentence: e.message, expected: true };
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  if (code === "ENOSPC") return { sentence: `the disk is full (${message}).`, expected: true };
+  if (code === "EACCES" || code === "EPERM")
+    return { sentence: `permission denied (${message}).`, expected: true };
+  const fs = fileSystemSentence(e);
+  if (fs) return { sentence: fs, expected: true };
+  return { sentence: message.replace(/\.?$/, "."), expected: false };
+}
+
 /**
  * Print an error and return the exit code. A UserError is a sentence for a person; anything
  * else is a bug or an unexpected system failure, shown with its stack only under --debug.
  */
 export function reportError(e: unknown, debug: boolean): number {
-  if (e instanceof UserError) {
-    process.stderr.write(`${err.red("error:")} ${e.message}\n`);
-    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
-    return e.exitCode;
-  }
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  const message = e instanceof Error ? e.message : String(e);
-  if (code === "ENOSPC") {
-    process.stderr.write(`${err.red("error:")} the disk is full (${message}).\n`);
-  } else if (code === "EACCES" || code === "EPERM") {
-    process.stderr.write(`${err.red("error:")} permission denied (${message}).\n`);
-  } else if (fileSystemSentence(e)) {
-    process.stderr.write(`${err.red("error:")} ${fileSystemSentence(e)}\n`);
-  } else {
-    process.stderr.write(`${err.red("error:")} ${message.replace(/\.?$/, ".")}\n`);
-    if (!debug) process.stderr.write("Run again with --debug for details.\n");
-  }
+  const { sentence, expected } = errorSentence(e);
+  process.stderr.write(`${err.red("error:")} ${sentence}\n`);
+  if (!expected && !debug) process.stderr.write("Run again with --debug for details.\n");
   if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
-  return 1;
+  return e instanceof UserError ? e.exitCode : 1;
 }
 
+let jsonWritten = false;
+
 export function writeJson(value: unknown): void {
+  jsonWritten = true;
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Whether this process has printed JSON on stdout yet (an error then adds none). */
+export function wroteJson(): boolean {
+  return jsonWritten;
 }
 
 let pipeWatched = false;

@@ -180,3 +180,32 @@ describe("analyze refuses what it can before the analysis", () => {
     }
   });
 });
+
+describe("--json answers in JSON when the command fails", () => {
+  const dir = temp({ "u.py": "print(1)\n", f: "a file\n", "bad/pyferry.toml": "x = [\n" });
+  const broken = { PYFERRY_CACHE_DIR: join(dir, "f", "cache") };
+  const cases: [string[], RegExp, { cwd?: string; env?: NodeJS.ProcessEnv }?][] = [
+    [["analyze", "u.py", "-o", "nodir/x.json", "--json"], /nodir does not exist/],
+    [["analyze", ".", "--format", "pep723", "--json"], /needs a single script/],
+    [["analyze", "u.py", "--json", "--name", "a b"], /not an environment name/],
+    [["analyze", "u.py", "--json", "--format", "bogus"], /--format must be/],
+    [["analyze", "u.py", "--json", "--frobnicate"], /unknown option '--frobnicate'/],
+    [["config", "show", "--json"], /pyferry\.toml is not valid TOML/, { cwd: join(dir, "bad") }],
+    [["cache", "info", "--json"], /part of it is a file/, { env: broken }],
+    [["cache", "prune", "--json"], /part of it is a file/, { env: broken }],
+  ];
+  for (const [args, why, opts] of cases) {
+    test(args.join(" "), () => {
+      const r = pyferry(args, { cwd: dir, ...opts });
+      assert.notEqual(r.status, 0);
+      const { error } = JSON.parse(r.stdout) as { error: string };
+      assert.match(error, why);
+      assert.match(r.stderr, /^error: /m);
+    });
+  }
+  test("not for a --json of the program run starts", () => {
+    const r = pyferry(["run", "missing.py", "--json"], { cwd: dir });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stdout, "");
+  });
+});
