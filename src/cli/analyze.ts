@@ -139,7 +139,12 @@ export function refuseAnalyzedOutput(
   );
 }
 
-export function addAnalyzeOptions(cmd: Command): Command {
+/**
+ * The analysis options; `pack` uses the interpreter and the sources to lock and build too, and
+ * its help says so.
+ */
+export function addAnalyzeOptions(cmd: Command, use: "analyze" | "pack" = "analyze"): Command {
+  const pack = use === "pack";
   return cmd
     .option("--toplevel", "only imports at the top level of the script (not inside functions)")
     .option("--function <name>", "only imports inside this function (or Class.method)")
@@ -148,13 +153,33 @@ export function addAnalyzeOptions(cmd: Command): Command {
       "the module imported as IMPORT comes from distribution NAME (repeatable)",
       collect,
     )
-    .option("--python <version|path>", "interpreter to analyze for, e.g. 3.11 or /usr/bin/python3")
-    .option("--venv <dir>", "read installed distributions from this virtual environment")
-    .option("--index-url <url>", "package index to map imports with (default: pip's configuration)")
+    .option(
+      "--python <version|path>",
+      pack
+        ? "interpreter to analyze, lock and build for, e.g. 3.11 or /usr/bin/python3 (default: the active one)"
+        : "interpreter to analyze for, e.g. 3.11 or /usr/bin/python3 (default: the active one)",
+    )
+    .option(
+      "--venv <dir>",
+      pack
+        ? "map imports by the distributions installed in this virtual environment"
+        : "read installed distributions from this virtual environment",
+    )
+    .option(
+      "--index-url <url>",
+      pack
+        ? "package index for mapping imports, locking and building (default: pip's configuration)"
+        : "package index to map imports with (default: pip's configuration)",
+    )
     .option("--extra-index-url <url>", "extra package index (repeatable)", collect)
     .option("--find-links <path|url>", "folder or page of distribution files (repeatable)", collect)
-    .option("--no-index", "do not consult any package index")
-    .option("-f, --guess-files", "list string literals that name existing files as data files");
+    .option("--no-index", "do not consult any package index (find-links only)")
+    .option(
+      "-f, --guess-files",
+      pack
+        ? "pack the existing files the program names in string literals too"
+        : "list string literals that name existing files as data files",
+    );
 }
 
 function summary(r: AnalysisReport, c: Colors): string {

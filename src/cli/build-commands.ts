@@ -112,7 +112,10 @@ Examples:
       )
       .option("--all-groups", "install every dependency group of the lock or project")
       .option("--no-default-groups", "with --lock: leave out the lock's default dependency groups")
-      .option("--python <version|path>", "interpreter to build on (default: the active one)")
+      .option(
+        "--python <version|path>",
+        "interpreter to build on (default: the Python series the lock's target or a spec names, else the active one)",
+      )
       .option(
         "--bundle-python",
         "copy the interpreter into the environment so it runs where no Python is installed",
@@ -156,6 +159,7 @@ Examples:
         "--folder",
         "write an editable pack folder (app files + conf/mods) for pyferry sync/run --on, not an archive",
       ),
+    "pack",
   )
     .addHelpText(
       "after",

@@ -209,3 +209,15 @@ describe("--json answers in JSON when the command fails", () => {
     assert.equal(r.stdout, "");
   });
 });
+
+test("pack's and env create's help say what --python and the index are for", () => {
+  const pack = pyferry(["pack", "--help"]).stdout.replace(/\s+/g, " ");
+  assert.match(pack, /--python <version\|path> interpreter to analyze, lock and build for/);
+  assert.match(pack, /--index-url <url> package index for mapping imports, locking and building/);
+  assert.match(pack, /-f, --guess-files pack the existing files/);
+  const env = pyferry(["env", "create", "--help"]).stdout.replace(/\s+/g, " ");
+  assert.match(
+    env,
+    /--python <version\|path> interpreter to build on \(default: the Python series the lock's target or a spec names, else the active one\)/,
+  );
+});
