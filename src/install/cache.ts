@@ -32,6 +32,7 @@ import { UserError } from "../util/errors.js";
 import { makeDirs } from "../util/make-dirs.js";
 import { pidAlive } from "../util/pid.js";
 import { touch } from "../util/touch.js";
+import { treeBytes } from "../util/tree-bytes.js";
 import { mapLimit } from "./pool.js";
 import {
   extractWheel,
@@ -446,7 +447,9 @@ async function cacheEntries(root: string): Promise<Entry[]> {
   const partial = async (path: string, name: string) => {
     const st = await lstat(path).catch(() => undefined);
     if (!st) return;
-    entries.push({ kind: "partial", path, bytes: st.size, time: st.mtimeMs, pid: tempPid(name) });
+    // A half-unpacked tree weighs what it holds, not its folder's own entry.
+    const bytes = st.isDirectory() ? await treeBytes(path) : st.size;
+    entries.push({ kind: "partial", path, bytes, time: st.mtimeMs, pid: tempPid(name) });
   };
   for (const name of await listDir(paths.unpacked)) {
     const path = join(paths.unpacked, name);

@@ -430,6 +430,14 @@ const KIND_WORDS: Record<string, [string, string]> = {
   record: ["run record", "run records"],
 };
 
+/** cache prune --json's kinds: cache info's keys (run records, which info does not count, as "records"). */
+const JSON_KINDS: Record<string, string> = {
+  wheel: "wheels",
+  env: "envs",
+  bundle: "bundles",
+  record: "records",
+};
+
 export async function cachePruneCommand(
   days: number,
   json: boolean,
@@ -439,7 +447,9 @@ export async function cachePruneCommand(
   const removed = await pruneEverything(days, dryRun);
   const bytes = removed.reduce((sum, r) => sum + r.bytes, 0);
   if (json) {
-    writeJson({ removed, bytes });
+    // Kinds named as cache info's keys, so the two outputs can be read side by side.
+    const named = removed.map((r) => ({ ...r, kind: JSON_KINDS[r.kind] ?? r.kind }));
+    writeJson({ dry_run: dryRun, removed: named, bytes });
     return;
   }
   const kinds = new Map<string, number>();

@@ -14,6 +14,7 @@ import { pruneCache, removeTree, retireTree } from "../install/cache.js";
 import { usedSince } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { deadScratch } from "../util/scratch.js";
+import { treeBytes } from "../util/tree-bytes.js";
 import { ENV_MARKER } from "./run-cache.js";
 
 export interface Removed {
@@ -28,16 +29,6 @@ async function list(dir: string): Promise<string[]> {
 
 async function mtime(path: string): Promise<number | undefined> {
   return (await stat(path).catch(() => undefined))?.mtimeMs;
-}
-
-async function treeBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += await treeBytes(p);
-    else if (e.isFile()) total += (await stat(p).catch(() => undefined))?.size ?? 0;
-  }
-  return total;
 }
 
 /** A dead build's scratch goes once untouched this long (a shared cache's other machines). */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { pyferry, runBin } from "../support/cli.js";
@@ -220,4 +220,27 @@ test("pack's and env create's help say what --python and the index are for", () 
     env,
     /--python <version\|path> interpreter to build on \(default: the Python series the lock's target or a spec names, else the active one\)/,
   );
+});
+
+test("cache prune --json: dry_run, a leftover tree's real size, kinds named as cache info's keys", () => {
+  const cache = tempDir("pyferry-cache-");
+  const leftover = join(cache, "unpacked", ".demo.999999-abcd");
+  mkdirSync(join(leftover, "pkg"), { recursive: true });
+  writeFileSync(join(leftover, "pkg", "big.bin"), Buffer.alloc(3 * 1024 * 1024));
+  const old = new Date(Date.now() - 2 * 86_400_000);
+  utimesSync(leftover, old, old);
+  const env = { PYFERRY_CACHE_DIR: cache };
+  const r = pyferry(["cache", "prune", "--dry-run", "--json"], { env });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as {
+    dry_run: boolean;
+    removed: { kind: string; path: string; bytes: number }[];
+  };
+  assert.equal(out.dry_run, true);
+  const entry = out.removed.find((e) => e.path === leftover);
+  assert.equal(entry?.kind, "partial");
+  assert.ok((entry?.bytes ?? 0) >= 3 * 1024 * 1024, `${entry?.bytes}`);
+  const info = JSON.parse(pyferry(["cache", "info", "--json"], { env }).stdout) as object;
+  for (const k of ["wheels", "unpacked", "built", "envs", "bundles", "partial"])
+    assert.ok(k in info, k);
 });
