@@ -15,13 +15,27 @@ Example:
   python_package_run venv.tar.gz python3 hi.py
 `;
 
-export async function runSeedRun(argv: string[]): Promise<void> {
+export async function runSeedRun(given: string[]): Promise<void> {
   stopQuietlyOnClosedPipe();
-  // Everything after the archive belongs to COMMAND, options included: no option parsing there.
-  if (argv[0] === "-h" || argv[0] === "--help") {
-    process.stdout.write(USAGE);
-    return;
+  // Options only before the archive (pyferry's global ones, as the other entry points take
+  // them); everything after it belongs to COMMAND, but for a `--` right after it, as exec takes.
+  let argv = given;
+  let debug = process.env.PYFERRY_DEBUG === "1";
+  while (argv[0]?.startsWith("-")) {
+    const option = argv[0];
+    if (option === "-h" || option === "--help") {
+      process.stdout.write(USAGE);
+      return;
+    }
+    if (option === "--debug") debug = true;
+    else if (option !== "--no-color") {
+      process.stderr.write(`error: unknown option '${option}'.\n\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    }
+    argv = argv.slice(1);
   }
+  if (argv[1] === "--") argv = [argv[0] as string, ...argv.slice(2)];
   if (argv.length < 2) {
     process.stderr.write(`error: need an environment archive and a command.\n\n${USAGE}`);
     process.exitCode = 2;
@@ -32,6 +46,6 @@ export async function runSeedRun(argv: string[]): Promise<void> {
     // execInBundle has already re-raised a signal the command died of; what is left is a status.
     process.exitCode = await execInBundle(argv[0] as string, argv.slice(1));
   } catch (e) {
-    process.exitCode = reportError(e, process.env.PYFERRY_DEBUG === "1");
+    process.exitCode = reportError(e, debug);
   }
 }

@@ -514,8 +514,43 @@ describe("the seed's HOW TO TEST steps, as written", () => {
     assert.match(out.stdout, new RegExp(`prefix ${join(elsewhere, "cache")}`));
     // The spec made here names this interpreter exactly: nothing to say about it.
     assert.doesNotMatch(r.stderr, /asks for Python/);
+    // pyferry's global options before the archive, and exec's `--` after it, are taken too.
+    const opts = runBin(
+      "python_package_run",
+      ["--debug", "venv.tar.gz", "--", "python3", "hi.py"],
+      {
+        cwd: elsewhere,
+        env: { PYFERRY_CACHE_DIR: join(elsewhere, "cache") },
+      },
+    );
+    assert.equal(opts.status, 0, opts.stderr);
+    assert.match(opts.stdout, /3\s+10/);
+    const unknown = runBin("python_package_run", ["--bogus", "venv.tar.gz", "python3"], {
+      cwd: elsewhere,
+    });
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /^error: unknown option '--bogus'\./);
   });
 
+  test("a spec whose python names no version, or that lists a conda package: one sentence each", () => {
+    const d = tmp();
+    for (const [dep, message] of [
+      [
+        "python=banana",
+        /'python=banana' does not name a Python version such as python=3\.11\.7\.$/m,
+      ],
+      ["numpy", /'numpy' is a conda package; pyferry installs pip packages only/m],
+    ] as const) {
+      writeFileSync(
+        join(d, "spec.json"),
+        JSON.stringify({ name: "x", dependencies: [dep, "pip"] }),
+      );
+      const r = runBin("python_package_create", ["spec.json", "x.tar.gz"], { cwd: d });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(existsSync(join(d, "x.tar.gz")), false);
+    }
+  });
   test("a spec naming a Python patch release this machine lacks: built with its series, and said so", () => {
     const d = tmp();
     const spec = { name: "x", dependencies: ["python=3.11.1", "pip", { pip: ["six"] }] };
