@@ -36,6 +36,12 @@ export class ByteReader {
     return first.subarray(0, max);
   }
 
+  /** Whether `n` more bytes are to come (read nothing). */
+  async has(n: number): Promise<boolean> {
+    while (this.have < n) if (!(await this.pull())) return false;
+    return true;
+  }
+
   /** Exactly `n` bytes; fails when the stream ends first. */
   async read(n: number): Promise<Buffer> {
     while (this.have < n) if (!(await this.pull())) throw this.truncated("it is truncated");

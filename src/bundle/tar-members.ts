@@ -34,11 +34,13 @@ export async function* tarMembers(
   let pax = new Map<string, string>();
   let longName: string | undefined;
   let longLink: string | undefined;
-  for (;;) {
+  for (let first = true; ; first = false) {
+    // Short of one header, or no header, at the very start: not a cut tar but none at all.
+    if (first && !(await reader.has(BLOCK))) throw fail("what it holds is not a tar archive");
     const block = await reader.read(BLOCK);
     if (isZeroBlock(block)) return;
     const h = decodeHeader(block);
-    if (typeof h === "string") throw fail(h);
+    if (typeof h === "string") throw fail(first ? `what it holds is not a tar archive (${h})` : h);
     const size = pax.has("size") ? Number(pax.get("size")) : h.size;
     if (!Number.isSafeInteger(size) || size < 0) throw fail("a pax size is malformed");
     const meta = async (what: string): Promise<Buffer> => {

@@ -172,8 +172,12 @@ async function extractArchive(archive: string, stage: string): Promise<Extracted
   try {
     return await extractMembers(archive, stage, () => read++);
   } catch (err) {
-    // Not even one whole tar header: no export at all, rather than a cut one.
-    if (err instanceof Refused && read === 0 && err.message === "it is truncated")
+    // Not even one whole tar header (tar-members.ts): no export at all, rather than a cut one.
+    if (
+      err instanceof Refused &&
+      read === 0 &&
+      err.message.startsWith("what it holds is not a tar archive")
+    )
       throw new Refused("it is not a wheelhouse export (pyferry wheelhouse export writes one)");
     throw err;
   }

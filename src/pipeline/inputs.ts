@@ -67,7 +67,11 @@ export function fromSpec(text: string, path: string): BuildInput {
     if (typeof d === "string") {
       const m = /^python\s*(?:==?|=)\s*([\d.]+)/.exec(d);
       if (m) python = m[1];
-      else if (d !== "pip" && !/^python$/.test(d)) {
+      else if (/^python\s*=/.test(d)) {
+        throw new UserError(
+          `${path}: '${d}' does not name a Python version such as python=3.11.7.`,
+        );
+      } else if (d !== "pip" && !/^python$/.test(d)) {
         throw new UserError(
           `${path}: '${d}' is a conda package; pyferry installs pip packages only (list it under "pip").`,
         );

@@ -374,8 +374,9 @@ class LockReader {
     const label = `${name} of ${where}`;
     const hashes = v.hashes;
     const sha256 = isTable(hashes) ? hashes.sha256 : undefined;
+    if (sha256 === undefined) this.fail(`${label} has no sha256 hash`);
     if (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
-      this.fail(`${label} has no sha256 hash`);
+      this.fail(`${label} has a sha256 hash that is not 64 hexadecimal digits`);
     }
     const f: LockedFile = { name, sha256: sha256.toLowerCase() };
     if (url !== undefined) f.url = url;

@@ -215,7 +215,12 @@ describe("hostile and broken archives are refused, leaving nothing", () => {
       Buffer.from("not an archive at all"),
       /is not a pyferry bundle \(it is not gzip-compressed\)/,
     );
-    await refuses(gzipSync(Buffer.alloc(0)), /truncated/);
+    await refuses(gzipSync(Buffer.alloc(0)), /what it holds is not a tar archive\.$/);
+    await refuses(gzipSync(Buffer.from("hello\n")), /what it holds is not a tar archive\.$/);
+    await refuses(
+      gzipSync(Buffer.from("some text, ".repeat(100))),
+      /what it holds is not a tar archive \(/,
+    );
 
     const env = fakeEnv();
     const good = join(tempDir("pyferry-good-"), "b.tar.gz");

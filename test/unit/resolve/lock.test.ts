@@ -283,6 +283,11 @@ describe("lockToml / readLock", () => {
       /certifi-2024\.2\.2-py3-none-any\.whl of package certifi has no sha256 hash\.$/,
     ],
     [
+      "a malformed hash",
+      good.replace(/hashes = \{ sha256 = "[0-9a-f]+" \}/, 'hashes = { sha256 = "00" }'),
+      /certifi-2024\.2\.2-py3-none-any\.whl of package certifi has a sha256 hash that is not 64 hexadecimal digits\.$/,
+    ],
+    [
       "an unknown major version",
       good.replace('lock-version = "1.0"', 'lock-version = "2.0"'),
       /lock-version is "2\.0" and this pyferry reads only 1\.x\.$/,
