@@ -31,6 +31,17 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
   program.hook("preAction", (_self, action) => {
     json = action.opts().json === true;
   });
+  // Commander answers `help NAME` for a command it lacks with the whole help and status 2,
+  // never saying why: say it as `pyferry NAME` would.
+  const [first, second] = argv;
+  if (
+    first === "help" &&
+    second !== undefined &&
+    !program.commands.some((c) => c.name() === second)
+  ) {
+    process.stderr.write(`error: unknown command '${second}'\n(run with --help for usage)\n`);
+    return 2;
+  }
   try {
     await program.parseAsync(argv, { from: "user" });
     // Commands that run a program (run, exec) leave its status in process.exitCode.

@@ -67,13 +67,14 @@ export interface DistFile {
 const MARKER_FORMAT = 1;
 
 /** Where the cache keeps things. */
-export function cachePaths(root: string = cacheDir()): {
-  root: string;
-  wheels: string;
-  unpacked: string;
-} {
-  useCache(root);
+function pathsOf(root: string): { root: string; wheels: string; unpacked: string } {
   return { root, wheels: join(root, "wheels"), unpacked: join(root, "unpacked") };
+}
+
+/** Where the cache keeps things, for a process about to use them (registered: cache-users.ts). */
+export function cachePaths(root: string = cacheDir()): ReturnType<typeof pathsOf> {
+  useCache(root);
+  return pathsOf(root);
 }
 
 function checkSha256(sha256: string, what: string): string {
@@ -442,7 +443,8 @@ async function unpackedBytes(dir: string): Promise<number> {
 }
 
 async function cacheEntries(root: string): Promise<Entry[]> {
-  const paths = cachePaths(root);
+  // Only looked at: a query (cache info) writes nothing, not even its registration.
+  const paths = pathsOf(root);
   const entries: Entry[] = [];
   const partial = async (path: string, name: string) => {
     const st = await lstat(path).catch(() => undefined);

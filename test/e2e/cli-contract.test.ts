@@ -244,3 +244,19 @@ test("cache prune --json: dry_run, a leftover tree's real size, kinds named as c
   for (const k of ["wheels", "unpacked", "built", "envs", "bundles", "partial"])
     assert.ok(k in info, k);
 });
+
+test("help for a command that does not exist says so, as the command itself does", () => {
+  const r = pyferry(["help", "bogus"]);
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr, "error: unknown command 'bogus'\n(run with --help for usage)\n");
+  assert.equal(r.stdout, "");
+  assert.equal(pyferry(["help", "lock"]).status, 0);
+});
+
+test("cache info only looks: a cache folder that does not exist is not made", () => {
+  const root = join(tempDir("pyferry-contract-"), "no-cache-yet");
+  const r = pyferry(["cache", "info", "--json"], { env: { PYFERRY_CACHE_DIR: root } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as { wheels: { count: number } }).wheels.count, 0);
+  assert.equal(existsSync(root), false);
+});
