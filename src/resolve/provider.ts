@@ -377,7 +377,10 @@ export class IndexProvider implements Provider {
         if (!(err instanceof IndexUnavailable)) throw err;
         const later = sources.slice(k + 1).filter((s) => !this.down.has(s.location));
         if (mixed || source.implicit || later.length === 0) {
-          this.skip(source, err);
+          // The last source, without merging: nothing was found before it, so the error
+          // thrown below says it all, and a warning would say it twice.
+          if (mixed || source.implicit) this.skip(source, err);
+          else if (!err.page) this.down.set(source.location, err);
           if (!source.implicit || err.page) failure ??= err;
           continue;
         }
