@@ -30,6 +30,7 @@ import {
   show,
   sleep,
   startPyferry,
+  summary,
   waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
@@ -41,22 +42,6 @@ const WHEELHOUSE = [
   ["tabulate", "0.8.10"],
   ["tabulate", "0.10.0"],
 ] as const;
-
-/** One parsed summary line: "[user@]host:/path  outcome  detail". */
-interface Line {
-  outcome: string;
-  detail: string;
-}
-
-function summary(stdout: string): Map<string, Line> {
-  const out = new Map<string, Line>();
-  for (const line of stdout.split("\n").filter(Boolean)) {
-    const m = /^(\S+) {2}(ok|changed|failed|pending|skipped)(?: {2}(.*))?$/.exec(line);
-    assert.ok(m, `a summary line: ${JSON.stringify(line)}`);
-    out.set(m[1] as string, { outcome: m[2] as string, detail: m[3] ?? "" });
-  }
-  return out;
-}
 
 /** The name files' id of the environment at `path` (names/deploy-<id>), as the host makes it. */
 function envId(path: string): string {

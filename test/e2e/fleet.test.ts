@@ -31,9 +31,11 @@ import {
   hasStackTrace,
   processesIn,
   pyferryAsync,
+  type SummaryLine,
   show,
   sleep,
   startPyferry,
+  summary,
   waitFor,
 } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
@@ -164,23 +166,6 @@ const GROUPS: Record<string, string[]> = {
   h4: ["batch"],
   h5: ["batch"],
 };
-
-/** One parsed summary line: "[user@]host:/path  outcome  detail". */
-interface Line {
-  outcome: string;
-  detail: string;
-}
-
-function summary(stdout: string): Map<string, Line> {
-  const out = new Map<string, Line>();
-  for (const line of stdout.split("\n").filter(Boolean)) {
-    const m = /^(\S+) {2}(ok|changed|failed|pending|skipped)(?: {2}(.*))?$/.exec(line);
-    assert.ok(m, `a summary line: ${JSON.stringify(line)}`);
-    assert.ok(!out.has(m[1] as string), `one line per environment: ${line}`);
-    out.set(m[1] as string, { outcome: m[2] as string, detail: m[3] ?? "" });
-  }
-  return out;
-}
 
 /** name -> version of the *.dist-info folders in the environment's site-packages. */
 function distInfos(env: string): Packages {
@@ -333,7 +318,7 @@ describe("pyferry deploy to five hosts", {
   }
 
   /** The summary gives `env` the line `expected`, and every other environment is ok. */
-  function onlyOneChanges(stdout: string, env: EnvSpec, expected: Line): void {
+  function onlyOneChanges(stdout: string, env: EnvSpec, expected: SummaryLine): void {
     for (const [where, line] of summary(stdout)) {
       if (where === label(env)) assert.deepEqual(line, expected);
       else assert.deepEqual(line, { outcome: "ok", detail: "" }, where);
@@ -747,7 +732,7 @@ describe("pyferry deploy to five hosts", {
       );
       return { r, asked: [...new Set(asked)], lines, results };
     };
-    const expectResults = (got: Map<string, Line>, wanted: Map<string, string>) => {
+    const expectResults = (got: Map<string, SummaryLine>, wanted: Map<string, string>) => {
       assert.equal(got.size, fleet.length);
       for (const e of fleet) assert.equal(got.get(label(e))?.outcome, wanted.get(label(e)) ?? "ok");
     };

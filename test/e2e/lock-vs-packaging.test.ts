@@ -376,21 +376,17 @@ test("selection from locks other tools write agrees with packaging.pylock under 
   assert.equal(new Set(picked.picks.map((p) => JSON.stringify(p))).size, PICKS.length);
 });
 
+/** `pyferry lock ARGS -o OUT --python PYTHON`, which must succeed: the lock's text. */
+function pyferryLock(args: string[], out: string, python: string): string {
+  const r = pyferry(["lock", ...args, "-o", out, "--python", python]);
+  assert.equal(r.status, 0, r.stderr);
+  return readFileSync(out, "utf8");
+}
+
 test("locks pyferry writes are valid for packaging.pylock and select the same files", async (t) => {
   const python = testPython();
   const out = join(work, "own.toml");
-  const r = pyferry([
-    "lock",
-    "requests",
-    "attrs",
-    "tabulate; python_version >= '3.8'",
-    "-o",
-    out,
-    "--python",
-    python,
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  const text = readFileSync(out, "utf8");
+  const text = pyferryLock(["requests", "attrs", "tabulate; python_version >= '3.8'"], out, python);
   const info = await probeInterpreter(python);
   assert.ok(compare(python, info, [{ label: "pyferry's lock", text, picks: [{}] }]));
   // Another interpreter must be refused by both, through environments and requires-python.
@@ -428,18 +424,7 @@ test("a project's extras and groups that pyferry locks select as packaging.pyloc
     ].join("\n"),
   );
   const out = join(work, "project.toml");
-  const r = pyferry([
-    "lock",
-    project,
-    "--all-extras",
-    "--all-groups",
-    "-o",
-    out,
-    "--python",
-    python,
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  const text = readFileSync(out, "utf8");
+  const text = pyferryLock([project, "--all-extras", "--all-groups"], out, python);
   const doc = parse(text) as { extras: string[]; "dependency-groups": string[] };
   assert.deepEqual(doc.extras, ["all", "socks", "table"]);
   assert.deepEqual(doc["dependency-groups"], ["dev", "docs"]);

@@ -3,6 +3,7 @@
  * event loop (a tcp-proxy in this process must keep forwarding meanwhile), and a look into a
  * lab host's store, which is a folder on this machine.
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
@@ -267,6 +268,24 @@ export function processesIn(dirs: string[]): { pid: number; cmd: string }[] {
     } catch {
       // Gone, or a zombie.
     }
+  }
+  return out;
+}
+
+/** One parsed line of deploy's summary: "[user@]host:/path  outcome  detail". */
+export interface SummaryLine {
+  outcome: string;
+  detail: string;
+}
+
+/** Deploy's (or rollback's) summary, by environment; each must have exactly one line. */
+export function summary(stdout: string): Map<string, SummaryLine> {
+  const out = new Map<string, SummaryLine>();
+  for (const line of stdout.split("\n").filter(Boolean)) {
+    const m = /^(\S+) {2}(ok|changed|failed|pending|skipped)(?: {2}(.*))?$/.exec(line);
+    assert.ok(m, `a summary line: ${JSON.stringify(line)}`);
+    assert.ok(!out.has(m[1] as string), `one line per environment: ${line}`);
+    out.set(m[1] as string, { outcome: m[2] as string, detail: m[3] ?? "" });
   }
   return out;
 }
