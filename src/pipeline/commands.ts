@@ -4,7 +4,7 @@
  * installing from a lock loads no more than it runs.
  */
 import { existsSync, lstatSync } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { basename, dirname, extname, join, relative, resolve, sep } from "node:path";
 import type { ManifestHead } from "../bundle/manifest.js";
 import { analyzeOptions, indexSettings } from "../cli/analyze.js";
@@ -24,6 +24,7 @@ import { UserError } from "../util/errors.js";
 import { inputAt, planOutput, sameName, writeOutputFile } from "../util/output-file.js";
 import { progress } from "../util/progress.js";
 import { readText } from "../util/read-text.js";
+import { treeBytes } from "../util/tree-bytes.js";
 import { count, mib } from "../util/units.js";
 import { VERSION } from "../version.js";
 import {
@@ -406,17 +407,6 @@ export async function cacheInfoCommand(json: boolean): Promise<void> {
       `  ${label.padEnd(26)} ${String(v.count).padStart(width)}${v.bytes !== undefined ? `  ${mib(v.bytes).padStart(12)}` : ""}`,
     );
   process.stdout.write(`${lines.join("\n")}\n`);
-}
-
-async function treeBytes(dir: string): Promise<number> {
-  let total = 0;
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += await treeBytes(p);
-    else if (e.isFile()) total += (await lstat(p)).size;
-  }
-  return total;
 }
 
 /** What `cache prune` says it removed, by kind (singular, plural). */
