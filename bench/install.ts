@@ -10,6 +10,7 @@
  */
 import { spawnSync } from "node:child_process";
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -22,10 +23,20 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
-import { BenchFailure, envCount, median, progress, runBench, settle } from "./common.js";
+import { nativeInflate } from "../src/install/inflate.js";
+import {
+  BenchFailure,
+  ensureDebianPackages,
+  envCount,
+  median,
+  progress,
+  runBench,
+  settle,
+} from "./common.js";
 import { formatTable } from "./table.js";
 
-const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
+const PACKAGE = fileURLToPath(new URL("../../", import.meta.url));
+const PYFERRY = join(PACKAGE, "bin", "pyferry.js");
 const REQUIREMENTS = ["requests", "flask", "pandas", "scikit-learn", "matplotlib"];
 const IMPORTS = "pandas, sklearn, matplotlib, flask, requests";
 /**
@@ -178,8 +189,32 @@ function bothSides(rep: number, first: () => void, second: () => void): void {
   }
 }
 
+/**
+ * pyferry as a user who followed the README has it: with its native addon, which unpacks wheels
+ * with libdeflate (scripts/build-native.mjs), built here if npm install could not build it.
+ */
+function ensureNativeInflate(): void {
+  ensureDebianPackages("install", [
+    {
+      pkg: "libdeflate-dev",
+      what: "libdeflate's headers (/usr/include/libdeflate.h)",
+      present: () => existsSync("/usr/include/libdeflate.h"),
+    },
+  ]);
+  if (nativeInflate()) return;
+  progress("building pyferry's native addon: npm run build:native");
+  const npm = process.env.npm_execpath;
+  const r = npm
+    ? spawnSync(process.execPath, [npm, "run", "-s", "build:native"], { stdio: "inherit" })
+    : spawnSync("npm", ["run", "-s", "build:native"], { stdio: "inherit" });
+  if (r.status !== 0 || !existsSync(join(PACKAGE, "native/build/Release/pyferry_inflate.node"))) {
+    throw new BenchFailure("npm run build:native did not build pyferry's native addon.");
+  }
+}
+
 function main(): string {
   const repeat = envCount("PYFERRY_BENCH_REPEAT", 3);
+  ensureNativeInflate();
   const requested = process.env.PYFERRY_BENCH_PYTHON || "python3";
   // The real interpreter, not a pyenv shim: a shim would add its own start-up to every pip call.
   const probe = exec(requested, ["-c", "import sys; print(sys.executable); print(sys.version)"]);
@@ -392,7 +427,7 @@ function main(): string {
     return [
       `Install benchmark: ${REQUIREMENTS.join(" ")} (${pins.length} packages locked) on Python ` +
         `${pyVersion.split(" ")[0]} (${python}), pip ${pipVersion}, ${process.version}.`,
-      `Median of ${repeat} runs, fresh folders for every run.`,
+      `Median of ${repeat} runs, fresh folders for every run; pyferry unpacks wheels with libdeflate (its native addon).`,
       "",
       table,
       "",

@@ -7,8 +7,9 @@ if [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.packa
   npm ci --no-audit --no-fund
 fi
 # The remote end-to-end tests start real OpenSSH servers and use rsync (test/support/sshd.ts);
-# the activation scripts' tests source them in zsh, fish and tcsh (test/e2e/activate.test.ts).
-if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null ||
+# the activation scripts' tests source them in zsh, fish and tcsh (test/e2e/activate.test.ts);
+# libdeflate's headers build the native addon that unpacks wheels (native/).
+if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null || [ ! -e /usr/include/libdeflate.h ] ||
   ! command -v zsh >/dev/null || ! command -v fish >/dev/null || ! command -v tcsh >/dev/null; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     # Waits for another apt holding the lock; refreshes the package lists only when installing
@@ -16,19 +17,24 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null ||
     apt_log=$(mktemp)
     apt_install() {
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
-        openssh-server rsync zsh fish tcsh >"$apt_log" 2>&1
+        openssh-server rsync zsh fish tcsh libdeflate-dev >"$apt_log" 2>&1
     }
     if ! apt_install; then
       { apt-get update -qq >"$apt_log" 2>&1 && apt_install; } || {
         tail -n 20 "$apt_log" >&2
-        echo "test.sh: could not install openssh-server, rsync, zsh, fish and tcsh with apt-get (needed by the ssh and activation tests)" >&2
+        echo "test.sh: could not install openssh-server, rsync, zsh, fish, tcsh and libdeflate-dev with apt-get (needed by the ssh, activation and native unpacking tests)" >&2
         exit 1
       }
     fi
     rm -f "$apt_log"
   else
-    echo "test.sh: /usr/sbin/sshd, rsync, zsh, fish or tcsh is missing; install openssh-server, rsync, zsh, fish and tcsh (the tests that need them are skipped)" >&2
+    echo "test.sh: /usr/sbin/sshd, rsync, zsh, fish, tcsh or libdeflate's headers are missing; install openssh-server, rsync, zsh, fish, tcsh and libdeflate-dev (the tests that need them are skipped)" >&2
   fi
+fi
+# npm install built the addon if libdeflate's headers were there then; with them, it must load.
+if [ -e /usr/include/libdeflate.h ]; then
+  [ -e native/build/Release/pyferry_inflate.node ] || npm run -s build:native
+  export PYFERRY_REQUIRE_NATIVE=1
 fi
 # A clean build, so that tests of deleted sources cannot linger in dist/.
 rm -rf dist

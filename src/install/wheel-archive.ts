@@ -15,12 +15,12 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { inflateRawSync } from "node:zlib";
 import yauzl from "yauzl";
 import { parseCoreMetadata } from "../python/metadata.js";
 import { normalizeName } from "../python/names.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { UserError } from "../util/errors.js";
+import { inflateEntry } from "./inflate.js";
 import { parseRecord, type RecordRow, recordDigest, recordHasher } from "./record.js";
 
 /** A wheel that cannot be used; the message names the wheel and what is wrong with it. */
@@ -284,8 +284,8 @@ function readAt(a: Archive, length: number, position: number, need = length): Bu
 const EXTRA_SLACK = 64;
 
 /**
- * An entry's uncompressed bytes, for entries up to WHOLE_LIMIT. A stored entry's bytes are
- * the scratch buffer's: `keep` asks for a copy of their own.
+ * An entry's uncompressed bytes, for entries up to WHOLE_LIMIT, in a buffer the next read
+ * reuses: `keep` asks for a copy of their own.
  */
 function readEntry(a: Archive, f: ZipFileEntry, keep = false): Buffer {
   const e = f.entry;
@@ -299,21 +299,13 @@ function readEntry(a: Archive, f: ZipFileEntry, keep = false): Buffer {
     block = readAt(a, skip + e.compressedSize, e.relativeOffsetOfLocalHeader);
   }
   const raw = block.subarray(skip, skip + e.compressedSize);
-  // Inflating no further than the declared size stops a zip bomb early.
-  const data =
-    e.compressionMethod === 0
-      ? keep
-        ? Buffer.from(raw)
-        : raw
-      : inflateRawSync(raw, {
-          maxOutputLength: Math.max(1, e.uncompressedSize),
-          // One output buffer per entry, sized to it: zlib's default 16 KiB pieces are joined
-          // by a copy, a buffer of exactly the size makes Node allocate a second one for the
-          // end of the stream, and a larger minimum made every small file cost that much.
-          chunkSize: e.uncompressedSize + 64,
-        });
-  if (data.length !== e.uncompressedSize) throw new Error("its size differs from the declared one");
-  return data;
+  if (e.compressionMethod === 0) {
+    if (raw.length !== e.uncompressedSize)
+      throw new Error("its size differs from the declared one");
+    return keep ? Buffer.from(raw) : raw;
+  }
+  const data = inflateEntry(raw, e.uncompressedSize);
+  return keep ? Buffer.from(data) : data;
 }
 
 function readSmall(a: Archive, f: ZipFileEntry): Buffer {

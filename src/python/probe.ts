@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { packageRoot } from "./stdlib.js";
+import { packageRoot } from "../util/package-root.js";
 
 /** Printed before the JSON so stray output from `.pth` files cannot be mistaken for the result. */
 export const PROBE_MARKER = "PYFERRY-PROBE:";

@@ -176,6 +176,40 @@ function buildWheel(spec: WheelSpec): { path: string; sha256: string } {
   return { path, sha256: sha256(path) };
 }
 
+/**
+ * Change the wheel at `path` in place: `change` gets its bytes and the offsets of the entry
+ * `name`'s central directory record and local header.
+ */
+function patchEntry(
+  path: string,
+  name: string,
+  change: (bytes: Buffer, central: number, local: number) => void,
+): void {
+  const b = readFileSync(path);
+  const end = b.lastIndexOf(Buffer.from("PK\x05\x06", "latin1"));
+  let pos = b.readUInt32LE(end + 16);
+  for (let i = b.readUInt16LE(end + 10); i > 0; i--) {
+    const n = b.readUInt16LE(pos + 28);
+    if (b.toString("utf8", pos + 46, pos + 46 + n) === name) {
+      change(b, pos, b.readUInt32LE(pos + 42));
+      writeFileSync(path, b);
+      return;
+    }
+    pos += 46 + n + b.readUInt16LE(pos + 30) + b.readUInt16LE(pos + 32);
+  }
+  throw new Error(`${name} is not in ${path}`);
+}
+
+/** A wheel with bad/big.py, changed by `change` (see patchEntry); its path and sha256. */
+function patchedWheel(
+  spec: WheelSpec,
+  change: (bytes: Buffer, central: number, local: number) => void,
+): { path: string; sha256: string } {
+  const { path } = buildWheel(spec);
+  patchEntry(path, "bad/big.py", change);
+  return { path, sha256: sha256(path) };
+}
+
 const DEMO_INIT = `
 import sys
 def main():
@@ -346,7 +380,26 @@ describe("unpackWheel", () => {
       spec(base([{ name: "bad/big.py", data: "x = 1\n".repeat(5000) }])),
     );
     truncateSync(truncated.path, Math.floor(statSync(truncated.path).size / 2));
+    const big = spec(base([{ name: "bad/big.py", data: "x = 1\n".repeat(5000) }]));
     const cases: { label: string; wheel: { path: string; sha256: string }; message: RegExp }[] = [
+      {
+        label: "an entry that inflates to more than its declared size (a zip bomb)",
+        wheel: patchedWheel(big, (b, central, local) => {
+          b.writeUInt32LE(100, central + 24);
+          b.writeUInt32LE(100, local + 22);
+        }),
+        message: /"bad\/big\.py" is corrupt \(it inflates to more than its declared size\)/,
+      },
+      {
+        label: "an entry whose compressed data is not DEFLATE",
+        wheel: patchedWheel(big, (b, central, local) => {
+          const data = local + 30 + b.readUInt16LE(local + 26) + b.readUInt16LE(local + 28);
+          assert.equal(b.readUInt16LE(central + 10), 8, "big.py is deflated");
+          // BFINAL with block type 3, which DEFLATE reserves.
+          b[data] = 0xff;
+        }),
+        message: /"bad\/big\.py" is corrupt \(its compressed data is invalid\)/,
+      },
       {
         label: "../ path",
         wheel: buildWheel(spec(base([{ name: "../evil.py", data: "x" }]))),

@@ -4,12 +4,8 @@ import { existsSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import {
-  isStdlibModule,
-  knownStdlibVersions,
-  packageRoot,
-  stdlibTable,
-} from "../../../src/python/stdlib.js";
+import { isStdlibModule, knownStdlibVersions, stdlibTable } from "../../../src/python/stdlib.js";
+import { packageRoot } from "../../../src/util/package-root.js";
 
 const PYENV_VERSIONS = join(process.env.PYENV_ROOT || join(homedir(), ".pyenv"), "versions");
 

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "pyferry_inflate",
+      "sources": ["inflate.c"],
+      "libraries": ["-ldeflate"],
+      "cflags": ["-O2", "-Wall", "-Wextra"]
+    }
+  ]
+}

@@ -1,0 +1,35 @@
+// Builds pyferry's optional native addon (native/: libdeflate, to unpack wheels faster). npm
+// runs it after the build in `prepare` (npm ci, npm install in a checkout); `npm run
+// build:native` runs it again. Without the addon pyferry unpacks with Node's zlib, so a build
+// that cannot be done says why in one line and the install goes on. It needs libdeflate's
+// headers (Debian: libdeflate-dev), a C compiler, and Node's headers for node-gyp, which comes
+// with npm.
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const gyp = process.env.npm_config_node_gyp;
+const skipped = (why) => {
+  console.error(
+    `pyferry: native unpacking not built (${why}); wheels are unpacked with zlib, more slowly. ` +
+      "Install libdeflate-dev and run `npm run build:native` to build it.",
+  );
+};
+if (!gyp) {
+  skipped("this script is run by npm, which provides node-gyp");
+} else {
+  const r = spawnSync(process.execPath, [gyp, "rebuild", "--directory", join(root, "native")], {
+    encoding: "utf8",
+  });
+  if (r.error || r.status !== 0) {
+    const log = `${r.stdout ?? ""}\n${r.stderr ?? ""}`;
+    const lines = log.split("\n").filter((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l));
+    const why = /libdeflate\.h/.test(log)
+      ? "libdeflate's headers are missing"
+      : r.error
+        ? r.error.message
+        : (lines[0]?.trim() ?? `node-gyp exited with ${r.status}`);
+    skipped(why);
+  }
+}
