@@ -1,6 +1,6 @@
 /** Small pieces every benchmark script uses. */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 /** Progress goes to stderr so that stdout holds only the tables. */
 export function progress(message: string): void {
@@ -45,6 +45,18 @@ export function median(values: number[]): number {
  */
 export function settle(): void {
   spawnSync("sync");
+}
+
+/**
+ * CPU seconds (user and system) of this process's children that have ended and been waited
+ * for, and of their own waited-for children: /proc/self/stat's cutime and cstime, in the
+ * kernel's USER_HZ ticks, which are 1/100 s on Linux.
+ */
+export function childrenCpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 16 and 17 of proc(5), counted from the state (field 3) at index 0 here.
+  return (Number(fields[13]) + Number(fields[14])) / 100;
 }
 
 /** A Debian package a benchmark needs, and how to tell that it is there. */

@@ -26,6 +26,7 @@ import { parse } from "smol-toml";
 import { nativeInflate } from "../src/install/inflate.js";
 import {
   BenchFailure,
+  childrenCpuSeconds,
   ensureDebianPackages,
   envCount,
   median,
@@ -56,21 +57,25 @@ const KEEP_ALL_BYTES = 12 * 1024 ** 3;
 
 interface Finished {
   seconds: number;
+  /** CPU seconds of the command and the processes it waited for. */
+  cpu: number;
   stdout: string;
 }
 
 /** Run a command to completion, timing it; a failure stops the benchmark with its stderr. */
 function exec(command: string, args: string[], env: NodeJS.ProcessEnv = childEnv()): Finished {
+  const cpu0 = childrenCpuSeconds();
   const started = performance.now();
   const r = spawnSync(command, args, { encoding: "utf8", env, maxBuffer: 1 << 28 });
   const seconds = (performance.now() - started) / 1000;
+  const cpu = childrenCpuSeconds() - cpu0;
   if (r.error || r.status !== 0) {
     const shown = [command, ...args].join(" ");
     const what = r.error ? r.error.message : `exit ${r.status ?? r.signal}`;
     const tail = (r.stderr ?? "").trim().split("\n").slice(-30).join("\n");
     throw new BenchFailure(`${shown.slice(0, 400)}\nfailed (${what}):\n${tail}`);
   }
-  return { seconds, stdout: r.stdout };
+  return { seconds, cpu, stdout: r.stdout };
 }
 
 /** The inherited environment, minus anything pointing pyferry at the user's own cache. */
@@ -170,12 +175,26 @@ interface Step {
   label: string;
   pip: number[];
   pyferry: number[];
+  /** CPU seconds of each run, in the same order. */
+  pipCpu: number[];
+  pyferryCpu: number[];
   /** The pip column is another step's (a pyferry variant with no pip counterpart of its own). */
   pipFrom?: Step;
 }
 
+/** Keep the wall and CPU time of one run of `side` in `into`. */
+function record(into: Step, side: "pip" | "pyferry", run: Finished): void {
+  if (side === "pip") {
+    into.pip.push(run.seconds);
+    into.pipCpu.push(run.cpu);
+  } else {
+    into.pyferry.push(run.seconds);
+    into.pyferryCpu.push(run.cpu);
+  }
+}
+
 function step(label: string): Step {
-  return { label, pip: [], pyferry: [] };
+  return { label, pip: [], pyferry: [], pipCpu: [], pyferryCpu: [] };
 }
 
 /** Run the two sides of one repetition, in alternating order so neither always goes first. */
@@ -255,7 +274,7 @@ function main(): string {
     const lockRun = (cache: string, into: Step, name: string) => {
       const out = join(locks, name);
       settle();
-      into.pyferry.push(pyferry(cache, ["lock", ...REQUIREMENTS, "-o", out]).seconds);
+      record(into, "pyferry", pyferry(cache, ["lock", ...REQUIREMENTS, "-o", out]));
       lockFiles.push(out);
     };
     const pipResolve = (cache: string, into: Step, name: string) => {
@@ -271,7 +290,7 @@ function main(): string {
         report,
         ...REQUIREMENTS,
       ]);
-      into.pip.push(r.seconds);
+      record(into, "pip", r);
       pipReports.push(report);
     };
     for (let i = 0; i < repeat; i++) {
@@ -339,11 +358,11 @@ function main(): string {
         pipCold: join(envs, `pip-cold-${i}`),
         pipWarm: join(envs, `pip-warm-${i}`),
       };
-      const pfInstall = (dir: string, into: number[], extra: string[] = []) => {
+      const pfInstall = (dir: string, into: Step, extra: string[] = []) => {
         settle();
-        into.push(pyferry(pfCache, ["env", "create", dir, "--lock", lock, ...extra]).seconds);
+        record(into, "pyferry", pyferry(pfCache, ["env", "create", dir, "--lock", lock, ...extra]));
       };
-      const pipInstall = (dir: string, into: number[]) => {
+      const pipInstall = (dir: string, into: Step) => {
         settle();
         venvTimes.push(exec(python, ["-m", "venv", dir]).seconds);
         const args = [
@@ -355,13 +374,13 @@ function main(): string {
           pipCache,
         ];
         settle();
-        into.push(exec(join(dir, "bin", "pip"), [...args, ...pinArgs]).seconds);
+        record(into, "pip", exec(join(dir, "bin", "pip"), [...args, ...pinArgs]));
       };
       progress(`install, cold cache: run ${i + 1} of ${repeat}`);
       bothSides(
         i,
-        () => pfInstall(dirs.pfCold, installCold.pyferry),
-        () => pipInstall(dirs.pipCold, installCold.pip),
+        () => pfInstall(dirs.pfCold, installCold),
+        () => pipInstall(dirs.pipCold, installCold),
       );
       if (i === 0) {
         pfCacheBytes = treeBytes(pfCache);
@@ -370,10 +389,10 @@ function main(): string {
       progress(`install, warm cache: run ${i + 1} of ${repeat}`);
       bothSides(
         i,
-        () => pfInstall(dirs.pfWarm, installWarm.pyferry),
-        () => pipInstall(dirs.pipWarm, installWarm.pip),
+        () => pfInstall(dirs.pfWarm, installWarm),
+        () => pipInstall(dirs.pipWarm, installWarm),
       );
-      pfInstall(dirs.pfCopied, installCopied.pyferry, ["--link-mode", "copy"]);
+      pfInstall(dirs.pfCopied, installCopied, ["--link-mode", "copy"]);
       const floorCopy = join(envs, `cp-a-${i}`);
       settle();
       copyFloor.push(exec("cp", ["-a", dirs.pfCopied, floorCopy]).seconds);
@@ -391,6 +410,7 @@ function main(): string {
     // Report.
     const steps = [resolveCold, resolveWarm, installCold, installWarm, installCopied];
     const pipOf = (s: Step) => (s.pipFrom ?? s).pip;
+    const pipCpuOf = (s: Step) => (s.pipFrom ?? s).pipCpu;
     const speedup = (s: Step) => median(pipOf(s)) / median(s.pyferry);
     const table = formatTable(
       [
@@ -398,6 +418,8 @@ function main(): string {
         { header: "pip s", align: "right" },
         { header: "pyferry s", align: "right" },
         { header: "speed-up", align: "right" },
+        { header: "CPU s: pip", align: "right" },
+        { header: "pyferry", align: "right" },
       ],
       [
         ...steps.map((s) => [
@@ -405,11 +427,15 @@ function main(): string {
           median(pipOf(s)).toFixed(2),
           median(s.pyferry).toFixed(2),
           `${speedup(s).toFixed(1)}x`,
+          median(pipCpuOf(s)).toFixed(2),
+          median(s.pyferryCpu).toFixed(2),
         ]),
         null,
         [
           "venv creation (pip's; pyferry's is in its install)",
           median(venvTimes).toFixed(2),
+          "-",
+          "-",
           "-",
           "-",
         ],
@@ -418,6 +444,8 @@ function main(): string {
           "-",
           median(copyFloor).toFixed(2),
           `${(median(installWarm.pip) / median(copyFloor)).toFixed(1)}x`,
+          "-",
+          "-",
         ],
       ],
     );
@@ -440,6 +468,7 @@ function main(): string {
       `  cp -a: ${runs(copyFloor)}`,
       "",
       "How it was measured:",
+      "- CPU s: user and system time of the timed command and every process it waited for (worker threads included), median: the work each tool did, which noise on a shared machine (time stolen by other guests, a slow disk) leaves alone where it moves wall times.",
       `- resolve: \`pyferry lock REQS -o pylock.toml\` vs \`pip install --dry-run --ignore-installed ` +
         "--quiet --report FILE REQS` (pip has no lock; its dry-run resolve is the closest peer). " +
         "Cold: empty PYFERRY_CACHE_DIR / pip --cache-dir; warm: the caches of the first cold run.",
