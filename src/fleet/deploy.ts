@@ -21,7 +21,7 @@ import { tagRanks } from "../python/tags.js";
 import { targetFromInterpreter, targetTagList } from "../python/target.js";
 import { satisfies } from "../python/version.js";
 import { type Lock, type LockedFile, readLock } from "../resolve/lock.js";
-import { builtHere, installFile, selectPackages } from "../resolve/lock-select.js";
+import { builtHere, installFile, type LockChoice, selectPackages } from "../resolve/lock-select.js";
 import type { RemoteStore, Tree, TreeStatus } from "../transport/index.js";
 import { treeObjects } from "../transport/index.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -303,7 +303,7 @@ function installsFromWheelhouse(
   inv: Inventory,
 ): void {
   const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
-  for (const p of selectPackages(lock, info)) {
+  for (const p of selectPackages(lock, info, choiceOf(env))) {
     const f = installFile(p, ranks);
     if (!housed.has(f)) {
       throw new UserError(
@@ -350,9 +350,18 @@ function lockFor(
   return found;
 }
 
+/** The extras and dependency groups the inventory picks from the environment's lock. */
+function choiceOf(env: FleetEnv): LockChoice {
+  return { extras: env.extras, groups: env.dependencyGroups };
+}
+
 /** The locked versions this interpreter gets (PEP 751's selection, default groups). */
-function lockedVersions(lock: Lock, info: InterpreterInfo): Map<string, string> {
-  return new Map(selectPackages(lock, info).map((p) => [normalizeName(p.name), p.version]));
+function lockedVersions(
+  lock: Lock,
+  info: InterpreterInfo,
+  choice: LockChoice,
+): Map<string, string> {
+  return new Map(selectPackages(lock, info, choice).map((p) => [normalizeName(p.name), p.version]));
 }
 
 interface Prepared {
@@ -366,7 +375,7 @@ const builds = new Map<string, Promise<Prepared>>();
 
 /** The environment for `env` on interpreter `info`, built here (once per process). */
 function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<Prepared> {
-  const key = JSON.stringify([env.lock ?? env.requirements, info]);
+  const key = JSON.stringify([env.lock ?? env.requirements, info, choiceOf(env)]);
   let found = builds.get(key);
   if (!found) {
     found = (async () => {
@@ -390,6 +399,7 @@ function prepare(env: FleetEnv, info: InterpreterInfo, inv: Inventory): Promise<
         },
         index: wheelhouseSettings(inv),
         lockDir: env.lock ? dirname(env.lock) : dirname(env.requirements as string),
+        choice: choiceOf(env),
       });
       return { lock, envDir: built.dir, tree: envTree(built.dir) };
     })();
@@ -469,7 +479,7 @@ async function planPython(
     const tree = deployedTree(sel, prepared);
     const currentKey = now.link?.split("/").pop();
     const shipping = state.trees.get(tree.key);
-    const wanted = lockedVersions(lock, state.info);
+    const wanted = lockedVersions(lock, state.info, choiceOf(sel.env));
     const changes = diff(now.dists, wanted);
     const pythonChange =
       currentKey !== undefined && currentKey !== tree.key

@@ -23,6 +23,9 @@ export interface FleetEnv {
   /** A requirements file (pip syntax, local) or a lock (pylock.toml), resolved here. */
   requirements?: string;
   lock?: string;
+  /** The lock's extras and dependency groups installed (besides its default groups). */
+  extras: string[];
+  dependencyGroups: string[];
   /** Commands run in the new environment after the switch (e.g. a database migration). */
   hooks: string[];
   /** Run last, e.g. to reload a service. */
@@ -115,6 +118,8 @@ const ENV_KEYS = [
   "python",
   "requirements",
   "lock",
+  "extras",
+  "dependency_groups",
   "hooks",
   "reload",
   "workdir",
@@ -142,12 +147,28 @@ function readEnv(r: Reader, host: string, t: unknown, at: string, defaults: Tabl
   if ((requirements === undefined) === (lock === undefined)) {
     r.fail(at, "needs exactly one of requirements and lock");
   }
+  const extras = r.list(v.extras, `${at}.extras`);
+  const dependencyGroups = r.list(v.dependency_groups, `${at}.dependency_groups`);
+  if (requirements !== undefined && extras.length > 0) {
+    r.fail(
+      `${at}.extras`,
+      "picks from a lock; with requirements, name extras in them (name[extra])",
+    );
+  }
+  if (requirements !== undefined && dependencyGroups.length > 0) {
+    r.fail(
+      `${at}.dependency_groups`,
+      "picks from a lock (pyferry lock PROJECT --group G writes one)",
+    );
+  }
   if (v.compile !== undefined && typeof v.compile !== "boolean")
     r.fail(`${at}.compile`, "must be true or false");
   const env: FleetEnv = {
     host,
     path: posix.normalize(path).replace(/\/+$/, ""),
     python,
+    extras,
+    dependencyGroups,
     hooks: r.list(v.hooks, `${at}.hooks`),
     compile: v.compile === true,
   };

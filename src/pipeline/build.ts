@@ -577,6 +577,17 @@ function damagedCache(err: unknown): unknown {
 }
 
 /** An environment for this lock and interpreter from the cache, built once. */
+/**
+ * What a choice of extras and groups adds to a cached environment's key: nothing for the lock's
+ * default selection, so environments built before choices existed keep their keys.
+ */
+function choiceKey(choice: LockChoice | undefined): string {
+  const extras = [...new Set(choice?.extras ?? [])].sort();
+  const groups = [...new Set(choice?.groups ?? [])].sort();
+  if (extras.length === 0 && groups.length === 0 && !choice?.noDefaultGroups) return "";
+  return `\0${JSON.stringify({ extras, groups, noDefaultGroups: choice?.noDefaultGroups === true })}`;
+}
+
 export async function cachedEnv(
   lockText: string,
   lock: Lock,
@@ -585,7 +596,7 @@ export async function cachedEnv(
 ): Promise<{ dir: string; python: string }> {
   const key = createHash("sha256")
     .update(
-      `${lockText}\0${info.realPath}\0${info.version}\0${opts.bundlePython === true}\0${opts.compile === true}\0${JSON.stringify(opts.venvBase ?? null)}`,
+      `${lockText}\0${info.realPath}\0${info.version}\0${opts.bundlePython === true}\0${opts.compile === true}\0${JSON.stringify(opts.venvBase ?? null)}${choiceKey(opts.choice)}`,
     )
     .digest("hex")
     .slice(0, 32);

@@ -175,6 +175,73 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     );
   });
 
+  test("an environment takes the extras and dependency groups its inventory picks from the lock", async () => {
+    const project = join(work, "app");
+    mkdirSync(project, { recursive: true });
+    writeFileSync(join(project, "app.py"), "import six\n");
+    writeFileSync(
+      join(project, "pyproject.toml"),
+      [
+        "[project]",
+        'name = "app"',
+        'version = "1.0"',
+        'dependencies = ["six"]',
+        "[project.optional-dependencies]",
+        'net = ["idna"]',
+        "[dependency-groups]",
+        'tools = ["tabulate==0.10.0"]',
+        "",
+      ].join("\n"),
+    );
+    await lockFile("app", ["app", "--all-extras", "--all-groups"]);
+    const deploy = async (picks: string[], detail: string) => {
+      const path = inventory("app", ['lock = "app.pylock.toml"', ...picks]);
+      const r = await pyferry(["deploy", "--yes", "-i", "app.toml"]);
+      assert.equal(r.status, 0, show(r));
+      assert.deepEqual(
+        summary(r.stdout).get(`h1:${path}`),
+        { outcome: "changed", detail },
+        show(r),
+      );
+      return path;
+    };
+    await deploy([], "+six 1.17.0");
+    await deploy(['extras = ["net"]'], "+idna 3.20");
+    const path = await deploy(
+      ['extras = ["net"]', 'dependency_groups = ["tools"]'],
+      "+tabulate 0.10.0",
+    );
+    const python = join(path, "bin", "python");
+    const versions = spawnSync(
+      python,
+      ["-c", "import idna, six, tabulate; print(idna.__version__, tabulate.__version__)"],
+      { encoding: "utf8" },
+    );
+    assert.equal(versions.stdout.trim(), "3.20 0.10.0", versions.stderr);
+    await deploy(['dependency_groups = ["tools"]'], "-idna 3.20");
+
+    // A name the lock does not offer fails that environment in a sentence; nothing changes.
+    inventory("app", ['lock = "app.pylock.toml"', 'extras = ["gpu"]']);
+    const refused = await pyferry(["deploy", "--yes", "-i", "app.toml"]);
+    assert.equal(refused.status, 1, show(refused));
+    assert.ok(!hasStackTrace(refused.stderr), show(refused));
+    assert.match(
+      summary(refused.stdout).get(`h1:${path}`)?.detail ?? "",
+      /\bgpu\b.*\bnet\b/,
+      show(refused),
+    );
+    assert.equal(spawnSync(python, ["-c", "import tabulate"]).status, 0);
+
+    // With requirements, extras belong in them: the inventory says so before connecting.
+    inventory("app", ['requirements = "six.txt"', 'extras = ["net"]']);
+    const wrong = await pyferry(["deploy", "--yes", "-i", "app.toml"]);
+    assert.equal(wrong.status, 1, show(wrong));
+    assert.match(
+      wrong.stderr,
+      /extras picks from a lock; with requirements, name extras in them \(name\[extra\]\)/,
+    );
+  });
+
   test("a lock whose requires-python the interpreter does not meet: a sentence naming the inventory's python", async () => {
     const file = await lockFile("oldpy", ["six"]);
     const text = readFileSync(file, "utf8");

@@ -65,6 +65,8 @@ test("hosts, environments, defaults, groups and paths relative to the inventory"
     hooks: ["manage migrate"],
     reload: "systemctl reload shop",
     compile: false,
+    extras: [],
+    dependencyGroups: [],
   });
   assert.equal(web1?.envs[1]?.user, "blog");
   assert.deepEqual(web1?.envs[1]?.hooks, []);
@@ -172,6 +174,14 @@ test("a broken inventory is one sentence naming the file and the key", () => {
     [
       '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\n',
       /needs exactly one of requirements and lock/,
+    ],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\nrequirements = "r"\ndependency_groups = ["dev"]\n',
+      /hosts\.a\.envs\[0\]\.dependency_groups picks from a lock \(pyferry lock PROJECT --group G writes one\)\.$/,
+    ],
+    [
+      '[hosts.a]\n[[hosts.a.envs]]\npath = "/x"\npython = "p"\nlock = "l.toml"\nextras = "gpu"\n',
+      /hosts\.a\.envs\[0\]\.extras must be an array of strings/,
     ],
     ["[hosts.a]\nflavour = 1\n", /hosts\.a\.flavour is not a known key/],
     [
