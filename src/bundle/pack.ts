@@ -41,6 +41,11 @@ export interface PackOptions {
   level?: number;
   /** Keep __pycache__ folders (for environments compiled to hash-based .pyc on purpose). */
   includeBytecode?: boolean;
+  /**
+   * Files made for this bundle (launchers of the project's scripts) at paths under env/ whose
+   * folder the environment has; one replaces the environment's file of the same path.
+   */
+  generated?: { path: string; data: Buffer; mode: 0o644 | 0o755 }[];
 }
 
 export interface PackResult {
@@ -51,9 +56,10 @@ export interface PackResult {
   files: number;
 }
 
-/** An entry to write, and for files where its content comes from. */
+/** An entry to write, and for files where its content comes from: a file, or bytes made here. */
 interface Planned extends TarEntry {
   source?: string;
+  data?: Buffer;
 }
 
 /** The mtime every entry gets: SOURCE_DATE_EPOCH when set, else 0. */
@@ -191,10 +197,15 @@ async function* chunks(path: string, size: number): AsyncGenerator<Buffer> {
   else yield* createReadStream(path, { highWaterMark: WHOLE_READ }) as AsyncIterable<Buffer>;
 }
 
-async function hashFile(path: string, sizeHint: number): Promise<{ sha256: string; size: number }> {
+/** The bytes of a planned file: those made here, else the source file's. */
+function contents(e: Planned): AsyncIterable<Buffer> | Buffer[] {
+  return e.data ? [e.data] : chunks(e.source ?? "", e.size);
+}
+
+async function hashFile(e: Planned): Promise<{ sha256: string; size: number }> {
   const h = createHash("sha256");
   let size = 0;
-  for await (const chunk of chunks(path, sizeHint)) {
+  for await (const chunk of contents(e)) {
     h.update(chunk);
     size += chunk.length;
   }
@@ -246,11 +257,11 @@ async function* tarStream(
   add(Buffer.alloc(padding(body.length)));
   for (const e of entries) {
     add(encodeHeader(e));
-    if (e.type === "file" && e.source !== undefined) {
+    if (e.type === "file") {
       const want = files[e.path];
       const h = createHash("sha256");
       let size = 0;
-      for await (const chunk of chunks(e.source, want.size)) {
+      for await (const chunk of contents(e)) {
         size += chunk.length;
         // Never write more than the header promised, even if the file grew meanwhile.
         if (size > want.size) break;
@@ -292,6 +303,27 @@ function fixGzipHeader(): Transform {
   });
 }
 
+/** The environment's entries with the generated files in, each replacing its path's entry. */
+function withGenerated(
+  env: Planned[],
+  { generated }: PackOptions,
+  links: Record<string, LinkRecord>,
+  mtime: number,
+): Planned[] {
+  if (!generated?.length) return env;
+  const byPath = new Map(env.map((e) => [e.path, e]));
+  for (const g of generated) {
+    const dir = g.path.slice(0, g.path.lastIndexOf("/"));
+    if (!g.path.startsWith("env/") || !isBundlePath(g.path) || byPath.get(dir)?.type !== "dir") {
+      throw new Error(`A generated file must go in a folder of env/, not at ${g.path}.`);
+    }
+    const { path, data, mode } = g;
+    delete links[path];
+    byPath.set(path, { path, type: "file", mode, size: data.length, mtime, data });
+  }
+  return [...byPath.values()];
+}
+
 /** Pack `envDir` and `appFiles` into the tar.gz `output` (published atomically). */
 export async function packBundle(opts: PackOptions): Promise<PackResult> {
   if ((opts.compression ?? "gzip") !== "gzip")
@@ -304,13 +336,13 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
 
   const links: Record<string, LinkRecord> = {};
   const planned = [
-    ...(await planEnv(opts.envDir, mtime, skip, links)).sort((a, b) =>
-      compareBytes(a.path, b.path),
+    ...withGenerated(await planEnv(opts.envDir, mtime, skip, links), opts, links, mtime).sort(
+      (a, b) => compareBytes(a.path, b.path),
     ),
     ...(await planApp(opts.appFiles, mtime, skip)).sort((a, b) => compareBytes(a.path, b.path)),
   ];
   const fileEntries = planned.filter((e) => e.type === "file");
-  const hashes = await mapLimit(fileEntries, 8, (e) => hashFile(e.source ?? "", e.size));
+  const hashes = await mapLimit(fileEntries, 8, hashFile);
   const files: Record<string, FileRecord> = {};
   fileEntries.forEach((e, i) => {
     // The header must promise what the manifest records, even if the file changed since lstat.

@@ -91,6 +91,28 @@ export function launcherScript(ep: EntryPoint): string {
   );
 }
 
+/**
+ * The launcher of a packed project's own script (its `[project.scripts]`): a bundle does not
+ * install the project, so before the import it puts the bundle's app folders (`roots`, relative
+ * to the launcher's own resolved folder, in order) on sys.path, after the script's folder, where
+ * PYTHONPATH would have put them; `pyferry exec` has put them there already.
+ */
+export function appLauncherScript(ep: EntryPoint, roots: readonly string[]): string {
+  return (
+    relocatableHeader() +
+    "import importlib\n" +
+    "import os\n" +
+    "import sys\n" +
+    'if __name__ == "__main__":\n' +
+    "    here = os.path.dirname(os.path.realpath(__file__))\n" +
+    `    for at, root in enumerate(${JSON.stringify(roots)}):\n` +
+    "        root = os.path.normpath(os.path.join(here, root))\n" +
+    "        if root not in sys.path:\n" +
+    "            sys.path.insert(1 + at, root)\n" +
+    `    sys.exit(importlib.import_module(${JSON.stringify(ep.module)}).${ep.attr}())\n`
+  );
+}
+
 const CODING = /^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)/;
 
 /**

@@ -13,6 +13,7 @@ import { warn, writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { LinkMode } from "../install/link-mode.js";
+import { appLauncherScript } from "../install/scripts.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { normalizeName } from "../python/names.js";
 import { tagKey } from "../python/tags.js";
@@ -37,6 +38,7 @@ import {
 } from "./build.js";
 import type { BuildInput } from "./inputs.js";
 import { checkPackName } from "./pack-folder.js";
+import { projectScripts } from "./project-scripts.js";
 
 /**
  * Names of the files inputs are given as: one that is missing is a mistyped path, not a
@@ -301,6 +303,8 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
       `-o ${flags.output ?? output} is ${sameName(output, own)}a file being packed; write the bundle elsewhere.`,
       2,
     );
+  // Read before any work: a malformed [project.scripts] is said at once.
+  const generated = input.project ? projectLaunchers(root, input.importRoots ?? []) : [];
   const bar = progress();
   try {
     const info = await interpreterFor(input, flags.python);
@@ -331,6 +335,7 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
       output,
       outputPlan,
       ...(flags.compile ? { includeBytecode: true } : {}),
+      generated,
     });
     bar.done();
     process.stderr.write(
@@ -339,6 +344,22 @@ export async function packCommand(path: string, flags: BuildFlags): Promise<void
   } finally {
     bar.done();
   }
+}
+
+/**
+ * Launchers in env/bin for the scripts of the project at `root`, which is packed into app/ and
+ * not installed: they find app/ and its import roots from their own place.
+ */
+function projectLaunchers(
+  root: string,
+  importRoots: readonly string[],
+): { path: string; data: Buffer; mode: 0o755 }[] {
+  const roots = ["../../app", ...importRoots.map((r) => `../../app/${r}`)];
+  return projectScripts(root).map((ep) => ({
+    path: `env/bin/${ep.name}`,
+    data: Buffer.from(appLauncherScript(ep, roots)),
+    mode: 0o755,
+  }));
 }
 
 export function manifestHead(

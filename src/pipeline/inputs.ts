@@ -35,6 +35,8 @@ export interface BuildInput {
   root?: string;
   /** Folders under `root` (a src layout's `src`) that must be on the path for its imports. */
   importRoots?: string[];
+  /** The input is a project folder (pyproject.toml or setup.py), at `root`. */
+  project?: boolean;
   name?: string;
 }
 
@@ -225,6 +227,7 @@ export async function fromScript(path: string, opts: AnalyzeOptions): Promise<Bu
     root: report.kind === "project" ? path : dirname(path),
     ...(report.kind === "project"
       ? {
+          project: true,
           importRoots: projectImportRoots(path).filter((r) =>
             report.local_files.some((f) => f.startsWith(`${r}/`)),
           ),

@@ -87,12 +87,23 @@ describe("pack --folder takes pack's options", () => {
   });
 });
 
-test("a packed src-layout project imports from its bundle", () => {
+test("a packed src-layout project imports from its bundle, and its scripts have launchers", () => {
   const dir = temp({
-    "proj/pyproject.toml":
-      '[project]\nname = "mypkg"\nversion = "1.0"\ndependencies = ["tabulate"]\n',
+    "proj/pyproject.toml": [
+      "[project]",
+      'name = "mypkg"',
+      'version = "1.0"',
+      'dependencies = ["tabulate"]',
+      "[project.scripts]",
+      'hello = "mypkg.cli:main"',
+      "[project.gui-scripts]",
+      'hello-gui = "mypkg.cli:gui"',
+      "",
+    ].join("\n"),
     "proj/src/mypkg/__init__.py": "from mypkg.core import VALUE\n",
     "proj/src/mypkg/core.py": "import tabulate\nVALUE = 42\n",
+    "proj/src/mypkg/cli.py":
+      "import sys\nfrom mypkg import VALUE\ndef main():\n    print('hello', VALUE, sys.argv[1:])\n    return 3\ndef gui():\n    print('gui')\n",
   });
   const packed = pyferry(["pack", "proj", "--no-bundle-python"], { cwd: dir });
   assert.equal(packed.status, 0, packed.stderr);
@@ -102,6 +113,30 @@ test("a packed src-layout project imports from its bundle", () => {
   );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, "42\n");
+  // The project is not installed; its scripts run from env/bin, through exec or on their own.
+  const script = pyferry(["exec", "proj.tar.gz", "--", "hello", "a b"], { cwd: dir });
+  assert.equal(script.status, 3, script.stderr);
+  assert.equal(script.stdout, "hello 42 ['a b']\n");
+  const out = join(dir, "unpacked");
+  mkdirSync(out);
+  assert.equal(spawnSync("tar", ["-xzf", join(dir, "proj.tar.gz"), "-C", out]).status, 0);
+  const alone = spawnSync(join(out, "env", "bin", "hello"), [], { cwd: "/", encoding: "utf8" });
+  assert.equal(alone.status, 3, alone.stderr);
+  assert.equal(alone.stdout, "hello 42 []\n");
+  const gui = spawnSync(join(out, "env", "bin", "hello-gui"), [], { encoding: "utf8" });
+  assert.equal(gui.stdout, "gui\n", gui.stderr);
+
+  writeFileSync(
+    join(dir, "proj", "pyproject.toml"),
+    '[project]\nname = "mypkg"\nversion = "1.0"\n[project.scripts]\nhello = "mypkg.cli"\n',
+  );
+  const bad = pyferry(["pack", "proj", "-o", "bad.tar.gz", "--no-bundle-python"], { cwd: dir });
+  assert.equal(bad.status, 1, bad.stderr);
+  assert.match(
+    bad.stderr,
+    /^error: \S+pyproject\.toml has an invalid console_scripts entry "hello = mypkg\.cli": a script needs a callable after a colon\.\n$/,
+  );
+  assert.ok(!existsSync(join(dir, "bad.tar.gz")));
 });
 
 test("pack -n takes a plain name only, refused before any work", () => {
