@@ -47,16 +47,20 @@ export function settle(): void {
   spawnSync("sync");
 }
 
+let ticksPerSecond: number | undefined;
+
 /**
  * CPU seconds (user and system) of this process's children that have ended and been waited
  * for, and of their own waited-for children: /proc/self/stat's cutime and cstime, in the
- * kernel's USER_HZ ticks, which are 1/100 s on Linux.
+ * kernel's USER_HZ ticks (getconf CLK_TCK; 100 on Linux).
  */
 export function childrenCpuSeconds(): number {
+  ticksPerSecond ??=
+    Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
   const stat = readFileSync("/proc/self/stat", "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // Fields 16 and 17 of proc(5), counted from the state (field 3) at index 0 here.
-  return (Number(fields[13]) + Number(fields[14])) / 100;
+  return (Number(fields[13]) + Number(fields[14])) / ticksPerSecond;
 }
 
 /** A Debian package a benchmark needs, and how to tell that it is there. */

@@ -10,26 +10,45 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const gyp = process.env.npm_config_node_gyp;
-const skipped = (why) => {
+const skipped = (why, advice) => {
   console.error(
-    `pyferry: native unpacking not built (${why}); wheels are unpacked with zlib, more slowly. ` +
-      "Install libdeflate-dev and run `npm run build:native` to build it.",
+    `pyferry: native unpacking not built (${why}); wheels are unpacked with zlib, more slowly. ${advice}`,
   );
 };
+const RETRY = "Then run `npm run build:native` to build it.";
 if (!gyp) {
-  skipped("this script is run by npm, which provides node-gyp");
+  skipped(
+    "this script is run by npm, which provides node-gyp",
+    `Run it as \`npm run build:native\`.`,
+  );
 } else {
+  // node-gyp fetches Node's headers when npm's `nodedir` names none: a network that swallows
+  // the request must not hold the install up for ever.
   const r = spawnSync(process.execPath, [gyp, "rebuild", "--directory", join(root, "native")], {
     encoding: "utf8",
+    timeout: 300_000,
+    killSignal: "SIGKILL",
   });
   if (r.error || r.status !== 0) {
     const log = `${r.stdout ?? ""}\n${r.stderr ?? ""}`;
-    const lines = log.split("\n").filter((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l));
-    const why = /libdeflate\.h/.test(log)
-      ? "libdeflate's headers are missing"
-      : r.error
+    if (/libdeflate\.h/.test(log)) {
+      skipped(
+        "libdeflate's headers are missing",
+        `Install libdeflate-dev (Debian's name). ${RETRY}`,
+      );
+    } else if (
+      /gyp (WARN|ERR!) install|node-gyp.* headers|ENOTFOUND|ETIMEDOUT|ECONNREFUSED/.test(log)
+    ) {
+      skipped(
+        "node-gyp could not get Node's headers",
+        `Set npm's nodedir to a folder holding Node's include/node, or let node-gyp download them. ${RETRY}`,
+      );
+    } else {
+      const lines = log.split("\n").filter((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l));
+      const why = r.error
         ? r.error.message
         : (lines[0]?.trim() ?? `node-gyp exited with ${r.status}`);
-    skipped(why);
+      skipped(why, `It needs a C compiler and libdeflate-dev. ${RETRY}`);
+    }
   }
 }

@@ -31,9 +31,13 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v rsync >/dev/null || [ ! -e /usr/inclu
     echo "test.sh: /usr/sbin/sshd, rsync, zsh, fish, tcsh or libdeflate's headers are missing; install openssh-server, rsync, zsh, fish, tcsh and libdeflate-dev (the tests that need them are skipped)" >&2
   fi
 fi
-# npm install built the addon if libdeflate's headers were there then; with them, it must load.
+# npm install built the addon if libdeflate's headers were there then; with them, it must load,
+# built from the sources as they are now.
 if [ -e /usr/include/libdeflate.h ]; then
-  [ -e native/build/Release/pyferry_inflate.node ] || npm run -s build:native
+  addon=native/build/Release/pyferry_inflate.node
+  if [ ! -e "$addon" ] || [ native/inflate.c -nt "$addon" ] || [ native/binding.gyp -nt "$addon" ]; then
+    npm run -s build:native
+  fi
   export PYFERRY_REQUIRE_NATIVE=1
 fi
 # A clean build, so that tests of deleted sources cannot linger in dist/.

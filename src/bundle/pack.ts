@@ -43,7 +43,8 @@ export interface PackOptions {
   includeBytecode?: boolean;
   /**
    * Files made for this bundle (launchers of the project's scripts) at paths under env/ whose
-   * folder the environment has; one replaces the environment's file of the same path.
+   * folder the environment has; one replaces the environment's file (not a link or folder) of
+   * the same path.
    */
   generated?: { path: string; data: Buffer; mode: 0o644 | 0o755 }[];
 }
@@ -304,21 +305,23 @@ function fixGzipHeader(): Transform {
 }
 
 /** The environment's entries with the generated files in, each replacing its path's entry. */
-function withGenerated(
-  env: Planned[],
-  { generated }: PackOptions,
-  links: Record<string, LinkRecord>,
-  mtime: number,
-): Planned[] {
+function withGenerated(env: Planned[], { generated }: PackOptions, mtime: number): Planned[] {
   if (!generated?.length) return env;
   const byPath = new Map(env.map((e) => [e.path, e]));
   for (const g of generated) {
     const dir = g.path.slice(0, g.path.lastIndexOf("/"));
-    if (!g.path.startsWith("env/") || !isBundlePath(g.path) || byPath.get(dir)?.type !== "dir") {
-      throw new Error(`A generated file must go in a folder of env/, not at ${g.path}.`);
+    const there = byPath.get(g.path)?.type;
+    if (
+      !g.path.startsWith("env/") ||
+      !isBundlePath(g.path) ||
+      byPath.get(dir)?.type !== "dir" ||
+      (there !== undefined && there !== "file")
+    ) {
+      throw new Error(
+        `A generated file must go in a folder of env/, over no link or folder: ${g.path}.`,
+      );
     }
     const { path, data, mode } = g;
-    delete links[path];
     byPath.set(path, { path, type: "file", mode, size: data.length, mtime, data });
   }
   return [...byPath.values()];
@@ -336,8 +339,8 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
 
   const links: Record<string, LinkRecord> = {};
   const planned = [
-    ...withGenerated(await planEnv(opts.envDir, mtime, skip, links), opts, links, mtime).sort(
-      (a, b) => compareBytes(a.path, b.path),
+    ...withGenerated(await planEnv(opts.envDir, mtime, skip, links), opts, mtime).sort((a, b) =>
+      compareBytes(a.path, b.path),
     ),
     ...(await planApp(opts.appFiles, mtime, skip)).sort((a, b) => compareBytes(a.path, b.path)),
   ];

@@ -352,7 +352,8 @@ function lockFor(
 
 /** The extras and dependency groups the inventory picks from the environment's lock. */
 function choiceOf(env: FleetEnv): LockChoice {
-  return { extras: env.extras, groups: env.dependencyGroups };
+  const names = (xs: string[]) => [...new Set(xs.map(normalizeName))].sort();
+  return { extras: names(env.extras), groups: names(env.dependencyGroups) };
 }
 
 /** The locked versions this interpreter gets (PEP 751's selection, default groups). */

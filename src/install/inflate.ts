@@ -36,8 +36,9 @@ const INVALID = "its compressed data is invalid";
  * further than the declared size stops a zip bomb early.
  */
 export function inflateWithZlib(raw: Uint8Array, size: number): Buffer {
+  let out: Buffer;
   try {
-    return inflateRawSync(raw, {
+    out = inflateRawSync(raw, {
       maxOutputLength: Math.max(1, size),
       // One output buffer per entry, sized to it: zlib's default 16 KiB pieces are joined by a
       // copy, a buffer of exactly the size makes Node allocate a second one for the end of the
@@ -50,6 +51,9 @@ export function inflateWithZlib(raw: Uint8Array, size: number): Buffer {
     if (typeof code === "string" && code.startsWith("Z_")) throw new Error(INVALID);
     throw err;
   }
+  // zlib needs room for one byte: an entry declared empty may have filled it.
+  if (out.length > size) throw new Error(TOO_LONG);
+  return out;
 }
 
 let out = Buffer.allocUnsafe(0);

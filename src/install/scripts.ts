@@ -38,6 +38,29 @@ export interface ScriptEntryPoints {
 
 const DOTTED = /^[\p{L}_][\p{L}\p{N}_]*(?:\.[\p{L}_][\p{L}\p{N}_]*)*$/u;
 
+/** An interpreter's name in an environment's scripts folder (python3.13t too), any case. */
+export const INTERPRETER_NAME = /^python(\d+(\.\d+)*t?)?$/i;
+
+/**
+ * The entry point `name = value` (`module:attr`, extras in brackets after it ignored, as they
+ * are for the installer to check); `bad` throws, saying why it is not one.
+ */
+export function readEntryPoint(
+  name: string,
+  value: string,
+  bad: (why: string) => never,
+): EntryPoint {
+  const ref = value.replace(/\[[^\]]*\]\s*$/, "").trim();
+  if (name === "" || name === "." || name === ".." || /[/\\\0]/.test(name))
+    bad("the name is not a file name");
+  const colon = ref.indexOf(":");
+  if (colon < 0) bad("a script needs a callable after a colon");
+  const module = ref.slice(0, colon).trim();
+  const attr = ref.slice(colon + 1).trim();
+  if (!DOTTED.test(module) || !DOTTED.test(attr)) bad("the reference is not module:attribute");
+  return { name, module, attr };
+}
+
 /** Throws a UserError naming `source` (the wheel) when the text is malformed. */
 export function parseEntryPoints(text: string, source: string): ScriptEntryPoints {
   const result: ScriptEntryPoints = { console: [], gui: [] };
@@ -63,19 +86,7 @@ export function parseEntryPoints(text: string, source: string): ScriptEntryPoint
       throw new UserError(`${source} has an invalid ${sectionName} entry "${line}": ${why}.`);
     };
     if (eq <= 0) bad('it is not "name = module:attribute"');
-    const name = line.slice(0, eq).trim();
-    // Extras in brackets are for the installer to check, not part of the reference.
-    const value = line
-      .slice(eq + 1)
-      .replace(/\[[^\]]*\]\s*$/, "")
-      .trim();
-    if (name === "." || name === ".." || /[/\\\0]/.test(name)) bad("the name is not a file name");
-    const colon = value.indexOf(":");
-    if (colon < 0) bad("a script needs a callable after a colon");
-    const module = value.slice(0, colon).trim();
-    const attr = value.slice(colon + 1).trim();
-    if (!DOTTED.test(module) || !DOTTED.test(attr)) bad("the reference is not module:attribute");
-    section.push({ name, module, attr });
+    section.push(readEntryPoint(line.slice(0, eq).trim(), line.slice(eq + 1), bad));
   }
   return result;
 }

@@ -28,7 +28,7 @@ import type { EnvLayout } from "./env.js";
 import type { LinkMode } from "./link-mode.js";
 import { createLimiter, mapLimit, settleAll } from "./pool.js";
 import { formatRecord, parseRecord, type RecordRow, sha256Record } from "./record.js";
-import { launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
+import { INTERPRETER_NAME, launcherScript, parseEntryPoints, rewriteScript } from "./scripts.js";
 import { CachedTreeChanged, cachedFileChange } from "./tree-check.js";
 import type { UnpackedFile } from "./wheel-archive.js";
 
@@ -277,8 +277,7 @@ function ownFiles(layout: EnvLayout): (dest: string) => boolean {
     if (dest.startsWith(stdlib)) return !sites.some((s) => dest.startsWith(s)) && existsSync(dest);
     const dir = dirname(dest);
     const name = basename(dest).toLowerCase();
-    if (dir === layout.scripts)
-      return name === "pyvenv.cfg" || /^python(\d+(\.\d+)*t?)?$/.test(name);
+    if (dir === layout.scripts) return name === "pyvenv.cfg" || INTERPRETER_NAME.test(name);
     if (dir === layout.root) return name === "pyvenv.cfg";
     return dir === lib && name.startsWith("libpython") && existsSync(dest);
   };

@@ -36,6 +36,7 @@ import { startUnpackers, unpackMany } from "../install/unpack-pool.js";
 import { BatchInstall, installAll } from "../install/wheel-install.js";
 import { findInterpreter, type InterpreterInfo, probeInterpreter } from "../python/interpreter.js";
 import type { CoreMetadata } from "../python/metadata.js";
+import { normalizeName } from "../python/names.js";
 import type { Requirement } from "../python/requirement.js";
 import { parseWheelFilename, tagRanks } from "../python/tags.js";
 import { type Target, targetFromInterpreter, targetTagList } from "../python/target.js";
@@ -576,18 +577,19 @@ function damagedCache(err: unknown): unknown {
   return new CachedTreeChanged(dir, dir, lost ? `${lost} is missing` : "it is gone");
 }
 
-/** An environment for this lock and interpreter from the cache, built once. */
 /**
  * What a choice of extras and groups adds to a cached environment's key: nothing for the lock's
  * default selection, so environments built before choices existed keep their keys.
  */
 function choiceKey(choice: LockChoice | undefined): string {
-  const extras = [...new Set(choice?.extras ?? [])].sort();
-  const groups = [...new Set(choice?.groups ?? [])].sort();
+  const names = (xs: string[] | undefined) => [...new Set((xs ?? []).map(normalizeName))].sort();
+  const extras = names(choice?.extras);
+  const groups = names(choice?.groups);
   if (extras.length === 0 && groups.length === 0 && !choice?.noDefaultGroups) return "";
   return `\0${JSON.stringify({ extras, groups, noDefaultGroups: choice?.noDefaultGroups === true })}`;
 }
 
+/** An environment for this lock and interpreter from the cache, built once. */
 export async function cachedEnv(
   lockText: string,
   lock: Lock,

@@ -5,10 +5,23 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parsePyproject } from "../analyze/declared.js";
-import { type EntryPoint, parseEntryPoints } from "../install/scripts.js";
+import { type EntryPoint, INTERPRETER_NAME, readEntryPoint } from "../install/scripts.js";
 import { UserError } from "../util/errors.js";
 
-/** The project's scripts, console and GUI alike (on POSIX both are the same launcher). */
+/** Names a script may not take in a bundle's env/bin: the environment's own files there. */
+const OWN_SCRIPTS = new Set([
+  "pyvenv.cfg",
+  "activate",
+  "activate.csh",
+  "activate.fish",
+  "activate.ps1",
+]);
+
+/**
+ * The project's scripts, console and GUI alike (on POSIX both are the same launcher). Every
+ * entry is checked: a malformed one, a name in both tables, or a name the environment's own
+ * files have (its interpreter, its activation scripts) is refused in a sentence.
+ */
 export function projectScripts(dir: string): EntryPoint[] {
   const path = join(dir, "pyproject.toml");
   let text: string;
@@ -19,26 +32,28 @@ export function projectScripts(dir: string): EntryPoint[] {
   }
   const project = parsePyproject(text, path).project;
   if (typeof project !== "object" || project === null) return [];
-  const lines: string[] = [];
-  for (const [key, section] of [
-    ["scripts", "console_scripts"],
-    ["gui-scripts", "gui_scripts"],
-  ] as const) {
+  const found = new Map<string, { ep: EntryPoint; table: string }>();
+  for (const key of ["scripts", "gui-scripts"]) {
     const table = (project as Record<string, unknown>)[key];
     if (table === undefined) continue;
+    const at = `[project.${key}]`;
     if (typeof table !== "object" || table === null || Array.isArray(table)) {
-      throw new UserError(`${path}: [project.${key}] must be a table of "name = module:function".`);
+      throw new UserError(`${path}: ${at} must be a table of "name = module:function".`);
     }
-    lines.push(`[${section}]`);
     for (const [name, value] of Object.entries(table)) {
-      if (typeof value !== "string" || name.includes("=") || /[\r\n]/.test(name + value)) {
-        throw new UserError(
-          `${path}: [project.${key}] ${JSON.stringify(name)} must be a string "module:function".`,
-        );
+      const bad = (why: string): never => {
+        throw new UserError(`${path}: ${at} ${JSON.stringify(name)} is invalid: ${why}.`);
+      };
+      if (typeof value !== "string") bad('its value is not a string "module:function"');
+      if (name !== name.trim()) bad("the name starts or ends with a space");
+      const ep = readEntryPoint(name, value as string, bad);
+      if (INTERPRETER_NAME.test(name) || OWN_SCRIPTS.has(name.toLowerCase())) {
+        bad(`it would replace the environment's own bin/${name}`);
       }
-      lines.push(`${name} = ${value}`);
+      const twice = found.get(name);
+      if (twice) bad(`${twice.table} has a script of that name too`);
+      found.set(name, { ep, table: at });
     }
   }
-  const scripts = parseEntryPoints(lines.join("\n"), path);
-  return [...scripts.console, ...scripts.gui];
+  return [...found.values()].map((f) => f.ep);
 }

@@ -126,16 +126,43 @@ test("a packed src-layout project imports from its bundle, and its scripts have 
   const gui = spawnSync(join(out, "env", "bin", "hello-gui"), [], { encoding: "utf8" });
   assert.equal(gui.stdout, "gui\n", gui.stderr);
 
-  writeFileSync(
-    join(dir, "proj", "pyproject.toml"),
-    '[project]\nname = "mypkg"\nversion = "1.0"\n[project.scripts]\nhello = "mypkg.cli"\n',
-  );
-  const bad = pyferry(["pack", "proj", "-o", "bad.tar.gz", "--no-bundle-python"], { cwd: dir });
-  assert.equal(bad.status, 1, bad.stderr);
-  assert.match(
-    bad.stderr,
-    /^error: \S+pyproject\.toml has an invalid console_scripts entry "hello = mypkg\.cli": a script needs a callable after a colon\.\n$/,
-  );
+  // Refused before any work, in a sentence: nothing is written.
+  const head = '[project]\nname = "mypkg"\nversion = "1.0"\n';
+  for (const [tables, message] of [
+    [
+      '[project.scripts]\nhello = "mypkg.cli"\n',
+      /"hello" is invalid: a script needs a callable after a colon/,
+    ],
+    [
+      "[project.scripts]\nhello = 1\n",
+      /"hello" is invalid: its value is not a string "module:function"/,
+    ],
+    ['[project.scripts]\n"a/b" = "m:f"\n', /"a\/b" is invalid: the name is not a file name/],
+    [
+      '[project.scripts]\npython = "mypkg.cli:main"\n',
+      /"python" is invalid: it would replace the environment's own bin\/python/,
+    ],
+    [
+      '[project.gui-scripts]\n"Python3.11" = "mypkg.cli:main"\n',
+      /"Python3\.11" is invalid: it would replace/,
+    ],
+    ['[project.scripts]\nactivate = "mypkg.cli:main"\n', /"activate" is invalid: it would replace/],
+    [
+      '[project.scripts]\nhello = "mypkg.cli:main"\n[project.gui-scripts]\nhello = "mypkg.cli:gui"\n',
+      /\[project\.gui-scripts\] "hello" is invalid: \[project\.scripts\] has a script of that name too/,
+    ],
+  ] as const) {
+    writeFileSync(join(dir, "proj", "pyproject.toml"), head + tables);
+    const bad = pyferry(["pack", "proj", "-o", "bad.tar.gz", "--no-bundle-python"], { cwd: dir });
+    assert.equal(bad.status, 1, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /^error: \S+pyproject\.toml: \[project\.[a-z-]+\] "[^"]+" is invalid: [^\n]+\.\n$/,
+      tables,
+    );
+    assert.match(bad.stderr, message, tables);
+    assert.doesNotMatch(bad.stderr, /Resolving|Packed/);
+  }
   assert.ok(!existsSync(join(dir, "bad.tar.gz")));
 });
 

@@ -117,6 +117,18 @@ describe("inflate", () => {
     };
   })();
 
+  test("an entry declared empty that holds a byte: both say it inflates to more", () => {
+    const one = deflateRawSync(Buffer.from("x"));
+    assert.throws(
+      () => inflateWithZlib(one, 0),
+      /^Error: it inflates to more than its declared size$/,
+    );
+    assert.throws(
+      () => inflateEntry(one, 0),
+      /^Error: it inflates to more than its declared size$/,
+    );
+  });
+
   test("zlib: bad streams are refused in one clause", () => {
     assert.throws(
       () => inflateWithZlib(bad.raw, 100),
