@@ -20,7 +20,7 @@ import { probeSource } from "../python/probe.js";
 import { tagRanks } from "../python/tags.js";
 import { targetFromInterpreter, targetTagList } from "../python/target.js";
 import { satisfies } from "../python/version.js";
-import { type Lock, type LockedFile, readLock } from "../resolve/lock.js";
+import { type Lock, type LockedFile, type LockedPackage, readLock } from "../resolve/lock.js";
 import { builtHere, installFile, type LockChoice, selectPackages } from "../resolve/lock-select.js";
 import type { RemoteStore, Tree, TreeStatus } from "../transport/index.js";
 import { treeObjects } from "../transport/index.js";
@@ -303,7 +303,7 @@ function installsFromWheelhouse(
   inv: Inventory,
 ): void {
   const ranks = tagRanks(targetTagList(targetFromInterpreter(info)));
-  for (const p of selectPackages(lock, info, choiceOf(env))) {
+  for (const p of selectFor(env, lock, info)) {
     const f = installFile(p, ranks);
     if (!housed.has(f)) {
       throw new UserError(
@@ -356,13 +356,22 @@ function choiceOf(env: FleetEnv): LockChoice {
   return { extras: names(env.extras), groups: names(env.dependencyGroups) };
 }
 
-/** The locked versions this interpreter gets (PEP 751's selection, default groups). */
-function lockedVersions(
-  lock: Lock,
-  info: InterpreterInfo,
-  choice: LockChoice,
-): Map<string, string> {
-  return new Map(selectPackages(lock, info, choice).map((p) => [normalizeName(p.name), p.version]));
+/**
+ * What the environment installs from the lock for this interpreter (PEP 751's selection: the
+ * default groups and the inventory's choice); a refusal names the environment's lock file.
+ */
+function selectFor(env: FleetEnv, lock: Lock, info: InterpreterInfo): LockedPackage[] {
+  try {
+    return selectPackages(lock, info, choiceOf(env));
+  } catch (err) {
+    if (err instanceof UserError && env.lock) throw new UserError(`${env.lock}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The locked versions the environment gets on this interpreter. */
+function lockedVersions(env: FleetEnv, lock: Lock, info: InterpreterInfo): Map<string, string> {
+  return new Map(selectFor(env, lock, info).map((p) => [normalizeName(p.name), p.version]));
 }
 
 interface Prepared {
@@ -480,7 +489,7 @@ async function planPython(
     const tree = deployedTree(sel, prepared);
     const currentKey = now.link?.split("/").pop();
     const shipping = state.trees.get(tree.key);
-    const wanted = lockedVersions(lock, state.info, choiceOf(sel.env));
+    const wanted = lockedVersions(sel.env, lock, state.info);
     const changes = diff(now.dists, wanted);
     const pythonChange =
       currentKey !== undefined && currentKey !== tree.key

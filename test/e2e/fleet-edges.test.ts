@@ -227,7 +227,7 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     assert.ok(!hasStackTrace(refused.stderr), show(refused));
     assert.match(
       summary(refused.stdout).get(`h1:${path}`)?.detail ?? "",
-      /\bgpu\b.*\bnet\b/,
+      /^\S+app\.pylock\.toml: The lock has no extra "gpu" \(it offers net\)$/,
       show(refused),
     );
     assert.equal(spawnSync(python, ["-c", "import tabulate"]).status, 0);
