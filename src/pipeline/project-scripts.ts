@@ -5,17 +5,14 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parsePyproject } from "../analyze/declared.js";
+import { ACTIVATE_SCRIPTS } from "../install/activate.js";
 import { type EntryPoint, INTERPRETER_NAME, readEntryPoint } from "../install/scripts.js";
 import { UserError } from "../util/errors.js";
 
 /** Names a script may not take in a bundle's env/bin: the environment's own files there. */
-const OWN_SCRIPTS = new Set([
-  "pyvenv.cfg",
-  "activate",
-  "activate.csh",
-  "activate.fish",
-  "activate.ps1",
-]);
+const OWN_SCRIPTS = new Set(
+  ["pyvenv.cfg", ...Object.keys(ACTIVATE_SCRIPTS)].map((n) => n.toLowerCase()),
+);
 
 /**
  * The project's scripts, console and GUI alike (on POSIX both are the same launcher). Every
