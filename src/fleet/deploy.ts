@@ -350,10 +350,12 @@ function lockFor(
   return found;
 }
 
-/** The extras and dependency groups the inventory picks from the environment's lock. */
+/**
+ * The extras and dependency groups the inventory picks from the environment's lock (spelt as
+ * there: selection and cachedEnv's key normalize the names).
+ */
 function choiceOf(env: FleetEnv): LockChoice {
-  const names = (xs: string[]) => [...new Set(xs.map(normalizeName))].sort();
-  return { extras: names(env.extras), groups: names(env.dependencyGroups) };
+  return { extras: env.extras, groups: env.dependencyGroups };
 }
 
 /**

@@ -91,35 +91,29 @@ export function parseEntryPoints(text: string, source: string): ScriptEntryPoint
   return result;
 }
 
-/** The launcher script for an entry point; it names nothing that could clash with the target. */
-export function launcherScript(ep: EntryPoint): string {
-  return (
-    relocatableHeader() +
-    "import importlib\n" +
-    "import sys\n" +
-    'if __name__ == "__main__":\n' +
-    `    sys.exit(importlib.import_module(${JSON.stringify(ep.module)}).${ep.attr}())\n`
-  );
-}
-
 /**
- * The launcher of a packed project's own script (its `[project.scripts]`): a bundle does not
- * install the project, so before the import it puts the bundle's app folders (`roots`, relative
- * to the launcher's own resolved folder, in order) on sys.path, after the script's folder, where
- * PYTHONPATH would have put them; `pyferry exec` has put them there already.
+ * The launcher script for an entry point; it names nothing that could clash with the target.
+ * A packed project's own scripts pass `appRoots`: a bundle does not install the project, so
+ * before the import the launcher puts the bundle's app folders (relative to its own resolved
+ * folder, in order) on sys.path after the script's folder, where PYTHONPATH would have put
+ * them (`pyferry exec` has put them there already).
  */
-export function appLauncherScript(ep: EntryPoint, roots: readonly string[]): string {
+export function launcherScript(ep: EntryPoint, appRoots: readonly string[] = []): string {
+  const paths =
+    appRoots.length === 0
+      ? ""
+      : "    import os\n" +
+        "    here = os.path.dirname(os.path.realpath(__file__))\n" +
+        `    for at, root in enumerate(${JSON.stringify(appRoots)}):\n` +
+        "        root = os.path.normpath(os.path.join(here, root))\n" +
+        "        if root not in sys.path:\n" +
+        "            sys.path.insert(1 + at, root)\n";
   return (
     relocatableHeader() +
     "import importlib\n" +
-    "import os\n" +
     "import sys\n" +
     'if __name__ == "__main__":\n' +
-    "    here = os.path.dirname(os.path.realpath(__file__))\n" +
-    `    for at, root in enumerate(${JSON.stringify(roots)}):\n` +
-    "        root = os.path.normpath(os.path.join(here, root))\n" +
-    "        if root not in sys.path:\n" +
-    "            sys.path.insert(1 + at, root)\n" +
+    paths +
     `    sys.exit(importlib.import_module(${JSON.stringify(ep.module)}).${ep.attr}())\n`
   );
 }

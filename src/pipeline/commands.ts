@@ -13,7 +13,7 @@ import { warn, writeJson } from "../cli/output.js";
 import { loadPipSettings } from "../index/pip-config.js";
 import { cacheInfo } from "../install/cache.js";
 import type { LinkMode } from "../install/link-mode.js";
-import { appLauncherScript } from "../install/scripts.js";
+import { launcherScript } from "../install/scripts.js";
 import type { InterpreterInfo } from "../python/interpreter.js";
 import { normalizeName } from "../python/names.js";
 import { tagKey } from "../python/tags.js";
@@ -357,7 +357,7 @@ function projectLaunchers(
   const roots = ["../../app", ...importRoots.map((r) => `../../app/${r}`)];
   return projectScripts(root).map((ep) => ({
     path: `env/bin/${ep.name}`,
-    data: Buffer.from(appLauncherScript(ep, roots)),
+    data: Buffer.from(launcherScript(ep, roots)),
     mode: 0o755,
   }));
 }
