@@ -1,6 +1,7 @@
 /** Small pieces every benchmark script uses. */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 
 /** Progress goes to stderr so that stdout holds only the tables. */
 export function progress(message: string): void {
@@ -45,6 +46,27 @@ export function median(values: number[]): number {
  */
 export function settle(): void {
   spawnSync("sync");
+}
+
+/**
+ * Bytes of the regular files under `dir` (links not followed; 0 where nothing is), as
+ * src/util/tree-bytes.ts counts them, synchronously for the benchmarks' synchronous steps.
+ */
+export function treeBytes(dir: string): number {
+  let total = 0;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const p = join(dir, name);
+    const st = lstatSync(p);
+    if (st.isDirectory()) total += treeBytes(p);
+    else if (st.isFile()) total += st.size;
+  }
+  return total;
 }
 
 let ticksPerSecond: number | undefined;

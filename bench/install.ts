@@ -12,11 +12,9 @@ import { spawnSync } from "node:child_process";
 import {
   closeSync,
   existsSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readFileSync,
   rmSync,
   statfsSync,
@@ -35,6 +33,7 @@ import {
   progress,
   runBench,
   settle,
+  treeBytes,
 } from "./common.js";
 import { formatTable } from "./table.js";
 
@@ -125,20 +124,6 @@ function settleDisk(dir: string): number[] {
     probes.push(fileMakingProbe(dir));
   }
   return probes;
-}
-
-/** Total size of the files under `path` (0 when it does not exist). */
-function treeBytes(path: string): number {
-  let st: ReturnType<typeof lstatSync>;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return 0;
-  }
-  if (!st.isDirectory()) return st.size;
-  let total = 0;
-  for (const name of readdirSync(path)) total += treeBytes(join(path, name));
-  return total;
 }
 
 function mib(bytes: number): string {

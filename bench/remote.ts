@@ -45,6 +45,7 @@ import {
   progress,
   settle,
   sshLabNeeds,
+  treeBytes,
 } from "./common.js";
 import { formatTable } from "./table.js";
 
@@ -168,20 +169,6 @@ function countEntries(dir: string, skip: ReadonlySet<string> = new Set()): numbe
   };
   walk(dir, true);
   return n;
-}
-
-function treeBytes(dir: string): number {
-  let total = 0;
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      const st = lstatSync(p);
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) total += st.size;
-    }
-  };
-  walk(dir);
-  return total;
 }
 
 /** Run `fn` and count what passed the proxy client -> server meanwhile. */
