@@ -9,13 +9,15 @@
  *      the same initial set;
  *   b. a no-op redeploy of the same state with both;
  *   c. that no-op again, each tool reusing the ssh connections its previous run kept open;
- *   d. the change again from the initial set, over kept connections.
+ *   d. the change again from the initial set, over kept connections;
+ *   e. the no-op of b with both tools preferring a classical key exchange (X25519), to show
+ *      what the default post-quantum one costs a fresh login.
  *
  * Every repeat starts over: the hosts' environments and pyferry's store there are removed and
  * pyferry gets an empty local cache, then both tools deploy the initial set (untimed), then the
- * change is timed, then the no-op, then the no-op over kept connections; then the same reset
- * and initial deploy, and the change over kept connections. Both sides are checked after every
- * timed step.
+ * change is timed, then the no-op, then the no-op with a classical key exchange, then the no-op
+ * over kept connections; then the same reset and initial deploy, and the change over kept
+ * connections. Both sides are checked after every timed step.
  *
  * Environment: PYFERRY_BENCH_REPEAT (default 3; medians are shown), PYFERRY_BENCH_KEEP=1 (keep
  * the temporary folder), PYFERRY_BENCH_PYTHON (the hosts' CPython 3.11; default: pyenv's).
@@ -52,6 +54,8 @@ const PYFERRY = fileURLToPath(new URL("../../bin/pyferry.js", import.meta.url));
 const HOSTS = 10;
 const TARGET_RATIO = 5;
 const TARGET_NOOP_MS = 1000;
+/** Step e's key exchange (classical X25519, no post-quantum part). */
+const CLASSICAL_KEX = "curve25519-sha256";
 /** The store's folder under a host's $HOME (transport/scripts.ts PRELUDE). */
 const STORE = join(".cache", "pyferry-remote");
 /** The interpreter Ansible's modules run with on the hosts (Debian's). */
@@ -360,11 +364,18 @@ function closeMasters(dir: string): number {
   return n;
 }
 
-function ansibleDeploy(c: Ctx): Promise<Finished> {
+function ansibleDeploy(c: Ctx, extra: string[] = []): Promise<Finished> {
   const dir = join(c.w, "ansible");
   return exec(
     "ansible-playbook",
-    ["-i", join(dir, "hosts.yml"), "-e", `@${join(dir, "vars.json")}`, join(dir, "site.yml")],
+    [
+      "-i",
+      join(dir, "hosts.yml"),
+      "-e",
+      `@${join(dir, "vars.json")}`,
+      ...extra,
+      join(dir, "site.yml"),
+    ],
     { cwd: dir, env: ansibleProcessEnv(c) },
   );
 }
@@ -511,22 +522,98 @@ function machineCpuMs(): number {
 }
 
 interface Results {
-  change: { pyferry: number[]; ansible: number[] };
-  noop: { pyferry: number[]; ansible: number[] };
+  change: PerTool;
+  noop: PerTool;
+  /** The no-op over fresh connections with a classical key exchange (step e). */
+  noopClassical: PerTool;
   /** The no-op again, each tool reusing the connections its previous run kept open. */
   kept: { pyferry: number[]; ansible: number[] };
   /** The change, each tool over the connections a no-op just before it kept open. */
   keptChange: { pyferry: number[]; ansible: number[] };
   /** Machine CPU (ms) spent during each timed step, hosts' side included. */
-  cpu: {
-    change: { pyferry: number[]; ansible: number[] };
-    noop: { pyferry: number[]; ansible: number[] };
-  };
+  cpu: { change: PerTool; noop: PerTool; noopClassical: PerTool };
   initial: { pyferry: number[]; ansible: number[] };
   traceNoop?: string;
   traceChange?: string;
-  references: { sshAll: number[]; version: number[]; sshCpu: number[] };
+  references: {
+    sshAll: number[];
+    sshAllClassical: number[];
+    version: number[];
+    sshCpu: number[];
+    sshCpuClassical: number[];
+  };
   wheelhouse: { files: number; bytes: number };
+  ssh: { version: string; defaultKex: string };
+}
+
+/** Times per tool, and the machine CPU (ms) each timed run cost. */
+interface PerTool {
+  pyferry: number[];
+  ansible: number[];
+}
+
+/** A no-op redeploy by each tool over fresh connections, timed, with the machine's CPU. */
+async function freshNoop(
+  c: Ctx,
+  order: readonly ("pyferry" | "ansible")[],
+  label: string,
+  into: PerTool,
+  cpuInto: PerTool,
+  ssh?: { pyferry: NodeJS.ProcessEnv; ansible: string[] },
+): Promise<void> {
+  for (const who of order) {
+    closeAnsibleConnections(c);
+    settle();
+    progress(`${label}, ${who}`);
+    const cpu0 = machineCpuMs();
+    if (who === "pyferry") {
+      const p = await pyferryDeploy(c, ssh?.pyferry);
+      cpuInto.pyferry.push(machineCpuMs() - cpu0);
+      checkPyferry(c, p, "ok", after());
+      into.pyferry.push(p.ms);
+      progress(`  ${secs(p.ms)} s`);
+    } else {
+      const a = await ansibleDeploy(c, ssh?.ansible);
+      cpuInto.ansible.push(machineCpuMs() - cpu0);
+      checkAnsible(c, a, false, after());
+      into.ansible.push(a.ms);
+      progress(`  ${secs(a.ms)} s`);
+    }
+  }
+}
+
+/**
+ * Step e's ssh settings: the lab's config with a classical key exchange put first, for both
+ * tools. OpenSSH 9.2's default, sntrup761x25519, costs its client about 140 ms of CPU per
+ * connection; curve25519 about 10. What this step shows is the fleet's cost without it; which
+ * key exchange to use stays the user's choice (ssh_config), pyferry never changes it.
+ */
+function classicalKex(c: Ctx): { pyferry: NodeJS.ProcessEnv; ansible: string[] } {
+  const config = classicalKexConfig(c);
+  return {
+    pyferry: { PYFERRY_SSH_COMMAND: `ssh -F ${config}` },
+    ansible: ["-e", JSON.stringify({ ansible_ssh_common_args: `-F ${config}` })],
+  };
+}
+
+/** The lab's ssh config with CLASSICAL_KEX put first in the key exchanges offered. */
+/** The ssh client's version and the key exchange it offers first for the lab's hosts. */
+function sshFacts(lab: SshLab): { version: string; defaultKex: string } {
+  const v = spawnSync("ssh", ["-V"], { encoding: "utf8" });
+  const g = spawnSync("ssh", ["-F", lab.sshConfig, "-G", lab.hosts[0]?.alias ?? "h1"], {
+    encoding: "utf8",
+  });
+  const kex = /^kexalgorithms (\S+)$/m.exec(g.stdout ?? "")?.[1] ?? "";
+  return {
+    version: (v.stderr ?? "").split(",")[0]?.trim() || "OpenSSH",
+    defaultKex: kex.split(",")[0] || "unknown",
+  };
+}
+
+function classicalKexConfig(c: Ctx): string {
+  const config = join(c.w, "ssh_config.classical-kex");
+  writeFileSync(config, `KexAlgorithms ^${CLASSICAL_KEX}\nInclude ${c.lab.sshConfig}\n`);
+  return config;
 }
 
 async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
@@ -567,25 +654,16 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
         progress(`  ${secs(a.ms)} s`);
       }
     }
-    for (const who of order) {
-      closeAnsibleConnections(c);
-      settle();
-      progress(`[${r + 1}/${repeat}] no-op redeploy, ${who}`);
-      const cpu0 = machineCpuMs();
-      if (who === "pyferry") {
-        const p = await pyferryDeploy(c);
-        res.cpu.noop.pyferry.push(machineCpuMs() - cpu0);
-        checkPyferry(c, p, "ok", after());
-        res.noop.pyferry.push(p.ms);
-        progress(`  ${secs(p.ms)} s`);
-      } else {
-        const a = await ansibleDeploy(c);
-        res.cpu.noop.ansible.push(machineCpuMs() - cpu0);
-        checkAnsible(c, a, false, after());
-        res.noop.ansible.push(a.ms);
-        progress(`  ${secs(a.ms)} s`);
-      }
-    }
+    await freshNoop(c, order, `[${r + 1}/${repeat}] no-op redeploy`, res.noop, res.cpu.noop);
+    const classical = classicalKex(c);
+    await freshNoop(
+      c,
+      order,
+      `[${r + 1}/${repeat}] no-op redeploy, classical key exchange`,
+      res.noopClassical,
+      res.cpu.noopClassical,
+      classical,
+    );
     // Kept connections: an untimed no-op opens them (Ansible keeps its own by default), then
     // the timed one reuses them.
     for (const who of order) {
@@ -667,19 +745,27 @@ async function trace(c: Ctx, res: Results): Promise<void> {
 }
 
 async function references(c: Ctx, res: Results): Promise<void> {
-  for (let i = 0; i < 3; i++) {
+  const classical = ["-F", classicalKexConfig(c)];
+  const all = async (config: string[], into: number[]) => {
     const t0 = performance.now();
-    await Promise.all(
-      c.lab.hosts.map((h) => exec("ssh", ["-F", c.lab.sshConfig, h.alias, "true"])),
-    );
-    res.references.sshAll.push(performance.now() - t0);
+    await Promise.all(c.lab.hosts.map((h) => exec("ssh", [...config, h.alias, "true"])));
+    into.push(performance.now() - t0);
+  };
+  for (let i = 0; i < 3; i++) {
+    await all(["-F", c.lab.sshConfig], res.references.sshAll);
+    await all(classical, res.references.sshAllClassical);
     res.references.version.push((await exec(process.execPath, [PYFERRY, "--version"])).ms);
   }
   // One at a time, so that the machine's CPU counts only these.
   const h = c.lab.hosts[0] as SshLab["hosts"][number];
-  const cpu0 = machineCpuMs();
-  for (let i = 0; i < 10; i++) await exec("ssh", ["-F", c.lab.sshConfig, h.alias, "true"]);
-  res.references.sshCpu.push((machineCpuMs() - cpu0) / 10);
+  for (const [config, into] of [
+    [["-F", c.lab.sshConfig], res.references.sshCpu],
+    [classical, res.references.sshCpuClassical],
+  ] as const) {
+    const cpu0 = machineCpuMs();
+    for (let i = 0; i < 10; i++) await exec("ssh", [...config, h.alias, "true"]);
+    into.push((machineCpuMs() - cpu0) / 10);
+  }
 }
 
 function cpuSecs(ms: number[]): string {
@@ -698,6 +784,8 @@ function report(
   const ac = median(res.change.ansible);
   const pn = median(res.noop.pyferry);
   const an = median(res.noop.ansible);
+  const pe = median(res.noopClassical.pyferry);
+  const ae = median(res.noopClassical.ansible);
   const pk = median(res.kept.pyferry);
   const ak = median(res.kept.ansible);
   const pkc = median(res.keptChange.pyferry);
@@ -739,6 +827,13 @@ function report(
         `${(akc / pkc).toFixed(1)}x`,
         `${runs(res.keptChange.pyferry)} | ${runs(res.keptChange.ansible)}`,
       ],
+      [
+        `e. no-op redeploy, ${CLASSICAL_KEX} key exchange`,
+        `${secs(pe)} s`,
+        `${secs(ae)} s`,
+        `${(ae / pe).toFixed(1)}x`,
+        `${runs(res.noopClassical.pyferry)} | ${runs(res.noopClassical.ansible)}`,
+      ],
       null,
       [
         "   initial set into fresh envs (untimed)",
@@ -758,21 +853,21 @@ function report(
     "",
     "Targets:",
     `- pyferry at least ${TARGET_RATIO}x faster than Ansible on the ${CHANGE.length}-package change: ${met(ac / pc >= TARGET_RATIO)} with fresh connections (${(ac / pc).toFixed(1)}x); ${met(akc / pkc >= TARGET_RATIO)} with kept ones (${(akc / pkc).toFixed(1)}x)`,
-    `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} with fresh connections (${secs(pn)} s); ${met(pk < TARGET_NOOP_MS)} with kept ones (${secs(pk)} s)`,
+    `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} with fresh connections (${secs(pn)} s); ${met(pk < TARGET_NOOP_MS)} with kept ones (${secs(pk)} s); ${met(pe < TARGET_NOOP_MS)} with fresh connections and a classical key exchange (${secs(pe)} s)`,
     "",
     "Where pyferry's time goes (one more run of each, untimed, every ssh process logged by a wrapper; times from pyferry's start; " +
       "commands whose input and output fit in memory, such as reading the state, run through the master's proxy mode and start no ssh process, so they are not listed):",
     `- no-op: ${res.traceNoop ?? "not traced"}`,
     `- change: ${res.traceChange ?? "not traced"}`,
-    `- references (median of 3): ${HOSTS} fresh \`ssh hN true\` at once ${median(res.references.sshAll).toFixed(0)} ms; \`pyferry --version\` (node start + CLI) ${median(res.references.version).toFixed(0)} ms; one fresh \`ssh h1 true\` costs ${median(res.references.sshCpu).toFixed(0)} ms of CPU (client and server, mostly the key exchange)`,
-    `- machine CPU during the timed steps (all processes, hosts' side included; medians): change ${cpuSecs(res.cpu.change.pyferry)} s pyferry, ${cpuSecs(res.cpu.change.ansible)} s Ansible; no-op ${cpuSecs(res.cpu.noop.pyferry)} s pyferry, ${cpuSecs(res.cpu.noop.ansible)} s Ansible (${availableParallelism()} cores)`,
+    `- references (median of 3): ${HOSTS} fresh \`ssh hN true\` at once ${median(res.references.sshAll).toFixed(0)} ms (${median(res.references.sshAllClassical).toFixed(0)} ms with ${CLASSICAL_KEX}); \`pyferry --version\` (node start + CLI) ${median(res.references.version).toFixed(0)} ms; one fresh \`ssh h1 true\` costs ${median(res.references.sshCpu).toFixed(0)} ms of CPU, client and server (${median(res.references.sshCpuClassical).toFixed(0)} ms with ${CLASSICAL_KEX})`,
+    `- machine CPU during the timed steps (all processes, hosts' side included; medians): change ${cpuSecs(res.cpu.change.pyferry)} s pyferry, ${cpuSecs(res.cpu.change.ansible)} s Ansible; no-op ${cpuSecs(res.cpu.noop.pyferry)} s pyferry, ${cpuSecs(res.cpu.noop.ansible)} s Ansible; no-op with ${CLASSICAL_KEX} ${cpuSecs(res.cpu.noopClassical.pyferry)} s pyferry, ${cpuSecs(res.cpu.noopClassical.ansible)} s Ansible (${availableParallelism()} cores)`,
     "",
     "How it was measured:",
     `- ${HOSTS} OpenSSH servers of test/support/sshd.ts on this machine (network namespaces as root, else loopback ports); both tools log in through the lab's ssh config (pyferry: PYFERRY_SSH_COMMAND="ssh -F <config>"; Ansible: ansible_ssh_common_args="-F <config>"). Hosts share this machine's disk and ${availableParallelism()} cores with the client.`,
     `- Packages: ${BASE.map(([n, v]) => `${n} ${v}`).join(", ")} unchanged; the change moves ${CHANGE.map(([n, a, b]) => `${n} ${a}->${b}`).join(", ")}. All pinned with ==, no dependencies. Wheels (${res.wheelhouse.files} files, ${(res.wheelhouse.bytes / 1048576).toFixed(1)} MiB) copied into one wheelhouse from the package mirror pip is configured with; both tools install only from it.`,
     `- pyferry: \`pyferry deploy --yes --forks ${HOSTS}\` from this checkout, inventory with one environment per host (python ${python}), requirements = the pins; it resolves against the wheelhouse, builds the environment locally once, sends each host what its store lacks and switches the environment's link. The no-op reads each host's environment, plans, and finds nothing to do.`,
-    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before steps a and b, so both tools connect afresh there, as pyferry does by default. Steps c and d: each tool reuses the connections a no-op just before it (untimed) left open, Ansible by its default ControlPersist=60s, pyferry with PYFERRY_SSH_PERSIST=60; for d, both start again from fresh environments holding the initial set. --no-compile because pyferry does not write bytecode by default, so neither does.`,
-    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op, then the no-op over kept connections, then (after the same reset and initial deploy) the change over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
+    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before steps a and b, so both tools connect afresh there, as pyferry does by default. Step e: step b again with both tools given the lab's config behind \`KexAlgorithms ^${CLASSICAL_KEX}\` (pyferry by PYFERRY_SSH_COMMAND, Ansible by ansible_ssh_common_args), so ${res.ssh.version} negotiates ${CLASSICAL_KEX} instead of its default first choice, ${res.ssh.defaultKex}; pyferry never changes the key exchange itself. Steps c and d: each tool reuses the connections a no-op just before it (untimed) left open, Ansible by its default ControlPersist=60s, pyferry with PYFERRY_SSH_PERSIST=60; for d, both start again from fresh environments holding the initial set. --no-compile because pyferry does not write bytecode by default, so neither does.`,
+    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op, then the no-op with a classical key exchange, then the no-op over kept connections, then (after the same reset and initial deploy) the change over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
     "- Checked after every step: pyferry said changed (10 package moves) or ok for every host and each env holds exactly the wanted dist-info set; Ansible's recap said changed=1 (or 0 for the no-op) and nothing failed on every host, and each env has every wanted version.",
     `Machine: ${availableParallelism()} cores, load average ${load.toFixed(2)} at the start and ${(loadavg()[0] ?? 0).toFixed(2)} at the end; ${total} s in all.`,
   ].join("\n");
@@ -800,12 +895,24 @@ async function main(): Promise<string> {
     const res: Results = {
       change: { pyferry: [], ansible: [] },
       noop: { pyferry: [], ansible: [] },
+      noopClassical: { pyferry: [], ansible: [] },
       kept: { pyferry: [], ansible: [] },
       keptChange: { pyferry: [], ansible: [] },
       initial: { pyferry: [], ansible: [] },
-      references: { sshAll: [], version: [], sshCpu: [] },
-      cpu: { change: { pyferry: [], ansible: [] }, noop: { pyferry: [], ansible: [] } },
+      references: {
+        sshAll: [],
+        sshAllClassical: [],
+        version: [],
+        sshCpu: [],
+        sshCpuClassical: [],
+      },
+      cpu: {
+        change: { pyferry: [], ansible: [] },
+        noop: { pyferry: [], ansible: [] },
+        noopClassical: { pyferry: [], ansible: [] },
+      },
       wheelhouse: fillWheelhouse(join(w, "wheelhouse")),
+      ssh: sshFacts(lab),
     };
     await measure(c, repeat, res);
     await trace(c, res);
