@@ -71,14 +71,14 @@ export async function connectForDeploy(argv: readonly string[]): Promise<void> {
   if (!t) return;
   try {
     const { checkWheelhouse, readInventory } = await import("../fleet/inventory.js");
-    const { selectEnvs } = await import("../fleet/selector.js");
+    const { resolveSelection } = await import("../fleet/selector.js");
     const { connectEarly, earlyKey } = await import("../fleet/connections.js");
     const inv = readInventory(t.inventory);
     // A deploy that will stop at its wheelhouse connects to nothing.
     checkWheelhouse(inv);
     connectEarly(
       earlyKey(t.inventory, t.selectors, t.forks),
-      selectEnvs(inv, t.selectors),
+      await resolveSelection(inv, t.selectors),
       t.forks,
     );
   } catch {

@@ -152,11 +152,11 @@ Examples:
     .action(async (selectors: string[], flags: FleetFlags) => {
       const forks = forksOf(flags);
       const { checkWheelhouse, readInventory } = await import("../fleet/inventory.js");
-      const { selectEnvs } = await import("../fleet/selector.js");
+      const { resolveSelection } = await import("../fleet/selector.js");
       const { Connections, earlyKey, takeEarly } = await import("../fleet/connections.js");
       const inv = readInventory(flags.inventory);
       checkWheelhouse(inv);
-      const sels = selectEnvs(inv, selectors);
+      const sels = await resolveSelection(inv, selectors);
       // The handshakes overlap loading the resolver and the installer: they may have started
       // before the command line was even parsed (cli/early-connect.ts).
       const connections =
@@ -200,9 +200,9 @@ Examples:
     .action(async (selectors: string[], flags: FleetFlags) => {
       const forks = forksOf(flags);
       const { readInventory } = await import("../fleet/inventory.js");
-      const { selectEnvs } = await import("../fleet/selector.js");
+      const { resolveSelection } = await import("../fleet/selector.js");
       const { rollback } = await import("../fleet/deploy.js");
       const inv = readInventory(flags.inventory);
-      await report(await rollback(selectEnvs(inv, selectors), forks), flags);
+      await report(await rollback(await resolveSelection(inv, selectors), forks), flags);
     });
 }

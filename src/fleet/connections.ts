@@ -13,7 +13,8 @@ function connectionKey(host: FleetHost, env: FleetEnv): string {
   return `${host.name}\0${envUser(host, env) ?? ""}`;
 }
 
-function sshTarget(host: FleetHost, user: string | undefined): SshTarget {
+/** How ssh reaches `host` as `user` (undefined: the user ssh's configuration says). */
+export function sshTarget(host: FleetHost, user: string | undefined): SshTarget {
   return {
     destination: user ? `${user}@${host.address.replace(/^.*@/, "")}` : host.address,
     label: user ? `${user}@${host.name}` : host.name,

@@ -4,7 +4,9 @@
  * No selector means every environment.
  */
 import { posix } from "node:path";
+import { loginUser } from "../transport/index.js";
 import { UserError } from "../util/errors.js";
+import { sshTarget } from "./connections.js";
 import { envUser, type FleetEnv, type FleetHost, type Inventory } from "./inventory.js";
 
 export interface Selected {
@@ -56,22 +58,39 @@ function parseSelector(text: string, inv: Inventory): Pattern {
   return p;
 }
 
-function matches(p: Pattern, host: FleetHost, env: FleetEnv, inv: Inventory): boolean {
+/** Host name to the user ssh logs in as there, for environments the inventory names no user. */
+export type LoginUsers = ReadonlyMap<string, string>;
+
+function matches(
+  p: Pattern,
+  host: FleetHost,
+  env: FleetEnv,
+  inv: Inventory,
+  logins: LoginUsers,
+): boolean {
   if (p.group !== undefined && !(inv.groups.get(p.group) ?? []).includes(host.name)) return false;
   if (p.host !== undefined && p.host !== host.name) return false;
-  if (p.user !== undefined && p.user !== envUser(host, env)) return false;
+  if (p.user !== undefined && p.user !== (envUser(host, env) ?? logins.get(host.name)))
+    return false;
   if (p.path !== undefined && p.path !== env.path) return false;
   return true;
 }
 
-/** The environments any of `selectors` picks (all of them for none), in inventory order. */
-export function selectEnvs(inv: Inventory, selectors: readonly string[]): Selected[] {
+/**
+ * The environments any of `selectors` picks (all of them for none), in inventory order. An
+ * environment the inventory names no user for belongs to the user ssh logs in as: `logins`.
+ */
+export function selectEnvs(
+  inv: Inventory,
+  selectors: readonly string[],
+  logins: LoginUsers = new Map(),
+): Selected[] {
   const patterns = selectors.map((s) => parseSelector(s, inv));
   const out: Selected[] = [];
   const used = new Set<number>();
   for (const host of inv.hosts) {
     for (const env of host.envs) {
-      const hits = patterns.flatMap((p, i) => (matches(p, host, env, inv) ? [i] : []));
+      const hits = patterns.flatMap((p, i) => (matches(p, host, env, inv, logins) ? [i] : []));
       for (const i of hits) used.add(i);
       if (patterns.length === 0 || hits.length > 0) out.push({ host, env });
     }
@@ -88,4 +107,34 @@ export function selectEnvs(inv: Inventory, selectors: readonly string[]): Select
     );
   }
   return out;
+}
+
+/**
+ * selectEnvs, with the login users a selector's user part needs: for a host with an environment
+ * the inventory names no user for, `ssh -G` says whom ssh logs in as there (its configuration's
+ * `User`, else the local user), so `deploy@web1` picks what a deploy to web1 would do as deploy.
+ * Asked only when a selector names a user, of all such hosts at once, and once per process (the
+ * early connect and the command both select).
+ */
+const askedLogins = new Map<string, Promise<string | undefined>>();
+
+export async function resolveSelection(
+  inv: Inventory,
+  selectors: readonly string[],
+): Promise<Selected[]> {
+  const logins = new Map<string, string>();
+  if (selectors.some((s) => s.split(":", 1)[0]?.includes("@"))) {
+    const hosts = inv.hosts.filter((h) => h.envs.some((e) => envUser(h, e) === undefined));
+    await Promise.all(
+      hosts.map(async (h) => {
+        const target = sshTarget(h, undefined);
+        const key = JSON.stringify(target);
+        const asked = askedLogins.get(key) ?? loginUser(target);
+        askedLogins.set(key, asked);
+        const user = await asked;
+        if (user) logins.set(h.name, user);
+      }),
+    );
+  }
+  return selectEnvs(inv, selectors, logins);
 }

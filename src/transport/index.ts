@@ -4,7 +4,7 @@ export { type Finished, LocalConnection, ShellConnection, SSH_FAILED } from "./c
 export { extractFetched, type Fetched } from "./fetch.js";
 export { REMOTE_EXIT } from "./scripts.js";
 export { shCommand, shQuote, splitCommandLine } from "./shell.js";
-export { SshConnection, SshError, type SshTarget, sshProgram } from "./ssh.js";
+export { loginUser, SshConnection, SshError, type SshTarget, sshProgram } from "./ssh.js";
 export {
   INLINE_ENTRIES,
   newId,

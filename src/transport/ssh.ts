@@ -45,12 +45,14 @@ const CONNECT_TIMEOUT = ["-o", "ConnectTimeout=10"];
 const KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"];
 
 /**
- * The liveness defaults ssh's configuration for this destination leaves unset, as `ssh -G`
- * evaluates it (Host and Match blocks, Includes, the options given). ssh keeps the first value
- * it is given, and an option on its command line comes before every configuration file: passed
- * blindly, ConnectTimeout=10 would override a user's longer one for a slow jump host.
+ * What ssh's configuration says for this destination, as `ssh -G` evaluates it (Host and Match
+ * blocks, Includes, the options given): lower-case keyword to value; empty if ssh cannot tell.
  */
-async function livenessDefaults(program: string[], args: string[], destination: string) {
+async function sshSettings(
+  program: string[],
+  args: string[],
+  destination: string,
+): Promise<Map<string, string>> {
   const [cmd, ...lead] = program as [string, ...string[]];
   // BatchMode off for the query (ssh keeps the first value): in batch mode ssh reports its
   // own 300 s ServerAliveInterval, which would read as the user's.
@@ -61,12 +63,32 @@ async function livenessDefaults(program: string[], args: string[], destination: 
     const [key, value] = line.trim().split(/\s+/, 2);
     if (key && value !== undefined) settings.set(key.toLowerCase(), value);
   }
+  return settings;
+}
+
+/**
+ * The liveness defaults ssh's configuration for this destination leaves unset. ssh keeps the
+ * first value it is given, and an option on its command line comes before every configuration
+ * file: passed blindly, ConnectTimeout=10 would override a user's longer one for a slow jump
+ * host.
+ */
+async function livenessDefaults(program: string[], args: string[], destination: string) {
+  const settings = await sshSettings(program, args, destination);
   const timeout = settings.get("connecttimeout");
   const alive = settings.get("serveraliveinterval");
   return [
     ...(timeout === undefined || timeout === "none" ? CONNECT_TIMEOUT : []),
     ...(alive === undefined || alive === "0" ? KEEPALIVE : []),
   ];
+}
+
+/** The user ssh logs in as for `target` (its configuration's `User`, else the local user). */
+export async function loginUser(
+  target: SshTarget,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  const settings = await sshSettings(sshProgram(env), targetOptions(target), target.destination);
+  return settings.get("user");
 }
 
 /** Liveness options saved beside a kept master, or undefined (the defaults) if unreadable. */
@@ -145,6 +167,17 @@ export function keptControlDir(env: NodeJS.ProcessEnv = process.env): string {
     );
   }
   return dir;
+}
+
+/** The ssh options a target's settings make. */
+function targetOptions(t: SshTarget): string[] {
+  const args: string[] = [];
+  if (t.port !== undefined) args.push("-p", String(t.port));
+  if (t.identityFile) args.push("-i", t.identityFile);
+  if (t.knownHostsFile) args.push("-o", `UserKnownHostsFile=${t.knownHostsFile}`);
+  if (t.acceptNewHostKeys) args.push("-o", "StrictHostKeyChecking=accept-new");
+  args.push(...(t.sshOptions ?? []));
+  return args;
 }
 
 /** A failure of the connection (not of a remote command), as one sentence. */
@@ -235,16 +268,10 @@ export class SshConnection extends ShellConnection {
 
   /** Options every ssh call of this connection takes but the control path, in order. */
   private targetArgs(): string[] {
-    const t = this.target;
     const args = ["-T"];
     // No prompts where nobody can answer them: an unknown host key is then refused, not asked.
     if (!process.stdin.isTTY) args.push("-o", "BatchMode=yes");
-    if (t.port !== undefined) args.push("-p", String(t.port));
-    if (t.identityFile) args.push("-i", t.identityFile);
-    if (t.knownHostsFile) args.push("-o", `UserKnownHostsFile=${t.knownHostsFile}`);
-    if (t.acceptNewHostKeys) args.push("-o", "StrictHostKeyChecking=accept-new");
-    args.push(...(t.sshOptions ?? []));
-    return args;
+    return [...args, ...targetOptions(this.target)];
   }
 
   /**

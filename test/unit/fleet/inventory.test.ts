@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { checkWheelhouse, readInventory } from "../../../src/fleet/inventory.js";
 import { describeChanges, diff, distInfoName } from "../../../src/fleet/plan.js";
-import { selectEnvs } from "../../../src/fleet/selector.js";
+import { resolveSelection, selectEnvs } from "../../../src/fleet/selector.js";
 import { UserError } from "../../../src/util/errors.js";
 import { tempDir } from "../../support/temp.js";
 
@@ -269,4 +269,27 @@ test("plans are exact syncs: installs, upgrades, downgrades and removals", () =>
     "-chardet 5.2.0 vidna 3.7->3.6 ^requests 2.31.0->2.32.3 +urllib3 2.2.1",
   );
   assert.deepEqual(diff(wanted, wanted), []);
+});
+
+test("a selector's user matches an environment with none by whom ssh logs in as there", async () => {
+  const config = join(dir, "ssh_config");
+  writeFileSync(config, "Host web2\n  User deploy\nHost *\n  User ops\n");
+  const saved = process.env.PYFERRY_SSH_COMMAND;
+  process.env.PYFERRY_SSH_COMMAND = `ssh -F ${config}`;
+  try {
+    const inv = readInventory(inventory(SAMPLE));
+    const pick = async (...s: string[]) =>
+      (await resolveSelection(inv, s)).map((x) => `${x.host.name}:${x.env.path}`);
+    assert.deepEqual(await pick("deploy@web2"), ["web2:/srv/shop/venv"]);
+    // web1's address names deploy: the inventory's user wins over ssh's configuration.
+    assert.deepEqual(await pick("deploy@"), ["web1:/srv/shop/venv", "web2:/srv/shop/venv"]);
+    assert.deepEqual(await pick("ops@db1:/opt/tools"), ["db1:/opt/tools"]);
+    assert.deepEqual(await pick("blog@web1"), ["web1:/srv/blog/venv"]);
+    await assert.rejects(pick("ops@web2"), /No environment .* matches "ops@web2"/);
+    // Without the lookup the inventory alone knows no user for web2.
+    assert.throws(() => selectEnvs(inv, ["deploy@web2"]), /No environment .* matches/);
+  } finally {
+    if (saved === undefined) delete process.env.PYFERRY_SSH_COMMAND;
+    else process.env.PYFERRY_SSH_COMMAND = saved;
+  }
 });
