@@ -530,12 +530,14 @@ describe("pyferry deploy to five hosts", {
       names(["h2", "app"], ["h2", "jobs"], ["h5", "app"], ["h5", "jobs"]),
       "group from [groups]",
     );
+    // The app environments name no user: they are the login user's, whom ssh's configuration
+    // (the lab's) names, so a selector with that user picks them too.
     assert.deepEqual(
       await pick(`${u}@`),
-      names(["h1", "jobs"], ["h2", "jobs"], ["h3", "jobs"], ["h4", "jobs"], ["h5", "jobs"]),
+      names(...fleet.map((e) => [e.host, e.kind] as [string, string])),
       "user@",
     );
-    assert.deepEqual(await pick(`${u}@h2`), names(["h2", "jobs"]), "vpy_user@host");
+    assert.deepEqual(await pick(`${u}@h2`), names(["h2", "app"], ["h2", "jobs"]), "vpy_user@host");
     assert.deepEqual(await pick(`${u}@h2:${jobs2}`), names(["h2", "jobs"]), "user@host:path");
     assert.deepEqual(
       await pick("h5", `:${app4}`, "h1"),
@@ -549,7 +551,7 @@ describe("pyferry deploy to five hosts", {
 
     for (const [sel, why] of [
       ["h9", /names no host or group/],
-      [`${u}@h2:${app4.replace("h4", "h2")}`, /No environment .* matches/],
+      [`nobody@h2:${app4.replace("h4", "h2")}`, /No environment .* matches/],
       [`h3:${app4}`, /No environment .* matches/],
       ["nobody@", /No environment .* matches/],
       ["h1:relative/venv", /absolute path/],
