@@ -64,8 +64,7 @@ export async function probeInterpreter(executable: string): Promise<InterpreterI
   if (!(await stat(realPath)).isFile()) {
     throw new UserError(`Python interpreter ${abs} is not a file.`);
   }
-  // A wrapper script (pyenv or asdf shim) may run a different interpreter tomorrow: never cache it.
-  const cacheFile = (await isScript(realPath)) ? undefined : await cachePath(abs, realPath);
+  const cacheFile = await cacheFileOf(abs, realPath);
   if (cacheFile) {
     const cached = await readCache(cacheFile);
     if (cached) return cached;
@@ -80,6 +79,62 @@ export async function probeInterpreter(executable: string): Promise<InterpreterI
     }
   }
   return info;
+}
+
+/** Where the probe of this interpreter file is cached; none for a wrapper script. */
+async function cacheFileOf(abs: string, realPath: string): Promise<string | undefined> {
+  // A wrapper script (pyenv or asdf shim) may run a different interpreter tomorrow: never cache it.
+  return (await isScript(realPath)) ? undefined : await cachePath(abs, realPath);
+}
+
+/** What choosing among interpreters needs to know of one: much less than a probe finds. */
+type Sketch = Pick<
+  InterpreterInfo,
+  "executable" | "realPath" | "sysExecutable" | "version" | "versionInfo" | "implementation"
+>;
+
+const SKETCH_MARKER = "PYFERRY-SKETCH:";
+// Python 2.7 and 3 alike, without site (-S): a few milliseconds where a probe takes tens.
+const SKETCH_SOURCE = [
+  "import sys, json",
+  "impl = getattr(getattr(sys, 'implementation', None), 'name', None)",
+  "impl = impl or __import__('platform').python_implementation().lower()",
+  `sys.stdout.write('\\n${SKETCH_MARKER}' + json.dumps([sys.executable, list(sys.version_info[:5]), impl]) + '\\n')`,
+].join("\n");
+
+/**
+ * An interpreter's version and implementation, for picking one of many: from its cached probe
+ * when there is one, else from a query much cheaper than a probe (a `--python 3.11` on an empty
+ * cache asks every interpreter on the machine, and probes only the one it picks).
+ */
+async function sketchInterpreter(file: string): Promise<Sketch> {
+  const abs = resolve(file);
+  const realPath = await realpath(abs);
+  const cacheFile = await cacheFileOf(abs, realPath);
+  const cached = cacheFile ? await readCache(cacheFile) : undefined;
+  if (cached) return cached;
+  const r = await runProcess(abs, ["-E", "-s", "-S", "-c", SKETCH_SOURCE]);
+  const line = r.stdout.split("\n").find((l) => l.startsWith(SKETCH_MARKER));
+  const parsed: unknown = line ? JSON.parse(line.slice(SKETCH_MARKER.length)) : undefined;
+  if (r.code !== 0 || !Array.isArray(parsed) || parsed.length !== 3)
+    throw new UserError(`${abs} is not a working Python interpreter.`);
+  const [sysExecutable, vi, implementation] = parsed as [unknown, unknown, unknown];
+  if (
+    typeof sysExecutable !== "string" ||
+    typeof implementation !== "string" ||
+    !Array.isArray(vi) ||
+    vi.length !== 5
+  )
+    throw new UserError(`${abs} is not a working Python interpreter.`);
+  const versionInfo = vi as VersionInfo;
+  return {
+    executable: abs,
+    realPath,
+    sysExecutable,
+    version: versionInfo.slice(0, 3).join("."),
+    versionInfo,
+    implementation,
+  };
 }
 
 async function isScript(file: string): Promise<boolean> {
@@ -278,7 +333,7 @@ function parseVersionRequest(request: string): VersionRequest | undefined {
   };
 }
 
-function matches(info: InterpreterInfo, req: VersionRequest): boolean {
+function matches(info: Sketch, req: VersionRequest): boolean {
   if (req.implementation && info.implementation !== req.implementation) return false;
   return req.parts.every((part, i) => info.versionInfo[i] === part);
 }
@@ -347,10 +402,10 @@ async function pyenvInterpreters(env: NodeJS.ProcessEnv): Promise<string[]> {
 interface Probed {
   /** The path to hand out: for a wrapper script, the interpreter it ran, which stays put. */
   executable: string;
-  info: InterpreterInfo;
+  info: Sketch;
 }
 
-/** Probe each candidate, skipping ones that fail; dedupe by the interpreter's real path. */
+/** Sketch each candidate, skipping ones that fail; dedupe by the interpreter's real path. */
 async function probeCandidates(candidates: string[]): Promise<Probed[]> {
   const unique: string[] = [];
   const seenFiles = new Set<string>();
@@ -360,7 +415,7 @@ async function probeCandidates(candidates: string[]): Promise<Probed[]> {
     seenFiles.add(real);
     unique.push(file);
   }
-  const settled = await Promise.allSettled(unique.map((file) => probeInterpreter(file)));
+  const settled = await Promise.allSettled(unique.map((file) => sketchInterpreter(file)));
   const result: Probed[] = [];
   const seen = new Set<string>();
   for (const outcome of settled) {

@@ -230,3 +230,26 @@ describe("listInterpreters", { skip: !have(PY311) && "no pyenv 3.11.7" }, () => 
     }
   });
 });
+
+describe("choosing among interpreters", { skip: !have(PY311) && "no pyenv 3.11.7" }, () => {
+  test("asks each for its version only: what it finds is what a probe finds", async () => {
+    const saved = process.env.PYFERRY_CACHE_DIR;
+    const own = join(tmp, "sketch-cache");
+    process.env.PYFERRY_CACHE_DIR = own;
+    try {
+      const env = { PATH: "/usr/bin:/bin", PYENV_ROOT };
+      const list = await listInterpreters(env);
+      const picked = await findInterpreter("3.11", env);
+      // Nothing was probed (probes are cached): choosing ran the cheap query alone.
+      assert.equal(existsSync(join(own, "interpreters")), false);
+      assert.ok(list.length >= 2, JSON.stringify(list));
+      for (const { executable, version } of list)
+        assert.equal((await probeInterpreter(executable)).version, version, executable);
+      assert.equal((await probeInterpreter(picked)).versionInfo.slice(0, 2).join("."), "3.11");
+      // With the probes cached, choosing reads them instead, and agrees.
+      assert.deepEqual(await listInterpreters(env), list);
+    } finally {
+      process.env.PYFERRY_CACHE_DIR = saved;
+    }
+  });
+});
