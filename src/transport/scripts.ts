@@ -329,6 +329,9 @@ done
 [ $i = "$n" ] && set -- "$@" "$e/bin/python"
 shift "$all"
 export VIRTUAL_ENV="$e" PATH="$e/bin:$PATH"
+# Its output goes down a pipe, where Python would hold it back in a buffer: live instead, as on
+# a terminal (a --env PYTHONUNBUFFERED= given by the user comes after, and wins).
+export PYTHONUNBUFFERED=1
 unset PYTHONHOME
 # A background command starts with SIGINT and SIGQUIT ignored; coreutils' env puts them back,
 # so that Ctrl-C reaches the program as KeyboardInterrupt.

@@ -491,6 +491,48 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
       assert.ok(!hasStackTrace(r.stderr), show(r));
     });
 
+    test("output arrives as the program prints it, without flush=True", async () => {
+      // The program waits for a file the test writes only once the first line has arrived here.
+      const go = join(lab.host("h2").root, "go-live");
+      const dir = work({
+        "live.py": [
+          "import os, sys, time, idna",
+          'print("first")',
+          "for _ in range(600):",
+          "    if os.path.exists(sys.argv[1]):",
+          '        print("second", repr(os.environ.get("PYTHONUNBUFFERED")))',
+          "        sys.exit(0)",
+          "    time.sleep(0.05)",
+          "sys.exit(9)",
+          "",
+        ].join("\n"),
+      });
+      const p = startPyferry(["run", "--on", "h2", "live.py", go], {
+        cwd: dir,
+        env: lab.env(),
+        timeoutMs: 120_000,
+      });
+      try {
+        await waitFor("the first line", () => p.stdout().includes("first\n"), 60_000);
+        writeFileSync(go, "");
+        const r = await p.done;
+        assert.equal(r.status, 0, show(r));
+        assert.equal(r.stdout, "first\nsecond '1'\n");
+        // The user's own setting wins.
+        rmSync(go, { force: true });
+        writeFileSync(go, "");
+        const buffered = await run(
+          ["run", "--on", "h2", "--env", "PYTHONUNBUFFERED=", "live.py", go],
+          dir,
+        );
+        assert.equal(buffered.status, 0, show(buffered));
+        assert.equal(buffered.stdout, "first\nsecond ''\n");
+      } finally {
+        rmSync(go, { force: true });
+        if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
+      }
+    });
+
     const long = [
       "import sys, time, idna",
       'print("started", flush=True)',
