@@ -100,6 +100,17 @@ export function readMods(path: string): string[] {
 }
 
 /**
+ * An ID for a pack nobody named: the script's name, spelt as pack names may be ("my script.py"
+ * gives my-script), and a random part.
+ */
+function generatedId(script: string): string {
+  const stem = basename(script, extname(script))
+    .replace(/[^A-Za-z0-9._-]+/g, "-")
+    .replace(/^[^A-Za-z0-9]+|-+$/g, "");
+  return `${stem || "pack"}-${randomBytes(3).toString("hex")}`;
+}
+
+/**
  * Write the pack folder for `script` into `parent`; returns its ID and path. With `refresh`, a
  * pack folder of the same script and name is packed again (cloudpy -n reuses a name): its app
  * files are replaced, and its conf/mods too unless it was edited by hand, which is kept.
@@ -116,7 +127,7 @@ export async function packFolder(
     analysis?: AnalyzeOptions;
   },
 ): Promise<{ id: string; dir: string; report: AnalysisReport }> {
-  const id = opts.name ?? `${basename(script, extname(script))}-${randomBytes(3).toString("hex")}`;
+  const id = opts.name ?? generatedId(script);
   checkPackName(id);
   // Files the program names are always looked for: without -f they are only mentioned.
   const found = await runAnalysis(script, {
@@ -126,7 +137,7 @@ export async function packFolder(
     guessFiles: true,
   });
   if (found.kind !== "script")
-    throw new UserError(`pyferry pack --folder takes a script; ${script} is a ${found.kind}.`, 2);
+    throw new UserError(`A pack folder is made from a script; ${script} is a ${found.kind}.`, 2);
   const report = opts.guessFiles ? found : { ...found, data_files: [] };
   const named = opts.guessFiles ? [] : namedOnly(found.data_files, found.local_files);
   if (named.length > 0) warnNamed(basename(script), named, "pack");

@@ -732,6 +732,25 @@ describe("cloudpy (seed-compatible)", () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /is the pack of job\.py, not of other\.py; pick another name/);
   });
+  test("-P names a pack after any script: spaces, other alphabets, a leading underscore", () => {
+    const d = tmp();
+    for (const name of ["my script.py", "ünï.py", "_main.py", "Ω.py"])
+      writeFileSync(join(d, name), "import six\n");
+    for (const [name, id] of [
+      ["my script.py", /^my-script-[0-9a-f]{6}$/],
+      ["ünï.py", /^n-[0-9a-f]{6}$/],
+      ["_main.py", /^main-[0-9a-f]{6}$/],
+      ["Ω.py", /^pack-[0-9a-f]{6}$/],
+    ] as const) {
+      const r = runBin("cloudpy", ["-P", name], { cwd: d });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout.trim(), id);
+      assert.ok(existsSync(join(d, r.stdout.trim(), "conf", "mods")));
+    }
+    const folder = runBin("cloudpy", ["-P", "."], { cwd: d });
+    assert.equal(folder.status, 2);
+    assert.equal(folder.stderr, "error: A pack folder is made from a script; . is a project.\n");
+  });
 });
 
 describe("errors", () => {
