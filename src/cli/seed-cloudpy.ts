@@ -67,26 +67,33 @@ function packDir(id: string): string {
   return dir;
 }
 
+/**
+ * Send (and run) a packed folder. In the steps (-S, -R) the ID names it on the host, so that
+ * -R finds what -S sent; the easy way names it there only when the user did (-n). -c removes
+ * the run and its environment afterwards, and the easy way without -n always does.
+ */
 async function shipOrRun(
   id: string,
   args: string[],
   flags: CloudpyFlags,
-  syncOnly: boolean,
+  step: "sync" | "run" | "easy",
 ): Promise<number> {
   const dir = packDir(id);
   const { target, root } = cloudpyTarget();
+  const named = step !== "easy" || flags.n !== undefined;
   const report = await remoteRun({
     script: id,
     pack: dir,
-    name: basename(dir),
+    ...(named ? { name: basename(dir) } : {}),
     args,
     target,
     root,
     fetch: [],
     env: [],
     verbose: flags.N === true,
-    cleanAfter: !syncOnly && flags.c === true,
-    ...(syncOnly ? { syncOnly: true } : {}),
+    cleanAfter: step !== "sync" && (flags.c === true || !named),
+    forgetName: flags.c === true,
+    ...(step === "sync" ? { syncOnly: true } : {}),
   });
   return report.code;
 }
@@ -107,7 +114,10 @@ export function buildCloudpy(): Command {
     .option("-m", "guess uncertain modules from the package index (always done by pyferry)")
     .option("-f", "also pack files the script names in string literals")
     .option("-N", "say more: how the environment is set up and sent")
-    .option("-c", "remove the run and its environment from the host afterwards")
+    .option(
+      "-c",
+      "remove the run and its environment from the host afterwards (the easy way without -n always does)",
+    )
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .addHelpText(
@@ -132,11 +142,11 @@ Examples:
         return;
       }
       if (flags.S) {
-        await shipOrRun(what, [], flags, true);
+        await shipOrRun(what, [], flags, "sync");
         return;
       }
       if (flags.R) {
-        process.exitCode = await shipOrRun(what, args, flags, false);
+        process.exitCode = await shipOrRun(what, args, flags, "run");
         return;
       }
       if (flags.C) {
@@ -146,7 +156,7 @@ Examples:
       // The easy way: every step; the local folder goes unless it was named for reuse.
       const id = await pack(what, flags);
       try {
-        process.exitCode = await shipOrRun(id, args, flags, false);
+        process.exitCode = await shipOrRun(id, args, flags, "easy");
       } finally {
         if (!flags.n) await removePackFolder(id);
       }

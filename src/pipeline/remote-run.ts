@@ -60,6 +60,8 @@ export interface RemoteRunRequest {
   cleanAfter: boolean;
   /** Names the pack there, so that its environment is kept and reused. */
   name?: string;
+  /** With cleanAfter, the name goes too, and with it the environment if nothing else uses it. */
+  forgetName?: boolean;
   guessFiles?: boolean;
   /** Where fetched files go (default: the current folder). */
   fetchInto?: string;
@@ -375,8 +377,9 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
     if (outcome.signal) report.signal = outcome.signal;
     if (req.fetch.length > 0) report.fetched = await fetchBack(store, runId, req);
     if (req.cleanAfter) {
-      await store.clean({ runId, ...(req.name ? {} : { envKey: env.key }) });
-      say(req, "removed the run's folder there");
+      const named = req.name ? (req.forgetName ? { name: req.name } : {}) : undefined;
+      const gone = await store.clean({ runId, ...(named ?? { envKey: env.key }) });
+      say(req, `removed the run's folder${gone.envs > 0 ? " and its environment" : ""} there`);
     }
     return report;
   } finally {

@@ -674,6 +674,57 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.match(errorLine(none.stderr), /^error: There is no pack folder nightly here/);
   });
 
+  test("cloudpy, the seed's way: the easy way cleans up after itself; steps; -n keeps; -c removes", async () => {
+    const dir = work({
+      "job.py": "import six, sys\nprint('hello', six.__version__, sys.argv[1:])\nsys.exit(4)\n",
+      "cloudpy.conf": '{"host": "h2", "depository": "cloudpy_depo"}\n',
+    });
+    const depo = join(lab.host("h2").root, "cloudpy_depo");
+    const cloudpy = (...args: string[]) =>
+      pyferryAsync(args, { bin: "cloudpy", cwd: dir, env: lab.env() });
+    const there = (sub: string) =>
+      existsSync(join(depo, sub)) ? readdirSync(join(depo, sub)) : [];
+    const runsThere = () => there("runs").filter((n) => !n.startsWith("."));
+    const hello = "hello 1.17.0 ['a', 'b']\n";
+
+    // The easy way: pack, send, run, then nothing of it is left, here or there, but the
+    // store's files (what a next run reuses).
+    let r = await cloudpy("job.py", "--", "a", "b");
+    assert.equal(r.status, 4, show(r));
+    assert.equal(r.stdout, hello);
+    assert.deepEqual(readdirSync(dir).sort(), ["cloudpy.conf", "job.py"]);
+    assert.deepEqual([there("names"), runsThere(), there("envs")], [[], [], []]);
+    assert.ok(there("objects").length > 0);
+
+    // The steps: -P prints the ID, -S sends and names it, -R runs it, -R -c removes the run
+    // and the environment, -C the local folder.
+    r = await cloudpy("-P", "job.py");
+    assert.equal(r.status, 0, show(r));
+    const id = r.stdout.trim();
+    assert.match(id, /^job-[0-9a-f]{6}$/);
+    r = await cloudpy("-S", id);
+    assert.equal(r.status, 0, show(r));
+    assert.deepEqual([there("names"), there("envs").length], [[id], 1]);
+    r = await cloudpy("-R", id, "--", "a", "b");
+    assert.equal(r.status, 4, show(r));
+    assert.equal(r.stdout, hello);
+    assert.equal(runsThere().length, 2, "the run's folder stays without -c");
+    r = await cloudpy("-R", "-N", "-c", id, "--", "a", "b");
+    assert.equal(r.status, 4, show(r));
+    assert.equal(r.stdout, hello);
+    assert.match(r.stderr, /removed the run's folder and its environment there/);
+    assert.deepEqual([there("names"), there("envs")], [[], []]);
+    r = await cloudpy("-C", id);
+    assert.equal(r.status, 0, show(r));
+    assert.ok(!existsSync(join(dir, id)));
+
+    // -n keeps the folder here and the named environment there, for the next run.
+    r = await cloudpy("-n", "keep", "job.py", "--", "a", "b");
+    assert.equal(r.status, 4, show(r));
+    assert.ok(existsSync(join(dir, "keep", "conf", "mods")));
+    assert.deepEqual([there("names"), there("envs").length], [["keep"], 1]);
+  });
+
   test("store gc: finished runs, then what a dropped name kept; a running program's environment stays", async (t) => {
     // h3 holds only the several-hosts test's run and environment.
     const s = store("h3");

@@ -30,6 +30,8 @@ export interface Running {
 
 export interface PyferryOptions {
   cwd: string;
+  /** Which of bin/'s programs: default pyferry (cloudpy, the seed's entry, for instance). */
+  bin?: string;
   env: NodeJS.ProcessEnv;
   /** Written to stdin, which is then closed; default: nothing (stdin closed at once). */
   input?: string;
@@ -52,7 +54,7 @@ function shellWord(s: string): string {
 /** Start `node bin/pyferry.js ARGS` with the test's cache; output is collected. */
 export function startPyferry(args: string[], opts: PyferryOptions): Running {
   const t0 = Date.now();
-  const argv = [process.execPath, join(REPO, "bin", "pyferry.js"), ...args];
+  const argv = [process.execPath, join(REPO, "bin", `${opts.bin ?? "pyferry"}.js`), ...args];
   const [command, ...rest] = opts.terminal
     ? ["script", "-qfec", argv.map(shellWord).join(" "), "/dev/null"]
     : argv;
