@@ -12,6 +12,7 @@ import {
 } from "../analyze/analyze.js";
 import { installable } from "../analyze/spec.js";
 import { warn } from "../cli/output.js";
+import { normalizeName } from "../python/names.js";
 import { parseRequirement, parseRequirementsTxt, type Requirement } from "../python/requirement.js";
 import { UserError } from "../util/errors.js";
 import { readText } from "../util/read-text.js";
@@ -65,6 +66,9 @@ export function fromSpec(text: string, path: string): BuildInput {
     );
   let python: string | undefined;
   const pip: string[] = [];
+  // "pip" among the dependencies is pip itself, which conda would install into the environment:
+  // without it, `pip` in the environment would be the host's and install into the host.
+  let wantsPip = false;
   for (const d of deps) {
     if (typeof d === "string") {
       const m = /^python\s*(?:==?|=)\s*([\d.]+)/.exec(d);
@@ -73,7 +77,9 @@ export function fromSpec(text: string, path: string): BuildInput {
         throw new UserError(
           `${path}: '${d}' does not name a Python version such as python=3.11.7.`,
         );
-      } else if (d !== "pip" && !/^python$/.test(d)) {
+      } else if (d === "pip") {
+        wantsPip = true;
+      } else if (!/^python$/.test(d)) {
         throw new UserError(
           `${path}: '${d}' is a conda package; pyferry installs pip packages only (list it under "pip").`,
         );
@@ -94,8 +100,11 @@ export function fromSpec(text: string, path: string): BuildInput {
     }
   ).pyferry;
   const name = (doc as { name?: unknown }).name;
+  const requirements = parseAll(pip, path);
+  if (wantsPip && !requirements.some((r) => normalizeName(r.name) === "pip"))
+    requirements.push(...parseAll(["pip"], path));
   return {
-    requirements: parseAll(pip, path),
+    requirements,
     ...(python ? { python } : {}),
     ...(meta?.python?.requires ? { requiresPython: meta.python.requires } : {}),
     source: path,

@@ -512,6 +512,19 @@ describe("the seed's HOW TO TEST steps, as written", () => {
     assert.equal(out.status, 0, out.stderr);
     assert.match(out.stdout, /3\s+10/);
     assert.match(out.stdout, new RegExp(`prefix ${join(elsewhere, "cache")}`));
+    // The spec lists pip, as a conda environment would have it: `pip` is the environment's own,
+    // even with the host's pip on PATH.
+    const pip = spawnSync(
+      process.execPath,
+      [join(REPO, "bin", "python_package_run.js"), "venv.tar.gz", "pip", "--version"],
+      {
+        cwd: elsewhere,
+        env: { ...process.env, HOME: elsewhere, PYFERRY_CACHE_DIR: join(elsewhere, "cache") },
+        encoding: "utf8",
+      },
+    );
+    assert.equal(pip.status, 0, pip.stderr);
+    assert.match(pip.stdout, new RegExp(`^pip \\S+ from ${join(elsewhere, "cache")}/`));
     // The spec made here names this interpreter exactly: nothing to say about it.
     assert.doesNotMatch(r.stderr, /asks for Python/);
     // pyferry's global options before the archive, and exec's `--` after it, are taken too.
