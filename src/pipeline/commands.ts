@@ -472,10 +472,11 @@ export async function cachePruneCommand(
 /** For python_package_create: a spec -> a relocatable environment archive. */
 export async function createFromSpec(spec: string, output: string): Promise<void> {
   const { readInput } = await import("./inputs.js");
-  const input = await readInput(spec);
+  const settings = loadPipSettings();
+  // A script in place of the spec is analyzed as python_package_analyze does: with the index.
+  const input = await readInput(spec, { index: settings });
   const outputPlan = await planOutput(output);
   const info = await interpreterFor(input, undefined, "name another version in the spec's python");
-  const settings = loadPipSettings();
   const bar = progress();
   try {
     bar.update("Resolving");

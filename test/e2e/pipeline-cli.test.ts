@@ -545,6 +545,17 @@ describe("the seed's HOW TO TEST steps, as written", () => {
     assert.match(unknown.stderr, /^error: unknown option '--bogus'\./);
   });
 
+  test("python_package_create given the script itself finds its packages on the index, as analyze does", () => {
+    const d = tmp();
+    writeFileSync(join(d, "tab.py"), "import tabulate\nprint(tabulate.tabulate([[1]]))\n");
+    const r = runBin("python_package_create", ["tab.py", "tab.tar.gz"], { cwd: d });
+    assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /no distribution found/);
+    const run = runBin("python_package_run", ["tab.tar.gz", "python3", "tab.py"], { cwd: d });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, /^-\n1\n-\n$/);
+  });
+
   test("a spec whose python names no version, or that lists a conda package: one sentence each", () => {
     const d = tmp();
     for (const [dep, message] of [
