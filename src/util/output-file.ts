@@ -119,10 +119,21 @@ export async function writeOutput(
     await rename(tmp, p.file);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw err;
+    throw namingOutput(err, tmp, path);
   } finally {
     release();
   }
+}
+
+/**
+ * An error on the file written beside the output, told of the output: the user never named
+ * the other file (on /proc, say, no new file can be made: "does not exist" of the hidden name).
+ */
+function namingOutput(err: unknown, tmp: string, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e?.path !== tmp || !e.code) return err;
+  const described = /^E[A-Z0-9]+: ([^,]+)/.exec(e.message)?.[1] ?? e.code;
+  return new UserError(`${path} cannot be written: ${described} (${e.code}).`);
 }
 
 /** writeOutput of one buffer or string. */

@@ -122,3 +122,15 @@ test("a missing folder is refused before any work, not made", async () => {
   await assert.rejects(planOutput(join(d, "link.json")), /the folder \S+gone does not exist\.$/);
   assert.deepEqual(readdirSync(d), ["link.json"]);
 });
+
+test("a failed write names the output, never the file written beside it", async (t) => {
+  // procfs takes no new files: creating one fails whoever asks.
+  if (!existsSync("/proc/self")) return t.skip("no /proc");
+  await assert.rejects(
+    writeOutputFile("/proc/pyferry-out.json", "{}"),
+    (err: unknown) =>
+      err instanceof UserError &&
+      err.message ===
+        "/proc/pyferry-out.json cannot be written: no such file or directory (ENOENT).",
+  );
+});
