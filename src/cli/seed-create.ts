@@ -16,6 +16,10 @@ export async function runSeedCreate(argv: string[]): Promise<number> {
     .argument("<dependency-file>", "the JSON spec from python_package_analyze")
     .argument("<output-path>", "the environment archive to write (usually NAME.tar.gz)")
     .option("--debug", "show stack traces on errors")
+    .option(
+      "--mixed-sources",
+      "take a project's files from every package source, as pip does (default: the first source that has it)",
+    )
     .showHelpAfterError()
     .exitOverride()
     .addHelpText(
@@ -26,14 +30,14 @@ Example:
   python_package_create dependencies.json example_venv.tar.gz
   python_package_run example_venv.tar.gz python3 example.py`,
     )
-    .action(async (spec: string, output: string) => {
+    .action(async (spec: string, output: string, flags: { mixedSources?: boolean }) => {
       if (inputAt(output, [spec]) !== undefined)
         throw new UserError(
           `${output} is ${sameName(output, spec)}the dependency file being read; name another file for the archive.`,
           2,
         );
       const { createFromSpec } = await import("../pipeline/commands.js");
-      await createFromSpec(spec, output);
+      await createFromSpec(spec, output, { mixedSources: flags.mixedSources === true });
     });
   return runProgram(program, argv);
 }

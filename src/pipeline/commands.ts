@@ -470,7 +470,11 @@ export async function cachePruneCommand(
 }
 
 /** For python_package_create: a spec -> a relocatable environment archive. */
-export async function createFromSpec(spec: string, output: string): Promise<void> {
+export async function createFromSpec(
+  spec: string,
+  output: string,
+  opts: { mixedSources?: boolean } = {},
+): Promise<void> {
   const { readInput } = await import("./inputs.js");
   const settings = loadPipSettings();
   // A script in place of the spec is analyzed as python_package_analyze does: with the index.
@@ -480,7 +484,7 @@ export async function createFromSpec(spec: string, output: string): Promise<void
   const bar = progress();
   try {
     bar.update("Resolving");
-    const { text, lock, target } = await lockRequirements(input.requirements, info, settings);
+    const { text, lock, target } = await lockRequirements(input.requirements, info, settings, opts);
     bar.update("Building the environment");
     const env = await cachedEnv(text, lock, info, {
       bundlePython: true,

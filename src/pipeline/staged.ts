@@ -238,6 +238,7 @@ export async function removePackFolder(id: string): Promise<string> {
   if (!dir)
     throw new UserError(
       `There is no pack folder ${id} here (looked for ${join(resolve(id), PACK_CONF)}).`,
+      2,
     );
   rmSync(dir, { recursive: true, force: true });
   return dir;

@@ -548,7 +548,10 @@ describe("the seed's HOW TO TEST steps, as written", () => {
   test("python_package_create given the script itself finds its packages on the index, as analyze does", () => {
     const d = tmp();
     writeFileSync(join(d, "tab.py"), "import tabulate\nprint(tabulate.tabulate([[1]]))\n");
-    const r = runBin("python_package_create", ["tab.py", "tab.tar.gz"], { cwd: d });
+    // --mixed-sources too, which a resolution failure's hint names.
+    const r = runBin("python_package_create", ["--mixed-sources", "tab.py", "tab.tar.gz"], {
+      cwd: d,
+    });
     assert.equal(r.status, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /no distribution found/);
     const run = runBin("python_package_run", ["tab.tar.gz", "python3", "tab.py"], { cwd: d });

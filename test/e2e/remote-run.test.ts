@@ -670,7 +670,7 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.equal(local.status, 0, show(local));
     assert.equal(existsSync(pack), false);
     const none = await run(["clean", "nightly"], dir);
-    assert.notEqual(none.status, 0);
+    assert.equal(none.status, 2, show(none));
     assert.match(errorLine(none.stderr), /^error: There is no pack folder nightly here/);
   });
 
