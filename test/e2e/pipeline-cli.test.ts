@@ -538,6 +538,13 @@ describe("the seed's HOW TO TEST steps, as written", () => {
     );
     assert.equal(opts.status, 0, opts.stderr);
     assert.match(opts.stdout, /3\s+10/);
+    // The environment's name, as the seed's synopsis has it, stands for its archive.
+    const byName = runBin("python_package_run", ["venv", "python3", "hi.py"], {
+      cwd: elsewhere,
+      env: { PYFERRY_CACHE_DIR: join(elsewhere, "cache") },
+    });
+    assert.equal(byName.status, 0, byName.stderr);
+    assert.match(byName.stdout, /3\s+10/);
     const unknown = runBin("python_package_run", ["--bogus", "venv.tar.gz", "python3"], {
       cwd: elsewhere,
     });
