@@ -288,7 +288,15 @@ export async function remoteRun(req: RemoteRunRequest): Promise<RemoteRunReport>
     req.status?.done();
     const marker = JSON.parse(readFileSync(join(rec.envDir, ENV_MARKER), "utf8")) as {
       glibc?: string;
+      python?: string;
+      bundled?: boolean;
+      packages?: string[];
     };
+    const pkgs = marker.packages ?? [];
+    say(
+      req,
+      `environment: Python ${marker.python ?? "?"}${marker.bundled ? " (travels with it)" : ""}, ${pkgs.length} package(s)${pkgs.length > 0 ? `: ${pkgs.join(" ")}` : ""}`,
+    );
     if (!host) checkPlatform(facts, req.target.label, marker.glibc);
     const env = envTree(rec.envDir);
     const app = appTree(rec.app?.root ?? ".", rec.app?.files ?? []);

@@ -713,6 +713,11 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     assert.equal(r.status, 4, show(r));
     assert.equal(r.stdout, hello);
     assert.match(r.stderr, /removed the run's folder and its environment there/);
+    // -N says what the environment is.
+    assert.match(
+      r.stderr,
+      /^pyferry: environment: Python 3\.\d+\.\d+ \(travels with it\), 1 package\(s\): six==1\.17\.0$/m,
+    );
     assert.deepEqual([there("names"), there("envs")], [[], []]);
     r = await cloudpy("-C", id);
     assert.equal(r.status, 0, show(r));
