@@ -281,6 +281,26 @@ describe("python_package_analyze (seed-compatible)", () => {
   test("missing arguments are a usage error", () => {
     assert.equal(runBin("python_package_analyze", ["only-one.py"]).status, 2);
   });
+  test("optional imports are named when left out, and kept with --include-optional", () => {
+    const dir = temp({
+      "o.py":
+        "import six\ntry:\n    import simplejson\nexcept ImportError:\n    simplejson = None\n",
+    });
+    const pip = () => JSON.parse(readFileSync(join(dir, "o.json"), "utf8")).dependencies[2].pip;
+    const plain = runBin("python_package_analyze", ["o.py", "o.json"], { cwd: dir });
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.deepEqual(pip(), ["six"]);
+    assert.match(
+      plain.stderr,
+      /left out as optional .*: simplejson; --include-optional keeps them/,
+    );
+    const all = runBin("python_package_analyze", ["--include-optional", "o.py", "o.json"], {
+      cwd: dir,
+    });
+    assert.equal(all.status, 0, all.stderr);
+    assert.deepEqual(pip(), ["simplejson", "six"]);
+    assert.doesNotMatch(all.stderr, /optional/);
+  });
 });
 
 describe("output into a pipe that closes early", () => {
