@@ -25,7 +25,9 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isMainThread } from "node:worker_threads";
 import { HttpFailure, httpGet, redactUrl } from "../index/http.js";
-import { parseWheelFilename } from "../python/tags.js";
+import { normalizeName } from "../python/names.js";
+import { parseWheelFilename, type WheelName } from "../python/tags.js";
+import { compareVersions } from "../python/version.js";
 import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
@@ -329,7 +331,7 @@ export async function unpackWheel(
   parseWheelFilename(filename);
   const root = cachePaths().unpacked;
   const published = await readUnpacked(root, sha);
-  if (published) return published;
+  if (published) return sameWheel(published, filename);
   const bytes = readWhole(path);
   // fetchDist verified its copies before publishing them, and local files it has just hashed
   // where they are (`verified`); any other file is checked here.
@@ -392,6 +394,38 @@ export async function retireTree(dir: string): Promise<boolean> {
   }
   await removeTree(trash);
   return true;
+}
+
+/**
+ * "six 1.17.0's wheel six-1.17.0-py2.py3-none-any.whl" when `tree` was unpacked from another
+ * wheel than `filename`, else undefined: trees are found by hash alone, and a hash copied from
+ * another file must not install that other file.
+ */
+export function otherWheel(tree: UnpackedWheel, filename: string): string | undefined {
+  const want = parseWheelFilename(filename);
+  const have = parseWheelFilename(tree.filename);
+  const tags = (w: WheelName) =>
+    w.tags
+      .map((t) => `${t.interpreter}-${t.abi}-${t.platform}`)
+      .sort()
+      .join(" ");
+  const same =
+    normalizeName(tree.name) === want.normalized &&
+    compareVersions(tree.version, want.version) === 0 &&
+    have.build === want.build &&
+    tags(have) === tags(want);
+  return same ? undefined : `${tree.name} ${tree.version}'s wheel ${tree.filename}`;
+}
+
+/** `tree`, found by the hash given for the wheel `filename`; refused when it is another wheel's. */
+export function sameWheel(tree: UnpackedWheel, filename: string): UnpackedWheel {
+  const other = otherWheel(tree, filename);
+  if (other) {
+    throw new UserError(
+      `The sha256 given for ${filename}, ${tree.sha256}, is that of ${other}; that hash is wrong.`,
+    );
+  }
+  return tree;
 }
 
 /** Read an unpacked tree already in the cache, without unpacking anything. */

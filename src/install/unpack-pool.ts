@@ -5,9 +5,10 @@
  */
 import { statSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
 import { UserError } from "../util/errors.js";
-import { findUnpacked, type UnpackedWheel, unpackWheel } from "./cache.js";
+import { findUnpacked, sameWheel, type UnpackedWheel, unpackWheel } from "./cache.js";
 
 export interface UnpackJob {
   id: number;
@@ -112,6 +113,9 @@ async function unpackAll(
   ready: (index: number, wheel: UnpackedWheel) => void,
 ): Promise<UnpackedWheel[]> {
   const known = await Promise.all(wheels.map((w) => findUnpacked(w.sha256)));
+  known.forEach((w, i) => {
+    if (w) sameWheel(w, basename((wheels[i] as { path: string }).path));
+  });
   known.forEach((w, i) => {
     if (w) ready(i, w);
   });

@@ -25,6 +25,7 @@ import {
   fetchDist,
   fetchMany,
   findUnpacked,
+  otherWheel,
   retireTree,
   type UnpackedWheel,
 } from "../install/cache.js";
@@ -472,6 +473,15 @@ async function lockedWheels(
   const unpacked = await Promise.all(
     files.map((f) => (f?.filename.endsWith(".whl") ? findUnpacked(f.sha256) : undefined)),
   );
+  unpacked.forEach((w, k) => {
+    const file = files[k] as DistFile;
+    const other = w && otherWheel(w, file.filename);
+    if (other) {
+      throw new UserError(
+        `The lock's file for ${packageLabel(packages[k] as LockedPackage)} (${file.filename}) has sha256 ${file.sha256}, that of ${other}; the lock is wrong.`,
+      );
+    }
+  });
   const origins = packages.map((p) => (builtHere(p) ? undefined : directUrl(p, lockDir)));
   unpacked.forEach((w, k) => {
     if (w) ready(k, w, origins[k]);

@@ -250,6 +250,40 @@ describe("bad input is one sentence and a non-zero exit", () => {
     );
     assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
   });
+  test("a lock entry with the hash of another wheel in the cache: refused, not that wheel installed", () => {
+    const d = tmp();
+    assert.equal(pyferry(["lock", "six", "-o", join(d, "six.toml")]).status, 0);
+    const six = /sha256 = "([0-9a-f]{64})"/.exec(readFileSync(join(d, "six.toml"), "utf8"))?.[1];
+    // six's tree is now in the cache, found by its hash alone.
+    const warm = pyferry(["env", "create", join(d, "six-env"), "--lock", join(d, "six.toml")]);
+    assert.equal(warm.status, 0, warm.stderr);
+    const lock = tabulateLock(d, /sha256 = "[0-9a-f]{64}"/, `sha256 = "${six}"`);
+    bad(
+      ["env", "create", join(d, "e"), "--lock", lock],
+      new RegExp(
+        `^error: The lock's file for tabulate \\S+ \\(tabulate-\\S+\\.whl\\) has sha256 ${six}, that of six 1\\.17\\.0's wheel six-1\\.17\\.0-\\S+\\.whl; the lock is wrong\\.$`,
+        "m",
+      ),
+    );
+    assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
+    // Within one lock on a cold cache: six given tabulate's hash finds tabulate's tree, unpacked
+    // first (the larger file), when its own turn comes.
+    const both = join(d, "both.toml");
+    assert.equal(pyferry(["lock", "six", "tabulate", "-o", both]).status, 0);
+    const text = readFileSync(both, "utf8");
+    const tab = /tabulate-[^"]+\.whl".*sha256 = "([0-9a-f]{64})"/.exec(text)?.[1] as string;
+    writeFileSync(both, text.replace(six as string, tab));
+    const r = pyferry(["env", "create", join(d, "e"), "--lock", both], {
+      env: { PYFERRY_CACHE_DIR: tmp() },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^error: The sha256 given for six-1\\.17\\.0-\\S+\\.whl, ${tab}, is that of tabulate `,
+      ),
+    );
+  });
   test("pack -o naming the script or a local module: refused before any work", () => {
     const d = tmp();
     writeFileSync(join(d, "m.py"), "import six\nimport helper\n");
