@@ -20,11 +20,25 @@ export interface UnpackJob {
 
 export type UnpackReply =
   | { id: number; wheel: UnpackedWheel }
-  | { id: number; error: { message: string; user: boolean; exitCode: number; stack?: string } };
+  | {
+      id: number;
+      error: {
+        message: string;
+        user: boolean;
+        exitCode: number;
+        stack?: string;
+        /** A system error's errno name and path, by which it is told to the user (ENOSPC). */
+        code?: string;
+        path?: string;
+      };
+    };
 
 function rebuild(e: Extract<UnpackReply, { error: unknown }>["error"]): Error {
-  const err = e.user ? new UserError(e.message, e.exitCode) : new Error(e.message);
-  if (e.stack && !e.user) err.stack = e.stack;
+  if (e.user) return new UserError(e.message, e.exitCode);
+  const err: NodeJS.ErrnoException = new Error(e.message);
+  if (e.stack) err.stack = e.stack;
+  if (e.code !== undefined) err.code = e.code;
+  if (e.path !== undefined) err.path = e.path;
   return err;
 }
 

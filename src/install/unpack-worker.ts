@@ -15,6 +15,7 @@ port.on("message", async (job: UnpackJob) => {
     reply = { id: job.id, wheel: await unpackWheel(job.path, job.sha256, job.verified) };
   } catch (err) {
     const user = err instanceof UserError;
+    const { code, path } = err as NodeJS.ErrnoException;
     reply = {
       id: job.id,
       error: {
@@ -22,6 +23,8 @@ port.on("message", async (job: UnpackJob) => {
         user,
         exitCode: user ? err.exitCode : 1,
         ...(err instanceof Error && err.stack ? { stack: err.stack } : {}),
+        ...(typeof code === "string" ? { code } : {}),
+        ...(typeof path === "string" ? { path } : {}),
       },
     };
   }

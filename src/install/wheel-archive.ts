@@ -369,6 +369,19 @@ function unhashed(distInfo: string): Set<string> {
 }
 
 /** Write one entry to `dest`, returning its size and digests (sha256, plus RECORD's own). */
+/** An error writing the unpacked tree (a full disk, a read-only folder): not the wheel's fault. */
+class WriteFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+function writing<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    throw new WriteFailure(err);
+  }
+}
+
 async function extractEntry(
   a: Archive,
   f: ZipFileEntry,
@@ -385,20 +398,20 @@ async function extractEntry(
     other?.update(data);
     size = data.length;
     // Created read-only: the open descriptor may still write; later opens for writing fail.
-    writeFileSync(dest, data, { mode, flag: "wx" });
+    writing(() => writeFileSync(dest, data, { mode, flag: "wx" }));
   } else {
     const stream = await a.zip.openReadStreamPromise(f.entry);
-    const fd = openSync(dest, "wx", mode);
+    const fd = writing(() => openSync(dest, "wx", mode));
     try {
       for await (const chunk of stream) {
         const data = chunk as Buffer;
         sha.update(data);
         other?.update(data);
         size += data.length;
-        for (let done = 0; done < data.length; ) done += writeSync(fd, data, done);
+        for (let done = 0; done < data.length; ) done += writing(() => writeSync(fd, data, done));
       }
     } finally {
-      closeSync(fd);
+      writing(() => closeSync(fd));
     }
   }
   const sha256 = recordDigest("sha256", sha.digest());
@@ -493,6 +506,7 @@ export async function extractWheel(
       try {
         got = await extractEntry(a, f, join(dest, f.name), algorithm);
       } catch (err) {
+        if (err instanceof WriteFailure) throw err.cause;
         throw new BadWheel(filename, `its entry "${f.name}" is corrupt (${detail(err)})`);
       }
       if (row && row.hash !== got.recordHash) {

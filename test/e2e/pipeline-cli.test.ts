@@ -1012,4 +1012,29 @@ describe("a full disk", () => {
       rmSync(mnt, { recursive: true, force: true });
     }
   });
+  test("a full cache while unpacking a wheel is a full disk, not a corrupt wheel", (t) => {
+    const d = tmp();
+    const lock = join(d, "pylock.toml");
+    assert.equal(pyferry(["lock", "pandas", "-o", lock]).status, 0);
+    const mnt = tempDir("pyferry-full-cache-");
+    try {
+      if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=20m", "tmpfs", mnt]).status !== 0) {
+        t.skip("cannot mount a small tmpfs here");
+        return;
+      }
+      try {
+        const r = pyferry(["env", "create", join(d, "env"), "--lock", lock], {
+          env: { PYFERRY_CACHE_DIR: mnt },
+        });
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /^error: the disk is full \(ENOSPC: [^\n]*\)\.\n$/);
+        assert.deepEqual(readdirSync(join(mnt, "unpacked")), [], "no half-unpacked tree");
+        assert.equal(existsSync(join(d, "env")), false);
+      } finally {
+        spawnSync("umount", [mnt]);
+      }
+    } finally {
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
 });
