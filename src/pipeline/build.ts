@@ -278,8 +278,7 @@ export async function buildEnv(
   opts: BuildOptions = {},
 ): Promise<EnvLayout> {
   const final = resolvePath(dest);
-  if (lstatSync(final, { throwIfNoEntry: false }))
-    throw new UserError(`${dest} already exists; pick a new folder or remove it first.`);
+  if (lstatSync(final, { throwIfNoEntry: false })) throw folderTaken(dest);
   if (Number(info.version.split(".")[0]) < 3)
     throw new UserError(
       `pyferry builds environments for Python 3 only, and ${info.realPath} is Python ${info.version}.`,
@@ -288,7 +287,7 @@ export async function buildEnv(
   const wanted = selectPackages(lock, info, opts.choice);
   await makeDirs(dirname(final));
   await sweepScratch(final);
-  return mendingCache(() => buildOnce(wanted, info, final, opts));
+  return mendingCache(() => buildOnce(wanted, info, final, opts, dest));
 }
 
 /**
@@ -324,12 +323,19 @@ async function mendingCache<T>(
   }
 }
 
+/** `dest` is there already; `during` when it appeared while the environment was being built. */
+function folderTaken(dest: string, during = false): UserError {
+  const when = during ? " (made while this build ran)" : "";
+  return new UserError(`${dest} already exists${when}; pick a new folder or remove it first.`);
+}
+
 /** buildEnv's work, from a clean start; CachedTreeChanged when a tree of the cache changed. */
 async function buildOnce(
   wanted: LockedPackage[],
   info: InterpreterInfo,
   final: string,
   opts: BuildOptions,
+  dest: string,
 ): Promise<EnvLayout> {
   const tmp = scratchFor(final, randomBytes(4).toString("hex"));
   const release = holdScratch(tmp);
@@ -408,7 +414,15 @@ async function buildOnce(
         2,
       )}\n`,
     );
-    await rename(tmp, final);
+    // rename(2) would silently replace an empty folder made meanwhile by someone else.
+    if (lstatSync(final, { throwIfNoEntry: false })) throw folderTaken(dest, true);
+    await rename(tmp, final).catch((err: NodeJS.ErrnoException) => {
+      const code = err.code ?? "";
+      if (["ENOTEMPTY", "EEXIST", "ENOTDIR", "EISDIR"].includes(code)) {
+        throw folderTaken(dest, true);
+      }
+      throw err;
+    });
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     throw err;

@@ -938,6 +938,67 @@ describe("sources", () => {
   });
 });
 
+describe("the environment's folder made by another while a build runs", () => {
+  /** `pyferry env create envr --lock lock` in `d`, running; its exit status and stderr. */
+  const start = (d: string, lock: string, more: string[] = []) => {
+    const child = spawn(
+      process.execPath,
+      [join(REPO, "bin", "pyferry.js"), "env", "create", "envr", "--lock", lock, ...more],
+      { cwd: d, env: { ...process.env, PYFERRY_CACHE_DIR: CACHE, NO_COLOR: "1" } },
+    );
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    return new Promise<{ status: number | null; stderr: string }>((done) =>
+      child.on("close", (status) => done({ status, stderr })),
+    );
+  };
+  const lockIn = (d: string) => {
+    assert.equal(pyferry(["lock", "tabulate", "-o", join(d, "pylock.toml")]).status, 0);
+    return join(d, "pylock.toml");
+  };
+  const taken =
+    /^error: envr already exists \(made while this build ran\); pick a new folder or remove it first\.\n$/;
+
+  test("an empty folder made meanwhile is not replaced; the build says so", async () => {
+    const d = tmp();
+    const lock = lockIn(d);
+    const running = start(d, lock);
+    // Once the build is past its first look: its scratch folder is there.
+    const started = Date.now();
+    while (!readdirSync(d).some((n) => n.startsWith(".envr."))) {
+      assert.ok(Date.now() - started < 60_000, "the build never started");
+      await new Promise((go) => setTimeout(go, 2));
+    }
+    mkdirSync(join(d, "envr"));
+    const r = await running;
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, taken);
+    assert.deepEqual(readdirSync(join(d, "envr")), [], "the other's folder is left as it was");
+    assert.deepEqual(readdirSync(d).sort(), ["envr", "pylock.toml"], "no scratch folder left");
+  });
+
+  test("two builds at once: one makes it, the other names the folder, not a scratch one", async () => {
+    const d = tmp();
+    // numpy, copied: builds long enough that both are past their first look before either ends.
+    const lock = join(d, "pylock.toml");
+    assert.equal(pyferry(["lock", "numpy", "-o", lock]).status, 0);
+    const [a, b] = await Promise.all([
+      start(d, lock, ["--link-mode", "copy"]),
+      start(d, lock, ["--link-mode", "copy"]),
+    ]);
+    const lost = [a, b].filter((r) => r.status !== 0);
+    assert.equal(lost.length, 1, `${a.stderr}${b.stderr}`);
+    assert.equal(lost[0]?.status, 1);
+    assert.match(
+      lost[0]?.stderr ?? "",
+      /^error: envr already exists( \(made while this build ran\))?; pick a new folder or remove it first\.\n$/,
+    );
+    assert.deepEqual(readdirSync(d).sort(), ["envr", "pylock.toml"], "no scratch folder left");
+  });
+});
+
 describe("stopped while copying", () => {
   test("Ctrl-C or SIGTERM during env create ends by the signal, with no trace, and leaves nothing", async () => {
     const d = tmp();
