@@ -59,6 +59,9 @@ export function errorSentence(e: unknown): { sentence: string; expected: boolean
   if (e instanceof UserError) return { sentence: e.message, expected: true };
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   const message = e instanceof Error ? e.message : String(e);
+  // process.cwd() (also inside path.resolve) in a folder removed since the shell entered it.
+  if (code === "ENOENT" && (e as NodeJS.ErrnoException).syscall === "uv_cwd")
+    return { sentence: "The current folder no longer exists; cd to another one.", expected: true };
   if (code === "ENOSPC") return { sentence: `the disk is full (${message}).`, expected: true };
   if (code === "EACCES" || code === "EPERM")
     return { sentence: `permission denied (${message}).`, expected: true };

@@ -841,6 +841,50 @@ describe("errors", () => {
     }
     assert.deepEqual(readdirSync(dir), [], "nothing was made");
   });
+  test("run from a folder removed since: one sentence; --version and --help still answer", () => {
+    const dir = tmp();
+    writeFileSync(join(dir, "t.py"), "print('hi')\n");
+    const bundle = join(dir, "t.tar.gz");
+    assert.equal(pyferry(["pack", join(dir, "t.py"), "-o", bundle]).status, 0);
+    assert.equal(pyferry(["lock", "six", "-o", join(dir, "six.toml")]).status, 0);
+    /** pyferry `args` started in a folder that is removed before it starts. */
+    const fromGone = (args: string[]) => {
+      const cwd = join(dir, "gone");
+      mkdirSync(cwd);
+      const pyferryJs = join(REPO, "bin", "pyferry.js");
+      return spawnSync(
+        "sh",
+        [
+          "-c",
+          'cd "$1" && rmdir "$1" && shift && exec "$@"',
+          "sh",
+          cwd,
+          process.execPath,
+          pyferryJs,
+          ...args,
+        ],
+        {
+          env: { ...process.env, PYFERRY_CACHE_DIR: CACHE, NO_COLOR: "1" },
+          encoding: "utf8",
+          timeout: 120_000,
+        },
+      );
+    };
+    for (const args of [
+      ["exec", bundle],
+      ["env", "create", "e", "--lock", join(dir, "six.toml")],
+      ["run", join(dir, "t.py")],
+    ]) {
+      const r = fromGone(args);
+      assert.equal(r.status, 1, args.join(" "));
+      assert.equal(r.stderr, "error: The current folder no longer exists; cd to another one.\n");
+    }
+    for (const args of [["--version"], ["--help"], ["env", "create", "--help"]]) {
+      const r = fromGone(args);
+      assert.equal(r.status, 0, r.stderr);
+      assert.notEqual(r.stdout, "");
+    }
+  });
 });
 
 describe("requirements files", () => {
