@@ -205,10 +205,15 @@ function allowedHashes(requirements: Requirement[]): Map<string, Set<string>> {
 function checkHashes(hashed: Map<string, Set<string>>, lock: Lock): void {
   if (hashed.size === 0) return;
   const missing = lock.packages.filter((p) => !hashed.get(p.name)?.size);
-  if (missing.length > 0)
+  if (missing.length > 0) {
+    // A requirement with no hash allowed at all is there only because of --require-hashes.
+    const why = [...hashed.values()].some((s) => s.size === 0)
+      ? "Hashes are required by --require-hashes"
+      : "With --hash on a requirement, every package needs one";
     throw new UserError(
-      `With --hash on a requirement, every package needs one, and ${missing.map((p) => `${p.name} ${p.version}`).join(", ")} ${missing.length === 1 ? "has" : "have"} none; list ${missing.length === 1 ? "it" : "them"} with --hash (pip-compile --generate-hashes writes them all).`,
+      `${why}, and ${missing.map((p) => `${p.name} ${p.version}`).join(", ")} ${missing.length === 1 ? "has" : "have"} none; list ${missing.length === 1 ? "it" : "them"} with --hash (pip-compile --generate-hashes writes them all).`,
     );
+  }
   for (const p of lock.packages) {
     const allowed = hashed.get(p.name) ?? new Set<string>();
     for (const f of [...p.wheels, ...(p.sdist ? [p.sdist] : [])]) {
