@@ -11,7 +11,8 @@ export function defaultLinkMode(): LinkMode {
   const mode = process.env.PYFERRY_LINK_MODE || "auto";
   if (!(LINK_MODES as readonly string[]).includes(mode)) {
     const list = `${LINK_MODES.slice(0, -1).join(", ")} or ${LINK_MODES.at(-1)}`;
-    throw new UserError(`PYFERRY_LINK_MODE is "${mode}", but it can only be ${list}.`);
+    // A usage error, as a bad --link-mode is.
+    throw new UserError(`PYFERRY_LINK_MODE is "${mode}", but it can only be ${list}.`, 2);
   }
   return mode as LinkMode;
 }

@@ -284,6 +284,22 @@ describe("bad input is one sentence and a non-zero exit", () => {
       ),
     );
   });
+  test("a bad link mode is a usage error (2), from --link-mode or PYFERRY_LINK_MODE", () => {
+    const d = tmp();
+    const lock = join(d, "six.toml");
+    assert.equal(pyferry(["lock", "six", "-o", lock]).status, 0);
+    const flag = pyferry(["env", "create", join(d, "e"), "--lock", lock, "--link-mode", "bogus"]);
+    assert.equal(flag.status, 2, flag.stderr);
+    const env = pyferry(["env", "create", join(d, "e"), "--lock", lock], {
+      env: { PYFERRY_LINK_MODE: "bogus" },
+    });
+    assert.equal(env.status, 2, env.stderr);
+    assert.equal(
+      env.stderr,
+      'error: PYFERRY_LINK_MODE is "bogus", but it can only be auto, clone, hardlink or copy.\n',
+    );
+    assert.deepEqual(readdirSync(d), ["six.toml"], "nothing made");
+  });
   test("pack -o naming the script or a local module: refused before any work", () => {
     const d = tmp();
     writeFileSync(join(d, "m.py"), "import six\nimport helper\n");
