@@ -64,6 +64,8 @@ export interface DistFile {
   url: string;
   filename: string;
   sha256: string;
+  /** Its size in bytes, when known: a file of another size is refused before it is hashed. */
+  size?: number;
 }
 
 const MARKER_FORMAT = 1;
@@ -164,6 +166,7 @@ export async function fetchDist(file: DistFile): Promise<string> {
   if (file.url.startsWith("file:")) {
     // A local file needs no copy: check its hash where it is (one read instead of a read
     // and a write of the whole wheel; the unpacked tree is what gets cached).
+    await checkLocalSize(file);
     const hash = createHash("sha256");
     for await (const chunk of sourceChunks(file.url, file.filename)) hash.update(chunk);
     const actual = hash.digest("hex");
@@ -178,14 +181,17 @@ export async function fetchDist(file: DistFile): Promise<string> {
   try {
     const hash = createHash("sha256");
     const handle = await createIn(dir, tmp);
+    let bytes = 0;
     try {
       for await (const chunk of sourceChunks(file.url, file.filename)) {
         hash.update(chunk);
+        bytes += chunk.length;
         await handle.write(chunk);
       }
     } finally {
       await handle.close();
     }
+    checkSize(file, bytes, `from ${redactUrl(file.url)}`);
     const actual = hash.digest("hex");
     if (actual !== sha256) {
       throw new UserError(
@@ -200,6 +206,22 @@ export async function fetchDist(file: DistFile): Promise<string> {
     throw err;
   }
   return final;
+}
+
+/** Refuse `file` when it is known to be `file.size` bytes and the copy at `where` has `actual`. */
+function checkSize(file: DistFile, actual: number, where: string): void {
+  if (file.size !== undefined && actual !== file.size) {
+    throw new UserError(
+      `${file.filename} ${where} is ${actual} bytes, but ${file.size} were expected.`,
+    );
+  }
+}
+
+/** checkSize for a local file (a file: URL), by its size on disk; a missing file is left to its reader. */
+export async function checkLocalSize(file: DistFile): Promise<void> {
+  const path = fileURLToPath(file.url);
+  const st = await stat(path).catch(() => undefined);
+  if (st) checkSize(file, st.size, `at ${path}`);
 }
 
 /** fetchDist for many files, `concurrency` at a time; paths in the order given. */

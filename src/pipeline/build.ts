@@ -21,6 +21,7 @@ import type { IndexFile } from "../index/simple.js";
 import { writeActivateScripts } from "../install/activate.js";
 import {
   cachePaths,
+  checkLocalSize,
   type DistFile,
   fetchDist,
   fetchMany,
@@ -469,7 +470,12 @@ function lockedFile(p: LockedPackage, ranks: Map<string, number>, lockDir: strin
     );
   }
   const file = installFile(p, ranks);
-  return { url: lockedFileUrl(file, lockDir), filename: file.name, sha256: file.sha256 };
+  return {
+    url: lockedFileUrl(file, lockDir),
+    filename: file.name,
+    sha256: file.sha256,
+    ...(file.size !== undefined ? { size: file.size } : {}),
+  };
 }
 
 /**
@@ -508,6 +514,8 @@ async function lockedWheels(
   // A local wheel is hashed by the thread that unpacks it, so that the threads start at once
   // and the hashing of one overlaps the unpacking of another.
   const local = (f: DistFile) => f.filename.endsWith(".whl") && f.url.startsWith("file:");
+  // Their size, known without reading them, is checked here all the same.
+  await Promise.all(files.map((f, k) => (f && !unpacked[k] && local(f) ? checkLocalSize(f) : 0)));
   const todo = files.filter((f, k): f is DistFile => f !== undefined && !unpacked[k] && !local(f));
   // A lock names files, not sources: a private index's credentials come from its configuration.
   if (todo.length > 0) knowCredentials(sourceUrls(opts.index ?? loadPipSettings()));

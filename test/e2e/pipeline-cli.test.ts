@@ -284,6 +284,19 @@ describe("bad input is one sentence and a non-zero exit", () => {
       ),
     );
   });
+  test("a lock whose size does not match the file: refused before hashing", () => {
+    const d = tmp();
+    const lock = tabulateLock(d, /size = \d+/, "size = 1");
+    const r = pyferry(["env", "create", join(d, "e"), "--lock", lock], {
+      env: { PYFERRY_CACHE_DIR: tmp() },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /^error: tabulate-\S+\.whl at \S+ is \d+ bytes, but 1 were expected\.\n$/,
+    );
+    assert.equal(existsSync(join(d, "e")), false, "nothing half-built");
+  });
   test("a bad link mode is a usage error (2), from --link-mode or PYFERRY_LINK_MODE", () => {
     const d = tmp();
     const lock = join(d, "six.toml");
