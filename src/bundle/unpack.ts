@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, createReadStream, fchmodSync, openSync, symlinkSync, writeSync } from "node:fs";
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
@@ -16,7 +16,6 @@ import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
 import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
 import { pidAlive } from "../util/pid.js";
-import { touch } from "../util/touch.js";
 import { ByteReader } from "./byte-reader.js";
 import { acquireLock } from "./lock.js";
 import { isBundlePath, MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
@@ -25,6 +24,8 @@ import { tarMembers } from "./tar-members.js";
 
 /** Written into an unpacked tree just before it is published: its presence means complete. */
 export const COMPLETE_MARKER = ".pyferry-complete";
+/** The completion marker while `cache prune` decides, under the bundle's lock, to remove a tree. */
+export const RETIRING_MARKER = ".pyferry-retiring";
 /** Headers and manifests larger than this are not ours. */
 const MAX_META_BYTES = 64 << 20;
 
@@ -309,10 +310,20 @@ export async function ensureUnpacked(archive: string): Promise<Unpacked> {
   useCache();
   const root = join(cacheDir(), "bundles");
   const dir = join(root, digest);
-  const complete = (): Promise<boolean> => present(join(dir, COMPLETE_MARKER));
-  // A finished tree may be in use by running tasks: if it is damaged, say so rather than
-  // replace it under them.
-  const reuse = async (): Promise<Unpacked> => {
+  const marker = join(dir, COMPLETE_MARKER);
+  const complete = (): Promise<boolean> => present(marker);
+  // Using a tree is claimed by touching its marker, then seeing it still there: prune renames
+  // the marker aside before it judges the tree's last use, so a claim either shows in that
+  // judgement or fails here (and this waits for prune's lock). A tree that is still claimable
+  // yet damaged may be in use by running tasks: say so rather than replace it under them.
+  const reuse = async (): Promise<Unpacked | undefined> => {
+    const now = new Date();
+    const gone = await utimes(marker, now, now).then(
+      () => false,
+      // Another user's cache keeps no date of ours; only a missing marker matters.
+      (err: NodeJS.ErrnoException) => err.code === "ENOENT",
+    );
+    if (gone || !(await complete())) return undefined;
     const text = await readFile(join(dir, MANIFEST_NAME), "utf8").catch(
       (err: NodeJS.ErrnoException) => {
         throw new UserError(
@@ -320,40 +331,58 @@ export async function ensureUnpacked(archive: string): Promise<Unpacked> {
         );
       },
     );
-    await touch(join(dir, COMPLETE_MARKER));
     return { dir, manifest: parseManifest(text, dir), unpacked: false };
   };
-  if (await complete()) return reuse();
-  await makeDirs(root);
-  const lock = await acquireLock(`${dir}.lock`, { done: complete });
-  if (!lock) return reuse();
-  try {
-    if (await complete()) return reuse();
-    await removeAbandoned(dir);
-    // A tree without its marker is not ours to trust (it never is published that way).
-    if (await present(dir)) {
-      const aside = partialName(dir);
-      await rename(dir, aside);
-      await rm(aside, { recursive: true, force: true });
-    }
-    const tmp = partialName(dir);
+  for (;;) {
+    const reused = (await complete()) ? await reuse() : undefined;
+    if (reused) return reused;
+    await makeDirs(root);
+    const lock = await acquireLock(`${dir}.lock`, { done: complete });
+    // Finished by another process: claim it like any finished tree.
+    if (!lock) continue;
     try {
-      const manifest = await extract(archive, tmp);
-      await writeFile(join(tmp, COMPLETE_MARKER), `${digest}\n`);
-      try {
-        await rename(tmp, dir);
-      } catch (err) {
-        // Someone who also thought they held the lock published first: theirs is as good.
-        if (!(await complete())) throw err;
-        await rm(tmp, { recursive: true, force: true });
-        return reuse();
-      }
-      return { dir, manifest, unpacked: true };
-    } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      throw err;
+      return await unpackLocked(archive, digest, dir, reuse);
+    } finally {
+      await lock.release();
     }
-  } finally {
-    await lock.release();
+  }
+}
+
+/** ensureUnpacked's part under the bundle's lock: reuse the tree there, or unpack it anew. */
+async function unpackLocked(
+  archive: string,
+  digest: string,
+  dir: string,
+  reuse: () => Promise<Unpacked | undefined>,
+): Promise<Unpacked> {
+  const complete = (): Promise<boolean> => present(join(dir, COMPLETE_MARKER));
+  // A prune stopped while deciding left the marker aside; the tree is as complete as before.
+  await rename(join(dir, RETIRING_MARKER), join(dir, COMPLETE_MARKER)).catch(() => undefined);
+  const reused = (await complete()) ? await reuse() : undefined;
+  if (reused) return reused;
+  await removeAbandoned(dir);
+  // A tree without its marker is not ours to trust (it never is published that way).
+  if (await present(dir)) {
+    const aside = partialName(dir);
+    await rename(dir, aside);
+    await rm(aside, { recursive: true, force: true });
+  }
+  const tmp = partialName(dir);
+  try {
+    const manifest = await extract(archive, tmp);
+    await writeFile(join(tmp, COMPLETE_MARKER), `${digest}\n`);
+    try {
+      await rename(tmp, dir);
+    } catch (err) {
+      // Someone who also thought they held the lock published first: theirs is as good.
+      const theirs = (await complete()) ? await reuse() : undefined;
+      if (!theirs) throw err;
+      await rm(tmp, { recursive: true, force: true });
+      return theirs;
+    }
+    return { dir, manifest, unpacked: true };
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
   }
 }

@@ -3,13 +3,14 @@
  * from sdists, environments of run/pack and unpacked bundles of exec go when they were last
  * used before the cutoff (their markers are touched on use). An environment or bundle is
  * unpublished by one rename before it is removed, and a bundle only under its unpacking lock,
- * so no process ever starts on a half-removed tree.
+ * its last use read again once its marker is aside, so no process ever starts on a
+ * half-removed tree, nor has one removed that it has just started on.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { readdir, rm, stat, unlink } from "node:fs/promises";
+import { readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
-import { COMPLETE_MARKER, partialAbandoned } from "../bundle/unpack.js";
+import { COMPLETE_MARKER, partialAbandoned, RETIRING_MARKER } from "../bundle/unpack.js";
 import { pruneCache, removeTree, retireTree } from "../install/cache.js";
 import { usedSince } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
@@ -33,6 +34,29 @@ async function mtime(path: string): Promise<number | undefined> {
 
 /** A dead build's scratch goes once untouched this long (a shared cache's other machines). */
 const SCRATCH_AGE_MS = 10 * 60_000;
+
+/**
+ * Remove the unpacked bundle `dir` (its lock held) unless it was used since `cutoff` or by a
+ * live process. The marker is renamed aside first, so that no exec can claim the tree after
+ * its last use is read (see ensureUnpacked); the processes are asked again after that, since
+ * an exec may have registered and claimed it after this prune started.
+ */
+async function retireBundle(dir: string, root: string, cutoff: number): Promise<boolean> {
+  const marker = join(dir, COMPLETE_MARKER);
+  const aside = join(dir, RETIRING_MARKER);
+  try {
+    await rename(marker, aside);
+  } catch {
+    return false;
+  }
+  const used = await mtime(aside);
+  const since = usedSince(root);
+  const inUse =
+    used === undefined || used > cutoff || (since !== undefined && used >= since - 1000);
+  if (!inUse && (await retireTree(dir))) return true;
+  await rename(aside, marker).catch(() => undefined);
+  return false;
+}
 
 export async function pruneEverything(olderThanDays: number, dryRun = false): Promise<Removed[]> {
   const root = cacheDir();
@@ -88,7 +112,7 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
     const lock = await acquireLock(`${dir}.lock`, { timeoutMs: 2_000 }).catch(() => undefined);
     if (!lock) continue;
     try {
-      if (await retireTree(dir)) removed.push({ kind: "bundle", path: dir, bytes });
+      if (await retireBundle(dir, root, cutoff)) removed.push({ kind: "bundle", path: dir, bytes });
     } finally {
       await lock.release();
     }
