@@ -16,6 +16,8 @@ import { pidAlive } from "../util/pid.js";
 const HEARTBEAT_MS = 5_000;
 /** A lock untouched this long is abandoned, whoever's pid is in it. */
 const STALE_MS = 60_000;
+/** Time enough for an owner to write itself into the lock it has just created. */
+const UNWRITTEN_MS = 2_000;
 
 interface Owner {
   host: string;
@@ -51,9 +53,13 @@ async function tryCreate(path: string): Promise<Lock | undefined> {
   const text = JSON.stringify(owner);
   try {
     await handle.writeFile(text);
-  } finally {
-    await handle.close();
+  } catch (err) {
+    // An ownerless lock (a full disk) would hold every later waiter up.
+    await handle.close().catch(() => undefined);
+    await unlink(path).catch(() => undefined);
+    throw err;
   }
+  await handle.close();
   const beat = setInterval(() => {
     const now = new Date();
     utimes(path, now, now).catch(() => {});
@@ -85,8 +91,8 @@ async function isStale(path: string): Promise<boolean> {
   try {
     owner = JSON.parse(text) as Partial<Owner>;
   } catch {
-    // Its owner has created it but not yet written it; the age test above covers a crash there.
-    return false;
+    // Its owner may be between creating and writing it; past that, it never will write it.
+    return Date.now() - mtimeMs > UNWRITTEN_MS;
   }
   return owner.host === hostname() && typeof owner.pid === "number" && !pidAlive(owner.pid);
 }
