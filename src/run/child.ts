@@ -6,6 +6,7 @@
 import { type StdioOptions, spawn } from "node:child_process";
 import { constants } from "node:os";
 import { UserError } from "../util/errors.js";
+import { endBy } from "../util/scratch.js";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
 
@@ -94,10 +95,7 @@ const NOT_RERAISED = new Set([
  * (128 + its number) either way.
  */
 export function endBySignal(signal: NodeJS.Signals): number {
-  if (!NOT_RERAISED.has(signal)) {
-    process.removeAllListeners(signal);
-    process.kill(process.pid, signal);
-  }
+  if (!NOT_RERAISED.has(signal)) endBy(signal);
   return 128 + (constants.signals[signal] ?? 0);
 }
 

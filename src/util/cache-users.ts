@@ -1,17 +1,19 @@
 /**
  * The processes using the cache, so that `cache prune` leaves what they use: a process registers
- * `users/<host>.<pid>.<hex>` on its first use of the cache (removed when it exits), and prune
- * keeps every entry used since the oldest live one registered (an entry's marker is touched
- * whenever it is used). A build, an `exec` whose program runs for weeks, or a `run` keep their
+ * `users/<host>.<pid>.<hex>` on its first use of the cache (removed when it exits or a signal
+ * stops it), and prune keeps every entry used since the oldest live one registered (an entry's
+ * marker is touched whenever it is used). A build, an `exec` whose program runs for weeks, or a `run` keep their
  * trees, however old the cutoff says they are.
  */
 import { randomBytes } from "node:crypto";
 import { readdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { isMainThread } from "node:worker_threads";
 import { cacheDir } from "./dirs.js";
 import { makeDirsSync } from "./make-dirs.js";
 import { pidAlive } from "./pid.js";
+import { atEnd } from "./scratch.js";
 
 /** This process's registration file in each cache it used (undefined: it could not register). */
 const registered = new Map<string, string | undefined>();
@@ -31,8 +33,11 @@ function unregisterAll(): void {
 
 /** Register this process as a user of the cache at `root` (once; best effort). */
 export function useCache(root: string = cacheDir()): void {
-  if (registered.has(root)) return;
-  if (registered.size === 0) process.once("exit", unregisterAll);
+  // A worker thread's process registered before handing it work, and a terminated thread
+  // would never unregister.
+  if (!isMainThread || registered.has(root)) return;
+  // Signals too: a registration left behind keeps what this process used from every prune.
+  if (registered.size === 0) atEnd(unregisterAll);
   const dir = join(root, "users");
   const file = join(dir, `${hostname()}.${process.pid}.${randomBytes(4).toString("hex")}`);
   try {

@@ -1,7 +1,8 @@
 /**
  * Temporary paths made beside a destination (`.NAME.PID.RAND.tmp`, renamed into place when
  * complete): removed when the process exits or is stopped by SIGINT, SIGTERM or SIGHUP before
- * they are, and, when it was killed outright, by the next process that writes there.
+ * they are, and, when it was killed outright, by the next process that writes there. Other
+ * last words (atEnd) are said on the same occasions, and when we end by a signal ourselves.
  */
 import { existsSync, rmSync } from "node:fs";
 import { readdir, rm, stat } from "node:fs/promises";
@@ -10,6 +11,8 @@ import { pidAlive } from "./pid.js";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 const held = new Set<string>();
+/** Run once as the process ends, whichever way; never removed. */
+const lastWords = new Set<() => void>();
 let listening = false;
 
 /** Block this thread for `ms`: a signal handler that must finish before the process ends. */
@@ -38,34 +41,61 @@ function removeHeld(): void {
   held.clear();
 }
 
+function onEnd(): void {
+  removeHeld();
+  for (const say of lastWords) say();
+  lastWords.clear();
+}
+
 function onSignal(signal: NodeJS.Signals): void {
   removeHeld();
   // Alone, stop as the signal would have; others listening decide for themselves.
-  if (process.listenerCount(signal) === 1) {
-    unlisten();
-    process.kill(process.pid, signal);
-  }
+  if (process.listenerCount(signal) === 1) endBy(signal);
+}
+
+/**
+ * End this process by `signal`'s default action (no `exit` event then), after what an exit
+ * would have cleaned up.
+ */
+export function endBy(signal: NodeJS.Signals): void {
+  unlisten();
+  process.removeAllListeners(signal);
+  onEnd();
+  process.kill(process.pid, signal);
+}
+
+function listen(): void {
+  if (listening) return;
+  for (const s of SIGNALS) process.on(s, onSignal);
+  // Another handler may end the process first (process.exit).
+  process.on("exit", onEnd);
+  listening = true;
 }
 
 function unlisten(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
-  process.off("exit", removeHeld);
+  process.off("exit", onEnd);
   listening = false;
 }
 
 /** Remove `path` if a signal stops the process before the returned release is called. */
 export function holdScratch(path: string): () => void {
-  if (!listening) {
-    for (const s of SIGNALS) process.on(s, onSignal);
-    // Another handler may end the process first (process.exit).
-    process.on("exit", removeHeld);
-    listening = true;
-  }
+  listen();
   held.add(path);
   return () => {
     held.delete(path);
-    if (held.size === 0) unlisten();
+    if (held.size === 0 && lastWords.size === 0) unlisten();
   };
+}
+
+/**
+ * Run `fn` (synchronous) when the process ends: on exit, stopped by SIGINT, SIGTERM or SIGHUP,
+ * or by endBy. Not in worker threads, which signals never reach and which end without an exit
+ * event when terminated.
+ */
+export function atEnd(fn: () => void): void {
+  lastWords.add(fn);
+  listen();
 }
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
