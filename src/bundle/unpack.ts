@@ -7,7 +7,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, createReadStream, fchmodSync, openSync, symlinkSync, writeSync } from "node:fs";
 import { lstat, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
 import { useCache } from "../util/cache-users.js";
@@ -15,7 +14,7 @@ import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { memoSha256 } from "../util/hash-memo.js";
 import { makeDirs, makeDirsSync } from "../util/make-dirs.js";
-import { pidAlive } from "../util/pid.js";
+import { hostTag, pidAlive } from "../util/pid.js";
 import { ByteReader } from "./byte-reader.js";
 import { acquireLock } from "./lock.js";
 import { isBundlePath, MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
@@ -224,12 +223,6 @@ function explain(err: unknown, archive: string): Error {
     return new UserError(`The bundle ${archive} is truncated or corrupt: ${e.message}.`);
   return new UserError(`Cannot unpack the bundle ${archive}: ${e.message}.`);
 }
-
-/** This host's name as it appears in file names. */
-export const hostTag = (): string =>
-  hostname()
-    .replace(/[^A-Za-z0-9.-]/g, "_")
-    .slice(0, 40);
 
 /** A fresh name beside `target`, telling which host and process is writing it. */
 function partialName(target: string): string {

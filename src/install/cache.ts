@@ -8,7 +8,15 @@
  * mtime (the wheel file itself, or the unpacked tree's `.pyferry-unpacked.json`).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from "node:fs";
 import {
   chmod,
   type FileHandle,
@@ -32,7 +40,8 @@ import { useCache } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { UserError } from "../util/errors.js";
 import { makeDirs } from "../util/make-dirs.js";
-import { pidAlive } from "../util/pid.js";
+import { hostTag, pidAlive } from "../util/pid.js";
+import { atEnd, removeNow } from "../util/scratch.js";
 import { touch } from "../util/touch.js";
 import { treeBytes } from "../util/tree-bytes.js";
 import { mapLimit } from "./pool.js";
@@ -368,7 +377,7 @@ export async function unpackWheel(
     }
   }
   await makeDirs(root);
-  const tmp = join(root, `.tmp-${sha.slice(0, 16)}-${tempSuffix()}`);
+  const tmp = join(root, `.tmp-${sha.slice(0, 16)}-${hostTag()}.${tempSuffix()}`);
   try {
     const contents = await extractWheel(path, filename, tmp, bytes);
     // The marker is made after every file, so its mtime, by the file system's own clock (also
@@ -448,6 +457,50 @@ export function sameWheel(tree: UnpackedWheel, filename: string): UnpackedWheel 
     );
   }
   return tree;
+}
+
+/** unpackWheel's staging trees: the wheel's sha256 prefix, then the writer's host and pid. */
+const STAGING = /^\.tmp-[0-9a-f]{16}-(.+)\.(\d+)-[0-9a-f]{12}$/;
+
+/** Names in `root` of staging trees of this host whose writer's pid passes `pick`. */
+function stagingOf(root: string, pick: (pid: number) => boolean): string[] {
+  const names = (() => {
+    try {
+      return readdirSync(root);
+    } catch {
+      return [];
+    }
+  })();
+  return names.filter((name) => {
+    const m = STAGING.exec(name);
+    return m?.[1] === hostTag() && pick(Number(m[2]));
+  });
+}
+
+/** This process's staging trees in `root`, gone: a signal stops it while its threads unpack. */
+function removeOwnStaging(root: string): void {
+  // A thread may start another wheel while the first ones go.
+  for (let round = 0; round < 10; round++) {
+    const mine = stagingOf(root, (pid) => pid === process.pid);
+    if (mine.length === 0) return;
+    for (const name of mine) removeNow(join(root, name));
+  }
+}
+
+const staged = new Set<string>();
+
+/**
+ * Before unpacking into the cache at `root` (on the main thread, which signals reach): remove
+ * what unpackings of this host's gone processes left there, and have this process's own
+ * removed should it be stopped. Another host's leftovers wait for `cache prune`.
+ */
+export async function prepareStaging(root: string): Promise<void> {
+  if (!staged.has(root)) {
+    staged.add(root);
+    atEnd(() => removeOwnStaging(root));
+  }
+  const dead = stagingOf(root, (pid) => pid !== process.pid && !pidAlive(pid));
+  await Promise.all(dead.map((name) => removeTree(join(root, name)).catch(() => undefined)));
 }
 
 /** Read an unpacked tree already in the cache, without unpacking anything. */

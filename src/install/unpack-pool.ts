@@ -8,7 +8,14 @@ import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { Worker } from "node:worker_threads";
 import { UserError } from "../util/errors.js";
-import { findUnpacked, sameWheel, type UnpackedWheel, unpackWheel } from "./cache.js";
+import {
+  cachePaths,
+  findUnpacked,
+  prepareStaging,
+  sameWheel,
+  type UnpackedWheel,
+  unpackWheel,
+} from "./cache.js";
 
 export interface UnpackJob {
   id: number;
@@ -133,6 +140,7 @@ async function unpackAll(
   known.forEach((w, i) => {
     if (w) ready(i, w);
   });
+  if (known.some((w) => !w)) await prepareStaging(cachePaths().unpacked);
   const sized = wheels
     .flatMap((w, id) => (known[id] ? [] : [{ job: { id, ...w }, size: sizeOf(w.path) }]))
     .sort((a, b) => b.size - a.size);

@@ -1,3 +1,5 @@
+import { hostname } from "node:os";
+
 /** True when `pid` names a live process on this machine. */
 export function pidAlive(pid: number): boolean {
   try {
@@ -8,3 +10,9 @@ export function pidAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
+
+/** This host's name as it appears in file names. */
+export const hostTag = (): string =>
+  hostname()
+    .replace(/[^A-Za-z0-9.-]/g, "_")
+    .slice(0, 40);

@@ -20,24 +20,29 @@ function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-function removeHeld(): void {
-  for (const p of held) {
-    // Copying threads and file system requests already queued may still add to the tree while
-    // it goes (ENOTEMPTY). Nothing new is started while this thread, which starts them, is
-    // here, so they run out: the whole removal is tried again until it holds.
-    for (let tries = 1; ; tries++) {
-      try {
-        rmSync(p, { recursive: true, force: true });
-        pause(20);
-        if (!existsSync(p)) break;
-      } catch {
-        // Tried again below.
-      }
-      // Past that, left for the next writer there, which removes what gone processes left.
-      if (tries === 20) break;
-      pause(50);
+/**
+ * Remove `p` now, from a handler that must finish before the process ends. Copying threads and
+ * file system requests already queued may still add to the tree while it goes (ENOTEMPTY).
+ * Nothing new is started while this thread, which starts them, is here, so they run out: the
+ * whole removal is tried again until it holds.
+ */
+export function removeNow(p: string): void {
+  for (let tries = 1; ; tries++) {
+    try {
+      rmSync(p, { recursive: true, force: true });
+      pause(20);
+      if (!existsSync(p)) break;
+    } catch {
+      // Tried again below.
     }
+    // Past that, left for the next writer there, which removes what gone processes left.
+    if (tries === 20) break;
+    pause(50);
   }
+}
+
+function removeHeld(): void {
+  for (const p of held) removeNow(p);
   held.clear();
 }
 

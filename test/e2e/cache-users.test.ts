@@ -1,14 +1,16 @@
 /**
- * A process's registration as a user of the cache (users/) goes with it, whichever way it
- * ends: a cold build that unpacks on threads, one stopped by SIGTERM, an exec whose program
- * dies of a signal. One left behind would keep what it used from every prune.
+ * What a process leaves in the cache goes with it, whichever way it ends. Its registration as
+ * a user (users/): a cold build that unpacks on threads, one stopped by SIGTERM, an exec whose
+ * program dies of a signal; one left behind would keep what it used from every prune. Its
+ * threads' half-unpacked wheels (unpacked/.tmp-*, tens of MB) when a signal stops it.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { hostTag } from "../../src/util/pid.js";
 import { REPO, runBin } from "../support/cli.js";
 import { tempDir } from "../support/temp.js";
 
@@ -104,4 +106,38 @@ test("an exec whose program dies of a signal, or that is sent SIGTERM, leaves no
   term.kill("SIGTERM");
   assert.equal(await new Promise((go) => term.once("exit", (_, s) => go(s))), "SIGTERM");
   assert.deepEqual(users(cache), []);
+});
+
+test("a cold env create stopped while unpacking leaves no half-unpacked wheels; the next removes a dead one's", async () => {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const cache = tempDir("pyferry-staging-");
+    const child = spawn(
+      process.execPath,
+      [BIN, "env", "create", join(work, signal), "--lock", LOCK],
+      {
+        env: { ...process.env, PYFERRY_CACHE_DIR: cache },
+        stdio: "ignore",
+      },
+    );
+    const ended = new Promise<NodeJS.Signals | null>((go) => child.once("exit", (_, s) => go(s)));
+    const unpacked = join(cache, "unpacked");
+    const staging = () =>
+      existsSync(unpacked) ? readdirSync(unpacked).filter((n) => n.startsWith(".tmp-")) : [];
+    for (let i = 0; i < 3000 && staging().length === 0; i++) await sleep(5);
+    assert.ok(staging().length > 0, "never saw an unpacking");
+    child.kill(signal);
+    assert.equal(await ended, signal);
+    assert.deepEqual(staging(), [], signal);
+  }
+
+  // Killed outright: a later unpack on this host removes it; another host's may be at work.
+  const cache = tempDir("pyferry-staging-dead-");
+  const dead = join(cache, "unpacked", `.tmp-0123456789abcdef-${hostTag()}.999999999-aabbccddeeff`);
+  const other = join(cache, "unpacked", ".tmp-0123456789abcdef-elsewhere.1-aabbccddeeff");
+  for (const dir of [dead, other]) mkdirSync(join(dir, "pkg"), { recursive: true });
+  const r = runBin("pyferry", ["env", "create", join(work, "after"), "--lock", LOCK], {
+    env: { PYFERRY_CACHE_DIR: cache },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(!existsSync(dead) && existsSync(other));
 });

@@ -44,7 +44,7 @@ before(async () => {
 
 /** Names of the cache's temporary entries: the writer's pid, a random part, never published. */
 const TEMP = [
-  /^\.tmp-[0-9a-f]{16}-\d+-[0-9a-f]{12}$/,
+  /^\.tmp-[0-9a-f]{16}-.+\.\d+-[0-9a-f]{12}$/,
   /^\.trash-\d+-[0-9a-f]{12}$/,
   /^\..+\.\d+-[0-9a-f]{12}\.part$/,
 ];

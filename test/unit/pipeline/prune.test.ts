@@ -5,9 +5,10 @@ import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:f
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { acquireLock } from "../../../src/bundle/lock.js";
-import { COMPLETE_MARKER, hostTag } from "../../../src/bundle/unpack.js";
+import { COMPLETE_MARKER } from "../../../src/bundle/unpack.js";
 import { pruneEverything } from "../../../src/pipeline/prune.js";
 import { ENV_MARKER } from "../../../src/pipeline/run-cache.js";
+import { hostTag } from "../../../src/util/pid.js";
 import { tempDir } from "../../support/temp.js";
 
 const root = tempDir("pyferry-prune-");
