@@ -62,7 +62,7 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
   const root = cacheDir();
   const cutoff = Date.now() - olderThanDays * 86_400_000;
   // What running processes use stays, however old (a second's margin for clock rounding).
-  const since = usedSince(root);
+  const since = usedSince(root, dryRun);
   const keepSince = since === undefined ? Number.POSITIVE_INFINITY : since - 1000;
   const old = (used: number | undefined) =>
     used === undefined || (used <= cutoff && used < keepSince);

@@ -53,9 +53,9 @@ export function useCache(root: string = cacheDir()): void {
 
 /**
  * When the oldest other live user registered (ms), or undefined when there is none. The
- * files of this host's users that died (kill -9) are removed on the way.
+ * files of this host's users that died (kill -9) are removed on the way, unless `dryRun`.
  */
-export function usedSince(root: string = cacheDir()): number | undefined {
+export function usedSince(root: string = cacheDir(), dryRun = false): number | undefined {
   const dir = join(root, "users");
   let oldest: number | undefined;
   let names: string[];
@@ -83,6 +83,7 @@ export function usedSince(root: string = cacheDir()): number | undefined {
       continue;
     }
     if (pid !== process.pid && !pidAlive(pid)) {
+      if (dryRun) continue;
       try {
         unlinkSync(file);
       } catch {

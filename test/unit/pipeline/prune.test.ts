@@ -1,7 +1,7 @@
 /** cache prune covers every part of the cache, by last use, and never a bundle being unpacked. */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { acquireLock } from "../../../src/bundle/lock.js";
@@ -125,6 +125,35 @@ test("what running processes use stays, an unpacker's tree too, and what dead wr
       ["env"],
     );
     assert.ok(!existsSync(used));
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+test("a dry run leaves even a dead user's registration", async () => {
+  const cache = tempDir("pyferry-prune-dry-");
+  process.env.PYFERRY_CACHE_DIR = cache;
+  try {
+    // Killed outright: its registration stays behind.
+    const child = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const { useCache } = await import(${JSON.stringify(new URL("../../../src/util/cache-users.js", import.meta.url).href)});
+         useCache(${JSON.stringify(cache)}); console.log("ready"); setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    await new Promise<void>((go) => child.stdout.once("data", () => go()));
+    child.kill("SIGKILL");
+    await new Promise((go) => child.once("exit", go));
+    const users = () => readdirSync(join(cache, "users"));
+    assert.equal(users().length, 1);
+    await pruneEverything(0, true);
+    assert.equal(users().length, 1, "a dry run removed a registration");
+    await pruneEverything(0);
+    assert.deepEqual(users(), []);
   } finally {
     rmSync(cache, { recursive: true, force: true });
   }
