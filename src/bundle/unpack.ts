@@ -6,7 +6,17 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, createReadStream, fchmodSync, openSync, symlinkSync, writeSync } from "node:fs";
-import { lstat, mkdir, readdir, readFile, rename, rm, utimes, writeFile } from "node:fs/promises";
+import {
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { basename, dirname, join, posix, resolve } from "node:path";
 import { createGunzip } from "node:zlib";
 import { useCache } from "../util/cache-users.js";
@@ -240,6 +250,20 @@ export function partialAbandoned(name: string): boolean | undefined {
   return pid !== process.pid && !pidAlive(pid);
 }
 
+/**
+ * Refuse, before opening it, an archive that is not a regular file: a FIFO or a device would
+ * block the read or never end. One that does not exist is left to the read, which says so.
+ */
+async function checkArchive(archive: string): Promise<void> {
+  const st = await stat(archive).catch(() => undefined);
+  if (!st || st.isFile()) return;
+  throw new UserError(
+    st.isDirectory()
+      ? `${archive} is a folder, not a bundle.`
+      : `${archive} is not a regular file, so it cannot be a bundle.`,
+  );
+}
+
 /** True when something, even a dangling symlink, is at `p`. */
 const present = async (p: string): Promise<boolean> => (await lstat(p).catch(() => null)) !== null;
 
@@ -248,6 +272,7 @@ const present = async (p: string): Promise<boolean> => (await lstat(p).catch(() 
  * whole archive was valid.
  */
 export async function unpackBundle(archive: string, dest: string): Promise<Manifest> {
+  await checkArchive(archive);
   const target = resolve(dest);
   if (await present(target)) throw new UserError(`Cannot unpack into ${dest}: it already exists.`);
   await makeDirs(dirname(target));
@@ -298,6 +323,7 @@ export interface Unpacked {
  * that looks usable (its partial tree is removed by the next unpacker).
  */
 export async function ensureUnpacked(archive: string): Promise<Unpacked> {
+  await checkArchive(archive);
   // Keyed by what identifies the file's content, so a bundle run many times is read once.
   const digest = await memoSha256(archive, () => sha256File(archive));
   useCache();

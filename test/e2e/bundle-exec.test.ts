@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { packBundle } from "../../src/bundle/pack.js";
 import { CHILD, testHead } from "../support/bundle-child.js";
+import { REPO } from "../support/cli.js";
 import { tempDir } from "../support/temp.js";
 
 const PYTHON = process.env.PYFERRY_TEST_PYTHON ?? "python3";
@@ -298,4 +299,17 @@ describe("execInBundle with a real venv", () => {
       "pyferry: The bundle has no env/bin/python, so it cannot run cpython 3.11.7 programs.\n",
     );
   });
+});
+
+test("a FIFO given as the bundle is refused in one sentence, not read for ever", () => {
+  const fifo = join(tempDir("pyferry-exec-fifo-"), "app.tar.gz");
+  execFileSync("mkfifo", [fifo]);
+  const r = spawnSync(process.execPath, [join(REPO, "bin", "pyferry.js"), "exec", fifo], {
+    env: ENV,
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.signal, null, "still waiting on the FIFO");
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr, `error: ${fifo} is not a regular file, so it cannot be a bundle.\n`);
 });
