@@ -71,7 +71,10 @@ export function endBy(signal: NodeJS.Signals): void {
 
 function listen(): void {
   if (listening) return;
-  for (const s of SIGNALS) process.on(s, onSignal);
+  // First in line: a handler registered with process.once is gone by the time later listeners
+  // run, and onSignal, counting the listeners then, would think itself alone and end the
+  // process under that handler (a deploy's Ctrl-C report).
+  for (const s of SIGNALS) process.prependListener(s, onSignal);
   // Another handler may end the process first (process.exit).
   process.on("exit", onEnd);
   listening = true;

@@ -304,7 +304,8 @@ describe("remote faults", { skip: skip ?? false, timeout: 300_000 }, () => {
         env: lab.env(),
       });
       try {
-        await waitFor("the program to start", () => r.stdout().includes("started"), 60_000);
+        // The whole line: unbuffered there, print's text and its newline are two writes.
+        await waitFor("the program to start", () => r.stdout().includes("started\n"), 60_000);
         p.dropAll();
         const done = await r.done;
         t.diagnostic(
