@@ -368,7 +368,6 @@ function unhashed(distInfo: string): Set<string> {
   return new Set(["RECORD", "RECORD.jws", "RECORD.p7s"].map((n) => `${distInfo}/${n}`));
 }
 
-/** Write one entry to `dest`, returning its size and digests (sha256, plus RECORD's own). */
 /** An error writing the unpacked tree (a full disk, a read-only folder): not the wheel's fault. */
 class WriteFailure {
   constructor(readonly cause: unknown) {}
@@ -382,6 +381,7 @@ function writing<T>(write: () => T): T {
   }
 }
 
+/** Write one entry to `dest`, returning its size and digests (sha256, plus RECORD's own). */
 async function extractEntry(
   a: Archive,
   f: ZipFileEntry,
