@@ -109,6 +109,9 @@ export function selectEnvs(
   return out;
 }
 
+/** Login users asked of ssh, by the target asked about. */
+const askedLogins = new Map<string, Promise<string | undefined>>();
+
 /**
  * selectEnvs, with the login users a selector's user part needs: for a host with an environment
  * the inventory names no user for, `ssh -G` says whom ssh logs in as there (its configuration's
@@ -116,14 +119,13 @@ export function selectEnvs(
  * Asked only when a selector names a user, of all such hosts at once, and once per process (the
  * early connect and the command both select).
  */
-const askedLogins = new Map<string, Promise<string | undefined>>();
-
 export async function resolveSelection(
   inv: Inventory,
   selectors: readonly string[],
 ): Promise<Selected[]> {
   const logins = new Map<string, string>();
-  if (selectors.some((s) => s.split(":", 1)[0]?.includes("@"))) {
+  // Parsed as selectEnvs will (a bad selector fails here, before any ssh is asked).
+  if (selectors.some((s) => parseSelector(s, inv).user !== undefined)) {
     const hosts = inv.hosts.filter((h) => h.envs.some((e) => envUser(h, e) === undefined));
     await Promise.all(
       hosts.map(async (h) => {
