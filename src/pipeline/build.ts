@@ -10,6 +10,7 @@ import { existsSync, lstatSync } from "node:fs";
 import { mkdir, rename, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
+import { acquireLock } from "../bundle/lock.js";
 import { warn } from "../cli/output.js";
 import { knowCredentials } from "../index/http.js";
 import {
@@ -69,10 +70,9 @@ import { whyUnreadable } from "../util/read-text.js";
 import { holdScratch, scratchFor, sweepScratch } from "../util/scratch.js";
 import { sha256File } from "../util/sha256-file.js";
 import { inTempDir } from "../util/temp-dir.js";
-import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
 import { buildDirect, directUrl } from "./direct-source.js";
-import { ENV_MARKER } from "./run-cache.js";
+import { claimEnv, ENV_MARKER, ENV_RETIRING } from "./run-cache.js";
 
 /** The interpreter to build on: the request, else one matching what the input asks for. */
 export async function interpreterFor(
@@ -641,28 +641,52 @@ export async function cachedEnv(
     .slice(0, 32);
   useCache();
   const dir = join(cacheDir(), "envs", key);
-  // Callers in this process asking at once (a deploy plans many hosts) share one build.
-  let pending = building.get(dir);
-  if (!pending) {
-    pending = (async () => {
-      if (existsSync(join(dir, ENV_MARKER))) return touch(join(dir, ENV_MARKER));
+  for (;;) {
+    // Callers in this process asking at once (a deploy plans many hosts) share one build.
+    let pending = building.get(dir);
+    if (!pending) {
+      pending = ensureEnv(dir, () => buildEnv(lock, info, dir, opts));
+      building.set(dir, pending);
+      pending.catch(() => building.delete(dir));
+    }
+    await pending;
+    // Each caller claims it for itself: a prune may have removed it since this process built it.
+    if (claimEnv(dir)) return { dir, python: join(dir, "bin", "python") };
+    if (building.get(dir) === pending) building.delete(dir);
+  }
+}
+
+/**
+ * The cached environment `dir` claimed, or else built by `build` under its lock. The lock is
+ * the one `cache prune` holds while it has the marker aside: a claim that failed because of it
+ * waits here, then claims the environment the prune kept, or builds again what it removed. No
+ * environment is published at `dir` while a prune decides, so none it did not judge is removed.
+ */
+async function ensureEnv(dir: string, build: () => Promise<unknown>): Promise<void> {
+  const marker = join(dir, ENV_MARKER);
+  for (;;) {
+    if (claimEnv(dir)) return;
+    await makeDirs(dirname(dir));
+    const lock = await acquireLock(`${dir}.lock`, { done: async () => existsSync(marker) });
+    // Published, or put back by a prune, meanwhile: claim it like any finished environment.
+    if (!lock) continue;
+    try {
+      // A prune stopped while deciding left the marker aside; the environment is as it was.
+      await rename(join(dir, ENV_RETIRING), marker).catch(() => undefined);
+      if (claimEnv(dir)) return;
+      // A folder without its marker was never published whole: builds publish it along.
+      await retireTree(dir);
       try {
-        await buildEnv(lock, info, dir, opts);
+        await build();
       } catch (err) {
-        // Another process may have published the same environment first: that is success.
-        if (!existsSync(join(dir, ENV_MARKER))) throw err;
+        // Another process that also thought it held the lock published first: that is success.
+        if (!claimEnv(dir)) throw err;
       }
-    })();
-    building.set(dir, pending);
-    pending.catch(() => building.delete(dir));
+      return;
+    } finally {
+      await lock.release();
+    }
   }
-  await pending;
-  if (!existsSync(join(dir, ENV_MARKER))) {
-    // Removed since this process built it (a prune): build it again.
-    building.delete(dir);
-    return cachedEnv(lockText, lock, info, opts);
-  }
-  return { dir, python: join(dir, "bin", "python") };
 }
 
 /** Environments being built (or checked) by this process, by folder. */

@@ -1,5 +1,4 @@
 /** The cold path of `pyferry run`: analyze, lock and build, then remember what it depended on. */
-import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { installable } from "../analyze/spec.js";
 import { runAnalysis } from "../cli/analyze.js";
@@ -14,7 +13,7 @@ import type { Progress } from "../util/progress.js";
 import { cachedEnv, interpreterFor, lockRequirements } from "./build.js";
 import { namedOnly, warnNamed, warnUnsettled } from "./inputs.js";
 import {
-  ENV_MARKER,
+  claimEnv,
   interpreterFiles,
   type RunRecord,
   readRecord,
@@ -95,7 +94,7 @@ export async function prepareRun(
   ]);
   const before = readRecord(key);
   let env: { dir: string; python: string };
-  if (before?.basis === basis && existsSync(join(before.envDir, ENV_MARKER))) {
+  if (before?.basis === basis && claimEnv(before.envDir)) {
     env = { dir: before.envDir, python: before.python };
   } else {
     const target = opts.glibc

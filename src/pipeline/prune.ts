@@ -2,21 +2,22 @@
  * `pyferry cache prune`: everything the cache holds, not only the installer's part. Wheels built
  * from sdists, environments of run/pack and unpacked bundles of exec go when they were last
  * used before the cutoff (their markers are touched on use). An environment or bundle is
- * unpublished by one rename before it is removed, and a bundle only under its unpacking lock,
- * its last use read again once its marker is aside, so no process ever starts on a
- * half-removed tree, nor has one removed that it has just started on.
+ * unpublished under the lock its builders take, by renaming its marker aside, and its last use
+ * is read again then, so no process ever starts on a half-removed tree, nor has one removed
+ * that it has just started on.
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { readdir, rename, rm, stat, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
 import { COMPLETE_MARKER, partialAbandoned, RETIRING_MARKER } from "../bundle/unpack.js";
-import { pruneCache, removeTree, retireTree } from "../install/cache.js";
+import { pruneCache, removeTree } from "../install/cache.js";
 import { usedSince } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { deadScratch } from "../util/scratch.js";
 import { treeBytes } from "../util/tree-bytes.js";
-import { ENV_MARKER } from "./run-cache.js";
+import { ENV_MARKER, ENV_RETIRING } from "./run-cache.js";
 
 export interface Removed {
   kind: "wheel" | "unpacked" | "partial" | "built" | "env" | "bundle" | "record";
@@ -35,27 +36,80 @@ async function mtime(path: string): Promise<number | undefined> {
 /** A dead build's scratch goes once untouched this long (a shared cache's other machines). */
 const SCRATCH_AGE_MS = 10 * 60_000;
 
+/** A published tree's marker, and its name while a prune decides whether the tree goes. */
+interface Markers {
+  marker: string;
+  aside: string;
+}
+const ENV_MARKERS: Markers = { marker: ENV_MARKER, aside: ENV_RETIRING };
+const BUNDLE_MARKERS: Markers = { marker: COMPLETE_MARKER, aside: RETIRING_MARKER };
+
+/** Locks, and a lock moved aside a moment by a waiter breaking it (see breakLock): not trees. */
+const isLock = (name: string) => /\.lock(?:\.stale\.\d+\.[0-9a-f]+)?$/.test(name);
+
 /**
- * Remove the unpacked bundle `dir` (its lock held) unless it was used since `cutoff` or by a
- * live process. The marker is renamed aside first, so that no exec can claim the tree after
- * its last use is read (see ensureUnpacked); the processes are asked again after that, since
- * an exec may have registered and claimed it after this prune started.
+ * Remove the environment or unpacked bundle `dir` unless it was used since `cutoff` or by a
+ * live process. Not while its lock is held by another process (a builder or unpacker): after
+ * a short wait it is left for next time.
  */
-async function retireBundle(dir: string, root: string, cutoff: number): Promise<boolean> {
-  const marker = join(dir, COMPLETE_MARKER);
-  const aside = join(dir, RETIRING_MARKER);
+async function retire(
+  dir: string,
+  markers: Markers,
+  root: string,
+  cutoff: number,
+): Promise<boolean> {
+  const lock = await acquireLock(`${dir}.lock`, { timeoutMs: 2_000 }).catch(() => undefined);
+  if (!lock) return false;
   try {
-    await rename(marker, aside);
+    return await retireLocked(dir, markers, root, cutoff);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * retire's part under the lock. The marker is renamed aside first, so that no process can
+ * claim the tree after its last use is read (see claimEnv and ensureUnpacked); the processes
+ * are asked again after that, since one may have registered and claimed it after this prune
+ * started. A marker found aside was left there by a prune stopped while deciding.
+ */
+async function retireLocked(
+  dir: string,
+  markers: Markers,
+  root: string,
+  cutoff: number,
+): Promise<boolean> {
+  const marker = join(dir, markers.marker);
+  const aside = join(dir, markers.aside);
+  await rename(marker, aside).catch(() => undefined);
+  const used = await mtime(aside);
+  // With neither marker, it was never published whole: no one can have claimed it.
+  if (used === undefined) return !existsSync(marker) && removeUnclaimed(dir, markers.marker);
+  const since = usedSince(root);
+  const inUse = used > cutoff || (since !== undefined && used >= since - 1000);
+  if (!inUse && (await removeUnclaimed(dir, markers.marker))) return true;
+  await rename(aside, marker).catch(() => undefined);
+  return false;
+}
+
+/**
+ * Move `dir` out of the way and remove it, unless its marker is in it then: someone who broke
+ * the lock as stale put the marker back meanwhile, and may be using the tree, so it goes back
+ * (when a new tree has taken its place by then, that one is what its path leads to: it goes).
+ */
+async function removeUnclaimed(dir: string, marker: string): Promise<boolean> {
+  const trash = join(dirname(dir), `.trash-${randomBytes(6).toString("hex")}`);
+  try {
+    await rename(dir, trash);
   } catch {
     return false;
   }
-  const used = await mtime(aside);
-  const since = usedSince(root);
-  const inUse =
-    used === undefined || used > cutoff || (since !== undefined && used >= since - 1000);
-  if (!inUse && (await retireTree(dir))) return true;
-  await rename(aside, marker).catch(() => undefined);
-  return false;
+  if (existsSync(join(trash, marker))) {
+    await rename(trash, dir).catch(() => removeTree(trash));
+    return false;
+  }
+  await removeTree(trash);
+  return true;
 }
 
 export async function pruneEverything(olderThanDays: number, dryRun = false): Promise<Removed[]> {
@@ -85,14 +139,16 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
     if (!dryRun) await removeTree(path);
   }
   for (const key of await list(join(root, "envs"))) {
+    if (isLock(key)) continue;
     const dir = join(root, "envs", key);
     if (!old(await mtime(join(dir, ENV_MARKER)))) continue;
     const bytes = await treeBytes(dir);
-    if (dryRun || (await retireTree(dir))) removed.push({ kind: "env", path: dir, bytes });
+    if (dryRun || (await retire(dir, ENV_MARKERS, root, cutoff)))
+      removed.push({ kind: "env", path: dir, bytes });
   }
 
   for (const sha of await list(join(root, "bundles"))) {
-    if (sha.endsWith(".lock")) continue;
+    if (isLock(sha)) continue;
     const dir = join(root, "bundles", sha);
     // An unpacker's tree: its own until it dies (then the next unpacker or this removes it).
     if (sha.includes(".partial.")) {
@@ -104,18 +160,8 @@ export async function pruneEverything(olderThanDays: number, dryRun = false): Pr
     }
     if (!old(await mtime(join(dir, COMPLETE_MARKER)))) continue;
     const bytes = await treeBytes(dir);
-    if (dryRun) {
+    if (dryRun || (await retire(dir, BUNDLE_MARKERS, root, cutoff)))
       removed.push({ kind: "bundle", path: dir, bytes });
-      continue;
-    }
-    // Not while another process unpacks it; a short wait, then leave it for next time.
-    const lock = await acquireLock(`${dir}.lock`, { timeoutMs: 2_000 }).catch(() => undefined);
-    if (!lock) continue;
-    try {
-      if (await retireBundle(dir, root, cutoff)) removed.push({ kind: "bundle", path: dir, bytes });
-    } finally {
-      await lock.release();
-    }
   }
 
   // Run records whose environment is gone only cost a rebuild check: drop them.

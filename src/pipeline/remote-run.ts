@@ -251,7 +251,7 @@ async function prepare(
     req.pythonRequest,
     `${VERSION}\0remote\0${facts.glibc ?? "none"}\0${req.guessFiles === true}\0${host?.realPath ?? "bundled"}`,
   );
-  const rec = freshRecord(key, ENV_MARKER);
+  const rec = freshRecord(key);
   if (rec?.app) return rec;
   const { prepareRun } = await import("./prepare-run.js");
   return prepareRun(req.script, req.pythonRequest, key, {

@@ -5,7 +5,7 @@
  * this module imports nothing heavy on purpose.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync, utimesSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pyenvRoot, versionFiles } from "../python/pyenv-shim.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -16,6 +16,8 @@ const RECORD_VERSION = 1;
 
 /** Written last into a finished environment: its presence means the build completed. */
 export const ENV_MARKER = "pyferry-env.json";
+/** The marker while `cache prune` decides, under the environment's lock, to remove it. */
+export const ENV_RETIRING = "pyferry-env.retiring";
 
 export interface InputStamp {
   path: string;
@@ -84,15 +86,36 @@ export function readRecord(key: string): RunRecord | undefined {
   }
 }
 
-/** The record for `key` if every input is exactly as it was and the env is still there. */
-export function freshRecord(key: string, envMarker: string): RunRecord | undefined {
+/**
+ * Claim the environment `envDir` for use now: touch its marker, which must still be there.
+ * `cache prune` renames the marker aside before it judges the environment's last use, so a
+ * claim either shows in that judgement or fails here; on failure, get the environment through
+ * cachedEnv, which waits for the prune's lock. No lock here: this is every warm run's path.
+ */
+export function claimEnv(envDir: string): boolean {
+  const marker = join(envDir, ENV_MARKER);
+  const now = new Date();
+  try {
+    utimesSync(marker, now, now);
+    return true;
+  } catch (err) {
+    // Another user's cache keeps no date of ours; only a missing marker matters.
+    return (err as NodeJS.ErrnoException).code !== "ENOENT" && existsSync(marker);
+  }
+}
+
+/**
+ * The record for `key` if every input is exactly as it was and its environment is still
+ * there, that environment claimed (claimEnv).
+ */
+export function freshRecord(key: string): RunRecord | undefined {
   const rec = readRecord(key);
   if (!rec) return undefined;
   for (const i of rec.inputs) {
     const now = stamp(i.path);
     if (now.size !== i.size || now.mtimeMs !== i.mtimeMs) return undefined;
   }
-  if (!existsSync(join(rec.envDir, envMarker)) || !existsSync(rec.python)) return undefined;
+  if (!claimEnv(rec.envDir) || !existsSync(rec.python)) return undefined;
   return rec;
 }
 

@@ -5,9 +5,8 @@
  */
 import { join, resolve } from "node:path";
 import { exitLike, runChild } from "../run/child.js";
-import { touch } from "../util/touch.js";
 import { VERSION } from "../version.js";
-import { ENV_MARKER, freshRecord, interpreterContext, runKey } from "./run-cache.js";
+import { freshRecord, interpreterContext, runKey } from "./run-cache.js";
 
 export async function runCommand(
   script: string,
@@ -16,7 +15,8 @@ export async function runCommand(
   verbose = false,
 ): Promise<void> {
   const key = runKey(script, pythonRequest, `${VERSION}\0${interpreterContext(pythonRequest)}`);
-  let rec = freshRecord(key, ENV_MARKER);
+  // Either way the environment comes claimed, so that no prune removes it under the program.
+  let rec = freshRecord(key);
   if (!rec) {
     const { prepareRun } = await import("./prepare-run.js");
     const { progress, stageLines } = await import("../util/progress.js");
@@ -28,7 +28,6 @@ export async function runCommand(
       status.done();
     }
   }
-  void touch(join(rec.envDir, ENV_MARKER));
   // As if the environment were activated: its console scripts first on PATH.
   const env: NodeJS.ProcessEnv = {
     ...process.env,

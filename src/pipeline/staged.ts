@@ -35,7 +35,7 @@ import {
   readPackInfo,
 } from "./pack-folder.js";
 import { olderGlibc } from "./prepare-run.js";
-import { ENV_MARKER, freshRecord, type RunRecord, runKey, saveRecord, stamp } from "./run-cache.js";
+import { freshRecord, type RunRecord, runKey, saveRecord, stamp } from "./run-cache.js";
 
 /** Entries of a pack folder that pyferry did not write: all but app/ and conf's two files. */
 function otherEntries(dir: string): string[] {
@@ -211,7 +211,7 @@ export async function packEnv(dir: string, glibc: string | undefined): Promise<R
   const mods = join(dir, PACK_MODS);
   const key = runKey(mods, info.python, `${VERSION}\0pack\0${glibc ?? "none"}`);
   const app = { root: join(dir, "app"), files: packAppFiles(dir) };
-  const fresh = freshRecord(key, ENV_MARKER);
+  const fresh = freshRecord(key);
   if (fresh) return { ...fresh, app };
   const requirements = readMods(mods).map((r) => parseRequirement(r));
   const python = await interpreterFor({}, info.python);

@@ -1,4 +1,7 @@
-/** cache prune covers every part of the cache, by last use, and never a bundle being unpacked. */
+/**
+ * cache prune covers every part of the cache, by last use, and never a bundle being unpacked
+ * or an environment being built.
+ */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
@@ -7,7 +10,7 @@ import { after, test } from "node:test";
 import { acquireLock } from "../../../src/bundle/lock.js";
 import { COMPLETE_MARKER } from "../../../src/bundle/unpack.js";
 import { pruneEverything } from "../../../src/pipeline/prune.js";
-import { ENV_MARKER } from "../../../src/pipeline/run-cache.js";
+import { ENV_MARKER, ENV_RETIRING } from "../../../src/pipeline/run-cache.js";
 import { hostTag } from "../../../src/util/pid.js";
 import { tempDir } from "../../support/temp.js";
 
@@ -29,6 +32,13 @@ test("old built wheels, environments, bundles and stale run records go; recent o
   make(join(oldEnv, ENV_MARKER), 40);
   make(join(oldEnv, "lib", "x.py"), 40, "print(1)\n");
   make(join(newEnv, ENV_MARKER), 1);
+  const lockedEnv = join(root, "envs", "l".repeat(32));
+  make(join(lockedEnv, ENV_MARKER), 40);
+  // Markers a prune stopped while deciding left aside: judged as they are.
+  const oldAside = join(root, "envs", "o".repeat(32));
+  const newAside = join(root, "envs", "p".repeat(32));
+  make(join(oldAside, ENV_RETIRING), 40);
+  make(join(newAside, ENV_RETIRING), 1);
   const oldBundle = join(root, "bundles", "c".repeat(64));
   const lockedBundle = join(root, "bundles", "d".repeat(64));
   make(join(oldBundle, COMPLETE_MARKER), 40);
@@ -36,9 +46,10 @@ test("old built wheels, environments, bundles and stale run records go; recent o
   const built = make(join(root, "built", "e".repeat(64), "demo-1.0-py3-none-any.whl"), 40);
   make(join(root, "runs", "stale.json"), 0, JSON.stringify({ envDir: oldEnv }));
   make(join(root, "runs", "live.json"), 0, JSON.stringify({ envDir: newEnv }));
-  // Another process is unpacking that bundle: it is not touched.
+  // Another process is unpacking that bundle, and building that environment: they are not touched.
   const lock = await acquireLock(`${lockedBundle}.lock`);
-  assert.ok(lock);
+  const envLock = await acquireLock(`${lockedEnv}.lock`);
+  assert.ok(lock && envLock);
   try {
     const dry = await pruneEverything(30, true);
     assert.ok(existsSync(oldEnv) && existsSync(built), "a dry run removes nothing");
@@ -49,12 +60,15 @@ test("old built wheels, environments, bundles and stale run records go; recent o
       `built:built/${"e".repeat(64)}/demo-1.0-py3-none-any.whl`,
       `bundle:bundles/${"c".repeat(64)}`,
       `env:envs/${"a".repeat(32)}`,
+      `env:envs/${"o".repeat(32)}`,
       "record:runs/stale.json",
     ]);
-    assert.ok(existsSync(newEnv) && existsSync(lockedBundle));
+    assert.ok(existsSync(newEnv) && existsSync(lockedBundle) && existsSync(lockedEnv));
+    assert.ok(existsSync(join(newAside, ENV_MARKER)), "a marker kept goes back in place");
     assert.ok(existsSync(join(root, "runs", "live.json")));
   } finally {
     await lock.release();
+    await envLock.release();
   }
 });
 
