@@ -23,7 +23,7 @@ import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "smol-toml";
-import { nativeInflate } from "../src/install/inflate.js";
+import { NATIVE_FILE, nativeAddon } from "../src/install/native.js";
 import {
   BenchFailure,
   childrenCpuSeconds,
@@ -239,8 +239,8 @@ function bothSides(rep: number, first: () => void, second: () => void): void {
  * pyferry as a user who followed the README has it: with its native addon, which unpacks wheels
  * with libdeflate (scripts/build-native.mjs), built here if npm install could not build it.
  */
-function ensureNativeInflate(): void {
-  if (nativeInflate()) return;
+function ensureNativeAddon(): void {
+  if (nativeAddon()) return;
   ensureDebianPackages("install", [
     {
       pkg: "libdeflate-dev",
@@ -256,7 +256,7 @@ function ensureNativeInflate(): void {
   // Loaded in a process of its own: this one already found it missing and keeps that answer.
   const loads = spawnSync(process.execPath, [
     "-e",
-    `require(${JSON.stringify(join(PACKAGE, "native/build/Release/pyferry_inflate.node"))})`,
+    `require(${JSON.stringify(join(PACKAGE, NATIVE_FILE))})`,
   ]);
   if (r.status !== 0 || loads.status !== 0) {
     throw new BenchFailure("npm run build:native did not build a native addon that loads.");
@@ -265,7 +265,7 @@ function ensureNativeInflate(): void {
 
 function main(): string {
   const repeat = envCount("PYFERRY_BENCH_REPEAT", 3);
-  ensureNativeInflate();
+  ensureNativeAddon();
   const requested = process.env.PYFERRY_BENCH_PYTHON || "python3";
   // The real interpreter, not a pyenv shim: a shim would add its own start-up to every pip call.
   const probe = exec(requested, ["-c", "import sys; print(sys.executable); print(sys.version)"]);

@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "pyferry_inflate",
-      "sources": ["inflate.c"],
+      "target_name": "pyferry_native",
+      "sources": ["unzip.c"],
       "libraries": ["-ldeflate"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }

@@ -34,8 +34,8 @@ fi
 # npm install built the addon if libdeflate's headers were there then; with them, it must load,
 # built from the sources as they are now.
 if [ -e /usr/include/libdeflate.h ]; then
-  addon=native/build/Release/pyferry_inflate.node
-  if [ ! -e "$addon" ] || [ native/inflate.c -nt "$addon" ] || [ native/binding.gyp -nt "$addon" ]; then
+  addon=native/build/Release/pyferry_native.node
+  if [ ! -e "$addon" ] || [ native/unzip.c -nt "$addon" ] || [ native/binding.gyp -nt "$addon" ]; then
     npm run -s build:native
   fi
   export PYFERRY_REQUIRE_NATIVE=1

@@ -1,31 +1,10 @@
 /**
  * Raw DEFLATE decoding of whole zip entries, whose sizes are known beforehand: with libdeflate
- * through pyferry's native addon (native/inflate.c) when npm install could build it, about 1.7
- * times as fast as zlib and into a buffer that is reused; else with Node's zlib.
+ * through pyferry's native addon (native.ts) when npm install could build it, about 1.7 times
+ * as fast as zlib and into a buffer that is reused; else with Node's zlib.
  */
-import { createRequire } from "node:module";
-import { join } from "node:path";
 import { inflateRawSync } from "node:zlib";
-import { packageRoot } from "../util/package-root.js";
-
-interface NativeInflate {
-  /** Decodes `src` into `dst`, returning the bytes written; throws on bad data or no room. */
-  inflateRaw(src: Uint8Array, dst: Uint8Array): number;
-}
-
-let native: NativeInflate | null | undefined;
-
-/** The addon, or null when it was not built or cannot be loaded here. */
-export function nativeInflate(): NativeInflate | null {
-  if (native !== undefined) return native;
-  try {
-    const path = join(packageRoot(), "native", "build", "Release", "pyferry_inflate.node");
-    native = createRequire(import.meta.url)(path) as NativeInflate;
-  } catch {
-    native = null;
-  }
-  return native;
-}
+import { type NativeAddon, nativeAddon } from "./native.js";
 
 /** What both decoders say of a stream that holds more than it should, or is not DEFLATE. */
 const TOO_LONG = "it inflates to more than its declared size";
@@ -63,13 +42,13 @@ let out = Buffer.allocUnsafe(0);
  * they are in a buffer the next call reuses: valid until then.
  */
 export function inflateEntry(raw: Uint8Array, size: number): Buffer {
-  const addon = nativeInflate();
+  const addon = nativeAddon();
   const data = addon ? inflateInto(addon, raw, size) : inflateWithZlib(raw, size);
   if (data.length !== size) throw new Error("its size differs from the declared one");
   return data;
 }
 
-function inflateInto(addon: NativeInflate, raw: Uint8Array, size: number): Buffer {
+function inflateInto(addon: NativeAddon, raw: Uint8Array, size: number): Buffer {
   if (out.length < size)
     out = Buffer.allocUnsafe(Math.max(size, Math.min(2 * out.length, 1 << 25)));
   return out.subarray(0, addon.inflateRaw(raw, out.subarray(0, size)));

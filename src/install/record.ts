@@ -23,10 +23,14 @@ const ALGORITHMS: Record<string, string> = {
   blake2b: "blake2b512",
 };
 
+/** Whether a RECORD may use the algorithm `name` (an own key: "constructor" is not one). */
+export function recordAlgorithmKnown(algorithm: string): boolean {
+  return Object.hasOwn(ALGORITHMS, algorithm);
+}
+
 /** A Node hash for a RECORD algorithm name, or undefined if the name is not accepted. */
 export function recordHasher(algorithm: string): Hash | undefined {
-  const node = ALGORITHMS[algorithm];
-  return node ? createHash(node) : undefined;
+  return recordAlgorithmKnown(algorithm) ? createHash(ALGORITHMS[algorithm] as string) : undefined;
 }
 
 /** The RECORD form of a finished digest: `sha256=<unpadded URL-safe base64>`. */

@@ -15,13 +15,21 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { getSystemErrorMap } from "node:util";
 import yauzl from "yauzl";
 import { parseCoreMetadata } from "../python/metadata.js";
 import { normalizeName } from "../python/names.js";
 import { parseWheelFilename } from "../python/tags.js";
 import { UserError } from "../util/errors.js";
 import { inflateEntry } from "./inflate.js";
-import { parseRecord, type RecordRow, recordDigest, recordHasher } from "./record.js";
+import { type NativeAddon, type NativeFailure, nativeAddon } from "./native.js";
+import {
+  parseRecord,
+  type RecordRow,
+  recordAlgorithmKnown,
+  recordDigest,
+  recordHasher,
+} from "./record.js";
 
 /** A wheel that cannot be used; the message names the wheel and what is wrong with it. */
 export class BadWheel extends UserError {
@@ -381,6 +389,51 @@ function writing<T>(write: () => T): T {
   }
 }
 
+/** Whether an entry is read, inflated and written whole (else it is streamed). */
+function whole(f: ZipFileEntry): boolean {
+  return f.entry.uncompressedSize <= WHOLE_LIMIT && f.entry.compressedSize <= WHOLE_LIMIT;
+}
+
+/**
+ * Write `files` (each held whole) under `dest` with the native addon, returning their sha256
+ * digests, 32 bytes each, in order. A write error is thrown as Node's fs would throw it; a
+ * corrupt entry as BadWheel.
+ */
+function extractNatively(
+  addon: NativeAddon,
+  a: Archive,
+  files: ZipFileEntry[],
+  dest: string,
+): Buffer {
+  const meta = new Float64Array(files.length * 4);
+  files.forEach((f, i) => {
+    const e = f.entry;
+    meta[4 * i] = e.relativeOffsetOfLocalHeader;
+    meta[4 * i + 1] = e.compressedSize;
+    meta[4 * i + 2] = e.uncompressedSize;
+    meta[4 * i + 3] = (e.compressionMethod === 8 ? 1 : 0) | (f.executable ? 2 : 0);
+  });
+  const names = Buffer.from(files.map((f) => `${f.name}\0`).join(""));
+  const digests = Buffer.allocUnsafe(files.length * 32);
+  try {
+    addon.extractFiles(a.bytes ?? a.fd, dest, names, meta, digests);
+  } catch (err) {
+    const { index, errno, syscall } = err as NativeFailure;
+    const f = index === undefined ? undefined : files[index];
+    if (errno === undefined) {
+      throw new BadWheel(a.label, `its entry "${f?.name}" is corrupt (${detail(err)})`);
+    }
+    const path = f ? join(dest, f.name) : dest;
+    const [code, description] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`, "failed"];
+    const failure: NodeJS.ErrnoException = new Error(
+      `${code}: ${description}, ${syscall} '${path}'`,
+    );
+    Object.assign(failure, { code, errno: -errno, syscall, path });
+    throw failure;
+  }
+  return digests;
+}
+
 /** Write one entry to `dest`, returning its size and digests (sha256, plus RECORD's own). */
 async function extractEntry(
   a: Archive,
@@ -392,7 +445,7 @@ async function extractEntry(
   const other = algorithm === "sha256" ? undefined : recordHasher(algorithm);
   const mode = f.executable ? 0o555 : 0o444;
   let size = 0;
-  if (f.entry.uncompressedSize <= WHOLE_LIMIT && f.entry.compressedSize <= WHOLE_LIMIT) {
+  if (whole(f)) {
     const data = readEntry(a, f);
     sha.update(data);
     other?.update(data);
@@ -486,29 +539,26 @@ export async function extractWheel(
       record.set(row.path, row);
     }
     const exempt = unhashed(distInfo);
-    const expected = (f: ZipFileEntry): { algorithm: string; row?: RecordRow } => {
+    const expectation = (f: ZipFileEntry): { algorithm: string; row?: RecordRow } => {
       if (exempt.has(f.name)) return { algorithm: "sha256" };
       const row = record.get(f.name) ?? fail(`"${f.name}" is not listed in its RECORD`);
       const algorithm = row.hash.split("=", 1)[0] as string;
       if (row.hash === "") fail(`its RECORD gives no hash for "${f.name}"`);
-      if (!recordHasher(algorithm)) fail(`its RECORD uses the unsupported hash ${algorithm}`);
+      if (!recordAlgorithmKnown(algorithm)) {
+        fail(`its RECORD uses the unsupported hash ${algorithm}`);
+      }
       return { algorithm, row };
     };
-    for (const f of files) expected(f);
+    // Every file is judged before any is written.
+    const expectations = new Map(files.map((f) => [f, expectation(f)]));
+    const expected = (f: ZipFileEntry) => expectations.get(f) as ReturnType<typeof expectation>;
 
     mkdirSync(dest);
     for (const d of parentDirs(files.map((f) => f.name))) mkdirSync(join(dest, d));
 
     const extracted: UnpackedFile[] = [];
-    for (const f of files) {
-      const { algorithm, row } = expected(f);
-      let got: { size: number; sha256: string; recordHash: string };
-      try {
-        got = await extractEntry(a, f, join(dest, f.name), algorithm);
-      } catch (err) {
-        if (err instanceof WriteFailure) throw err.cause;
-        throw new BadWheel(filename, `its entry "${f.name}" is corrupt (${detail(err)})`);
-      }
+    const check = (f: ZipFileEntry, got: { size: number; sha256: string; recordHash: string }) => {
+      const { row } = expected(f);
       if (row && row.hash !== got.recordHash) {
         fail(`"${f.name}" has hash ${got.recordHash}, but its RECORD says ${row.hash}`);
       }
@@ -517,6 +567,29 @@ export async function extractWheel(
       }
       const mode = f.executable ? 0o755 : 0o644;
       extracted.push({ path: f.name, size: got.size, hash: got.sha256, mode });
+    };
+    // Entries held whole and hashed in sha256 (nearly all) are written by the addon at once.
+    const addon = nativeAddon();
+    const natively = addon
+      ? files.filter((f) => whole(f) && expected(f).algorithm === "sha256")
+      : [];
+    if (addon && natively.length > 0) {
+      const digests = extractNatively(addon, a, natively, dest);
+      natively.forEach((f, i) => {
+        const sha256 = recordDigest("sha256", digests.subarray(32 * i, 32 * i + 32));
+        check(f, { size: f.entry.uncompressedSize, sha256, recordHash: sha256 });
+      });
+    }
+    const done = new Set(natively);
+    for (const f of files) {
+      if (done.has(f)) continue;
+      try {
+        check(f, await extractEntry(a, f, join(dest, f.name), expected(f).algorithm));
+      } catch (err) {
+        if (err instanceof WriteFailure) throw err.cause;
+        if (err instanceof BadWheel) throw err;
+        throw new BadWheel(filename, `its entry "${f.name}" is corrupt (${detail(err)})`);
+      }
     }
     const rootIsPurelib = (wheel.get("root-is-purelib") ?? "").toLowerCase() === "true";
     return {

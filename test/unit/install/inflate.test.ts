@@ -11,12 +11,13 @@ import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { deflateRawSync } from "node:zlib";
 import yauzl from "yauzl";
-import { inflateEntry, inflateWithZlib, nativeInflate } from "../../../src/install/inflate.js";
+import { inflateEntry, inflateWithZlib } from "../../../src/install/inflate.js";
+import { nativeAddon } from "../../../src/install/native.js";
 import { indexWheels, python3 } from "../../support/corpus.js";
 
 /** scripts/test.sh sets this once it has built the addon: then it must load. */
 const REQUIRED = process.env.PYFERRY_REQUIRE_NATIVE === "1";
-const native = nativeInflate();
+const native = nativeAddon();
 const skipNative = native ? false : "the native addon is not built (npm run build:native)";
 
 /** name -> sha256 of each deflated entry, as CPython's zipfile reads it. */

@@ -103,7 +103,7 @@ interface WheelSpec {
   /** Entries written uncompressed (ZIP_STORED). */
   stored?: string[];
   /**
-   * Entries whose local header carries a 200-byte extra field the central directory does not
+   * Entries whose local header carries a 2,000-byte extra field the central directory does not
    * (its bytes turned into the entry's comment there), as some zip writers leave them.
    */
   localExtra?: string[];
@@ -122,7 +122,7 @@ with zipfile.ZipFile(spec["path"], "w", zipfile.ZIP_DEFLATED) as z:
         stored = e["name"] in spec["stored"]
         info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
         if e["name"] in spec["localExtra"]:
-            info.extra = struct.pack("<HH", 0xCAFE, 196) + bytes(196)
+            info.extra = struct.pack("<HH", 0xCAFE, 1996) + bytes(1996)
         z.writestr(info, data)
         if e["name"].endswith("/") or e["name"] in spec["omit"]:
             continue
@@ -354,9 +354,14 @@ describe("unpackWheel", () => {
       localExtra: ["demo/long_local.py", "demo/both.bin", `${spec.distInfo}/WHEEL`],
     });
     const w = await unpackWheel(path, sha);
-    const files = treeFiles(w.dir);
-    for (const e of [...spec.entries, ...odd].filter((e) => !e.name.endsWith("/"))) {
-      assert.deepEqual(files.get(e.name), Buffer.from(e.data ?? ""), e.name);
+    // unpackWheel reads a wheel this small whole; larger ones are read from the file.
+    const dest = join(mkdtempSync(join(root, "extract-")), "tree");
+    await extractWheel(path, spec.filename, dest);
+    for (const tree of [w.dir, dest]) {
+      const files = treeFiles(tree);
+      for (const e of [...spec.entries, ...odd].filter((e) => !e.name.endsWith("/"))) {
+        assert.deepEqual(files.get(e.name), Buffer.from(e.data ?? ""), `${tree}: ${e.name}`);
+      }
     }
     assert.equal(w.name, "demo");
     assert.equal(w.wheelVersion, "1.0");
@@ -399,6 +404,16 @@ describe("unpackWheel", () => {
           b[data] = 0xff;
         }),
         message: /"bad\/big\.py" is corrupt \(its compressed data is invalid\)/,
+      },
+      {
+        label: "an entry whose local header lies past the end of the file",
+        wheel: patchedWheel(big, (b, central) => b.writeUInt32LE(0x7fffffff, central + 42)),
+        message: /"bad\/big\.py" is corrupt \(the archive ends early\)/,
+      },
+      {
+        label: "an entry whose local header is not where the central directory says",
+        wheel: patchedWheel(big, (b, central, local) => b.writeUInt32LE(local + 1, central + 42)),
+        message: /"bad\/big\.py" is corrupt \(a local file header is missing\)/,
       },
       {
         label: "../ path",
@@ -444,6 +459,15 @@ describe("unpackWheel", () => {
           }),
         ),
         message: /"bad\/x\.py" is 6 bytes, but its RECORD says 7/,
+      },
+      {
+        label: "a RECORD hash named after an Object property",
+        wheel: buildWheel(
+          spec(base([{ name: "bad/x.py", data: "x = 1\n" }]), {
+            override: { "bad/x.py": ["bad/x.py", "constructor=AAAA", "6"] },
+          }),
+        ),
+        message: /its RECORD uses the unsupported hash constructor/,
       },
       {
         label: "file missing from RECORD",
