@@ -1,7 +1,8 @@
-// Builds pyferry's optional native addon (native/: libdeflate, to unpack wheels faster). npm
-// runs it after the build in `prepare` (npm ci, npm install in a checkout); `npm run
-// build:native` runs it again. Without the addon pyferry unpacks with Node's zlib, so a build
-// that cannot be done says why in one line and the install goes on. It needs libdeflate's
+// Builds pyferry's optional native addon (native/: libdeflate and Node's OpenSSL, to unpack
+// wheels faster). npm runs it as the package's `install` script, in a checkout (npm ci) as in
+// an install from the registry or a tarball; `npm run build:native` runs it again. Without the
+// addon pyferry unpacks in JavaScript with Node's zlib, so a build that cannot be done says why
+// in one line and the install goes on. It needs libdeflate's
 // headers (Debian: libdeflate-dev), a C compiler, and Node's headers for node-gyp, which comes
 // with npm.
 import { spawnSync } from "node:child_process";
