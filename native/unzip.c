@@ -80,14 +80,22 @@ static const char *const TOO_LONG = "it inflates to more than its declared size"
 static const char *const INVALID = "its compressed data is invalid";
 static const char *const WRONG_SIZE = "its size differs from the declared one";
 static const char *const ENDS_EARLY = "the archive ends early";
+static const char *const NO_MEMORY = "there is not enough memory for it";
+
+/* A call's first `count` arguments in `argv`; false, with a TypeError saying `usage`, if fewer. */
+static int arguments(napi_env env, napi_callback_info info, size_t count, napi_value *argv,
+                     const char *usage) {
+  size_t given = count;
+  if (napi_get_cb_info(env, info, &given, argv, NULL, NULL) != napi_ok || given < count) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  return 1;
+}
 
 static napi_value inflate_raw(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
-    napi_throw_type_error(env, NULL, "inflateRaw takes a source and a destination");
-    return NULL;
-  }
+  if (!arguments(env, info, 2, argv, "inflateRaw takes a source and a destination")) return NULL;
   void *src = NULL, *dst = NULL;
   size_t src_len = 0, dst_len = 0;
   if (!bytes_of(env, argv[0], "the source must be a Uint8Array", &src, &src_len) ||
@@ -178,7 +186,7 @@ no_header:
   f->error = "a local file header is missing";
   return NULL;
 memory:
-  f->error = "there is not enough memory for it";
+  f->error = NO_MEMORY;
   return NULL;
 io:
   f->error = "the archive could not be read";
@@ -239,7 +247,7 @@ static int extract_one(struct instance *in, const unsigned char *whole, size_t w
     size_t offset = raw_end;
     unsigned char *base = in->scratch;
     if (scratch(in, offset + (size_t)size + 1) == NULL) {
-      f->error = "there is not enough memory for it";
+      f->error = NO_MEMORY;
       return 0;
     }
     if (whole == NULL) raw = in->scratch + (raw - base);
@@ -300,12 +308,8 @@ static void throw_failure(napi_env env, int64_t index, const struct failure *f) 
  * per entry for their sha256. Stops at the first failure, leaving what it wrote.
  */
 static napi_value extract_files(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
-    napi_throw_type_error(env, NULL, "extractFiles takes five arguments");
-    return NULL;
-  }
+  if (!arguments(env, info, 5, argv, "extractFiles takes five arguments")) return NULL;
   struct instance *in = instance_of(env);
   if (in == NULL) return NULL;
   const unsigned char *whole = NULL;
