@@ -434,13 +434,20 @@ function extractNatively(
   return digests;
 }
 
-/** Write one entry to `dest`, returning its size and digests (sha256, plus RECORD's own). */
+/** What writing an entry learnt: its size and digests (sha256, and RECORD's own). */
+interface Extracted {
+  size: number;
+  sha256: string;
+  recordHash: string;
+}
+
+/** Write one entry to `dest`. */
 async function extractEntry(
   a: Archive,
   f: ZipFileEntry,
   dest: string,
   algorithm: string,
-): Promise<{ size: number; sha256: string; recordHash: string }> {
+): Promise<Extracted> {
   const sha = createHash("sha256");
   const other = algorithm === "sha256" ? undefined : recordHasher(algorithm);
   const mode = f.executable ? 0o555 : 0o444;
@@ -549,16 +556,14 @@ export async function extractWheel(
       }
       return { algorithm, row };
     };
-    // Every file is judged before any is written.
-    const expectations = new Map(files.map((f) => [f, expectation(f)]));
-    const expected = (f: ZipFileEntry) => expectations.get(f) as ReturnType<typeof expectation>;
+    // Every file is judged against RECORD before any is written.
+    const judged = files.map((f) => ({ f, ...expectation(f) }));
 
     mkdirSync(dest);
     for (const d of parentDirs(files.map((f) => f.name))) mkdirSync(join(dest, d));
 
     const extracted: UnpackedFile[] = [];
-    const check = (f: ZipFileEntry, got: { size: number; sha256: string; recordHash: string }) => {
-      const { row } = expected(f);
+    const check = ({ f, row }: (typeof judged)[number], got: Extracted) => {
       if (row && row.hash !== got.recordHash) {
         fail(`"${f.name}" has hash ${got.recordHash}, but its RECORD says ${row.hash}`);
       }
@@ -570,26 +575,30 @@ export async function extractWheel(
     };
     // Entries held whole and hashed in sha256 (nearly all) are written by the addon at once.
     const addon = nativeAddon();
-    const natively = addon
-      ? files.filter((f) => whole(f) && expected(f).algorithm === "sha256")
-      : [];
+    const natively = addon ? judged.filter((j) => whole(j.f) && j.algorithm === "sha256") : [];
     if (addon && natively.length > 0) {
-      const digests = extractNatively(addon, a, natively, dest);
-      natively.forEach((f, i) => {
+      const digests = extractNatively(
+        addon,
+        a,
+        natively.map((j) => j.f),
+        dest,
+      );
+      natively.forEach((j, i) => {
         const sha256 = recordDigest("sha256", digests.subarray(32 * i, 32 * i + 32));
-        check(f, { size: f.entry.uncompressedSize, sha256, recordHash: sha256 });
+        check(j, { size: j.f.entry.uncompressedSize, sha256, recordHash: sha256 });
       });
     }
     const done = new Set(natively);
-    for (const f of files) {
-      if (done.has(f)) continue;
+    for (const j of judged) {
+      if (done.has(j)) continue;
+      let got: Extracted;
       try {
-        check(f, await extractEntry(a, f, join(dest, f.name), expected(f).algorithm));
+        got = await extractEntry(a, j.f, join(dest, j.f.name), j.algorithm);
       } catch (err) {
         if (err instanceof WriteFailure) throw err.cause;
-        if (err instanceof BadWheel) throw err;
-        throw new BadWheel(filename, `its entry "${f.name}" is corrupt (${detail(err)})`);
+        throw new BadWheel(filename, `its entry "${j.f.name}" is corrupt (${detail(err)})`);
       }
+      check(j, got);
     }
     const rootIsPurelib = (wheel.get("root-is-purelib") ?? "").toLowerCase() === "true";
     return {
