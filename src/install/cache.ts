@@ -11,6 +11,7 @@ import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
   createReadStream,
+  existsSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -414,13 +415,21 @@ export async function unpackWheel(
 
 /**
  * Take a published tree out of the cache: unpublished by one rename beside it (so that no
- * reader finds it half-removed), then removed. False when it was gone already.
+ * reader finds it half-removed), then removed. False when it was gone already. With
+ * `unlessHolds`, a tree found holding that file once aside goes back instead, and false is
+ * returned: someone who broke a prune's lock as stale put its marker back meanwhile, and may
+ * be using it (when a new tree has taken its place by then, that one is what its path leads
+ * to, and this one goes).
  */
-export async function retireTree(dir: string): Promise<boolean> {
+export async function retireTree(dir: string, unlessHolds?: string): Promise<boolean> {
   const trash = join(dirname(dir), `.trash-${tempSuffix()}`);
   try {
     await rename(dir, trash);
   } catch {
+    return false;
+  }
+  if (unlessHolds !== undefined && existsSync(join(trash, unlessHolds))) {
+    await rename(trash, dir).catch(() => removeTree(trash));
     return false;
   }
   await removeTree(trash);

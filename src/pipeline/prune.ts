@@ -6,13 +6,12 @@
  * is read again then, so no process ever starts on a half-removed tree, nor has one removed
  * that it has just started on.
  */
-import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { readdir, rename, rm, stat, unlink } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { acquireLock } from "../bundle/lock.js";
 import { COMPLETE_MARKER, partialAbandoned, RETIRING_MARKER } from "../bundle/unpack.js";
-import { pruneCache, removeTree } from "../install/cache.js";
+import { pruneCache, removeTree, retireTree } from "../install/cache.js";
 import { usedSince } from "../util/cache-users.js";
 import { cacheDir } from "../util/dirs.js";
 import { deadScratch } from "../util/scratch.js";
@@ -84,32 +83,12 @@ async function retireLocked(
   await rename(marker, aside).catch(() => undefined);
   const used = await mtime(aside);
   // With neither marker, it was never published whole: no one can have claimed it.
-  if (used === undefined) return !existsSync(marker) && removeUnclaimed(dir, markers.marker);
+  if (used === undefined) return !existsSync(marker) && retireTree(dir, markers.marker);
   const since = usedSince(root);
   const inUse = used > cutoff || (since !== undefined && used >= since - 1000);
-  if (!inUse && (await removeUnclaimed(dir, markers.marker))) return true;
+  if (!inUse && (await retireTree(dir, markers.marker))) return true;
   await rename(aside, marker).catch(() => undefined);
   return false;
-}
-
-/**
- * Move `dir` out of the way and remove it, unless its marker is in it then: someone who broke
- * the lock as stale put the marker back meanwhile, and may be using the tree, so it goes back
- * (when a new tree has taken its place by then, that one is what its path leads to: it goes).
- */
-async function removeUnclaimed(dir: string, marker: string): Promise<boolean> {
-  const trash = join(dirname(dir), `.trash-${randomBytes(6).toString("hex")}`);
-  try {
-    await rename(dir, trash);
-  } catch {
-    return false;
-  }
-  if (existsSync(join(trash, marker))) {
-    await rename(trash, dir).catch(() => removeTree(trash));
-    return false;
-  }
-  await removeTree(trash);
-  return true;
 }
 
 export async function pruneEverything(olderThanDays: number, dryRun = false): Promise<Removed[]> {
