@@ -3,21 +3,23 @@
  * package), side by side in the same run, on ten real OpenSSH servers (test/support/sshd.ts;
  * network namespaces as root, else loopback ports):
  *
- *   a. a 10-package change (ten pins moved to newer versions) deployed to 10 hosts:
- *      `pyferry deploy --yes --forks 10` vs `ansible-playbook` with `ansible.builtin.pip`
- *      (forks 10), both from the same wheelhouse, both starting from fresh environments holding
- *      the same initial set;
- *   b. a no-op redeploy of the same state with both;
- *   c. that no-op again, each tool reusing the ssh connections its previous run kept open;
- *   d. the change again from the initial set, over kept connections;
- *   e. the no-op of b with both tools preferring a classical key exchange (X25519), to show
+ *   a. a 10-package change (ten pins moved to newer versions) deployed to 10 hosts over fresh
+ *      connections: `pyferry deploy --yes --forks 10` vs `ansible-playbook` with
+ *      `ansible.builtin.pip` (forks 10), both from the same wheelhouse, both starting from fresh
+ *      environments holding the same initial set;
+ *   b. the no-op redeploy right after it, each tool as it is by default: both keep their ssh
+ *      connections for 60 s after a run (Ansible's ControlPersist=60s, pyferry's
+ *      PYFERRY_SSH_PERSIST default), so both reuse those a left open;
+ *   c. the no-op over fresh connections (a redeploy more than a minute after the last run);
+ *   d. the change again from the initial set, over connections a run just before kept open;
+ *   e. the no-op of c with both tools preferring a classical key exchange (X25519), to show
  *      what the default post-quantum one costs a fresh login.
  *
  * Every repeat starts over: the hosts' environments and pyferry's store there are removed and
- * pyferry gets an empty local cache, then both tools deploy the initial set (untimed), then the
- * change is timed, then the no-op, then the no-op with a classical key exchange, then the no-op
- * over kept connections; then the same reset and initial deploy, and the change over kept
- * connections. Both sides are checked after every timed step.
+ * pyferry gets an empty local cache, then both tools deploy the initial set (untimed), then each
+ * tool's change and its no-op right after are timed, then the no-op over fresh connections, then
+ * the no-op with a classical key exchange; then the same reset and initial deploy, and the
+ * change over kept connections. Both sides are checked after every timed step.
  *
  * Environment: PYFERRY_BENCH_REPEAT (default 3; medians are shown), PYFERRY_BENCH_KEEP=1 (keep
  * the temporary folder), PYFERRY_BENCH_PYTHON (the hosts' CPython 3.11; default: pyenv's).
@@ -323,31 +325,37 @@ function ansibleProcessEnv(c: Ctx): NodeJS.ProcessEnv {
   };
 }
 
+/**
+ * pyferry with its defaults (connections kept 60 s after a run), its kept connections' sockets
+ * in a folder of the benchmark's own (XDG_RUNTIME_DIR/pyferry-ssh) so that it can close them.
+ */
 function pyferryDeploy(c: Ctx, env: NodeJS.ProcessEnv = {}): Promise<Finished> {
   return exec(process.execPath, [PYFERRY, "deploy", "--yes", "--forks", String(HOSTS)], {
     cwd: c.w,
-    env: c.lab.env({ PYFERRY_CACHE_DIR: c.cache, NO_COLOR: "1", ...env }),
+    env: c.lab.env({
+      PYFERRY_CACHE_DIR: c.cache,
+      NO_COLOR: "1",
+      PYFERRY_SSH_PERSIST: "",
+      XDG_RUNTIME_DIR: keptRuntime(c),
+      ...env,
+    }),
   });
 }
 
 /**
- * Close the ssh connections Ansible left open (ControlPersist) so that its next run connects
- * afresh, as pyferry does on every run and as a deploy long after the previous one would.
+ * Close the ssh connections both tools left open, so that their next runs connect afresh, as a
+ * deploy more than a minute after the last one would.
  */
-function closeAnsibleConnections(c: Ctx): number {
-  return closeMasters(join(c.w, "ansible", "cp"));
+function closeConnections(c: Ctx): void {
+  closeMasters(join(c.w, "ansible", "cp"));
+  closeMasters(join(keptRuntime(c), "pyferry-ssh"));
 }
 
-/** Where pyferry keeps its connections in step c (XDG_RUNTIME_DIR/pyferry-ssh). */
+/** The folder pyferry is given as XDG_RUNTIME_DIR. */
 function keptRuntime(c: Ctx): string {
   const dir = join(c.w, "runtime");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
-}
-
-/** pyferry with PYFERRY_SSH_PERSIST: connections kept 60 s after each run, as Ansible's. */
-function keptEnv(c: Ctx): NodeJS.ProcessEnv {
-  return { PYFERRY_SSH_PERSIST: "60", XDG_RUNTIME_DIR: keptRuntime(c) };
 }
 
 /** Close every master whose socket is in `dir`; how many answered. */
@@ -355,7 +363,7 @@ function closeMasters(dir: string): number {
   if (!existsSync(dir)) return 0;
   let n = 0;
   for (const sock of readdirSync(dir)) {
-    if (sock.endsWith(".lock")) continue;
+    if (sock.endsWith(".lock") || sock.endsWith(".liveness")) continue;
     const r = spawnSync("ssh", ["-o", `ControlPath=${join(dir, sock)}`, "-O", "exit", "x"], {
       stdio: "ignore",
     });
@@ -522,16 +530,18 @@ function machineCpuMs(): number {
 }
 
 interface Results {
+  /** The change over fresh connections (step a). */
   change: PerTool;
+  /** The no-op right after the change, over the connections it kept (step b). */
   noop: PerTool;
+  /** The no-op over fresh connections (step c). */
+  noopFresh: PerTool;
   /** The no-op over fresh connections with a classical key exchange (step e). */
   noopClassical: PerTool;
-  /** The no-op again, each tool reusing the connections its previous run kept open. */
-  kept: { pyferry: number[]; ansible: number[] };
-  /** The change, each tool over the connections a no-op just before it kept open. */
-  keptChange: { pyferry: number[]; ansible: number[] };
+  /** The change, each tool over the connections a no-op just before it kept open (step d). */
+  keptChange: PerTool;
   /** Machine CPU (ms) spent during each timed step, hosts' side included. */
-  cpu: { change: PerTool; noop: PerTool; noopClassical: PerTool };
+  cpu: { change: PerTool; noop: PerTool; noopFresh: PerTool; noopClassical: PerTool };
   initial: { pyferry: number[]; ansible: number[] };
   traceNoop?: string;
   traceChange?: string;
@@ -562,7 +572,7 @@ async function freshNoop(
   ssh?: { pyferry: NodeJS.ProcessEnv; ansible: string[] },
 ): Promise<void> {
   for (const who of order) {
-    closeAnsibleConnections(c);
+    closeConnections(c);
     settle();
     progress(`${label}, ${who}`);
     const cpu0 = machineCpuMs();
@@ -636,25 +646,38 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
     const order =
       r % 2 === 0 ? (["pyferry", "ansible"] as const) : (["ansible", "pyferry"] as const);
     for (const who of order) {
-      closeAnsibleConnections(c);
-      settle();
-      progress(`[${r + 1}/${repeat}] the 10-package change, ${who}`);
-      const cpu0 = machineCpuMs();
-      if (who === "pyferry") {
-        const p = await pyferryDeploy(c);
-        res.cpu.change.pyferry.push(machineCpuMs() - cpu0);
-        checkPyferry(c, p, "changed", after(), CHANGE.length);
-        res.change.pyferry.push(p.ms);
-        progress(`  ${secs(p.ms)} s`);
-      } else {
-        const a = await ansibleDeploy(c);
-        res.cpu.change.ansible.push(machineCpuMs() - cpu0);
-        checkAnsible(c, a, true, after());
-        res.change.ansible.push(a.ms);
-        progress(`  ${secs(a.ms)} s`);
+      // a. The change over fresh connections, then b. the no-op right after it, over the
+      // connections the change kept (both tools' default).
+      closeConnections(c);
+      for (const step of ["change", "noop"] as const) {
+        settle();
+        progress(
+          `[${r + 1}/${repeat}] ${step === "change" ? `the ${CHANGE.length}-package change` : "no-op redeploy right after it"}, ${who}`,
+        );
+        const cpu0 = machineCpuMs();
+        if (who === "pyferry") {
+          const p = await pyferryDeploy(c);
+          res.cpu[step].pyferry.push(machineCpuMs() - cpu0);
+          if (step === "change") checkPyferry(c, p, "changed", after(), CHANGE.length);
+          else checkPyferry(c, p, "ok", after());
+          res[step].pyferry.push(p.ms);
+          progress(`  ${secs(p.ms)} s`);
+        } else {
+          const a = await ansibleDeploy(c);
+          res.cpu[step].ansible.push(machineCpuMs() - cpu0);
+          checkAnsible(c, a, step === "change", after());
+          res[step].ansible.push(a.ms);
+          progress(`  ${secs(a.ms)} s`);
+        }
       }
     }
-    await freshNoop(c, order, `[${r + 1}/${repeat}] no-op redeploy`, res.noop, res.cpu.noop);
+    await freshNoop(
+      c,
+      order,
+      `[${r + 1}/${repeat}] no-op redeploy over fresh connections`,
+      res.noopFresh,
+      res.cpu.noopFresh,
+    );
     const classical = classicalKex(c);
     await freshNoop(
       c,
@@ -664,26 +687,6 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
       res.cpu.noopClassical,
       classical,
     );
-    // Kept connections: an untimed no-op opens them (Ansible keeps its own by default), then
-    // the timed one reuses them.
-    for (const who of order) {
-      progress(`[${r + 1}/${repeat}] no-op redeploy over kept connections, ${who}`);
-      if (who === "pyferry") {
-        checkPyferry(c, await pyferryDeploy(c, keptEnv(c)), "ok", after());
-        settle();
-        const p = await pyferryDeploy(c, keptEnv(c));
-        checkPyferry(c, p, "ok", after());
-        res.kept.pyferry.push(p.ms);
-        progress(`  ${secs(p.ms)} s`);
-      } else {
-        checkAnsible(c, await ansibleDeploy(c), false, after());
-        settle();
-        const a = await ansibleDeploy(c);
-        checkAnsible(c, a, false, after());
-        res.kept.ansible.push(a.ms);
-        progress(`  ${secs(a.ms)} s`);
-      }
-    }
     // d. The change again, from fresh environments holding the initial set, each tool over the
     // connections a no-op just before it (untimed) kept open.
     reset(c, repeat + r);
@@ -692,7 +695,7 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
     );
     writePyferry(c, before());
     writeAnsible(c, before());
-    checkPyferry(c, await pyferryDeploy(c, keptEnv(c)), "changed", before(), before().size);
+    checkPyferry(c, await pyferryDeploy(c), "changed", before(), before().size);
     checkAnsible(c, await ansibleDeploy(c), true, before());
     for (const who of order) {
       progress(
@@ -700,10 +703,10 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
       );
       if (who === "pyferry") {
         writePyferry(c, before());
-        checkPyferry(c, await pyferryDeploy(c, keptEnv(c)), "ok", before());
+        checkPyferry(c, await pyferryDeploy(c), "ok", before());
         writePyferry(c, after());
         settle();
-        const p = await pyferryDeploy(c, keptEnv(c));
+        const p = await pyferryDeploy(c);
         checkPyferry(c, p, "changed", after(), CHANGE.length);
         res.keptChange.pyferry.push(p.ms);
         progress(`  ${secs(p.ms)} s`);
@@ -718,7 +721,7 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
         progress(`  ${secs(a.ms)} s`);
       }
     }
-    closeMasters(join(keptRuntime(c), "pyferry-ssh"));
+    closeConnections(c);
   }
 }
 
@@ -726,7 +729,7 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
 async function trace(c: Ctx, res: Results): Promise<void> {
   const t = tracer(c);
   const env = { PYFERRY_SSH_COMMAND: t.command };
-  progress("where the time goes: a traced no-op");
+  progress("where the time goes: a traced no-op (fresh connections: the wrapper is another ssh)");
   let t0 = Date.now();
   const noop = await pyferryDeploy(c, env);
   checkPyferry(c, noop, "ok", after());
@@ -786,8 +789,8 @@ function report(
   const an = median(res.noop.ansible);
   const pe = median(res.noopClassical.pyferry);
   const ae = median(res.noopClassical.ansible);
-  const pk = median(res.kept.pyferry);
-  const ak = median(res.kept.ansible);
+  const pf = median(res.noopFresh.pyferry);
+  const af = median(res.noopFresh.ansible);
   const pkc = median(res.keptChange.pyferry);
   const akc = median(res.keptChange.ansible);
   const table = formatTable(
@@ -800,25 +803,25 @@ function report(
     ],
     [
       [
-        `a. ${CHANGE.length}-package change`,
+        `a. ${CHANGE.length}-package change, fresh connections`,
         `${secs(pc)} s`,
         `${secs(ac)} s`,
         `${(ac / pc).toFixed(1)}x`,
         `${runs(res.change.pyferry)} | ${runs(res.change.ansible)}`,
       ],
       [
-        "b. no-op redeploy",
+        "b. no-op redeploy right after a (defaults)",
         `${secs(pn)} s`,
         `${secs(an)} s`,
         `${(an / pn).toFixed(1)}x`,
         `${runs(res.noop.pyferry)} | ${runs(res.noop.ansible)}`,
       ],
       [
-        "c. no-op redeploy, connections kept",
-        `${secs(pk)} s`,
-        `${secs(ak)} s`,
-        `${(ak / pk).toFixed(1)}x`,
-        `${runs(res.kept.pyferry)} | ${runs(res.kept.ansible)}`,
+        "c. no-op redeploy, fresh connections",
+        `${secs(pf)} s`,
+        `${secs(af)} s`,
+        `${(af / pf).toFixed(1)}x`,
+        `${runs(res.noopFresh.pyferry)} | ${runs(res.noopFresh.ansible)}`,
       ],
       [
         `d. ${CHANGE.length}-package change, connections kept`,
@@ -828,7 +831,7 @@ function report(
         `${runs(res.keptChange.pyferry)} | ${runs(res.keptChange.ansible)}`,
       ],
       [
-        `e. no-op redeploy, ${CLASSICAL_KEX} key exchange`,
+        `e. c with the ${CLASSICAL_KEX} key exchange`,
         `${secs(pe)} s`,
         `${secs(ae)} s`,
         `${(ae / pe).toFixed(1)}x`,
@@ -853,21 +856,21 @@ function report(
     "",
     "Targets:",
     `- pyferry at least ${TARGET_RATIO}x faster than Ansible on the ${CHANGE.length}-package change: ${met(ac / pc >= TARGET_RATIO)} with fresh connections (${(ac / pc).toFixed(1)}x); ${met(akc / pkc >= TARGET_RATIO)} with kept ones (${(akc / pkc).toFixed(1)}x)`,
-    `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} with fresh connections (${secs(pn)} s); ${met(pk < TARGET_NOOP_MS)} with kept ones (${secs(pk)} s); ${met(pe < TARGET_NOOP_MS)} with fresh connections and a classical key exchange (${secs(pe)} s)`,
+    `- a no-op redeploy to ${HOSTS} hosts under ${TARGET_NOOP_MS / 1000} s: ${met(pn < TARGET_NOOP_MS)} right after a deploy, with pyferry's defaults (${secs(pn)} s); ${met(pf < TARGET_NOOP_MS)} over fresh connections (${secs(pf)} s), as a redeploy more than a minute after the last run makes; ${met(pe < TARGET_NOOP_MS)} over fresh connections with a classical key exchange (${secs(pe)} s)`,
     "",
     "Where pyferry's time goes (one more run of each, untimed, every ssh process logged by a wrapper; times from pyferry's start; " +
       "commands whose input and output fit in memory, such as reading the state, run through the master's proxy mode and start no ssh process, so they are not listed):",
-    `- no-op: ${res.traceNoop ?? "not traced"}`,
-    `- change: ${res.traceChange ?? "not traced"}`,
+    `- no-op, fresh connections: ${res.traceNoop ?? "not traced"}`,
+    `- change, fresh connections: ${res.traceChange ?? "not traced"}`,
     `- references (median of 3): ${HOSTS} fresh \`ssh hN true\` at once ${median(res.references.sshAll).toFixed(0)} ms (${median(res.references.sshAllClassical).toFixed(0)} ms with ${CLASSICAL_KEX}); \`pyferry --version\` (node start + CLI) ${median(res.references.version).toFixed(0)} ms; one fresh \`ssh h1 true\` costs ${median(res.references.sshCpu).toFixed(0)} ms of CPU, client and server (${median(res.references.sshCpuClassical).toFixed(0)} ms with ${CLASSICAL_KEX})`,
-    `- machine CPU during the timed steps (all processes, hosts' side included; medians): change ${cpuSecs(res.cpu.change.pyferry)} s pyferry, ${cpuSecs(res.cpu.change.ansible)} s Ansible; no-op ${cpuSecs(res.cpu.noop.pyferry)} s pyferry, ${cpuSecs(res.cpu.noop.ansible)} s Ansible; no-op with ${CLASSICAL_KEX} ${cpuSecs(res.cpu.noopClassical.pyferry)} s pyferry, ${cpuSecs(res.cpu.noopClassical.ansible)} s Ansible (${availableParallelism()} cores)`,
+    `- machine CPU during the timed steps (all processes, hosts' side included; medians): change ${cpuSecs(res.cpu.change.pyferry)} s pyferry, ${cpuSecs(res.cpu.change.ansible)} s Ansible; no-op right after ${cpuSecs(res.cpu.noop.pyferry)} s pyferry, ${cpuSecs(res.cpu.noop.ansible)} s Ansible; no-op, fresh connections ${cpuSecs(res.cpu.noopFresh.pyferry)} s pyferry, ${cpuSecs(res.cpu.noopFresh.ansible)} s Ansible; no-op with ${CLASSICAL_KEX} ${cpuSecs(res.cpu.noopClassical.pyferry)} s pyferry, ${cpuSecs(res.cpu.noopClassical.ansible)} s Ansible (${availableParallelism()} cores)`,
     "",
     "How it was measured:",
     `- ${HOSTS} OpenSSH servers of test/support/sshd.ts on this machine (network namespaces as root, else loopback ports); both tools log in through the lab's ssh config (pyferry: PYFERRY_SSH_COMMAND="ssh -F <config>"; Ansible: ansible_ssh_common_args="-F <config>"). Hosts share this machine's disk and ${availableParallelism()} cores with the client.`,
     `- Packages: ${BASE.map(([n, v]) => `${n} ${v}`).join(", ")} unchanged; the change moves ${CHANGE.map(([n, a, b]) => `${n} ${a}->${b}`).join(", ")}. All pinned with ==, no dependencies. Wheels (${res.wheelhouse.files} files, ${(res.wheelhouse.bytes / 1048576).toFixed(1)} MiB) copied into one wheelhouse from the package mirror pip is configured with; both tools install only from it.`,
     `- pyferry: \`pyferry deploy --yes --forks ${HOSTS}\` from this checkout, inventory with one environment per host (python ${python}), requirements = the pins; it resolves against the wheelhouse, builds the environment locally once, sends each host what its store lacks and switches the environment's link. The no-op reads each host's environment, plans, and finds nothing to do.`,
-    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s); the connections its previous run left open were closed (ssh -O exit) before steps a and b, so both tools connect afresh there, as pyferry does by default. Step e: step b again with both tools given the lab's config behind \`KexAlgorithms ^${CLASSICAL_KEX}\` (pyferry by PYFERRY_SSH_COMMAND, Ansible by ansible_ssh_common_args), so ${res.ssh.version} negotiates ${CLASSICAL_KEX} instead of its default first choice, ${res.ssh.defaultKex}; pyferry never changes the key exchange itself. Steps c and d: each tool reuses the connections a no-op just before it (untimed) left open, Ansible by its default ControlPersist=60s, pyferry with PYFERRY_SSH_PERSIST=60; for d, both start again from fresh environments holding the initial set. --no-compile because pyferry does not write bytecode by default, so neither does.`,
-    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then the change was timed for each, then the no-op, then the no-op with a classical key exchange, then the no-op over kept connections, then (after the same reset and initial deploy) the change over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
+    `- Ansible: ${ansible}; \`ansible-playbook\` with one ansible.builtin.pip task (name = the ${before().size} pins, virtualenv = the host's env path, virtualenv_command = "${python} -m venv", extra_args = "--no-index --find-links <wheelhouse/wheels> --no-compile --disable-pip-version-check"), forks ${HOSTS}, gather_facts false, pipelining on, modules run by ${ANSIBLE_PYTHON} on the hosts, Ansible's default ssh_args (ControlPersist=60s). Both tools keep their connections 60 s after a run by default (pyferry: PYFERRY_SSH_PERSIST unset). Before steps a, c and e the connections both left open were closed (ssh -O exit), so both connect afresh there; step b follows each tool's step a at once and reuses what a kept. Step e: step c again with both tools given the lab's config behind \`KexAlgorithms ^${CLASSICAL_KEX}\` (pyferry by PYFERRY_SSH_COMMAND, Ansible by ansible_ssh_common_args), so ${res.ssh.version} negotiates ${CLASSICAL_KEX} instead of its default first choice, ${res.ssh.defaultKex}; pyferry never changes the key exchange itself. Step d: each tool reuses the connections a no-op just before it (untimed) left open, both starting again from fresh environments holding the initial set. --no-compile because pyferry does not write bytecode by default, so neither does.`,
+    `- Each of ${repeat} repeats: the hosts' environments (both tools') and pyferry's store there were removed and pyferry got an empty local cache (PYFERRY_CACHE_DIR); both deployed the initial set (untimed: pyferry built it, Ansible created the venv with pip and installed it); then for each tool its change and, at once, its no-op; then the no-op over fresh connections, then with a classical key exchange, then (after the same reset and initial deploy) the change over kept connections; the tool going first alternates between repeats; \`sync\` ran (untimed) before each timed step. Timed: wall time from spawn to exit of the whole command.`,
     "- Checked after every step: pyferry said changed (10 package moves) or ok for every host and each env holds exactly the wanted dist-info set; Ansible's recap said changed=1 (or 0 for the no-op) and nothing failed on every host, and each env has every wanted version.",
     `Machine: ${availableParallelism()} cores, load average ${load.toFixed(2)} at the start and ${(loadavg()[0] ?? 0).toFixed(2)} at the end; ${total} s in all.`,
   ].join("\n");
@@ -895,8 +898,8 @@ async function main(): Promise<string> {
     const res: Results = {
       change: { pyferry: [], ansible: [] },
       noop: { pyferry: [], ansible: [] },
+      noopFresh: { pyferry: [], ansible: [] },
       noopClassical: { pyferry: [], ansible: [] },
-      kept: { pyferry: [], ansible: [] },
       keptChange: { pyferry: [], ansible: [] },
       initial: { pyferry: [], ansible: [] },
       references: {
@@ -909,6 +912,7 @@ async function main(): Promise<string> {
       cpu: {
         change: { pyferry: [], ansible: [] },
         noop: { pyferry: [], ansible: [] },
+        noopFresh: { pyferry: [], ansible: [] },
         noopClassical: { pyferry: [], ansible: [] },
       },
       wheelhouse: fillWheelhouse(join(w, "wheelhouse")),

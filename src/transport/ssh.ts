@@ -2,14 +2,15 @@
  * The user's own OpenSSH client, one multiplexed connection per host per invocation: a master
  * connection is opened once and every remote command after it is a session over that master,
  * with no handshake of its own. ~/.ssh/config, agents, ProxyJump and known_hosts work as they
- * do for ssh; host keys are checked strictly unless the target says to accept new ones. With
- * PYFERRY_SSH_PERSIST=SECONDS the master outlives the invocation that opened it by that long
- * after its last session (as Ansible's ControlPersist), and the next invocations reuse it.
+ * do for ssh; host keys are checked strictly unless the target says to accept new ones. The
+ * master outlives the invocation that opened it by PYFERRY_SSH_PERSIST seconds after its last
+ * session (60 by default, as Ansible's ControlPersist; 0: closed on exit), and the next
+ * invocations reuse it.
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { readdir, rm } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -125,17 +126,60 @@ function sweepControlDirs(): void {
   );
 }
 
+/** How old the liveness file of a kept master that is gone must be before it is removed. */
+const STALE_LIVENESS_MS = 60 * 60 * 1000;
+
+/** The folders of kept sockets swept by this process. */
+const sweptKept = new Set<string>();
+
+/**
+ * Remove the liveness files (see reuseOrStartMaster) of kept masters that ended long ago, which
+ * took their sockets with them: once per process and folder, in the background. One written since (a
+ * new master on that path) is recent, so it stays.
+ */
+function sweepKeptDir(dir: string): void {
+  if (sweptKept.has(dir)) return;
+  sweptKept.add(dir);
+  readdir(dir).then(
+    async (names) => {
+      const present = new Set(names);
+      for (const name of names) {
+        const socket = name.endsWith(".liveness") ? name.slice(0, -".liveness".length) : "";
+        if (!socket || present.has(socket)) continue;
+        const file = join(dir, name);
+        const st = await stat(file).catch(() => undefined);
+        if (st && Date.now() - st.mtimeMs > STALE_LIVENESS_MS)
+          await rm(file, { force: true }).catch(() => undefined);
+      }
+    },
+    () => undefined,
+  );
+}
+
 /** Seconds a master connection outlives its last session when pyferry could not close it. */
 const MASTER_LINGER = 15;
 
-/** PYFERRY_SSH_PERSIST: seconds a master stays up after its last session for later use; 0 = no. */
-export function persistSeconds(env: NodeJS.ProcessEnv = process.env): number {
+/**
+ * Seconds a master stays up after its last session unless PYFERRY_SSH_PERSIST says otherwise:
+ * Ansible's default, so that a command run again within a minute (a redeploy after a deploy)
+ * logs in no more.
+ */
+export const DEFAULT_PERSIST = 60;
+
+/**
+ * PYFERRY_SSH_PERSIST: seconds a master stays up after its last session for later use (0: it is
+ * closed when the command ends); `asked` when the user set it rather than took the default.
+ */
+export function persistSetting(env: NodeJS.ProcessEnv = process.env): {
+  seconds: number;
+  asked: boolean;
+} {
   const value = env.PYFERRY_SSH_PERSIST?.trim();
-  if (!value) return 0;
+  if (!value) return { seconds: DEFAULT_PERSIST, asked: false };
   if (!/^\d{1,6}$/.test(value)) {
     throw new UserError(`PYFERRY_SSH_PERSIST must be a number of seconds, not "${value}".`, 2);
   }
-  return Number(value);
+  return { seconds: Number(value), asked: true };
 }
 
 /**
@@ -158,12 +202,12 @@ export function keptControlDir(env: NodeJS.ProcessEnv = process.env): string {
     st = lstatSync(dir);
   } catch (err) {
     throw new UserError(
-      `pyferry cannot keep ssh connections in ${dir} (${(err as Error).message}); set XDG_RUNTIME_DIR to a folder of yours, or unset PYFERRY_SSH_PERSIST.`,
+      `pyferry cannot keep ssh connections in ${dir} (${(err as Error).message}); set XDG_RUNTIME_DIR to a folder of yours, or set PYFERRY_SSH_PERSIST=0.`,
     );
   }
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
     throw new UserError(
-      `${dir} is not a private folder of yours, so pyferry will not keep ssh connections in it; remove it, or unset PYFERRY_SSH_PERSIST.`,
+      `${dir} is not a private folder of yours, so pyferry will not keep ssh connections in it; remove it, or set PYFERRY_SSH_PERSIST=0.`,
     );
   }
   return dir;
@@ -238,7 +282,10 @@ export function explainSshFailure(target: SshTarget, stderr: string): string {
 /** One connection to one target, opened on first use and closed by close(). */
 export class SshConnection extends ShellConnection {
   private readonly program: string[];
-  private readonly persist: number;
+  /** Seconds a master is kept after its last session; 0 once keeping it is not possible. */
+  private persist: number;
+  /** Whether the user asked for `persist` (then a folder that cannot keep sockets is an error). */
+  private readonly persistAsked: boolean;
   private readonly env: NodeJS.ProcessEnv;
   private controlDir: string | undefined;
   /**
@@ -262,7 +309,9 @@ export class SshConnection extends ShellConnection {
       throw new UserError(`"${target.destination}" is not an SSH destination.`, 2);
     }
     this.program = sshProgram(env);
-    this.persist = persistSeconds(env);
+    const persist = persistSetting(env);
+    this.persist = persist.seconds;
+    this.persistAsked = persist.asked;
     this.env = env;
   }
 
@@ -291,7 +340,11 @@ export class SshConnection extends ShellConnection {
 
   /** Open the master connection, once; later calls wait for the same one. */
   open(): Promise<void> {
-    this.opening ??= this.persist > 0 ? this.reuseOrStartMaster() : this.startMaster();
+    if (!this.opening) {
+      // Whatever this connection uses, earlier killed invocations may have left folders.
+      sweepControlDirs();
+      this.opening = this.persist > 0 ? this.reuseOrStartMaster() : this.startMaster();
+    }
     return this.opening;
   }
 
@@ -301,7 +354,15 @@ export class SshConnection extends ShellConnection {
    * processes from starting two masters on one path (the second could not listen there).
    */
   private async reuseOrStartMaster(): Promise<void> {
-    this.controlDir = keptControlDir(this.env);
+    try {
+      this.controlDir = keptControlDir(this.env);
+    } catch (err) {
+      if (this.persistAsked) throw err;
+      // Only the default asked for it: this invocation's own master will do.
+      this.persist = 0;
+      return this.startMaster();
+    }
+    sweepKeptDir(this.controlDir);
     // Everything that makes the connection, so that other options never share its master.
     const key = JSON.stringify([this.program, this.targetArgs(), this.target.destination]);
     this.socketName = createHash("sha256").update(key).digest("hex").slice(0, 24);
@@ -328,7 +389,6 @@ export class SshConnection extends ShellConnection {
 
   private startMaster(): Promise<void> {
     // A short private folder: a socket path must fit in 108 bytes.
-    sweepControlDirs();
     this.controlDir = mkdtempSync(join(tmpdir(), `pf-ssh-${process.pid}-`));
     return this.spawnMaster(MASTER_LINGER);
   }

@@ -58,7 +58,7 @@ function liveReceivers(store: string): number[] {
     .filter((pid) => pid > 0 && existsSync(`/proc/${pid}`));
 }
 
-describe("remote faults", { skip: skip ?? false, timeout: 300_000 }, () => {
+describe("remote faults", { skip: skip ?? false, timeout: 900_000 }, () => {
   let lab: SshLab;
   const dirs: string[] = [];
   const work = (files: Record<string, string>) => {

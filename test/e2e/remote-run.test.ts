@@ -57,7 +57,7 @@ function workdir(files: Record<string, string>): string {
 /** Every line -v writes about what it sent. */
 const SENT_LINE = /^pyferry: sent \d+ /m;
 
-describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
+describe("pyferry run --on", { skip: skip ?? false, timeout: 900_000 }, () => {
   let lab: SshLab;
   const dirs: string[] = [];
   const work = (files: Record<string, string>) => {
@@ -213,7 +213,7 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     );
   });
 
-  test("PYFERRY_SSH_PERSIST: the next run reuses the connection the last one kept", async () => {
+  test("by default the next run reuses the connection the last one kept; PYFERRY_SSH_PERSIST=0 keeps none", async () => {
     // A store of its own on h2, which "several hosts" expects to find untouched.
     const dir = work({
       "pyferry.toml": '[targets.kept]\naddress = "h2"\nroot = "~/store-kept"\n',
@@ -229,7 +229,8 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
     mkdirSync(runtime, { mode: 0o700 });
     const env = lab.env({
       PYFERRY_SSH_COMMAND: lab.sshCommand.replace(/^ssh/, wrapper),
-      PYFERRY_SSH_PERSIST: "60",
+      // Unset: the default (60 s).
+      PYFERRY_SSH_PERSIST: "",
       XDG_RUNTIME_DIR: runtime,
     });
     const calls = () => readFileSync(log, "utf8").trim().split("\n");
@@ -267,10 +268,10 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
         `the second run opened a master of its own:\n${calls().join("\n")}`,
       );
       assert.equal(check().status, 0, "the master is still kept");
-      // Without PYFERRY_SSH_PERSIST a run neither uses nor keeps a master there.
+      // With PYFERRY_SSH_PERSIST=0 a run neither uses nor keeps a master there.
       const plain = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
         cwd: dir,
-        env: { ...env, PYFERRY_SSH_PERSIST: "" },
+        env: { ...env, PYFERRY_SSH_PERSIST: "0" },
       });
       assert.equal(plain.status, 0, show(plain));
       assert.equal(masters(), 2);
@@ -303,13 +304,21 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 300_000 }, () => {
         ]);
       }
     }
-    // A folder others can enter is refused, in one sentence.
+    // A folder others can enter keeps no socket: by default the run closes its connection at
+    // the end; asked for by the user, keeping is refused in one sentence.
     const open = join(dir, "open");
     mkdirSync(join(open, "pyferry-ssh"), { recursive: true, mode: 0o755 });
     chmodSync(join(open, "pyferry-ssh"), 0o755);
-    const refused = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
+    const unkept = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
       cwd: dir,
       env: { ...env, XDG_RUNTIME_DIR: open },
+    });
+    assert.equal(unkept.status, 0, show(unkept));
+    assert.equal(unkept.stdout, "hi\n");
+    assert.deepEqual(readdirSync(join(open, "pyferry-ssh")), []);
+    const refused = await pyferryAsync(["run", "--on", "kept", "hi.py"], {
+      cwd: dir,
+      env: { ...env, XDG_RUNTIME_DIR: open, PYFERRY_SSH_PERSIST: "60" },
     });
     assert.notEqual(refused.status, 0);
     assert.match(refused.stderr, /is not a private folder of yours/);

@@ -3,7 +3,8 @@
  * between invocations (PYFERRY_SSH_PERSIST) as much as for one this invocation starts.
  */
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { SshConnection } from "../../src/transport/ssh.js";
@@ -56,4 +57,50 @@ test("a kept master's limits follow the user's configuration into later invocati
   const socket = /ControlPath=(\S+)/.exec(session)?.[1];
   await second.close();
   if (socket) await muxTerminate(socket);
+});
+
+test("the default keeping falls back to a master of the invocation's own where sockets cannot be kept", async () => {
+  const dir = tempDir("pyferry-nokeep-");
+  // A runtime folder that is a file: no folder of kept sockets can be made in it.
+  const file = join(dir, "not-a-folder");
+  writeFileSync(file, "");
+  const target = { destination: "h1", label: "h1" };
+  const base = { PYFERRY_SSH_COMMAND: `ssh -F ${lab.sshConfig}`, XDG_RUNTIME_DIR: file };
+  const byDefault = new SshConnection(target, { ...base, PYFERRY_SSH_PERSIST: "" });
+  assert.equal((await byDefault.exec("echo fine")).stdout.toString(), "fine\n");
+  const socket = /ControlPath=(\S+)/.exec(byDefault.sessionArgs("true").join(" "))?.[1] ?? "";
+  assert.ok(socket.startsWith(tmpdir()), socket);
+  await byDefault.close();
+  assert.equal(existsSync(socket), false, "the invocation's own master is closed with it");
+  // Asked for by the user, keeping that cannot be done is one sentence.
+  const asked = new SshConnection(target, { ...base, PYFERRY_SSH_PERSIST: "30" });
+  await assert.rejects(asked.exec("true"), /cannot keep ssh connections.*PYFERRY_SSH_PERSIST=0/);
+});
+
+test("liveness files of kept masters long gone are swept; a live master's stays", async () => {
+  const runtime = tempDir("pyferry-runtime-");
+  const kept = join(runtime, "pyferry-ssh");
+  mkdirSync(kept, { mode: 0o700 });
+  const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
+  const stale = join(kept, "0123456789abcdef01234567.liveness");
+  const recent = join(kept, "89abcdef0123456789abcdef.liveness");
+  writeFileSync(stale, "[]");
+  utimesSync(stale, old, old);
+  writeFileSync(recent, "[]");
+  const env = {
+    PYFERRY_SSH_COMMAND: `ssh -F ${lab.sshConfig}`,
+    PYFERRY_SSH_PERSIST: "30",
+    XDG_RUNTIME_DIR: runtime,
+  };
+  const conn = new SshConnection({ destination: "h1", label: "h1" }, env);
+  assert.equal((await conn.exec("echo up")).stdout.toString(), "up\n");
+  const socket = /ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "";
+  await conn.close();
+  const ours = `${socket}.liveness`;
+  const deadline = Date.now() + 5000;
+  while (existsSync(stale) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(existsSync(stale), false, "a gone master's old liveness file is removed");
+  assert.ok(existsSync(recent), "a recent one stays");
+  assert.ok(existsSync(ours), "the live master's stays");
+  await muxTerminate(socket);
 });

@@ -77,7 +77,7 @@ async function waitFor(what: string, cond: () => boolean, ms = 5000): Promise<vo
 
 test("sshd lab: real servers, changed host keys, dropped links, clean close", {
   skip: skip ?? false,
-  timeout: 30_000,
+  timeout: 120_000,
 }, async (t) => {
   let t0 = Date.now();
   const lab = await startSshLab({ hosts: 3, netns: "auto" });
@@ -205,7 +205,7 @@ test("sshd lab: real servers, changed host keys, dropped links, clean close", {
   }
 });
 
-test("sshd lab on loopback ports", { skip: skip ?? false, timeout: 15_000 }, async (t) => {
+test("sshd lab on loopback ports", { skip: skip ?? false, timeout: 60_000 }, async (t) => {
   const t0 = Date.now();
   const lab = await startSshLab({ hosts: 2, netns: false });
   t.diagnostic(`2 loopback hosts started in ${Date.now() - t0} ms`);

@@ -10,7 +10,7 @@ import { LocalConnection } from "../../../src/transport/connection.js";
 import {
   explainSshFailure,
   keptControlDir,
-  persistSeconds,
+  persistSetting,
   SshConnection,
   sshProgram,
 } from "../../../src/transport/ssh.js";
@@ -74,9 +74,11 @@ test("PYFERRY_SSH_COMMAND replaces ssh, split like a command line", () => {
 });
 
 test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must be private", () => {
-  assert.equal(persistSeconds({}), 0);
-  assert.equal(persistSeconds({ PYFERRY_SSH_PERSIST: " 60 " }), 60);
-  assert.throws(() => persistSeconds({ PYFERRY_SSH_PERSIST: "1m" }), UserError);
+  assert.deepEqual(persistSetting({}), { seconds: 60, asked: false });
+  assert.deepEqual(persistSetting({ PYFERRY_SSH_PERSIST: "" }), { seconds: 60, asked: false });
+  assert.deepEqual(persistSetting({ PYFERRY_SSH_PERSIST: " 90 " }), { seconds: 90, asked: true });
+  assert.deepEqual(persistSetting({ PYFERRY_SSH_PERSIST: "0" }), { seconds: 0, asked: true });
+  assert.throws(() => persistSetting({ PYFERRY_SSH_PERSIST: "1m" }), UserError);
   assert.throws(
     () => new SshConnection(target, { PYFERRY_SSH_PERSIST: "-5" }),
     /PYFERRY_SSH_PERSIST must be a number of seconds/,
