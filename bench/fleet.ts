@@ -729,7 +729,8 @@ async function measure(c: Ctx, repeat: number, res: Results): Promise<void> {
 async function trace(c: Ctx, res: Results): Promise<void> {
   const t = tracer(c);
   const env = { PYFERRY_SSH_COMMAND: t.command };
-  progress("where the time goes: a traced no-op (fresh connections: the wrapper is another ssh)");
+  progress("where the time goes: a traced no-op (fresh connections)");
+  closeConnections(c);
   let t0 = Date.now();
   const noop = await pyferryDeploy(c, env);
   checkPyferry(c, noop, "ok", after());
@@ -739,6 +740,7 @@ async function trace(c: Ctx, res: Results): Promise<void> {
   writePyferry(c, before());
   checkPyferry(c, await pyferryDeploy(c), "changed", before(), before().size);
   writePyferry(c, after());
+  closeConnections(c);
   settle();
   t.read(0);
   t0 = Date.now();
