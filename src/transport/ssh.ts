@@ -439,10 +439,20 @@ export class SshConnection extends ShellConnection {
             : e,
         ),
       );
+      // Up once the foreground ssh exits 0, not once its stderr closes: with -v (say, in
+      // PYFERRY_SSH_COMMAND) the master in the background keeps writing to it until it ends,
+      // which a kept master does only `linger` seconds after its last session. The pipe is
+      // still drained (the master never blocks on it) but no longer keeps pyferry alive.
+      master.once("exit", (code) => {
+        if (code !== 0) return;
+        this.masterUp = true;
+        (master.stderr as (Readable & { unref?: () => void }) | null)?.unref?.();
+        resolve();
+      });
       master.once("close", (code) => {
-        this.masterUp = code === 0;
-        if (code === 0) resolve();
-        else if (/disabling multiplexing/.test(stderr))
+        if (code === 0) return;
+        this.masterUp = false;
+        if (/disabling multiplexing/.test(stderr))
           reject(
             new SshError(
               `ssh could not share its connection to ${this.target.label} (${stderr.trim().split("\n").pop()}).`,
