@@ -14,7 +14,7 @@ import { readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { acquireLock } from "../bundle/lock.js";
+import { acquireLock, type Lock } from "../bundle/lock.js";
 import { capture } from "../util/capture.js";
 import { UserError } from "../util/errors.js";
 import { pidAlive } from "../util/pid.js";
@@ -155,6 +155,9 @@ function sweepKeptDir(dir: string): void {
     () => undefined,
   );
 }
+
+/** The size of a socket address's path, its final NUL included (sun_path). */
+const SOCKET_PATH_MAX = process.platform === "linux" ? 108 : 104;
 
 /** Seconds a master connection outlives its last session when pyferry could not close it. */
 const MASTER_LINGER = 15;
@@ -354,21 +357,36 @@ export class SshConnection extends ShellConnection {
    * processes from starting two masters on one path (the second could not listen there).
    */
   private async reuseOrStartMaster(): Promise<void> {
+    let lock: Lock | undefined;
     try {
-      this.controlDir = keptControlDir(this.env);
+      const dir = keptControlDir(this.env);
+      this.controlDir = dir;
+      // Everything that makes the connection, so that other options never share its master.
+      const key = JSON.stringify([this.program, this.targetArgs(), this.target.destination]);
+      this.socketName = createHash("sha256").update(key).digest("hex").slice(0, 24);
+      // ssh first listens on the path and a 17-character suffix, then renames.
+      if (Buffer.byteLength(this.socketPath()) + 17 >= SOCKET_PATH_MAX) {
+        throw new UserError(
+          `pyferry cannot keep ssh connections in ${dir}: its path is too long for a socket; set XDG_RUNTIME_DIR to a shorter folder of yours, or set PYFERRY_SSH_PERSIST=0.`,
+        );
+      }
+      try {
+        lock = await acquireLock(join(dir, `${this.socketName}.lock`), { timeoutMs: 120_000 });
+      } catch (err) {
+        if (err instanceof UserError) throw err;
+        // A folder that looks right but cannot be written: full, read-only, not writable.
+        throw new UserError(
+          `pyferry cannot keep ssh connections in ${dir} (${(err as Error).message}); set XDG_RUNTIME_DIR to a folder of yours, or set PYFERRY_SSH_PERSIST=0.`,
+        );
+      }
     } catch (err) {
       if (this.persistAsked) throw err;
       // Only the default asked for it: this invocation's own master will do.
       this.persist = 0;
+      this.socketName = "master";
       return this.startMaster();
     }
     sweepKeptDir(this.controlDir);
-    // Everything that makes the connection, so that other options never share its master.
-    const key = JSON.stringify([this.program, this.targetArgs(), this.target.destination]);
-    this.socketName = createHash("sha256").update(key).digest("hex").slice(0, 24);
-    const lock = await acquireLock(join(this.controlDir, `${this.socketName}.lock`), {
-      timeoutMs: 120_000,
-    });
     try {
       // The limits the master was started with, for sessions that would connect by themselves.
       const saved = join(this.controlDir, `${this.socketName}.liveness`);
@@ -381,7 +399,11 @@ export class SshConnection extends ShellConnection {
       // to listen and stay in the foreground; under the lock, nobody else is starting one.
       rmSync(this.socketPath(), { force: true });
       await this.spawnMaster(this.persist);
-      writeFileSync(saved, JSON.stringify(this.liveness));
+      try {
+        writeFileSync(saved, JSON.stringify(this.liveness));
+      } catch {
+        // Unsaved, later invocations sharing the master assume the defaults.
+      }
     } finally {
       await lock?.release();
     }

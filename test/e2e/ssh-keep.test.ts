@@ -4,9 +4,14 @@
  * master of the invocation's own would have done.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { SshConnection } from "../../src/transport/ssh.js";
 import { muxTerminate } from "../../src/transport/ssh-mux.js";
+import { UserError } from "../../src/util/errors.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
 import { tempDir } from "../support/temp.js";
 
@@ -51,5 +56,45 @@ test("ssh -v in PYFERRY_SSH_COMMAND: the first session does not wait for the kep
     const socket = /ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "";
     await conn.close();
     if (persist === "") await muxTerminate(socket);
+  }
+});
+
+test("by default, a folder of kept sockets that cannot hold them means a master of the invocation's own; asked for, one sentence", {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async (t) => {
+  // A private runtime folder whose path leaves no room for ssh's socket names (108 bytes).
+  const long = join(tempDir("pyferry-runtime-"), "r".repeat(60));
+  mkdirSync(long, { mode: 0o700 });
+  const folders: [string, string][] = [["a path too long for a socket", long]];
+  // As root: one that is full, one that is read-only (a small tmpfs).
+  const mnt = tempDir("pyferry-mnt-");
+  const mounted =
+    process.getuid?.() === 0 &&
+    spawnSync("mount", ["-t", "tmpfs", "-o", "size=64k,mode=700", "tmpfs", mnt]).status === 0;
+  t.after(() => {
+    if (mounted) spawnSync("umount", [mnt]);
+  });
+  if (mounted) {
+    mkdirSync(join(mnt, "pyferry-ssh"), { mode: 0o700 });
+    writeFileSync(join(mnt, "filler"), Buffer.alloc(64 * 1024));
+    folders.push(["a full folder", mnt]);
+  } else t.diagnostic("not root or no tmpfs: the full folder is not tried");
+  for (const [what, runtime] of folders) {
+    const base = { PYFERRY_SSH_COMMAND: `ssh -F ${lab.sshConfig}`, XDG_RUNTIME_DIR: runtime };
+    const byDefault = new SshConnection(target, { ...base, PYFERRY_SSH_PERSIST: "" });
+    const r = await byDefault.exec("echo fine").catch((e: Error) => e);
+    assert.ok(!(r instanceof Error), `${what}: ${r instanceof Error ? r.message : ""}`);
+    assert.equal(r.stdout.toString(), "fine\n", what);
+    const socket = /ControlPath=(\S+)/.exec(byDefault.sessionArgs("true").join(" "))?.[1] ?? "";
+    assert.ok(socket.startsWith(tmpdir()), `${what}: ${socket}`);
+    await byDefault.close();
+    assert.equal(existsSync(socket), false, `${what}: the invocation's own master is closed`);
+    const asked = new SshConnection(target, { ...base, PYFERRY_SSH_PERSIST: "30" });
+    await assert.rejects(
+      asked.exec("true"),
+      (e: Error) => e instanceof UserError && /cannot keep ssh connections in/.test(e.message),
+      what,
+    );
   }
 });
