@@ -363,7 +363,7 @@ function closeMasters(dir: string): number {
   if (!existsSync(dir)) return 0;
   let n = 0;
   for (const sock of readdirSync(dir)) {
-    if (sock.endsWith(".lock") || sock.endsWith(".liveness")) continue;
+    if (sock.endsWith(".lock") || sock.endsWith(".current")) continue;
     const r = spawnSync("ssh", ["-o", `ControlPath=${join(dir, sock)}`, "-O", "exit", "x"], {
       stdio: "ignore",
     });

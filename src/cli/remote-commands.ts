@@ -1,4 +1,4 @@
-/** Commands that look after what pyferry keeps on other machines: store gc, clean. */
+/** Commands that look after what pyferry keeps on other machines, and its connections to them: store gc, clean, disconnect. */
 import type { Command } from "commander";
 import { writeJson } from "./output.js";
 
@@ -30,6 +30,27 @@ Example:
         process.stderr.write(
           `Removed ${removed.runs} finished run(s), ${removed.envs} environment(s) and ${removed.objects} file(s) nothing used.\n`,
         );
+    });
+
+  program
+    .command("disconnect")
+    .description("close the ssh connections pyferry keeps open between commands")
+    .option("--json", "machine-readable output")
+    .addHelpText(
+      "after",
+      `
+pyferry keeps each ssh connection PYFERRY_SSH_PERSIST seconds (60 by default) after its last
+use, so that the next command logs in no more. This closes them all now, say after a host's
+key or your access there changed; PYFERRY_SSH_PERSIST=0 keeps none at all.
+
+Example:
+  pyferry disconnect`,
+    )
+    .action(async (flags: { json?: boolean }) => {
+      const { closeKeptConnections } = await import("../transport/ssh.js");
+      const closed = await closeKeptConnections();
+      if (flags.json) writeJson({ closed });
+      else process.stderr.write(`Closed ${closed} kept ssh connection(s).\n`);
     });
 
   program

@@ -8,9 +8,9 @@
  * invocations reuse it.
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { readdir, rm, stat } from "node:fs/promises";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -73,8 +73,7 @@ async function sshSettings(
  * file: passed blindly, ConnectTimeout=10 would override a user's longer one for a slow jump
  * host.
  */
-async function livenessDefaults(program: string[], args: string[], destination: string) {
-  const settings = await sshSettings(program, args, destination);
+function livenessDefaults(settings: Map<string, string>): string[] {
   const timeout = settings.get("connecttimeout");
   const alive = settings.get("serveraliveinterval");
   return [
@@ -90,19 +89,6 @@ export async function loginUser(
 ): Promise<string | undefined> {
   const settings = await sshSettings(sshProgram(env), targetOptions(target), target.destination);
   return settings.get("user");
-}
-
-/** Liveness options saved beside a kept master, or undefined (the defaults) if unreadable. */
-function readLiveness(file: string): string[] | undefined {
-  try {
-    const v: unknown = JSON.parse(readFileSync(file, "utf8"));
-    const known = new Set([...CONNECT_TIMEOUT, ...KEEPALIVE]);
-    return Array.isArray(v) && v.every((o) => typeof o === "string" && known.has(o))
-      ? (v as string[])
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 let swept = false;
@@ -126,16 +112,16 @@ function sweepControlDirs(): void {
   );
 }
 
-/** How old the liveness file of a kept master that is gone must be before it is removed. */
-const STALE_LIVENESS_MS = 60 * 60 * 1000;
+/** How old the pointer file of a kept master that is gone must be before it is removed. */
+const STALE_POINTER_MS = 60 * 60 * 1000;
 
 /** The folders of kept sockets swept by this process. */
 const sweptKept = new Set<string>();
 
 /**
- * Remove the liveness files (see reuseOrStartMaster) of kept masters that ended long ago, which
- * took their sockets with them: once per process and folder, in the background. One written since (a
- * new master on that path) is recent, so it stays.
+ * Remove the pointer files (see reuseOrStartMaster) of kept masters that ended long ago, which
+ * took their sockets with them: once per process and folder, in the background. One written
+ * since (a new master) is recent, so it stays.
  */
 function sweepKeptDir(dir: string): void {
   if (sweptKept.has(dir)) return;
@@ -144,16 +130,46 @@ function sweepKeptDir(dir: string): void {
     async (names) => {
       const present = new Set(names);
       for (const name of names) {
-        const socket = name.endsWith(".liveness") ? name.slice(0, -".liveness".length) : "";
-        if (!socket || present.has(socket)) continue;
+        if (!name.endsWith(POINTER)) continue;
         const file = join(dir, name);
         const st = await stat(file).catch(() => undefined);
-        if (st && Date.now() - st.mtimeMs > STALE_LIVENESS_MS)
-          await rm(file, { force: true }).catch(() => undefined);
+        if (!st || Date.now() - st.mtimeMs <= STALE_POINTER_MS) continue;
+        const socket = await readFile(file, "utf8").catch(() => "");
+        if (!present.has(socket.trim())) await rm(file, { force: true }).catch(() => undefined);
       }
     },
     () => undefined,
   );
+}
+
+/** The ending of the file that names a kept connection's current socket. */
+const POINTER = ".current";
+
+/** A kept master's socket: KEY-RANDOM (see reuseOrStartMaster). */
+const KEPT_SOCKET = /^[0-9a-f]{16}-[0-9a-f]{6}$/;
+
+/**
+ * Close every master kept in this user's folder of kept sockets (`pyferry disconnect`); how
+ * many answered. Commands still using one lose their sessions, as with `ssh -O exit`.
+ */
+export async function closeKeptConnections(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let dir: string;
+  try {
+    dir = keptControlDir(env);
+  } catch {
+    // No folder of kept sockets can be there, so nothing was kept.
+    return 0;
+  }
+  const names = await readdir(dir);
+  const closed = await Promise.all(
+    names.filter((n) => KEPT_SOCKET.test(n)).map((n) => muxTerminate(join(dir, n))),
+  );
+  await Promise.all(
+    names
+      .filter((n) => n.endsWith(POINTER))
+      .map((n) => rm(join(dir, n), { force: true }).catch(() => undefined)),
+  );
+  return closed.filter(Boolean).length;
 }
 
 /** The size of a socket address's path, its final NUL included (sun_path). */
@@ -292,13 +308,13 @@ export class SshConnection extends ShellConnection {
   private readonly env: NodeJS.ProcessEnv;
   private controlDir: string | undefined;
   /**
-   * The socket's name in controlDir: fixed in a folder of this connection's own, a key of the
-   * connection's options among kept masters. Never ssh's %C: pyferry talks to the socket too.
+   * The socket's name in controlDir: fixed in a folder of this connection's own; among kept
+   * masters, KEY-RANDOM (see reuseOrStartMaster). Never ssh's %C: pyferry talks to the socket too.
    */
   private socketName = "master";
   private opening: Promise<void> | undefined;
   private masterUp = false;
-  /** The liveness defaults for this target, once the master that uses them is started. */
+  /** The liveness defaults for this target, once ssh's configuration for it has been read. */
   private liveness: string[] | undefined;
   /** Whether the master runs commands in its proxy mode (see exec); false once it did not. */
   private proxy = true;
@@ -352,26 +368,38 @@ export class SshConnection extends ShellConnection {
   }
 
   /**
-   * A kept master: the one an earlier invocation left for these very options, else a new one
-   * that stays `persist` seconds after its last session. A lock per socket keeps two pyferry
-   * processes from starting two masters on one path (the second could not listen there).
+   * A kept master: the one an earlier invocation left for this very connection, else a new one
+   * that stays `persist` seconds after its last session. What identifies the connection is the
+   * command line and what ssh's configuration makes of it (`ssh -G`, read for every command):
+   * an edit that sends an alias to another address, port, user or jump host gets a master of its
+   * own instead of the old one. KEY.current names the master's socket, KEY-RANDOM: a new master
+   * never listens where an older one may still remove its socket as it ends (a master that
+   * stopped answering at the end of its keeping time unlinks its path on the way out). A lock
+   * per key keeps two pyferry processes from starting two masters for it.
    */
   private async reuseOrStartMaster(): Promise<void> {
+    const settings = await sshSettings(this.program, this.targetArgs(), this.target.destination);
+    this.liveness = livenessDefaults(settings);
+    const id = JSON.stringify([
+      this.program,
+      this.targetArgs(),
+      this.target.destination,
+      [...settings],
+    ]);
+    // Short: a socket's path must fit in 108 bytes (104 on some systems).
+    const key = createHash("sha256").update(id).digest("hex").slice(0, 16);
     let lock: Lock | undefined;
+    let dir: string;
     try {
-      const dir = keptControlDir(this.env);
-      this.controlDir = dir;
-      // Everything that makes the connection, so that other options never share its master.
-      const key = JSON.stringify([this.program, this.targetArgs(), this.target.destination]);
-      this.socketName = createHash("sha256").update(key).digest("hex").slice(0, 24);
+      dir = keptControlDir(this.env);
       // ssh first listens on the path and a 17-character suffix, then renames.
-      if (Buffer.byteLength(this.socketPath()) + 17 >= SOCKET_PATH_MAX) {
+      if (Buffer.byteLength(join(dir, `${key}-000000`)) + 17 >= SOCKET_PATH_MAX) {
         throw new UserError(
           `pyferry cannot keep ssh connections in ${dir}: its path is too long for a socket; set XDG_RUNTIME_DIR to a shorter folder of yours, or set PYFERRY_SSH_PERSIST=0.`,
         );
       }
       try {
-        lock = await acquireLock(join(dir, `${this.socketName}.lock`), { timeoutMs: 120_000 });
+        lock = await acquireLock(join(dir, `${key}.lock`), { timeoutMs: 120_000 });
       } catch (err) {
         if (err instanceof UserError) throw err;
         // A folder that looks right but cannot be written: full, read-only, not writable.
@@ -383,26 +411,33 @@ export class SshConnection extends ShellConnection {
       if (this.persistAsked) throw err;
       // Only the default asked for it: this invocation's own master will do.
       this.persist = 0;
-      this.socketName = "master";
       return this.startMaster();
     }
-    sweepKeptDir(this.controlDir);
+    this.controlDir = dir;
+    sweepKeptDir(dir);
+    const pointer = join(dir, `${key}${POINTER}`);
     try {
-      // The limits the master was started with, for sessions that would connect by themselves.
-      const saved = join(this.controlDir, `${this.socketName}.liveness`);
-      if (await this.check()) {
-        this.masterUp = true;
-        this.liveness = readLiveness(saved);
-        return;
+      let current = "";
+      try {
+        current = readFileSync(pointer, "utf8").trim();
+      } catch {
+        // No master yet.
       }
-      // A socket nobody answers on (its master was killed) would make the new master refuse
-      // to listen and stay in the foreground; under the lock, nobody else is starting one.
-      rmSync(this.socketPath(), { force: true });
+      if (current.startsWith(`${key}-`)) {
+        this.socketName = current;
+        if (await this.check()) {
+          this.masterUp = true;
+          return;
+        }
+        // Its master was killed, or is ending: the socket goes, nothing will listen there.
+        rmSync(this.socketPath(), { force: true });
+      }
+      this.socketName = `${key}-${randomBytes(3).toString("hex")}`;
       await this.spawnMaster(this.persist);
       try {
-        writeFileSync(saved, JSON.stringify(this.liveness));
+        writeFileSync(pointer, this.socketName);
       } catch {
-        // Unsaved, later invocations sharing the master assume the defaults.
+        // Unrecorded, the master serves this invocation only and ends `persist` seconds after.
       }
     } finally {
       await lock?.release();
@@ -426,10 +461,8 @@ export class SshConnection extends ShellConnection {
   }
 
   private async spawnMaster(linger: number): Promise<void> {
-    this.liveness ??= await livenessDefaults(
-      this.program,
-      this.targetArgs(),
-      this.target.destination,
+    this.liveness ??= livenessDefaults(
+      await sshSettings(this.program, this.targetArgs(), this.target.destination),
     );
     const [cmd, ...lead] = this.program as [string, ...string[]];
     // No remote command (-N), so no login shell runs for the master. ControlPersist makes ssh

@@ -243,9 +243,9 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 900_000 }, () => {
       // The master outlives pyferry, its socket in a private folder.
       const kept = join(runtime, "pyferry-ssh");
       assert.equal(statSync(kept).mode & 0o777, 0o700);
-      // Beside each socket: its lock, and the liveness options it was started with.
+      // Beside each socket: the file that names it (and a lock while a run looks).
       const socketsIn = (d: string) =>
-        readdirSync(d).filter((n) => !n.endsWith(".lock") && !n.endsWith(".liveness"));
+        readdirSync(d).filter((n) => !n.endsWith(".lock") && !n.endsWith(".current"));
       const sockets = socketsIn(kept);
       assert.equal(sockets.length, 1, sockets.join(" "));
       const socket = join(kept, sockets[0] as string);
@@ -288,7 +288,14 @@ describe("pyferry run --on", { skip: skip ?? false, timeout: 900_000 }, () => {
       assert.equal(again.status, 0, show(again));
       assert.equal(again.stdout, "hi\n");
       assert.equal(masters(), 3);
-      spawnSync("ssh", ["-F", lab.sshConfig, "-o", `ControlPath=${socket}`, "-O", "exit", "h2"]);
+      // pyferry disconnect closes what is kept.
+      const kept2 = socketsIn(kept).map((n) => join(kept, n));
+      assert.equal(kept2.length, 1, kept2.join(" "));
+      const closed = await pyferryAsync(["disconnect", "--json"], { cwd: dir, env });
+      assert.equal(closed.status, 0, show(closed));
+      assert.deepEqual(JSON.parse(closed.stdout), { closed: 1 });
+      await waitFor("the socket to go", () => !existsSync(kept2[0] as string), 10_000);
+      assert.deepEqual(readdirSync(kept), []);
     } finally {
       for (const name of existsSync(join(runtime, "pyferry-ssh"))
         ? readdirSync(join(runtime, "pyferry-ssh"))

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -18,7 +19,7 @@ import { tempDir } from "../support/temp.js";
 const skip = sshAvailable();
 let lab: SshLab;
 before(async () => {
-  if (!skip) lab = await startSshLab({ hosts: 1 });
+  if (!skip) lab = await startSshLab({ hosts: 2 });
 });
 after(async () => {
   await lab?.close();
@@ -96,5 +97,77 @@ test("by default, a folder of kept sockets that cannot hold them means a master 
       (e: Error) => e instanceof UserError && /cannot keep ssh connections in/.test(e.message),
       what,
     );
+  }
+});
+
+test("an edit of ssh's configuration that sends an alias elsewhere does not reuse the old host's master", {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  const dir = tempDir("pyferry-retarget-");
+  const config = join(dir, "ssh_config");
+  const pointAt = (alias: string) => {
+    const h = lab.host(alias);
+    writeFileSync(
+      config,
+      `Host moving\n  HostName ${h.address}\n  Port ${h.port}\n  HostKeyAlias ${alias}\nHost *\nInclude ${lab.sshConfig}\n`,
+    );
+  };
+  const env = {
+    PYFERRY_SSH_COMMAND: `ssh -F ${config}`,
+    PYFERRY_SSH_PERSIST: "30",
+    XDG_RUNTIME_DIR: tempDir("pyferry-runtime-"),
+  };
+  const home = async () => {
+    const conn = new SshConnection({ destination: "moving", label: "moving" }, env);
+    const r = await conn.exec('printf %s "$HOME"');
+    const socket = /ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "";
+    await conn.close();
+    return { home: r.stdout.toString(), socket };
+  };
+  pointAt("h1");
+  const first = await home();
+  assert.equal(first.home, lab.host("h1").root);
+  pointAt("h2");
+  const second = await home();
+  assert.equal(second.home, lab.host("h2").root, "the command reached the host ssh now names");
+  assert.notEqual(second.socket, first.socket);
+  for (const s of [first.socket, second.socket]) await muxTerminate(s);
+});
+
+test("a new master never listens where the master before it may still remove its socket", {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  const env = {
+    PYFERRY_SSH_COMMAND: `ssh -F ${lab.sshConfig}`,
+    PYFERRY_SSH_PERSIST: "30",
+    XDG_RUNTIME_DIR: tempDir("pyferry-runtime-"),
+  };
+  const open = async () => {
+    const conn = new SshConnection(target, env);
+    assert.equal((await conn.exec("echo up")).stdout.toString(), "up\n");
+    const socket = /ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "";
+    await conn.close();
+    return socket;
+  };
+  const first = await open();
+  // The first master at the end of its keeping time: it no longer answers, and it will unlink
+  // its path as it exits. A socket that takes connections and never answers stands for it.
+  await muxTerminate(first);
+  const deadline = Date.now() + 5000;
+  while (existsSync(first) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const silent = createServer(() => undefined);
+  await new Promise<void>((ok) => silent.listen(first, ok));
+  try {
+    const second = await open();
+    assert.notEqual(second, first, "the new master listens on a path of its own");
+    // The old master's last act.
+    rmSync(first, { force: true });
+    assert.ok(existsSync(second), "the new master's socket is still there");
+    assert.equal(await open(), second, "the next command reuses the new master");
+    await muxTerminate(second);
+  } finally {
+    silent.close();
   }
 });

@@ -46,14 +46,14 @@ test("a kept master's limits follow the user's configuration into later invocati
   assert.doesNotMatch(master, /ConnectTimeout/, master);
   assert.match(master, /ServerAliveInterval=15 -o ServerAliveCountMax=4/, master);
 
-  // The next invocation finds the master up: no ssh -G, and the same limits for its sessions.
+  // The next invocation finds the master up, and gives its sessions the same limits.
   writeFileSync(log, "");
   const second = new SshConnection(target, env);
   assert.equal((await second.exec("echo two")).stdout.toString(), "two\n");
   const session = second.sessionArgs("true").join(" ");
   assert.doesNotMatch(session, /ConnectTimeout/, session);
   assert.match(session, /ServerAliveInterval=15 -o ServerAliveCountMax=4/, session);
-  assert.doesNotMatch(readFileSync(log, "utf8"), / -G /);
+  assert.doesNotMatch(readFileSync(log, "utf8"), / -N /, "no second master");
   const socket = /ControlPath=(\S+)/.exec(session)?.[1];
   await second.close();
   if (socket) await muxTerminate(socket);
@@ -77,16 +77,21 @@ test("the default keeping falls back to a master of the invocation's own where s
   await assert.rejects(asked.exec("true"), /cannot keep ssh connections.*PYFERRY_SSH_PERSIST=0/);
 });
 
-test("liveness files of kept masters long gone are swept; a live master's stays", async () => {
+test("the files naming kept masters long gone are swept; a live master's stays", async () => {
   const runtime = tempDir("pyferry-runtime-");
   const kept = join(runtime, "pyferry-ssh");
   mkdirSync(kept, { mode: 0o700 });
   const old = new Date(Date.now() - 2 * 60 * 60 * 1000);
-  const stale = join(kept, "0123456789abcdef01234567.liveness");
-  const recent = join(kept, "89abcdef0123456789abcdef.liveness");
-  writeFileSync(stale, "[]");
+  const stale = join(kept, "0123456789abcdef.current");
+  const recent = join(kept, "89abcdef01234567.current");
+  writeFileSync(stale, "0123456789abcdef-c0ffee");
   utimesSync(stale, old, old);
-  writeFileSync(recent, "[]");
+  writeFileSync(recent, "89abcdef01234567-c0ffee");
+  // Old, but naming a socket that is there: it stays.
+  const oldLive = join(kept, "456789abcdef0123.current");
+  writeFileSync(oldLive, "456789abcdef0123-c0ffee");
+  writeFileSync(join(kept, "456789abcdef0123-c0ffee"), "");
+  utimesSync(oldLive, old, old);
   const env = {
     PYFERRY_SSH_COMMAND: `ssh -F ${lab.sshConfig}`,
     PYFERRY_SSH_PERSIST: "30",
@@ -96,11 +101,14 @@ test("liveness files of kept masters long gone are swept; a live master's stays"
   assert.equal((await conn.exec("echo up")).stdout.toString(), "up\n");
   const socket = /ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "";
   await conn.close();
-  const ours = `${socket}.liveness`;
+  const name = socket.slice(kept.length + 1);
+  const ours = join(kept, `${name.split("-")[0]}.current`);
+  assert.equal(readFileSync(ours, "utf8"), name, "the live master's file names its socket");
   const deadline = Date.now() + 5000;
   while (existsSync(stale) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  assert.equal(existsSync(stale), false, "a gone master's old liveness file is removed");
+  assert.equal(existsSync(stale), false, "a gone master's old file is removed");
   assert.ok(existsSync(recent), "a recent one stays");
-  assert.ok(existsSync(ours), "the live master's stays");
+  assert.ok(existsSync(oldLive), "an old one naming a socket that is there stays");
+  assert.ok(existsSync(ours));
   await muxTerminate(socket);
 });
