@@ -107,22 +107,36 @@ function dataHeader(channel: number, n: number): Buffer {
   return head;
 }
 
+/** proxyExec's answer when the server did not open a channel within the deadline. */
+export const STALLED = Symbol("stalled");
+
 /**
  * Run `command` through the master on `socket`, sending `input` as its standard input. Resolves
  * to undefined when the command was not started (no master, no proxy mode, no channel), so the
  * caller may run it another way; once it is started, a lost connection is exit status 255 with
  * a sentence on stderr, as ssh reports it. `onSent` hears of input as the server's window lets
- * it go.
+ * it go. With `openDeadlineMs`, a server that has not opened the channel by then (a link that
+ * died in silence) gives STALLED; the command was not sent, so nothing ran.
  */
 export function proxyExec(
   socket: string,
   command: string,
   input: Buffer | string = "",
   onSent?: (n: number) => void,
-): Promise<ChannelResult | undefined> {
+  openDeadlineMs?: number,
+): Promise<ChannelResult | undefined | typeof STALLED> {
   const stdin = typeof input === "string" ? Buffer.from(input, "utf8") : input;
   return new Promise((resolve) => {
     const conn = connect(socket);
+    const deadline =
+      openDeadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (settled || stage === "exec" || stage === "running") return;
+            settled = true;
+            conn.destroy();
+            resolve(STALLED);
+          }, openDeadlineMs);
     let stage: "hello" | "proxy" | "open" | "exec" | "running" = "hello";
     let remoteChannel = 0;
     let remoteWindow = 0;
@@ -139,6 +153,7 @@ export function proxyExec(
     const finish = (notStarted: boolean) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       conn.destroy();
       if (notStarted) return resolve(undefined);
       let stderr = Buffer.concat(err).toString("utf8");
@@ -195,6 +210,7 @@ export function proxyExec(
         remoteWindow = r.u32();
         remoteMaxPacket = r.u32();
         stage = "exec";
+        clearTimeout(deadline);
         send(
           new Writer()
             .u8(CHANNEL_REQUEST)

@@ -20,7 +20,7 @@ import { UserError } from "../util/errors.js";
 import { pidAlive } from "../util/pid.js";
 import { type Finished, ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
-import { proxyExec } from "./ssh-channel.js";
+import { proxyExec, STALLED } from "./ssh-channel.js";
 import { muxAlive, muxTerminate } from "./ssh-mux.js";
 
 export interface SshTarget {
@@ -316,6 +316,17 @@ export class SshConnection extends ShellConnection {
   private masterUp = false;
   /** The liveness defaults for this target, once ssh's configuration for it has been read. */
   private liveness: string[] | undefined;
+  /**
+   * A master kept by an earlier invocation answers locally even when its link to the host died
+   * in silence (a laptop that changed networks, a VPN that reconnected), and its first command
+   * would then wait out the keepalives, over a minute. Until a channel has opened over it, this
+   * is the connect timeout (ms) that command gets to open one; past it the master is replaced.
+   */
+  private unproven: number | undefined;
+  /** The replacement of a stalled kept master, once started. */
+  private replacing: Promise<void> | undefined;
+  /** The socket of the stalled master it replaces, never to be reused even if it answers. */
+  private abandoned: string | undefined;
   /** Whether the master runs commands in its proxy mode (see exec); false once it did not. */
   private proxy = true;
 
@@ -425,8 +436,10 @@ export class SshConnection extends ShellConnection {
       }
       if (current.startsWith(`${key}-`)) {
         this.socketName = current;
-        if (await this.check()) {
+        if (current !== this.abandoned && (await this.check())) {
           this.masterUp = true;
+          const timeout = Number(settings.get("connecttimeout"));
+          this.unproven = Number.isFinite(timeout) && timeout > 0 ? timeout * 1000 : 10_000;
           return;
         }
         // Its master was killed, or is ending: the socket goes, nothing will listen there.
@@ -448,6 +461,19 @@ export class SshConnection extends ShellConnection {
     // A short private folder: a socket path must fit in 108 bytes.
     this.controlDir = mkdtempSync(join(tmpdir(), `pf-ssh-${process.pid}-`));
     return this.spawnMaster(MASTER_LINGER);
+  }
+
+  /** A kept master whose link to the host is dead (see unproven) goes; a new one comes. */
+  private replaceStalledMaster(): Promise<void> {
+    this.replacing ??= (async () => {
+      this.abandoned = this.socketName;
+      await muxTerminate(this.socketPath());
+      this.unproven = undefined;
+      this.masterUp = false;
+      this.opening = undefined;
+      await this.open();
+    })();
+    return this.replacing;
   }
 
   /** The master's control socket. */
@@ -558,8 +584,14 @@ export class SshConnection extends ShellConnection {
       this.proxy &&
       (input === undefined || typeof input === "string" || Buffer.isBuffer(input))
     ) {
-      const r = await proxyExec(this.socketPath(), shCommand(script, args), input, onSent);
-      if (r) {
+      const command = shCommand(script, args);
+      let r = await proxyExec(this.socketPath(), command, input, onSent, this.unproven);
+      if (r === STALLED) {
+        await this.replaceStalledMaster();
+        r = await proxyExec(this.socketPath(), command, input, onSent);
+      }
+      this.unproven = undefined;
+      if (r && r !== STALLED) {
         if (r.code === SSH_FAILED) await this.failIfConnectionLost(r.stderr);
         return r;
       }

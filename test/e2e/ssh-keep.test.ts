@@ -14,6 +14,7 @@ import { SshConnection } from "../../src/transport/ssh.js";
 import { muxTerminate } from "../../src/transport/ssh-mux.js";
 import { UserError } from "../../src/util/errors.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
+import { startProxy } from "../support/tcp-proxy.js";
 import { tempDir } from "../support/temp.js";
 
 const skip = sshAvailable();
@@ -169,5 +170,52 @@ test("a new master never listens where the master before it may still remove its
     await muxTerminate(second);
   } finally {
     silent.close();
+  }
+});
+
+test("a kept master whose link died in silence is replaced within the connect timeout", {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
+  const h = lab.host("h1");
+  const proxy = await startProxy(h.address, h.port);
+  const dir = tempDir("pyferry-stalled-");
+  const config = join(dir, "ssh_config");
+  // The lab's configuration says ConnectTimeout 5.
+  writeFileSync(
+    config,
+    `Host viaproxy\n  HostName 127.0.0.1\n  Port ${proxy.port}\n  HostKeyAlias h1\nHost *\nInclude ${lab.sshConfig}\n`,
+  );
+  const env = {
+    PYFERRY_SSH_COMMAND: `ssh -F ${config}`,
+    PYFERRY_SSH_PERSIST: "30",
+    XDG_RUNTIME_DIR: tempDir("pyferry-runtime-"),
+  };
+  const viaProxy = { destination: "viaproxy", label: "viaproxy" };
+  const sockets: string[] = [];
+  const run = async (cmd: string) => {
+    const conn = new SshConnection(viaProxy, env);
+    const r = await conn.exec(cmd);
+    sockets.push(/ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "");
+    await conn.close();
+    return r;
+  };
+  try {
+    assert.equal((await run("echo one")).stdout.toString(), "one\n");
+    // The kept master's connection stops passing anything; new connections still get through.
+    proxy.stallOpen();
+    const t0 = Date.now();
+    // Without the replacement: the keepalives' 60 s and more.
+    const two = await within(25_000, run("echo two"));
+    assert.equal(two.stdout.toString(), "two\n");
+    assert.equal(two.code, 0);
+    assert.ok(Date.now() - t0 < 25_000);
+    assert.notEqual(sockets[1], sockets[0], "a new master took over");
+    // The next command reuses the new master, with no wait.
+    assert.equal((await within(5_000, run("echo three"))).stdout.toString(), "three\n");
+    assert.equal(sockets[2], sockets[1]);
+  } finally {
+    for (const s of new Set(sockets)) await muxTerminate(s, 2000).catch(() => false);
+    await proxy.close();
   }
 });

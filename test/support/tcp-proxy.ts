@@ -16,6 +16,8 @@ export interface TcpProxy {
   dropAll(): void;
   /** Stop forwarding in both directions without closing anything: the peers see a dead link. */
   stall(): void;
+  /** stall() for the connections open now only; later ones pass as usual. */
+  stallOpen(): void;
   /** Open connections. */
   connections(): number;
   close(): Promise<void>;
@@ -43,6 +45,8 @@ export function startProxy(targetHost: string, targetPort: number): Promise<TcpP
   /** Bytes still allowed through before the cut; undefined: no cut armed. */
   let budget: number | undefined;
   let stalled = false;
+  /** Sockets of the connections stallOpen() stopped. */
+  const frozen = new WeakSet<Socket>();
 
   const drop = (p: Pair) => {
     pairs.delete(p);
@@ -56,7 +60,7 @@ export function startProxy(targetHost: string, targetPort: number): Promise<TcpP
   /** Copy `from` to `to` with backpressure; `count` for the client -> server direction. */
   const forward = (from: Socket, to: Socket, count: boolean) => {
     from.on("data", (chunk: Buffer) => {
-      if (stalled) return;
+      if (stalled || frozen.has(from)) return;
       let data = chunk;
       let cut = false;
       if (count && budget !== undefined) {
@@ -81,7 +85,7 @@ export function startProxy(targetHost: string, targetPort: number): Promise<TcpP
       }
     });
     from.on("end", () => {
-      if (!stalled) to.end();
+      if (!stalled && !frozen.has(from)) to.end();
     });
   };
 
@@ -117,6 +121,12 @@ export function startProxy(targetHost: string, targetPort: number): Promise<TcpP
         dropAll,
         stall: () => {
           stalled = true;
+        },
+        stallOpen: () => {
+          for (const p of pairs) {
+            frozen.add(p.client);
+            frozen.add(p.server);
+          }
         },
         connections: () => pairs.size,
         close: () =>
