@@ -128,15 +128,6 @@ export function proxyExec(
   const stdin = typeof input === "string" ? Buffer.from(input, "utf8") : input;
   return new Promise((resolve) => {
     const conn = connect(socket);
-    const deadline =
-      openDeadlineMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            if (settled || stage === "exec" || stage === "running") return;
-            settled = true;
-            conn.destroy();
-            resolve(STALLED);
-          }, openDeadlineMs);
     let stage: "hello" | "proxy" | "open" | "exec" | "running" = "hello";
     let remoteChannel = 0;
     let remoteWindow = 0;
@@ -149,6 +140,15 @@ export function proxyExec(
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let settled = false;
+    // Cleared once the channel opens and in finish, so when it fires nothing else has settled.
+    const deadline =
+      openDeadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            settled = true;
+            conn.destroy();
+            resolve(STALLED);
+          }, openDeadlineMs);
 
     const finish = (notStarted: boolean) => {
       if (settled) return;

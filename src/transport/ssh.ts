@@ -9,7 +9,15 @@
  */
 import { type ChildProcess, type StdioOptions, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -153,6 +161,8 @@ const KEPT_SOCKET = /^[0-9a-f]{16}-[0-9a-f]{6}$/;
  * many answered. Commands still using one lose their sessions, as with `ssh -O exit`.
  */
 export async function closeKeptConnections(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // Nothing was ever kept; making the folder now would leave an empty one behind.
+  if (!existsSync(keptControlPath(env))) return 0;
   let dir: string;
   try {
     dir = keptControlDir(env);
@@ -202,15 +212,13 @@ export function persistSetting(env: NodeJS.ProcessEnv = process.env): {
 }
 
 /**
- * The folder of kept masters' sockets: $XDG_RUNTIME_DIR/pyferry-ssh, else a folder of this
- * user's in the temporary folder. A socket there gives a shell on the host without a login, so
- * a folder that anyone else owns or can enter is refused.
+ * The folder of kept masters' sockets (keptControlPath), made if need be. A socket there gives
+ * a shell on the host without a login, so a folder that anyone else owns or can enter is
+ * refused.
  */
 export function keptControlDir(env: NodeJS.ProcessEnv = process.env): string {
   const uid = process.getuid?.() ?? 0;
-  const dir = env.XDG_RUNTIME_DIR
-    ? join(env.XDG_RUNTIME_DIR, "pyferry-ssh")
-    : join(tmpdir(), `pyferry-ssh-${uid}`);
+  const dir = keptControlPath(env);
   let st: ReturnType<typeof lstatSync>;
   try {
     try {
@@ -230,6 +238,13 @@ export function keptControlDir(env: NodeJS.ProcessEnv = process.env): string {
     );
   }
   return dir;
+}
+
+/** Where kept masters' sockets are: $XDG_RUNTIME_DIR/pyferry-ssh, else TMPDIR/pyferry-ssh-UID. */
+function keptControlPath(env: NodeJS.ProcessEnv): string {
+  return env.XDG_RUNTIME_DIR
+    ? join(env.XDG_RUNTIME_DIR, "pyferry-ssh")
+    : join(tmpdir(), `pyferry-ssh-${process.getuid?.() ?? 0}`);
 }
 
 /** The ssh options a target's settings make. */
@@ -316,6 +331,8 @@ export class SshConnection extends ShellConnection {
   private masterUp = false;
   /** The liveness defaults for this target, once ssh's configuration for it has been read. */
   private liveness: string[] | undefined;
+  /** What `ssh -G` makes of this connection, read once per invocation. */
+  private settings: Promise<Map<string, string>> | undefined;
   /**
    * A master kept by an earlier invocation answers locally even when its link to the host died
    * in silence (a laptop that changed networks, a VPN that reconnected), and its first command
@@ -389,7 +406,7 @@ export class SshConnection extends ShellConnection {
    * per key keeps two pyferry processes from starting two masters for it.
    */
   private async reuseOrStartMaster(): Promise<void> {
-    const settings = await sshSettings(this.program, this.targetArgs(), this.target.destination);
+    const settings = await this.sshSettings();
     this.liveness = livenessDefaults(settings);
     const id = JSON.stringify([
       this.program,
@@ -476,6 +493,11 @@ export class SshConnection extends ShellConnection {
     return this.replacing;
   }
 
+  private sshSettings(): Promise<Map<string, string>> {
+    this.settings ??= sshSettings(this.program, this.targetArgs(), this.target.destination);
+    return this.settings;
+  }
+
   /** The master's control socket. */
   private socketPath(): string {
     return join(this.controlDir as string, this.socketName);
@@ -487,9 +509,7 @@ export class SshConnection extends ShellConnection {
   }
 
   private async spawnMaster(linger: number): Promise<void> {
-    this.liveness ??= livenessDefaults(
-      await sshSettings(this.program, this.targetArgs(), this.target.destination),
-    );
+    this.liveness ??= livenessDefaults(await this.sshSettings());
     const [cmd, ...lead] = this.program as [string, ...string[]];
     // No remote command (-N), so no login shell runs for the master. ControlPersist makes ssh
     // return once the connection is up, leaving the master in the background; if pyferry is

@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { setTimeout } from "node:timers/promises";
 import { LocalConnection } from "../../../src/transport/connection.js";
 import {
+  closeKeptConnections,
   explainSshFailure,
   keptControlDir,
   persistSetting,
@@ -97,6 +98,16 @@ test("PYFERRY_SSH_PERSIST is a number of seconds; the kept sockets' folder must 
       () => keptControlDir({ XDG_RUNTIME_DIR: file }),
       (err: unknown) => err instanceof UserError && /cannot keep ssh connections/.test(err.message),
     );
+  } finally {
+    rmSync(runtime, { recursive: true, force: true });
+  }
+});
+
+test("closing kept connections when none was ever kept leaves no folder behind", async () => {
+  const runtime = tempDir("pyferry-runtime-");
+  try {
+    assert.equal(await closeKeptConnections({ XDG_RUNTIME_DIR: runtime }), 0);
+    assert.equal(existsSync(join(runtime, "pyferry-ssh")), false);
   } finally {
     rmSync(runtime, { recursive: true, force: true });
   }
