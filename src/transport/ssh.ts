@@ -583,10 +583,24 @@ export class SshConnection extends ShellConnection {
     opts: { detached?: boolean } = {},
   ): Promise<ChildProcess> {
     await this.open();
+    await this.proveReused();
     return spawn(this.program[0] as string, this.sessionArgs(script, args), {
       stdio,
       detached: opts.detached ?? false,
     });
+  }
+
+  /**
+   * A session of ssh's own as the first use of a reused master would wait out the keepalives
+   * if its link is dead (see unproven): an empty command through the proxy mode proves the
+   * master first, or has it replaced. Only then, so the usual path pays no round trip.
+   */
+  private async proveReused(): Promise<void> {
+    if (this.unproven === undefined || !this.proxy) return;
+    const r = await proxyExec(this.socketPath(), "true", "", undefined, this.unproven);
+    if (r === STALLED) await this.replaceStalledMaster();
+    else if (r === undefined) this.proxy = false;
+    this.unproven = undefined;
   }
 
   /**

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { after, before, test } from "node:test";
 import { SshConnection } from "../../src/transport/ssh.js";
 import { muxTerminate } from "../../src/transport/ssh-mux.js";
@@ -193,9 +194,10 @@ test("a kept master whose link died in silence is replaced within the connect ti
   };
   const viaProxy = { destination: "viaproxy", label: "viaproxy" };
   const sockets: string[] = [];
-  const run = async (cmd: string) => {
+  /** `streamed`: the command goes as a session of ssh's own (spawn), not the proxy mode. */
+  const run = async (cmd: string, streamed = false) => {
     const conn = new SshConnection(viaProxy, env);
-    const r = await conn.exec(cmd);
+    const r = await conn.exec(cmd, [], streamed ? Readable.from([]) : undefined);
     sockets.push(/ControlPath=(\S+)/.exec(conn.sessionArgs("true").join(" "))?.[1] ?? "");
     await conn.close();
     return r;
@@ -214,6 +216,13 @@ test("a kept master whose link died in silence is replaced within the connect ti
     // The next command reuses the new master, with no wait.
     assert.equal((await within(5_000, run("echo three"))).stdout.toString(), "three\n");
     assert.equal(sockets[2], sockets[1]);
+    // A session of ssh's own as the first use of a reused master is just as safe.
+    proxy.stallOpen();
+    const t1 = Date.now();
+    const four = await within(25_000, run("echo four", true));
+    assert.equal(four.stdout.toString(), "four\n");
+    assert.ok(Date.now() - t1 < 25_000);
+    assert.notEqual(sockets[3], sockets[2], "a new master took over");
   } finally {
     for (const s of new Set(sockets)) await muxTerminate(s, 2000).catch(() => false);
     await proxy.close();
