@@ -42,8 +42,9 @@ async function report(
     };
     for (const r of results) {
       const where = `${r.user ? `${r.user}@` : ""}${r.host}:${r.path}`;
-      // The moves, and why when they are not all of it (a wheel replaced, hooks owed, ...).
-      const detail = r.error ?? [describeChanges(r.changes), r.reason].filter(Boolean).join(": ");
+      // The moves (for a failure, those that took effect all the same), and why when they are
+      // not all of it (a wheel replaced, hooks owed, ...) or what failed.
+      const detail = [describeChanges(r.changes), r.error ?? r.reason].filter(Boolean).join(": ");
       process.stdout.write(
         `${where}  ${colour[r.outcome](r.outcome)}${detail ? `  ${detail}` : ""}\n`,
       );
@@ -142,7 +143,7 @@ export function registerFleet(program: Command): void {
 Each environment is read on its host (its .dist-info folders), planned (installs, upgrades,
 downgrades and removals), confirmed (yes / no / all / quit), then built beside the old one and
 switched to in one rename; hooks and the reload command run after it, and a failure switches
-back. One line per environment: ok, changed or failed.
+back. One line per environment: ok, changed, pending (--check), skipped or failed.
 
 Examples:
   pyferry deploy --check                     what would change, everywhere

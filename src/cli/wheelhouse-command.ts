@@ -117,7 +117,8 @@ export function registerWheelhouse(program: Command): void {
       "after",
       `
 A wheelhouse is a folder with wheels/ (the wheel files, for pip --find-links) and release.log
-(one JSON line per add or remove: time, action, file, name, version, sha256, user, host).
+(one JSON line per add or remove: time, action, file, name, version, sha256, user, host,
+and via: build, mirror, import, prune or replace when not a plain add or remove).
 
 Examples:
   pyferry wheelhouse add dist/*.whl ./myproject     add wheels, and build a project into one

@@ -342,10 +342,15 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     );
     assert.equal(readlinkSync(path), first, "it did switch back");
 
-    // Still failing: the reload again, and no further back.
-    const again = await rollback();
+    // Still failing: the reload again, and no further back. The line names what the switch
+    // changed only when it switched (the first time), as --json does.
+    const again = await pyferry(["rollback", "-i", "rb.toml", `h1:${path}`]);
     assert.equal(again.status, 1, show(again));
-    assert.match(again.stdout, /failed again with exit status 1/, show(again));
+    assert.match(
+      again.stdout,
+      /^\S+ {2}failed {2}reload "test ! -e fail" failed again with exit status 1/,
+      show(again),
+    );
     assert.equal(readlinkSync(path), first);
 
     rmSync(fail);
@@ -367,6 +372,18 @@ describe("pyferry deploy at its edges", { skip: sshAvailable() ?? false, timeout
     const last = await pyferry(["rollback", "-i", "rb.toml", `h1:${path}`]);
     assert.equal(last.status, 1, show(last));
     assert.match(last.stdout, /there is no earlier environment to return to/, show(last));
+    // A switch whose reload fails says on its line, too, what the switch changed.
+    await deploy();
+    writeFileSync(fail, "");
+    const text = await pyferry(["rollback", "-i", "rb.toml", `h1:${path}`]);
+    rmSync(fail);
+    assert.equal(text.status, 1, show(text));
+    assert.match(
+      text.stdout,
+      /^\S+ {2}failed {2}-idna 3\.20: switched back, but reload "test ! -e fail" failed/,
+      show(text),
+    );
+    assert.equal(readlinkSync(path), first);
   });
 
   test("a stale hook pid file whose pid now belongs to another process does not hold a deploy", async () => {
