@@ -28,7 +28,7 @@ import { UserError } from "../util/errors.js";
 import { pidAlive } from "../util/pid.js";
 import { type Finished, ShellConnection, SSH_FAILED } from "./connection.js";
 import { shCommand, splitCommandLine } from "./shell.js";
-import { proxyExec, STALLED } from "./ssh-channel.js";
+import { type ChannelResult, proxyExec, STALLED } from "./ssh-channel.js";
 import { muxAlive, muxTerminate } from "./ssh-mux.js";
 
 export interface SshTarget {
@@ -50,7 +50,9 @@ export interface SshTarget {
  * keepalives go over the encrypted channel, so a silent but live session is never cut. They
  * are defaults: what the target's options or the user's ssh configuration say wins.
  */
-const CONNECT_TIMEOUT = ["-o", "ConnectTimeout=10"];
+/** ssh's connect timeout (s) where the user's configuration sets none. */
+const DEFAULT_CONNECT_TIMEOUT = 10;
+const CONNECT_TIMEOUT = ["-o", `ConnectTimeout=${DEFAULT_CONNECT_TIMEOUT}`];
 const KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"];
 
 /**
@@ -88,6 +90,12 @@ function livenessDefaults(settings: Map<string, string>): string[] {
     ...(timeout === undefined || timeout === "none" ? CONNECT_TIMEOUT : []),
     ...(alive === undefined || alive === "0" ? KEEPALIVE : []),
   ];
+}
+
+/** The connect timeout ssh uses for this destination (ms): its configuration's, else ours. */
+function connectTimeoutMs(settings: Map<string, string>): number {
+  const seconds = Number(settings.get("connecttimeout"));
+  return (Number.isFinite(seconds) && seconds > 0 ? seconds : DEFAULT_CONNECT_TIMEOUT) * 1000;
 }
 
 /** The user ssh logs in as for `target` (its configuration's `User`, else the local user). */
@@ -455,8 +463,7 @@ export class SshConnection extends ShellConnection {
         this.socketName = current;
         if (current !== this.abandoned && (await this.check())) {
           this.masterUp = true;
-          const timeout = Number(settings.get("connecttimeout"));
-          this.unproven = Number.isFinite(timeout) && timeout > 0 ? timeout * 1000 : 10_000;
+          this.unproven = connectTimeoutMs(settings);
           return;
         }
         // Its master was killed, or is ending: the socket goes, nothing will listen there.
@@ -596,11 +603,29 @@ export class SshConnection extends ShellConnection {
    * master first, or has it replaced. Only then, so the usual path pays no round trip.
    */
   private async proveReused(): Promise<void> {
-    if (this.unproven === undefined || !this.proxy) return;
-    const r = await proxyExec(this.socketPath(), "true", "", undefined, this.unproven);
-    if (r === STALLED) await this.replaceStalledMaster();
-    else if (r === undefined) this.proxy = false;
+    if (this.unproven !== undefined && this.proxy && !(await this.proxyRun("true"))) {
+      this.proxy = false;
+    }
+  }
+
+  /**
+   * `command` through the master's proxy mode (undefined: not started, see proxyExec). The
+   * first over a reused master (see unproven) must have its channel opened within the connect
+   * timeout; if not, the master is replaced and the command, which was not sent, goes again.
+   */
+  private async proxyRun(
+    command: string,
+    input?: Buffer | string,
+    onSent?: (n: number) => void,
+  ): Promise<ChannelResult | undefined> {
+    let r = await proxyExec(this.socketPath(), command, input, onSent, this.unproven);
+    if (r === STALLED) {
+      await this.replaceStalledMaster();
+      // No deadline this time, so never STALLED.
+      r = await proxyExec(this.socketPath(), command, input, onSent);
+    }
     this.unproven = undefined;
+    return r === STALLED ? undefined : r;
   }
 
   /**
@@ -618,14 +643,8 @@ export class SshConnection extends ShellConnection {
       this.proxy &&
       (input === undefined || typeof input === "string" || Buffer.isBuffer(input))
     ) {
-      const command = shCommand(script, args);
-      let r = await proxyExec(this.socketPath(), command, input, onSent, this.unproven);
-      if (r === STALLED) {
-        await this.replaceStalledMaster();
-        r = await proxyExec(this.socketPath(), command, input, onSent);
-      }
-      this.unproven = undefined;
-      if (r && r !== STALLED) {
+      const r = await this.proxyRun(shCommand(script, args), input, onSent);
+      if (r) {
         if (r.code === SSH_FAILED) await this.failIfConnectionLost(r.stderr);
         return r;
       }
