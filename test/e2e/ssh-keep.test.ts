@@ -14,6 +14,7 @@ import { after, before, test } from "node:test";
 import { SshConnection } from "../../src/transport/ssh.js";
 import { muxTerminate } from "../../src/transport/ssh-mux.js";
 import { UserError } from "../../src/util/errors.js";
+import { waitFor } from "../support/remote.js";
 import { type SshLab, sshAvailable, startSshLab } from "../support/sshd.js";
 import { startProxy } from "../support/tcp-proxy.js";
 import { tempDir } from "../support/temp.js";
@@ -157,8 +158,7 @@ test("a new master never listens where the master before it may still remove its
   // The first master at the end of its keeping time: it no longer answers, and it will unlink
   // its path as it exits. A socket that takes connections and never answers stands for it.
   await muxTerminate(first);
-  const deadline = Date.now() + 5000;
-  while (existsSync(first) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor("the ended master's socket to go", () => !existsSync(first), 5000);
   const silent = createServer(() => undefined);
   await new Promise<void>((ok) => silent.listen(first, ok));
   try {

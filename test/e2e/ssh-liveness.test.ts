@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { SshConnection } from "../../src/transport/ssh.js";
 import { muxTerminate } from "../../src/transport/ssh-mux.js";
+import { waitFor } from "../support/remote.js";
 import { type SshLab, startSshLab } from "../support/sshd.js";
 import { tempDir } from "../support/temp.js";
 
@@ -104,8 +105,7 @@ test("the files naming kept masters long gone are swept; a live master's stays",
   const name = socket.slice(kept.length + 1);
   const ours = join(kept, `${name.split("-")[0]}.current`);
   assert.equal(readFileSync(ours, "utf8"), name, "the live master's file names its socket");
-  const deadline = Date.now() + 5000;
-  while (existsSync(stale) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await waitFor("the sweep to remove the old file", () => !existsSync(stale), 5000);
   assert.equal(existsSync(stale), false, "a gone master's old file is removed");
   assert.ok(existsSync(recent), "a recent one stays");
   assert.ok(existsSync(oldLive), "an old one naming a socket that is there stays");
